@@ -1,0 +1,31 @@
+// Time source of the server, injected everywhere time matters.
+//
+// Part of the scheduler core (no gRPC). Everything that depends on time is
+// handed a Clock; only real_clock.cc reads the machine's clock, and tests use
+// a fake clock they advance by hand.
+#ifndef THROTTLE_SERVER_CLOCK_H_
+#define THROTTLE_SERVER_CLOCK_H_
+
+#include "absl/time/time.h"
+
+namespace throttle::server {
+
+// A monotonic time source. The absl::Time values it returns are points on a
+// monotonic timeline (never going back), not wall-clock dates: only
+// differences between them mean anything.
+//
+// Implementations are thread-safe.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Returns the current monotonic time. Never blocks.
+  virtual absl::Time Now() const = 0;
+};
+
+// Returns the process-wide monotonic clock (std::chrono::steady_clock).
+// Never null; owned by the library, lives for the whole process.
+const Clock* RealClock();
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_CLOCK_H_

@@ -1,0 +1,53 @@
+// Rate limiters of the scheduler core: one per shaping mode.
+//
+// Part of the scheduler core (no gRPC, no threads, no clock of its own). A
+// limiter only answers "when may the next grant be?" and records grants; the
+// scheduler decides who gets them. Times are nominal: the moment a grant fell
+// due on the throttle's schedule, which may be a little before the moment
+// the refill loop got round to it. Keeping the schedule nominal is what
+// holds the rate when the loop wakes late: grants that fell due meanwhile
+// are handed out together, at their own times, and nothing drifts.
+//
+// Not thread-safe: the owner (one throttle's scheduler) serialises calls.
+#ifndef THROTTLE_SERVER_LIMITER_H_
+#define THROTTLE_SERVER_LIMITER_H_
+
+#include <memory>
+
+#include "absl/time/time.h"
+#include "server/throttle_config.h"
+
+namespace throttle::server {
+
+class Limiter {
+ public:
+  virtual ~Limiter() = default;
+
+  // The earliest nominal time at which one more grant is allowed.
+  // absl::InfinitePast() when a grant is allowed at any time.
+  virtual absl::Time NextAllowed() const = 0;
+
+  // Records one grant at nominal time `at`; `at` >= NextAllowed().
+  virtual void Record(absl::Time at) = 0;
+
+  // Undoes one grant recorded at `at` that was never delivered, so that its
+  // fuel can go to another stream.
+  virtual void GiveBack(absl::Time at) = 0;
+
+  // The throttle stopped at `now` / started again at `now`. Only the
+  // unbounded limiter cares: credit does not accumulate while stopped.
+  virtual void Pause(absl::Time /*now*/) {}
+  virtual void Resume(absl::Time /*now*/) {}
+};
+
+// Makes the limiter for `config` (which must be valid). `last_grant` is the
+// nominal time of the throttle's last grant under a previous configuration
+// (absl::InfinitePast() if none): the new limiter treats it as its own last
+// grant, so a reconfiguration does not open a burst. The unbounded limiter
+// starts accruing credit at its first Resume.
+std::unique_ptr<Limiter> MakeLimiter(const ThrottleConfig& config,
+                                     absl::Time last_grant);
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_LIMITER_H_

@@ -1,0 +1,24 @@
+// The only file of the server that reads the machine's clock.
+#include <chrono>
+
+#include "server/clock.h"
+
+namespace throttle::server {
+namespace {
+
+class SteadyClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    const auto since_boot = std::chrono::steady_clock::now().time_since_epoch();
+    return absl::UnixEpoch() + absl::FromChrono(since_boot);
+  }
+};
+
+}  // namespace
+
+const Clock* RealClock() {
+  static const SteadyClock kClock;
+  return &kClock;
+}
+
+}  // namespace throttle::server

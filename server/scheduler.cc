@@ -1,0 +1,312 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace throttle::server {
+
+const char* StateName(State state) {
+  switch (state) {
+    case State::kCreated:
+      return "created";
+    case State::kRunning:
+      return "running";
+    case State::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+Scheduler::Scheduler(const ThrottleConfig& config)
+    : config_(config), limiter_(MakeLimiter(config, absl::InfinitePast())) {}
+
+StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
+                         std::vector<StreamEvent>* events) {
+  const StreamId id = next_id_++;
+  if (state_ == State::kStopped) {
+    events->push_back({id, 0, now, EndReason::kStopped});
+    return id;
+  }
+  Stream& stream = streams_[id];
+  stream.remaining = request.count;
+  stream.weight = request.weight;
+  stream.turn_left = request.weight;
+  stream.wait_limit = request.wait_limit;
+  stream.deadline = now + request.wait_limit;
+  AddToRing(id, stream, now);
+  if (request.wait_limit == absl::ZeroDuration()) {
+    // "Only if fuel is free at once": serve now, and end it if that was
+    // not enough.
+    Advance(now, events);
+    if (streams_.contains(id)) End(id, EndReason::kWaitLimitPassed, events);
+  } else if (request.wait_limit != absl::InfiniteDuration()) {
+    PushExpiry(stream.deadline, id);
+  }
+  return id;
+}
+
+void Scheduler::AddToRing(StreamId id, Stream& stream, absl::Time now) {
+  if (ring_.empty()) hungry_since_ = now;
+  stream.ring_pos = ring_.insert(ring_.end(), id);
+  stream.parked = false;
+}
+
+void Scheduler::RemoveFromRing(Stream& stream) {
+  if (!stream.parked) ring_.erase(stream.ring_pos);
+  stream.parked = true;
+  if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
+}
+
+void Scheduler::Close(StreamId id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  RemoveFromRing(it->second);
+  streams_.erase(it);
+}
+
+void Scheduler::End(StreamId id, EndReason reason,
+                    std::vector<StreamEvent>* events) {
+  Close(id);
+  events->push_back({id, 0, absl::InfinitePast(), reason});
+}
+
+void Scheduler::GiveBack(absl::Time granted_at, int64_t grants) {
+  for (int64_t i = 0; i < grants; ++i) limiter_->GiveBack(granted_at);
+  if (!config_.manual_emit) monitor_.Remove(granted_at, grants);
+}
+
+void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
+  auto it = streams_.find(id);
+  if (it == streams_.end() || !it->second.parked) return;
+  AddToRing(id, it->second, now);
+}
+
+void Scheduler::PushExpiry(absl::Time deadline, StreamId id) {
+  // Entries of streams that ended are skipped lazily; rebuild the heap when
+  // they outnumber the live ones, so memory stays proportional to the open
+  // streams and the cost per stream stays O(log n) amortised.
+  if (expiries_.size() > 2 * streams_.size() + 64) {
+    std::vector<Expiry> live;
+    live.reserve(streams_.size());
+    for (const auto& [sid, stream] : streams_) {
+      if (stream.wait_limit != absl::InfiniteDuration() &&
+          stream.wait_limit != absl::ZeroDuration() && sid != id) {
+        live.push_back({stream.deadline, sid});
+      }
+    }
+    expiries_ = decltype(expiries_)(std::greater<Expiry>(), std::move(live));
+  }
+  expiries_.push({deadline, id});
+}
+
+void Scheduler::RecordEmissions(absl::Time at, int64_t n) {
+  if (!config_.manual_emit) monitor_.Record(at, n);
+}
+
+void Scheduler::Grant(StreamId id, Stream& stream, int64_t n, absl::Time at,
+                      std::vector<StreamEvent>* events) {
+  RecordEmissions(at, n);
+  last_grant_ = std::max(last_grant_, at);
+  EndReason end = EndReason::kNone;
+  if (stream.remaining > 0) {
+    stream.remaining -= n;
+    if (stream.remaining == 0) end = EndReason::kCountReached;
+  }
+  // Consecutive grants to one stream at one instant travel together.
+  if (!events->empty() && events->back().stream == id &&
+      events->back().granted_at == at &&
+      events->back().end == EndReason::kNone) {
+    events->back().grants += n;
+    events->back().end = end;
+  } else {
+    events->push_back({id, n, at, end});
+  }
+  if (end != EndReason::kNone) {
+    Close(id);
+    return;
+  }
+  if (stream.wait_limit != absl::InfiniteDuration()) {
+    // The wait limit restarts; the heap entry is refreshed lazily.
+    stream.deadline = at + stream.wait_limit;
+  }
+}
+
+void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
+  while (!ring_.empty()) {
+    const absl::Time at = std::max(limiter_->NextAllowed(), hungry_since_);
+    if (at > now) return;
+    const StreamId id = ring_.front();
+    Stream& stream = streams_.find(id)->second;
+    limiter_->Record(at);
+    const bool rotate = --stream.turn_left == 0;
+    if (rotate) {
+      stream.turn_left = stream.weight;
+      ring_.splice(ring_.end(), ring_, ring_.begin());
+    }
+    Grant(id, stream, 1, at, events);
+  }
+}
+
+void Scheduler::ServeUnlimited(absl::Time now,
+                               std::vector<StreamEvent>* events) {
+  // Every waiting stream gets what it asked for at once; a count-0 stream
+  // one grant per delivery (it is parked until MarkDelivered).
+  while (!ring_.empty()) {
+    const StreamId id = ring_.front();
+    Stream& stream = streams_.find(id)->second;
+    const int64_t n = stream.remaining > 0 ? stream.remaining : 1;
+    if (stream.remaining == 0) RemoveFromRing(stream);
+    Grant(id, stream, n, now, events);
+  }
+}
+
+void Scheduler::ExpireWaitLimits(absl::Time now,
+                                 std::vector<StreamEvent>* events) {
+  while (!expiries_.empty() && expiries_.top().deadline <= now) {
+    const Expiry expiry = expiries_.top();
+    expiries_.pop();
+    auto it = streams_.find(expiry.id);
+    if (it == streams_.end()) continue;  // ended meanwhile
+    if (it->second.deadline > now) {
+      expiries_.push({it->second.deadline, expiry.id});  // granted since
+      continue;
+    }
+    End(expiry.id, EndReason::kWaitLimitPassed, events);
+  }
+}
+
+void Scheduler::Advance(absl::Time now, std::vector<StreamEvent>* events) {
+  if (state_ == State::kRunning) {
+    if (config_.mode == Mode::kMonitorOnly) {
+      ServeUnlimited(now, events);
+    } else {
+      ServeLimited(now, events);
+    }
+  }
+  ExpireWaitLimits(now, events);
+}
+
+absl::Time Scheduler::NextWakeup() const {
+  absl::Time next = absl::InfiniteFuture();
+  if (!expiries_.empty()) next = expiries_.top().deadline;
+  if (state_ == State::kRunning && !ring_.empty()) {
+    const absl::Time due =
+        config_.mode == Mode::kMonitorOnly
+            ? absl::InfinitePast()
+            : std::max(limiter_->NextAllowed(), hungry_since_);
+    next = std::min(next, due);
+  }
+  return next;
+}
+
+absl::Status Scheduler::Start(absl::Time now) {
+  if (state_ == State::kRunning) {
+    return absl::FailedPreconditionError("throttle is already running");
+  }
+  state_ = State::kRunning;
+  run_started_ = now;
+  monitor_.BeginRun();
+  limiter_->Resume(now);
+  // Streams waited while it was not running; none is owed fuel from then.
+  if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunStats> Scheduler::Stop(absl::Time now,
+                                         std::vector<StreamEvent>* events) {
+  if (state_ != State::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "throttle is not running (state ", StateName(state_), ")"));
+  }
+  runtime_before_ += now - run_started_;
+  state_ = State::kStopped;
+  limiter_->Pause(now);
+  EndAll(EndReason::kStopped, events);
+  return Totals(now);
+}
+
+void Scheduler::EndAll(EndReason reason, std::vector<StreamEvent>* events) {
+  std::vector<StreamId> ids;
+  ids.reserve(streams_.size());
+  for (const auto& [id, stream] : streams_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());  // in arrival order, for stable output
+  for (StreamId id : ids) End(id, reason, events);
+}
+
+void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
+  config_ = config;
+  limiter_ = MakeLimiter(config, last_grant_);
+  if (state_ == State::kRunning) limiter_->Resume(now);
+  if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
+  // A count-0 stream parked under monitor-only is never woken in a limited
+  // mode: put parked streams back in line.
+  if (config.mode != Mode::kMonitorOnly) {
+    for (auto& [id, stream] : streams_) {
+      if (stream.parked) AddToRing(id, stream, now);
+    }
+  }
+}
+
+HasFuelResult Scheduler::HasFuel(absl::Time now) {
+  if (state_ == State::kStopped) return {false, true};
+  if (state_ != State::kRunning) return {false, false};
+  if (config_.mode == Mode::kMonitorOnly) {
+    RecordEmissions(now, 1);
+    return {true, false};
+  }
+  if (!ring_.empty() || limiter_->NextAllowed() > now) return {false, false};
+  limiter_->Record(now);
+  last_grant_ = std::max(last_grant_, now);
+  RecordEmissions(now, 1);
+  return {true, false};
+}
+
+absl::StatusOr<int64_t> Scheduler::Emit(int64_t n, absl::Time now) {
+  if (!config_.manual_emit) {
+    return absl::FailedPreconditionError(
+        "throttle counts emissions at grant time (manual_emit is false); "
+        "Emit is for manual_emit throttles");
+  }
+  if (state_ != State::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "throttle is not running (state ", StateName(state_), ")"));
+  }
+  monitor_.Record(now, n);
+  return monitor_.total();
+}
+
+RunStats Scheduler::Totals(absl::Time now) const {
+  RunStats stats;
+  stats.runtime = runtime_before_;
+  if (state_ == State::kRunning) stats.runtime += now - run_started_;
+  stats.total_emissions = monitor_.total();
+  const double seconds = absl::ToDoubleSeconds(stats.runtime);
+  if (stats.total_emissions > 0) {
+    stats.mean_seconds_between_emissions =
+        seconds / static_cast<double>(stats.total_emissions);
+  }
+  if (seconds > 0) {
+    stats.mean_emissions_per_second =
+        static_cast<double>(stats.total_emissions) / seconds;
+  }
+  return stats;
+}
+
+MeanStats Scheduler::Mean(absl::Time now) const {
+  return {Totals(now), monitor_.lowest_gap(), monitor_.highest_gap()};
+}
+
+LatestStats Scheduler::Latest(absl::Duration window, absl::Time now) const {
+  LatestStats stats;
+  stats.emissions = monitor_.CountInWindow(now, window);
+  const double seconds = absl::ToDoubleSeconds(window);
+  stats.emissions_per_second = static_cast<double>(stats.emissions) / seconds;
+  if (stats.emissions > 0) {
+    stats.seconds_between_emissions =
+        seconds / static_cast<double>(stats.emissions);
+  }
+  return stats;
+}
+
+}  // namespace throttle::server

@@ -1,0 +1,66 @@
+// The throttle gRPC server as a library: what main.cc, the tutorial and the
+// integration tests start.
+//
+// Sits on top of the service glue (service.h), which sits on the scheduler
+// core (scheduler.h). Owns the gRPC server, the service and its refill loop.
+#ifndef THROTTLE_SERVER_THROTTLE_SERVER_H_
+#define THROTTLE_SERVER_THROTTLE_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/clock.h"
+#include "server/throttle_config.h"
+
+namespace throttle::server {
+
+class Service;
+
+struct ServerOptions {
+  // host:port to listen on; port 0 picks a free port (see port()).
+  std::string listen_address = "127.0.0.1:50051";
+  // Throttles created (in state CREATED) before the server accepts calls.
+  std::vector<std::pair<std::string, ThrottleConfig>> throttles;
+  // Time source; not owned, must outlive the server. Tests may pass a fake.
+  const Clock* clock = RealClock();
+};
+
+// A running throttle server. Thread-safe.
+class ThrottleServer {
+ public:
+  // Builds and starts a server. Returns INVALID_ARGUMENT for a bad throttle
+  // in options.throttles (the message names it), UNAVAILABLE if the address
+  // cannot be bound. Does not block beyond start-up.
+  static absl::StatusOr<std::unique_ptr<ThrottleServer>> Start(
+      const ServerOptions& options);
+
+  ~ThrottleServer();  // Shuts down with a 5 s deadline if not done yet.
+  ThrottleServer(const ThrottleServer&) = delete;
+  ThrottleServer& operator=(const ThrottleServer&) = delete;
+
+  // The port actually bound.
+  int port() const { return port_; }
+
+  // Shuts down in order: new calls are refused, every open AwaitFuel stream
+  // ends with UNAVAILABLE ("server shutting down"), calls still running
+  // after `deadline` are cancelled, then the refill loop is joined. Blocks
+  // until done. Idempotent.
+  void Shutdown(absl::Duration deadline);
+
+  // Blocks until Shutdown has completed (from another thread).
+  void Wait();
+
+ private:
+  struct Impl;
+  explicit ThrottleServer(std::unique_ptr<Impl> impl, int port);
+  std::unique_ptr<Impl> impl_;
+  int port_;
+};
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_THROTTLE_SERVER_H_
