@@ -1,0 +1,84 @@
+// throttlectl, the command-line controller of a throttle server: argument
+// parsing, execution over throttle::Controller (client-lib/) and output
+// formatting. cli/main.cc is the thin main; this part is unit-tested.
+#ifndef THROTTLE_CLI_THROTTLECTL_H_
+#define THROTTLE_CLI_THROTTLECTL_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "throttle/controller.h"
+#include "throttle/v1/throttle.pb.h"
+
+namespace throttle::cli {
+
+// The server address used when neither --address nor THROTTLE_ADDRESS is set.
+inline constexpr char kDefaultAddress[] = "127.0.0.1:50051";
+
+enum class Command {
+  kHelp,
+  kCreate,
+  kConfigure,
+  kDelete,
+  kList,
+  kStart,
+  kStop,
+  kLatest,
+  kMean,
+};
+
+// A parsed command line.
+struct Invocation {
+  // --address, else THROTTLE_ADDRESS, else kDefaultAddress.
+  std::string address = kDefaultAddress;
+  // --json: print the response message as JSON.
+  bool json = false;
+  Command command = Command::kHelp;
+  // The throttle's name; empty for list and help.
+  std::string name;
+  // create and configure: --max_n, --per, --mode, --burst, --manual_emit.
+  v1::ThrottleConfig config;
+  // latest: --window (1 s unless given).
+  absl::Duration window = absl::Seconds(1);
+};
+
+// Parses the arguments after the program name:
+//   [--address=HOST:PORT] [--json] COMMAND [NAME] [command flags]
+// Flags may appear anywhere, as --flag=value or --flag value; "--" ends
+// flags. `env_address` is the value of THROTTLE_ADDRESS (empty if unset).
+// Returns INVALID_ARGUMENT with a one-line message for a usage error (unknown
+// command or flag, a missing or malformed value, a flag that does not apply
+// to the command). Range checks of values are left to the server.
+absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
+                                     absl::string_view env_address);
+
+// The help text printed by --help.
+std::string Usage();
+
+// Runs `invocation` (any command but kHelp) with `controller` and writes the
+// result to `out`: readable text, or one line of JSON if invocation.json.
+// Returns the call's error (nothing is written then). Blocks for one call.
+absl::Status Execute(const Invocation& invocation, const Controller& controller,
+                     std::ostream& out);
+
+// Formats `value` as Python's repr() of a float does (the seed's output):
+// the shortest form that reads back to the same double, with ".0" on whole
+// numbers ("5.0", "0.2", "1e-07", "inf").
+std::string FormatDouble(double value);
+
+// The readable output of each command (each line ends in '\n').
+std::string ToText(const v1::ThrottleInfo& info);
+std::string ToText(const v1::ListThrottlesResponse& response);
+std::string ToText(const v1::StartResponse& response);
+std::string ToText(const v1::StopResponse& response);
+std::string ToText(const v1::LatestResponse& response);
+std::string ToText(const v1::MeanResponse& response);
+
+}  // namespace throttle::cli
+
+#endif  // THROTTLE_CLI_THROTTLECTL_H_

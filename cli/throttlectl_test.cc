@@ -1,0 +1,210 @@
+// Unit tests of throttlectl's argument parsing and output formatting
+// (cli/throttlectl.h). No server needed.
+#include "cli/throttlectl.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace throttle::cli {
+namespace {
+
+absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args,
+                                 const std::string& env_address = "") {
+  return ParseArgs(args, env_address);
+}
+
+TEST(ParseArgsTest, CreateWithAllFlags) {
+  const absl::StatusOr<Invocation> invocation =
+      Parse({"create", "crawl", "--max_n=4", "--per", "1.5", "--mode=bucket",
+             "--burst=8", "--manual_emit"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->command, Command::kCreate);
+  EXPECT_EQ(invocation->name, "crawl");
+  EXPECT_EQ(invocation->config.max_n(), 4);
+  EXPECT_EQ(invocation->config.per_seconds(), 1.5);
+  EXPECT_EQ(invocation->config.mode(), v1::MODE_BUCKET);
+  EXPECT_EQ(invocation->config.burst(), 8);
+  EXPECT_TRUE(invocation->config.manual_emit());
+  EXPECT_EQ(invocation->address, kDefaultAddress);
+  EXPECT_FALSE(invocation->json);
+}
+
+TEST(ParseArgsTest, ConfigureLeavesUnsetFieldsAtDefaults) {
+  const absl::StatusOr<Invocation> invocation =
+      Parse({"configure", "crawl", "--max-n=10", "--per=60"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->command, Command::kConfigure);
+  EXPECT_EQ(invocation->config.max_n(), 10);
+  EXPECT_EQ(invocation->config.mode(), v1::MODE_UNSPECIFIED);
+  EXPECT_EQ(invocation->config.burst(), 0);
+  EXPECT_FALSE(invocation->config.manual_emit());
+}
+
+TEST(ParseArgsTest, AcceptsEveryModeName) {
+  const std::vector<std::pair<std::string, v1::Mode>> modes = {
+      {"smooth", v1::MODE_SMOOTH},
+      {"window", v1::MODE_WINDOW},
+      {"bucket", v1::MODE_BUCKET},
+      {"unbounded", v1::MODE_UNBOUNDED},
+      {"monitor-only", v1::MODE_MONITOR_ONLY},
+      {"monitor_only", v1::MODE_MONITOR_ONLY}};
+  for (const auto& [name, mode] : modes) {
+    const absl::StatusOr<Invocation> invocation =
+        Parse({"create", "t", "--max_n=1", "--per=1", "--mode=" + name});
+    ASSERT_TRUE(invocation.ok()) << name << ": " << invocation.status();
+    EXPECT_EQ(invocation->config.mode(), mode) << name;
+  }
+}
+
+TEST(ParseArgsTest, GlobalFlagsBeforeCommandAndAddressFromEnvironment) {
+  const absl::StatusOr<Invocation> invocation =
+      Parse({"--json", "list"}, "throttle.example:7000");
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->command, Command::kList);
+  EXPECT_TRUE(invocation->json);
+  EXPECT_EQ(invocation->address, "throttle.example:7000");
+}
+
+TEST(ParseArgsTest, AddressFlagBeatsEnvironment) {
+  const absl::StatusOr<Invocation> invocation =
+      Parse({"stop", "crawl", "--address", "10.0.0.1:1"}, "env:2");
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->command, Command::kStop);
+  EXPECT_EQ(invocation->address, "10.0.0.1:1");
+}
+
+TEST(ParseArgsTest, LatestWindow) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"latest", "crawl", "--window=0.5"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->window, absl::Milliseconds(500));
+  invocation = Parse({"latest", "crawl"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->window, absl::Seconds(1));
+}
+
+TEST(ParseArgsTest, SimpleCommandsTakeOneName) {
+  const std::vector<std::pair<std::string, Command>> commands = {
+      {"delete", Command::kDelete},
+      {"start", Command::kStart},
+      {"stop", Command::kStop},
+      {"mean", Command::kMean}};
+  for (const auto& [word, command] : commands) {
+    const absl::StatusOr<Invocation> invocation = Parse({word, "crawl"});
+    ASSERT_TRUE(invocation.ok()) << word << ": " << invocation.status();
+    EXPECT_EQ(invocation->command, command);
+    EXPECT_EQ(invocation->name, "crawl");
+  }
+}
+
+TEST(ParseArgsTest, DoubleDashEndsFlags) {
+  const absl::StatusOr<Invocation> invocation =
+      Parse({"delete", "--", "--odd-name"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->name, "--odd-name");
+}
+
+TEST(ParseArgsTest, HelpWins) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"--help"}, {"-h"}, {"help"}, {"stop", "--help"}, {"bogus", "-h"}}) {
+    const absl::StatusOr<Invocation> invocation = Parse(args);
+    ASSERT_TRUE(invocation.ok()) << args[0] << ": " << invocation.status();
+    EXPECT_EQ(invocation->command, Command::kHelp) << args[0];
+  }
+}
+
+TEST(ParseArgsTest, UsageErrorsAreInvalidArgumentWithOneLine) {
+  const std::vector<std::vector<std::string>> bad = {
+      {},
+      {"frobnicate"},
+      {"stop"},
+      {"stop", "a", "b"},
+      {"list", "extra"},
+      {"create", "x", "--per=1"},
+      {"create", "x", "--max_n=1"},
+      {"create", "x", "--max_n=1.5", "--per=1"},
+      {"create", "x", "--max_n=1", "--per=soon"},
+      {"create", "x", "--max_n=1", "--per=inf"},
+      {"create", "x", "--max_n=1", "--per=1", "--mode=fast"},
+      {"create", "x", "--max_n=1", "--per=1", "--manual_emit=maybe"},
+      {"--window=1", "stop", "x"},
+      {"start", "x", "--max_n=3"},
+      {"latest", "x", "--window"},
+      {"list", "--bogus"},
+      {"list", "-x"},
+      {"list", "--address="},
+  };
+  for (const std::vector<std::string>& args : bad) {
+    const absl::StatusOr<Invocation> invocation = Parse(args);
+    std::string joined;
+    for (const std::string& arg : args) joined += arg + " ";
+    ASSERT_FALSE(invocation.ok()) << joined;
+    EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument)
+        << joined;
+    EXPECT_FALSE(invocation.status().message().empty()) << joined;
+    EXPECT_EQ(invocation.status().message().find('\n'), std::string::npos)
+        << joined;
+  }
+}
+
+TEST(ParseArgsTest, ErrorNamesTheFlagAndValue) {
+  const absl::StatusOr<Invocation> invocation =
+      Parse({"create", "x", "--max_n=many", "--per=1"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_EQ(invocation.status().message(),
+            "--max_n: \"many\" is not an integer");
+}
+
+TEST(FormatDoubleTest, ReadsLikePython) {
+  EXPECT_EQ(FormatDouble(5.0), "5.0");
+  EXPECT_EQ(FormatDouble(0.0), "0.0");
+  EXPECT_EQ(FormatDouble(0.2), "0.2");
+  EXPECT_EQ(FormatDouble(5.0189573764801025), "5.0189573764801025");
+  EXPECT_EQ(FormatDouble(4.993107772645828), "4.993107772645828");
+  EXPECT_EQ(FormatDouble(1e-07), "1e-07");
+}
+
+TEST(ToTextTest, StopPrintsTheSeedsFourLines) {
+  v1::StopResponse response;
+  response.set_runtime_seconds(5.0189573764801025);
+  response.set_total_emissions(25);
+  response.set_mean_seconds_between_emissions(0.2002760696411133);
+  response.set_mean_emissions_per_second(4.993107772645828);
+  EXPECT_EQ(ToText(response),
+            "Runtime: 5.0189573764801025\n"
+            "Total: 25\n"
+            "Time between processes: 0.2002760696411133\n"
+            "Processes per second: 4.993107772645828\n");
+}
+
+TEST(ToTextTest, ListAlignsColumns) {
+  v1::ListThrottlesResponse response;
+  v1::ThrottleInfo* info = response.add_throttles();
+  info->set_name("a-long-name");
+  info->set_state(v1::STATE_RUNNING);
+  info->mutable_config()->set_max_n(4);
+  info->mutable_config()->set_per_seconds(1);
+  info->mutable_config()->set_mode(v1::MODE_MONITOR_ONLY);
+  info->mutable_config()->set_burst(4);
+  info->set_total_emissions(12);
+  EXPECT_EQ(ToText(response),
+            "NAME         STATE    MODE          MAX_N  PER_SECONDS  BURST  "
+            "MANUAL_EMIT  WAITING  TOTAL\n"
+            "a-long-name  running  monitor-only  4      1.0          4      "
+            "false        0        12\n");
+}
+
+TEST(ToTextTest, StartPrintsState) {
+  v1::StartResponse response;
+  response.set_state(v1::STATE_RUNNING);
+  EXPECT_EQ(ToText(response), "State: running\n");
+}
+
+}  // namespace
+}  // namespace throttle::cli

@@ -1,0 +1,187 @@
+// throttle::Tank: the worker side of the client library (client-lib/).
+//
+// A worker process holds one Tank per throttle and asks it for fuel before
+// each piece of work, as in the seed (mp_throttle):
+//
+//   throttle::Tank tank("throttle.example:50051", "crawl");
+//   while (!tank.killed()) {
+//     tank.AwaitFuel();
+//     Work();
+//   }
+//
+// The Tank speaks the worker RPCs of proto/throttle/v1/throttle.proto
+// (AwaitFuel, HasFuel, Emit) and reconnects with backoff when the server is
+// unavailable (restarting, shutting down).
+#ifndef THROTTLE_TANK_H_
+#define THROTTLE_TANK_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "throttle/v1/throttle.grpc.pb.h"
+
+namespace throttle {
+
+// How a Tank identifies itself and how it waits.
+struct TankOptions {
+  // Who the worker is, for the server's logs and statistics: free text of at
+  // most 128 bytes. Empty is allowed.
+  std::string worker_id;
+  // This worker's share relative to other waiting workers: weight 3 gets
+  // three grants per round-robin turn where weight 1 gets one. Must be in
+  // [1, 1000] (the server rejects other values with INVALID_ARGUMENT).
+  int64_t weight = 1;
+  // The first delay before calling again after the server answered
+  // UNAVAILABLE. It doubles after each further UNAVAILABLE up to
+  // `backoff_max`; each delay carries +-20% random jitter.
+  absl::Duration backoff_initial = absl::Milliseconds(50);
+  absl::Duration backoff_max = absl::Seconds(2);
+  // Added to a finite AwaitFuel timeout to form the call's gRPC deadline, so
+  // that the server's own "wait limit passed" answer normally arrives first.
+  absl::Duration deadline_slack = absl::Milliseconds(200);
+  // The deadline of each HasFuel and Emit call.
+  absl::Duration unary_deadline = absl::Seconds(10);
+};
+
+// What a call to Tank::AwaitFuel() ended with.
+enum class FuelOutcome {
+  // One grant of fuel: do one piece of work.
+  kFuel,
+  // The throttle was stopped (the seed's kill_flag): stop working.
+  kStopped,
+  // The timeout passed without a grant (also when the server stayed
+  // unreachable until then).
+  kTimedOut,
+  // Any other failure; FuelResult::status says which.
+  kError,
+};
+
+struct FuelResult {
+  FuelOutcome outcome = FuelOutcome::kError;
+  // OK unless outcome is kError. Then, by what to do next:
+  // INVALID_ARGUMENT / NOT_FOUND (fix the request, or the throttle was
+  // deleted), CANCELLED (Tank::Cancel() was called), or another gRPC code.
+  absl::Status status;
+
+  // True if fuel was granted.
+  bool ok() const { return outcome == FuelOutcome::kFuel; }
+};
+
+// A worker's handle on one named throttle of one server.
+//
+// Thread-safe: any number of threads may call any method at once (each
+// AwaitFuel runs its own call). The Tank must outlive those calls: destroy it
+// only after every thread has returned from it (Cancel() makes them return).
+class Tank {
+ public:
+  // Connects to the server at `target` (a gRPC target name such as
+  // "host:port" or "unix:/path") over an insecure channel, for the throttle
+  // named `throttle`. Does not block and does not fail: connection problems
+  // show up in the calls.
+  Tank(const std::string& target, std::string throttle,
+       TankOptions options = TankOptions());
+
+  // As above over `channel` (for example one with TLS credentials, or one
+  // shared with a Controller). The Tank shares ownership of the channel.
+  Tank(std::shared_ptr<grpc::ChannelInterface> channel, std::string throttle,
+       TankOptions options = TankOptions());
+
+  Tank(const Tank&) = delete;
+  Tank& operator=(const Tank&) = delete;
+
+  // Cancels calls still in flight, as Cancel().
+  ~Tank();
+
+  // Blocks until one grant of fuel is available to this worker, the throttle
+  // stops, `timeout` passes, or the call fails.
+  //
+  // Grants received earlier beyond what was asked (a message may carry
+  // several) are handed out first, without a call. Otherwise this makes one
+  // AwaitFuel call for one grant with wait limit `timeout` (none when
+  // infinite; a negative timeout counts as zero: "only if available now").
+  // While the server answers UNAVAILABLE and the timeout has not passed, it
+  // calls again after a backoff delay (TankOptions); the call also waits for
+  // an unreachable server to come up (gRPC wait_for_ready).
+  //
+  // On kFuel killed() becomes false (the throttle runs, perhaps restarted);
+  // on kStopped it becomes true and grants kept for later are dropped. A
+  // final message carrying grants and "stopped" together yields kFuel and
+  // sets killed(). After Cancel() returns kError with CANCELLED at once.
+  FuelResult AwaitFuel(absl::Duration timeout = absl::InfiniteDuration())
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Returns true once the throttle was seen stopped (the seed's kill_flag)
+  // and no grant was received since, or after Cancel(). Never blocks.
+  bool killed() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Takes one grant if one is available right now: from grants kept from an
+  // earlier AwaitFuel, else from the server (which says no while other
+  // workers wait in AwaitFuel). Returns false if none is available or the
+  // throttle is stopped (then killed() becomes true). Returns the call's
+  // error otherwise (NOT_FOUND, UNAVAILABLE, DEADLINE_EXCEEDED after
+  // TankOptions::unary_deadline, CANCELLED after Cancel()). Blocks for one
+  // round trip.
+  absl::StatusOr<bool> HasFuel() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Reports `n` emissions to a throttle created with manual_emit (the seed's
+  // auto_emit=False). `n` must be in [1, 1000000]. Returns
+  // FAILED_PRECONDITION if the throttle counts at grant time or is not
+  // running, INVALID_ARGUMENT for a bad `n`, or the call's error. Blocks for
+  // one round trip.
+  absl::Status Emit(int64_t n = 1) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Cancels every call in flight (they return CANCELLED, or kError with
+  // CANCELLED) and makes later calls fail the same way at once; killed()
+  // becomes true so that the seed's loop ends. Permanent. Never blocks.
+  void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The throttle's name.
+  const std::string& throttle() const { return throttle_; }
+
+ private:
+  class ActiveCall;
+
+  // Outcome of one AwaitFuel call to the server.
+  struct Attempt {
+    int64_t grants = 0;
+    v1::EndReason end = v1::END_REASON_UNSPECIFIED;
+    grpc::Status status;
+  };
+
+  // Makes one AwaitFuel call that ends at `deadline` at the latest.
+  Attempt CallAwaitFuel(absl::Time deadline, bool finite);
+
+  // Takes one kept grant if there is one.
+  bool TakeSurplus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Waits for `delay` or until Cancel(); returns false if cancelled.
+  bool SleepUnlessCancelled(absl::Duration delay) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const std::string throttle_;
+  const TankOptions options_;
+  const std::unique_ptr<v1::Throttle::Stub> stub_;
+
+  mutable absl::Mutex mu_;
+  // Grants received beyond what callers asked for, handed out first.
+  int64_t surplus_ ABSL_GUARDED_BY(mu_) = 0;
+  bool killed_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // Contexts of the calls in flight, for Cancel(). Not owned.
+  absl::flat_hash_set<grpc::ClientContext*> active_ ABSL_GUARDED_BY(mu_);
+  // Jitter of the reconnection delays.
+  absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace throttle
+
+#endif  // THROTTLE_TANK_H_

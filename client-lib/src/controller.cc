@@ -1,0 +1,90 @@
+#include "throttle/controller.h"
+
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "client-lib/src/proto_time.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "throttle/status.h"
+
+namespace throttle {
+
+Controller::Controller(const std::string& target, ControllerOptions options)
+    : Controller(
+          grpc::CreateChannel(target, grpc::InsecureChannelCredentials()),
+          std::move(options)) {}
+
+Controller::Controller(std::shared_ptr<grpc::ChannelInterface> channel,
+                       ControllerOptions options)
+    : options_(std::move(options)),
+      stub_(v1::Throttle::NewStub(std::move(channel))) {}
+
+template <typename Request, typename Response>
+absl::StatusOr<Response> Controller::Call(StubMethod<Request, Response> method,
+                                          const Request& request) const {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  context.set_wait_for_ready(options_.wait_for_ready);
+  Response response;
+  const grpc::Status status = ((*stub_).*method)(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::CreateThrottleResponse> Controller::CreateThrottle(
+    absl::string_view name, const v1::ThrottleConfig& config) const {
+  v1::CreateThrottleRequest request;
+  request.set_name(std::string(name));
+  *request.mutable_config() = config;
+  return Call(&v1::Throttle::Stub::CreateThrottle, request);
+}
+
+absl::StatusOr<v1::ConfigureThrottleResponse> Controller::ConfigureThrottle(
+    absl::string_view name, const v1::ThrottleConfig& config) const {
+  v1::ConfigureThrottleRequest request;
+  request.set_name(std::string(name));
+  *request.mutable_config() = config;
+  return Call(&v1::Throttle::Stub::ConfigureThrottle, request);
+}
+
+absl::Status Controller::DeleteThrottle(absl::string_view name) const {
+  v1::DeleteThrottleRequest request;
+  request.set_name(std::string(name));
+  return Call(&v1::Throttle::Stub::DeleteThrottle, request).status();
+}
+
+absl::StatusOr<v1::ListThrottlesResponse> Controller::ListThrottles() const {
+  return Call(&v1::Throttle::Stub::ListThrottles, v1::ListThrottlesRequest());
+}
+
+absl::StatusOr<v1::StartResponse> Controller::Start(
+    absl::string_view name) const {
+  v1::StartRequest request;
+  request.set_throttle(std::string(name));
+  return Call(&v1::Throttle::Stub::Start, request);
+}
+
+absl::StatusOr<v1::StopResponse> Controller::Stop(
+    absl::string_view name) const {
+  v1::StopRequest request;
+  request.set_throttle(std::string(name));
+  return Call(&v1::Throttle::Stub::Stop, request);
+}
+
+absl::StatusOr<v1::LatestResponse> Controller::Latest(
+    absl::string_view name, absl::Duration window) const {
+  v1::LatestRequest request;
+  request.set_throttle(std::string(name));
+  ToProtoDuration(window, request.mutable_window());
+  return Call(&v1::Throttle::Stub::Latest, request);
+}
+
+absl::StatusOr<v1::MeanResponse> Controller::Mean(
+    absl::string_view name) const {
+  v1::MeanRequest request;
+  request.set_throttle(std::string(name));
+  return Call(&v1::Throttle::Stub::Mean, request);
+}
+
+}  // namespace throttle

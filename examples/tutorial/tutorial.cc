@@ -1,0 +1,196 @@
+// throttle_tutorial: the seed's tutorial (mp_throttle) as a runnable
+// program.
+//
+// Starts its own throttle server on 127.0.0.1 (unless --address names one),
+// creates a throttle of 4 per 1 s, starts 4 worker processes (this same
+// binary with --worker) that run the seed's loop
+//
+//   while (!tank.killed()) { tank.AwaitFuel(); work(); }
+//
+// then starts the throttle, sleeps 5 s, stops it and prints the seed's four
+// lines. With --stats it prints latest() and mean() every 0.5 s for 10 s
+// first, as in "Get the stats".
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "examples/common/subprocess.h"
+#include "server/throttle_server.h"
+#include "throttle/controller.h"
+#include "throttle/tank.h"
+
+ABSL_FLAG(std::string, address, "",
+          "host:port of a running throttle_server; empty starts one in this "
+          "process on 127.0.0.1 with a free port");
+ABSL_FLAG(std::string, throttle, "tutorial", "name of the throttle to use");
+ABSL_FLAG(int, workers, 4, "worker processes to start");
+ABSL_FLAG(int64_t, max_n, 4, "grants per --per seconds");
+ABSL_FLAG(double, per, 1.0, "seconds of the rate's window");
+ABSL_FLAG(std::string, mode, "smooth",
+          "smooth, window, bucket, unbounded or monitor-only");
+ABSL_FLAG(absl::Duration, run, absl::Seconds(5),
+          "how long the throttle runs (without --stats)");
+ABSL_FLAG(bool, stats, false,
+          "print latest() and mean() every 0.5 s for 10 s before stopping");
+ABSL_FLAG(bool, worker, false, "internal: run as a worker process");
+ABSL_FLAG(std::string, worker_id, "", "internal: the worker's id");
+
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "throttle_tutorial: %s\n", status.ToString().c_str());
+  return 1;
+}
+
+// The seed's worker: block until fuel, work, repeat until the kill flag.
+int RunWorker(const std::string& address, const std::string& throttle,
+              const std::string& worker_id) {
+  throttle::TankOptions options;
+  options.worker_id = worker_id;
+  throttle::Tank tank(address, throttle, options);
+  int64_t grants = 0;
+  while (!tank.killed()) {
+    throttle::FuelResult fuel = tank.AwaitFuel();
+    if (fuel.outcome == throttle::FuelOutcome::kError) {
+      std::fprintf(stderr, "%s: %s\n", worker_id.c_str(),
+                   fuel.status.ToString().c_str());
+      return 1;
+    }
+    if (fuel.ok()) ++grants;  // work() would go here
+  }
+  std::fprintf(stderr, "%s got %lld grants\n", worker_id.c_str(),
+               static_cast<long long>(grants));
+  return 0;
+}
+
+throttle::v1::Mode ParseMode(const std::string& mode) {
+  if (mode == "window") return throttle::v1::MODE_WINDOW;
+  if (mode == "bucket") return throttle::v1::MODE_BUCKET;
+  if (mode == "unbounded") return throttle::v1::MODE_UNBOUNDED;
+  if (mode == "monitor-only") return throttle::v1::MODE_MONITOR_ONLY;
+  return throttle::v1::MODE_SMOOTH;
+}
+
+// Waits until `n` workers wait on the throttle, so that none misses the
+// first grants.
+absl::Status AwaitWorkers(const throttle::Controller& controller,
+                          const std::string& name, int n) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    auto list = controller.ListThrottles();
+    if (!list.ok()) return list.status();
+    for (const auto& info : list->throttles()) {
+      if (info.name() == name && info.waiting_streams() >= n) {
+        return absl::OkStatus();
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError("workers did not start waiting in 60 s");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Runs the mp_throttle tutorial against the shared throttle service.");
+  absl::ParseCommandLine(argc, argv);
+  const std::string name = absl::GetFlag(FLAGS_throttle);
+  std::string address = absl::GetFlag(FLAGS_address);
+  if (absl::GetFlag(FLAGS_worker)) {
+    return RunWorker(address, name, absl::GetFlag(FLAGS_worker_id));
+  }
+
+  std::unique_ptr<throttle::server::ThrottleServer> server;
+  if (address.empty()) {
+    throttle::server::ServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    auto started = throttle::server::ThrottleServer::Start(options);
+    if (!started.ok()) return Fail(started.status());
+    server = *std::move(started);
+    address = absl::StrCat("127.0.0.1:", server->port());
+  }
+
+  // throttle = Throttle(4, 1)
+  throttle::Controller controller(address);
+  throttle::v1::ThrottleConfig config;
+  config.set_max_n(absl::GetFlag(FLAGS_max_n));
+  config.set_per_seconds(absl::GetFlag(FLAGS_per));
+  config.set_mode(ParseMode(absl::GetFlag(FLAGS_mode)));
+  auto created = controller.CreateThrottle(name, config);
+  if (created.status().code() == absl::StatusCode::kAlreadyExists) {
+    // A shared server may keep it from an earlier run: start afresh.
+    if (absl::Status s = controller.DeleteThrottle(name); !s.ok())
+      return Fail(s);
+    created = controller.CreateThrottle(name, config);
+  }
+  if (!created.ok()) return Fail(created.status());
+
+  // workerpool = Pool(processes=4, initializer=work, initargs=(throttle,))
+  std::vector<throttle::Subprocess> workers;
+  for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
+    auto worker = throttle::Subprocess::Spawn(
+        {throttle::SelfExecutable(), "--worker", "--address=" + address,
+         "--throttle=" + name, absl::StrCat("--worker_id=worker-", i + 1)});
+    if (!worker.ok()) return Fail(worker.status());
+    workers.push_back(*std::move(worker));
+  }
+  if (absl::Status s =
+          AwaitWorkers(controller, name, absl::GetFlag(FLAGS_workers));
+      !s.ok()) {
+    return Fail(s);
+  }
+
+  // throttle.start(); time.sleep(5)
+  if (auto started = controller.Start(name); !started.ok()) {
+    return Fail(started.status());
+  }
+  if (absl::GetFlag(FLAGS_stats)) {
+    for (int i = 0; i < 20; ++i) {
+      auto latest = controller.Latest(name);
+      auto mean = controller.Mean(name);
+      if (!latest.ok()) return Fail(latest.status());
+      if (!mean.ok()) return Fail(mean.status());
+      std::printf("(%.17g, %.17g)\n", latest->seconds_between_emissions(),
+                  latest->emissions_per_second());
+      std::printf("(%.17g, %.17g)\n", mean->mean_seconds_between_emissions(),
+                  mean->mean_emissions_per_second());
+      std::fflush(stdout);
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+  } else {
+    absl::SleepFor(absl::GetFlag(FLAGS_run));
+  }
+
+  // runtime, total, between, per_second = throttle.stop()
+  auto stopped = controller.Stop(name);
+  if (!stopped.ok()) return Fail(stopped.status());
+  std::printf("Runtime: %.17g\n", stopped->runtime_seconds());
+  std::printf("Total: %lld\n",
+              static_cast<long long>(stopped->total_emissions()));
+  std::printf("Time between processes: %.17g\n",
+              stopped->mean_seconds_between_emissions());
+  std::printf("Processes per second: %.17g\n",
+              stopped->mean_emissions_per_second());
+  std::fflush(stdout);
+
+  int failed = 0;
+  for (throttle::Subprocess& worker : workers) {
+    absl::StatusOr<int> code = worker.Wait(absl::Seconds(30));
+    if (!code.ok() || *code != 0) ++failed;
+  }
+  if (server != nullptr) server->Shutdown(absl::Seconds(5));
+  if (failed > 0) {
+    std::fprintf(stderr, "throttle_tutorial: %d worker(s) failed\n", failed);
+    return 1;
+  }
+  return 0;
+}

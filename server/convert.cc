@@ -1,0 +1,243 @@
+#include "server/convert.h"
+
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace throttle::server {
+namespace {
+
+std::string Quote(absl::string_view s) {
+  constexpr size_t kShown = 40;
+  std::string shown = absl::CHexEscape(s.substr(0, kShown));
+  if (s.size() > kShown) absl::StrAppend(&shown, "...");
+  return absl::StrCat("\"", shown, "\"");
+}
+
+Mode ModeFromProto(v1::Mode mode) {
+  switch (mode) {
+    case v1::MODE_WINDOW:
+      return Mode::kWindow;
+    case v1::MODE_BUCKET:
+      return Mode::kBucket;
+    case v1::MODE_UNBOUNDED:
+      return Mode::kUnbounded;
+    case v1::MODE_MONITOR_ONLY:
+      return Mode::kMonitorOnly;
+    default:
+      return Mode::kSmooth;
+  }
+}
+
+v1::Mode ModeToProto(Mode mode) {
+  switch (mode) {
+    case Mode::kSmooth:
+      return v1::MODE_SMOOTH;
+    case Mode::kWindow:
+      return v1::MODE_WINDOW;
+    case Mode::kBucket:
+      return v1::MODE_BUCKET;
+    case Mode::kUnbounded:
+      return v1::MODE_UNBOUNDED;
+    case Mode::kMonitorOnly:
+      return v1::MODE_MONITOR_ONLY;
+  }
+  return v1::MODE_SMOOTH;
+}
+
+absl::StatusOr<absl::Duration> DurationFromProto(
+    absl::string_view field, const google::protobuf::Duration& d) {
+  const bool valid = d.seconds() >= -315576000000 &&
+                     d.seconds() <= 315576000000 && d.nanos() > -1000000000 &&
+                     d.nanos() < 1000000000 &&
+                     !(d.seconds() > 0 && d.nanos() < 0) &&
+                     !(d.seconds() < 0 && d.nanos() > 0);
+  if (!valid) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is not a valid Duration: seconds=", d.seconds(),
+                     " nanos=", d.nanos()));
+  }
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+absl::Status ValidateName(absl::string_view field, absl::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
+  }
+  if (name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", name.size(), " bytes long, the limit is ",
+                     kMaxNameLength, ": ", Quote(name)));
+  }
+  for (char c : name) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " must be printable ASCII without spaces, got ", Quote(name)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWorkerId(absl::string_view worker_id) {
+  if (worker_id.size() > kMaxWorkerIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker_id is ", worker_id.size(),
+                     " bytes long, the limit is ", kMaxWorkerIdLength));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
+  if (!v1::Mode_IsValid(proto.mode())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.mode has no such value: ", proto.mode()));
+  }
+  const double per = proto.per_seconds();
+  if (!std::isfinite(per) || per <= 0 || per > kMaxPerSeconds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.per_seconds must be finite and in (0, ",
+                     kMaxPerSeconds, "], got ", per));
+  }
+  ThrottleConfig config;
+  config.max_n = proto.max_n();
+  config.per = absl::Seconds(per);
+  config.mode = ModeFromProto(proto.mode());
+  config.burst = proto.burst();
+  config.manual_emit = proto.manual_emit();
+  if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
+  return config;
+}
+
+v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
+  v1::ThrottleConfig proto;
+  proto.set_max_n(config.max_n);
+  proto.set_per_seconds(absl::ToDoubleSeconds(config.per));
+  proto.set_mode(ModeToProto(config.mode));
+  proto.set_burst(config.mode == Mode::kBucket ? config.EffectiveBurst() : 0);
+  proto.set_manual_emit(config.manual_emit);
+  return proto;
+}
+
+v1::State ToProto(State state) {
+  switch (state) {
+    case State::kCreated:
+      return v1::STATE_CREATED;
+    case State::kRunning:
+      return v1::STATE_RUNNING;
+    case State::kStopped:
+      return v1::STATE_STOPPED;
+  }
+  return v1::STATE_UNSPECIFIED;
+}
+
+absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
+  StreamRequest request;
+  if (proto.has_count()) {
+    if (proto.count() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "count must be >= 0 (0 = until stopped), got ", proto.count()));
+    }
+    request.count = proto.count();
+  }
+  if (proto.has_weight()) {
+    if (proto.weight() < 1 || proto.weight() > 1000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight must be in [1, 1000], got ", proto.weight()));
+    }
+    request.weight = proto.weight();
+  }
+  if (proto.has_wait_limit()) {
+    absl::StatusOr<absl::Duration> limit =
+        DurationFromProto("wait_limit", proto.wait_limit());
+    if (!limit.ok()) return limit.status();
+    if (*limit < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("wait_limit must not be negative, got ",
+                       absl::FormatDuration(*limit)));
+    }
+    request.wait_limit = *limit;
+  }
+  if (absl::Status status = ValidateWorkerId(proto.worker_id()); !status.ok()) {
+    return status;
+  }
+  return request;
+}
+
+absl::StatusOr<Mode> ParseMode(absl::string_view name) {
+  for (Mode mode : {Mode::kSmooth, Mode::kWindow, Mode::kBucket,
+                    Mode::kUnbounded, Mode::kMonitorOnly}) {
+    if (name == ModeName(mode)) return mode;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "mode must be smooth, window, bucket, unbounded or monitor-only, got ",
+      Quote(name)));
+}
+
+absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
+    absl::string_view spec) {
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(spec, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  if (parts.empty()) return absl::InvalidArgumentError("empty throttle spec");
+  std::string name(parts[0]);
+  if (absl::Status status = ValidateName("name", name); !status.ok()) {
+    return status;
+  }
+  ThrottleConfig config;
+  bool has_max_n = false;
+  bool has_per = false;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
+    const auto bad = [&] {
+      return absl::InvalidArgumentError(
+          absl::StrCat("throttle ", name, ": bad value in ", Quote(parts[i])));
+    };
+    if (kv.first == "max_n") {
+      if (!absl::SimpleAtoi(kv.second, &config.max_n)) return bad();
+      has_max_n = true;
+    } else if (kv.first == "per") {
+      double per = 0;
+      if (!absl::SimpleAtod(kv.second, &per) || !std::isfinite(per) ||
+          per <= 0 || per > kMaxPerSeconds) {
+        return bad();
+      }
+      config.per = absl::Seconds(per);
+      has_per = true;
+    } else if (kv.first == "mode") {
+      absl::StatusOr<Mode> mode = ParseMode(kv.second);
+      if (!mode.ok()) return mode.status();
+      config.mode = *mode;
+    } else if (kv.first == "burst") {
+      if (!absl::SimpleAtoi(kv.second, &config.burst)) return bad();
+    } else if (kv.first == "manual_emit") {
+      if (!absl::SimpleAtob(kv.second, &config.manual_emit)) return bad();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
+                       " (known: max_n, per, mode, burst, manual_emit)"));
+    }
+  }
+  if (!has_max_n || !has_per) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("throttle ", name, ": max_n and per are required"));
+  }
+  if (absl::Status status = ValidateConfig(config); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("throttle ", name, ": ", status.message()));
+  }
+  return std::make_pair(std::move(name), config);
+}
+
+}  // namespace throttle::server

@@ -1,0 +1,95 @@
+// throttle_server: parses flags, starts the server, waits for SIGTERM or
+// SIGINT, shuts down with a deadline. Nothing else.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "server/convert.h"
+#include "server/throttle_server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "host:port to listen on; port 0 picks a free port");
+ABSL_FLAG(std::string, throttle, "",
+          "throttles to create at start-up, separated by ';', each "
+          "'NAME max_n=N per=SECONDS [mode=M] [burst=N] [manual_emit=B]'");
+ABSL_FLAG(std::string, config, "",
+          "file with one throttle per line in the --throttle syntax "
+          "('#' starts a comment)");
+ABSL_FLAG(std::string, port_file, "",
+          "if set, the bound port is written to this file once serving");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "how long calls may drain on SIGTERM before they are cancelled");
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "throttle_server: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves shared throttles over gRPC (throttle.v1.Throttle).");
+  absl::ParseCommandLine(argc, argv);
+
+  throttle::server::ServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  std::vector<std::string> specs = absl::StrSplit(absl::GetFlag(FLAGS_throttle),
+                                                  ';', absl::SkipWhitespace());
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    std::ifstream file(path);
+    if (!file) return Fail("cannot read --config file " + path);
+    for (std::string line; std::getline(file, line);) {
+      absl::string_view spec = absl::StripAsciiWhitespace(
+          absl::string_view(line).substr(0, line.find('#')));
+      if (!spec.empty()) specs.emplace_back(spec);
+    }
+  }
+  for (const std::string& spec : specs) {
+    auto parsed = throttle::server::ParseThrottleSpec(spec);
+    if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+    options.throttles.push_back(*std::move(parsed));
+  }
+
+  // Block the signals before gRPC starts its threads, then wait for them
+  // here: no handler runs in a random thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = throttle::server::ThrottleServer::Start(options);
+  if (!server.ok()) return Fail(std::string(server.status().message()));
+  std::fprintf(stderr,
+               "throttle_server: serving on port %d with %zu throttles\n",
+               (*server)->port(), options.throttles.size());
+  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << (*server)->port() << "\n";
+      if (!out) return Fail("cannot write --port_file " + path);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      return Fail("cannot write --port_file " + path);
+    }
+  }
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  std::fprintf(stderr, "throttle_server: signal %d, shutting down\n", signal);
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  std::fprintf(stderr, "throttle_server: stopped\n");
+  return 0;
+}

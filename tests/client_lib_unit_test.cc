@@ -1,0 +1,505 @@
+// Unit tests of the client library (client-lib/): status mapping, backoff,
+// and Tank/Controller against an in-process fake of the Throttle service
+// that answers from a script (the real server is tested by the integration
+// tests).
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client-lib/src/backoff.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "throttle/controller.h"
+#include "throttle/status.h"
+#include "throttle/tank.h"
+#include "throttle/v1/throttle.grpc.pb.h"
+
+namespace throttle {
+namespace {
+
+// An address where nothing listens.
+constexpr char kUnreachable[] = "unix:/nonexistent-throttle-test-dir/sock";
+
+v1::AwaitFuelResponse Grants(int64_t grants,
+                             v1::EndReason end = v1::END_REASON_UNSPECIFIED) {
+  v1::AwaitFuelResponse response;
+  response.set_grants(grants);
+  response.set_end(end);
+  return response;
+}
+
+// The scripted answer to one AwaitFuel call: messages, then a status.
+struct Answer {
+  std::vector<v1::AwaitFuelResponse> messages;
+  grpc::Status status;
+};
+
+// The Throttle service, answering from a script. AwaitFuel calls take the
+// next scripted answer (or the repeated one); with neither they wait until
+// cancelled.
+class FakeThrottle final : public v1::Throttle::Service {
+ public:
+  void AddAnswer(Answer answer) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    answers_.push_back(std::move(answer));
+  }
+
+  void RepeatAnswer(Answer answer) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    repeat_ = std::move(answer);
+    has_repeat_ = true;
+  }
+
+  void SetHasFuel(bool granted, bool stopped) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    has_fuel_.set_granted(granted);
+    has_fuel_.set_stopped(stopped);
+  }
+
+  std::vector<v1::AwaitFuelRequest> requests() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
+
+  // Waits (up to 10 s) until `n` AwaitFuel calls arrived.
+  bool WaitForCalls(size_t n) const ABSL_LOCKS_EXCLUDED(mu_) {
+    auto arrived = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return requests_.size() >= n;
+    };
+    const bool ok =
+        mu_.LockWhenWithTimeout(absl::Condition(&arrived), absl::Seconds(10));
+    mu_.Unlock();
+    return ok;
+  }
+
+  int64_t emitted() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return emitted_;
+  }
+
+  v1::LatestRequest last_latest() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return last_latest_;
+  }
+
+  grpc::Status AwaitFuel(
+      grpc::ServerContext* context, const v1::AwaitFuelRequest* request,
+      grpc::ServerWriter<v1::AwaitFuelResponse>* writer) override {
+    Answer answer;
+    {
+      absl::MutexLock lock(&mu_);
+      requests_.push_back(*request);
+      if (!answers_.empty()) {
+        answer = std::move(answers_.front());
+        answers_.pop_front();
+      } else if (has_repeat_) {
+        answer = repeat_;
+      } else {
+        // A sync handler learns of cancellation only by asking.
+        while (!context->IsCancelled()) {
+          mu_.AwaitWithTimeout(absl::Condition(&never_), absl::Milliseconds(5));
+        }
+        return grpc::Status::CANCELLED;
+      }
+    }
+    for (const v1::AwaitFuelResponse& message : answer.messages) {
+      writer->Write(message);
+    }
+    return answer.status;
+  }
+
+  grpc::Status HasFuel(grpc::ServerContext*, const v1::HasFuelRequest*,
+                       v1::HasFuelResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    *response = has_fuel_;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Emit(grpc::ServerContext*, const v1::EmitRequest* request,
+                    v1::EmitResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    emitted_ += request->count();
+    response->set_total_emissions(emitted_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Stop(grpc::ServerContext*, const v1::StopRequest* request,
+                    v1::StopResponse* response) override {
+    if (request->throttle() != "known") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "no throttle \"" + request->throttle() + "\"");
+    }
+    response->set_runtime_seconds(5.0);
+    response->set_total_emissions(25);
+    response->set_mean_seconds_between_emissions(0.2);
+    response->set_mean_emissions_per_second(5.0);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Latest(grpc::ServerContext*, const v1::LatestRequest* request,
+                      v1::LatestResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    last_latest_ = *request;
+    response->set_emissions(3);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CreateThrottle(grpc::ServerContext*,
+                              const v1::CreateThrottleRequest* request,
+                              v1::CreateThrottleResponse* response) override {
+    response->mutable_throttle()->set_name(request->name());
+    *response->mutable_throttle()->mutable_config() = request->config();
+    response->mutable_throttle()->set_state(v1::STATE_CREATED);
+    return grpc::Status::OK;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::deque<Answer> answers_ ABSL_GUARDED_BY(mu_);
+  Answer repeat_ ABSL_GUARDED_BY(mu_);
+  bool has_repeat_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<v1::AwaitFuelRequest> requests_ ABSL_GUARDED_BY(mu_);
+  v1::HasFuelResponse has_fuel_ ABSL_GUARDED_BY(mu_);
+  int64_t emitted_ ABSL_GUARDED_BY(mu_) = 0;
+  v1::LatestRequest last_latest_ ABSL_GUARDED_BY(mu_);
+  bool never_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// FakeThrottle served on a free loopback port.
+class FakeServer {
+ public:
+  FakeServer() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+  }
+
+  ~FakeServer() {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  FakeThrottle& service() { return service_; }
+
+ private:
+  FakeThrottle service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+class TankTest : public ::testing::Test {
+ protected:
+  TankOptions Options() {
+    TankOptions options;
+    options.worker_id = "worker-1";
+    options.weight = 2;
+    options.backoff_initial = absl::Milliseconds(1);
+    options.backoff_max = absl::Milliseconds(4);
+    return options;
+  }
+
+  FakeServer server_;
+};
+
+TEST(FromGrpcStatusTest, KeepsCodeAndMessage) {
+  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+  const absl::Status status =
+      FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "no \"x\""));
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(), "no \"x\"");
+  for (int code = 1; code <= 16; ++code) {
+    EXPECT_EQ(static_cast<int>(
+                  FromGrpcStatus(
+                      grpc::Status(static_cast<grpc::StatusCode>(code), "m"))
+                      .code()),
+              code);
+  }
+}
+
+TEST(FromGrpcStatusTest, UnknownCodeBecomesUnknown) {
+  EXPECT_EQ(FromGrpcStatus(grpc::Status(static_cast<grpc::StatusCode>(20), "m"))
+                .code(),
+            absl::StatusCode::kUnknown);
+}
+
+TEST(BackoffTest, DoublesWithJitterUpToMax) {
+  absl::BitGen gen;
+  Backoff backoff(absl::Milliseconds(50), absl::Seconds(2));
+  absl::Duration base = absl::Milliseconds(50);
+  for (int i = 0; i < 12; ++i) {
+    const absl::Duration delay = backoff.NextDelay(gen);
+    EXPECT_GE(delay, base * 0.8) << i;
+    EXPECT_LE(delay, base * 1.2) << i;
+    base = std::min(base * 2, absl::Seconds(2));
+  }
+  backoff.Reset();
+  EXPECT_LE(backoff.NextDelay(gen), absl::Milliseconds(60));
+}
+
+TEST_F(TankTest, SendsOneGrantRequestWithoutWaitLimitByDefault) {
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  EXPECT_EQ(tank.AwaitFuel().outcome, FuelOutcome::kFuel);
+  const std::vector<v1::AwaitFuelRequest> requests =
+      server_.service().requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].throttle(), "crawl");
+  EXPECT_EQ(requests[0].count(), 1);
+  EXPECT_EQ(requests[0].worker_id(), "worker-1");
+  EXPECT_EQ(requests[0].weight(), 2);
+  EXPECT_FALSE(requests[0].has_wait_limit());
+}
+
+TEST_F(TankTest, HandsOutSurplusGrantsWithoutAnotherCall) {
+  server_.service().AddAnswer({{Grants(3)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(tank.AwaitFuel().outcome, FuelOutcome::kFuel) << i;
+  }
+  EXPECT_EQ(server_.service().requests().size(), 1u);
+  EXPECT_FALSE(tank.killed());
+}
+
+TEST_F(TankTest, SendsTimeoutAsWaitLimitAndReportsWaitLimitPassed) {
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_WAIT_LIMIT_PASSED)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  EXPECT_EQ(tank.AwaitFuel(absl::Seconds(2)).outcome, FuelOutcome::kTimedOut);
+  const std::vector<v1::AwaitFuelRequest> requests =
+      server_.service().requests();
+  ASSERT_EQ(requests.size(), 1u);
+  ASSERT_TRUE(requests[0].has_wait_limit());
+  const int64_t limit_ms = requests[0].wait_limit().seconds() * 1000 +
+                           requests[0].wait_limit().nanos() / 1000000;
+  EXPECT_GT(limit_ms, 1000);
+  EXPECT_LE(limit_ms, 2000);
+  EXPECT_FALSE(tank.killed());
+}
+
+TEST_F(TankTest, StopSetsKilledAndALaterGrantClearsIt) {
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_STOPPED)}, grpc::Status::OK});
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  EXPECT_FALSE(tank.killed());
+  EXPECT_EQ(tank.AwaitFuel().outcome, FuelOutcome::kStopped);
+  EXPECT_TRUE(tank.killed());
+  EXPECT_EQ(tank.AwaitFuel().outcome, FuelOutcome::kFuel);
+  EXPECT_FALSE(tank.killed());
+}
+
+TEST_F(TankTest, GrantsArrivingWithStopGiveOneFuelThenKilled) {
+  server_.service().AddAnswer(
+      {{Grants(2, v1::END_REASON_STOPPED)}, grpc::Status::OK});
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_STOPPED)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  EXPECT_EQ(tank.AwaitFuel().outcome, FuelOutcome::kFuel);
+  EXPECT_TRUE(tank.killed());
+  // The second grant was dropped with the stop: this asks the server again.
+  EXPECT_EQ(tank.AwaitFuel().outcome, FuelOutcome::kStopped);
+  EXPECT_EQ(server_.service().requests().size(), 2u);
+}
+
+TEST_F(TankTest, SeedLoopEndsWhenThrottleStops) {
+  server_.service().AddAnswer({{Grants(1), Grants(1)}, grpc::Status::OK});
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_STOPPED)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  int work = 0;
+  while (!tank.killed()) {
+    if (tank.AwaitFuel().ok()) ++work;
+  }
+  EXPECT_EQ(work, 3);
+}
+
+TEST_F(TankTest, CallsAgainAfterUnavailable) {
+  const grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, "restarting");
+  server_.service().AddAnswer({{}, unavailable});
+  server_.service().AddAnswer({{}, unavailable});
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  EXPECT_EQ(tank.AwaitFuel(absl::Seconds(30)).outcome, FuelOutcome::kFuel);
+  EXPECT_EQ(server_.service().requests().size(), 3u);
+}
+
+TEST_F(TankTest, UnavailableUntilTimeoutIsTimedOut) {
+  server_.service().RepeatAnswer(
+      {{}, grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down")});
+  Tank tank(server_.address(), "crawl", Options());
+  // Backoff is 1..4 ms: several calls fit in the timeout.
+  EXPECT_EQ(tank.AwaitFuel(absl::Milliseconds(500)).outcome,
+            FuelOutcome::kTimedOut);
+  EXPECT_GE(server_.service().requests().size(), 2u);
+}
+
+TEST_F(TankTest, ReportsOtherErrors) {
+  server_.service().AddAnswer(
+      {{}, grpc::Status(grpc::StatusCode::NOT_FOUND, "no throttle \"x\"")});
+  Tank tank(server_.address(), "x", Options());
+  const FuelResult result = tank.AwaitFuel();
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(result.status.message(), "no throttle \"x\"");
+  EXPECT_EQ(server_.service().requests().size(), 1u);
+}
+
+TEST_F(TankTest, CancelEndsAWaitingCallAndLaterCalls) {
+  Tank tank(server_.address(), "crawl", Options());
+  FuelResult result;
+  std::thread worker([&] { result = tank.AwaitFuel(); });
+  ASSERT_TRUE(server_.service().WaitForCalls(1));
+  tank.Cancel();
+  worker.join();
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(tank.killed());
+  EXPECT_EQ(tank.AwaitFuel().status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(tank.HasFuel().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(tank.Emit().code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(TankTest, CancelEndsABackoffWait) {
+  server_.service().RepeatAnswer(
+      {{}, grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down")});
+  TankOptions options = Options();
+  options.backoff_initial = absl::Seconds(60);
+  options.backoff_max = absl::Seconds(60);
+  Tank tank(server_.address(), "crawl", options);
+  FuelResult result;
+  std::thread worker([&] { result = tank.AwaitFuel(); });
+  ASSERT_TRUE(server_.service().WaitForCalls(1));
+  tank.Cancel();
+  worker.join();
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(TankTest, ManyThreadsShareOneTank) {
+  server_.service().RepeatAnswer({{Grants(1)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  std::vector<std::thread> threads;
+  std::vector<int> fuel(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&tank, &fuel, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (tank.AwaitFuel(absl::Seconds(30)).ok()) ++fuel[t];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(fuel[t], kPerThread);
+  EXPECT_EQ(server_.service().requests().size(),
+            static_cast<size_t>(kThreads * kPerThread));
+}
+
+TEST_F(TankTest, HasFuelStoppedSetsKilled) {
+  Tank tank(server_.address(), "crawl", Options());
+  server_.service().SetHasFuel(/*granted=*/false, /*stopped=*/true);
+  absl::StatusOr<bool> has = tank.HasFuel();
+  ASSERT_TRUE(has.ok()) << has.status();
+  EXPECT_FALSE(*has);
+  EXPECT_TRUE(tank.killed());
+  server_.service().SetHasFuel(/*granted=*/true, /*stopped=*/false);
+  has = tank.HasFuel();
+  ASSERT_TRUE(has.ok()) << has.status();
+  EXPECT_TRUE(*has);
+  EXPECT_FALSE(tank.killed());
+}
+
+TEST_F(TankTest, HasFuelTakesSurplusFirst) {
+  server_.service().AddAnswer({{Grants(2)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  ASSERT_TRUE(tank.AwaitFuel().ok());
+  server_.service().SetHasFuel(/*granted=*/false, /*stopped=*/false);
+  EXPECT_TRUE(tank.HasFuel().value_or(false));  // the kept grant
+  EXPECT_FALSE(tank.HasFuel().value_or(true));  // the server says no
+}
+
+TEST_F(TankTest, EmitSendsCount) {
+  Tank tank(server_.address(), "crawl", Options());
+  EXPECT_TRUE(tank.Emit(5).ok());
+  EXPECT_TRUE(tank.Emit().ok());
+  EXPECT_EQ(server_.service().emitted(), 6);
+}
+
+TEST(TankUnreachableTest, TimesOutWithinTimeout) {
+  Tank tank(kUnreachable, "crawl");
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(tank.AwaitFuel(absl::Milliseconds(100)).outcome,
+            FuelOutcome::kTimedOut);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(tank.HasFuel().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(tank.Emit().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ControllerTest, ReturnsResponsesAndMapsErrors) {
+  FakeServer server;
+  Controller controller(server.address());
+  const absl::StatusOr<v1::StopResponse> stop = controller.Stop("known");
+  ASSERT_TRUE(stop.ok()) << stop.status();
+  EXPECT_EQ(stop->total_emissions(), 25);
+  const absl::StatusOr<v1::StopResponse> missing = controller.Stop("other");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), "no throttle \"other\"");
+  // Methods the fake does not implement answer UNIMPLEMENTED.
+  EXPECT_EQ(controller.Mean("known").status().code(),
+            absl::StatusCode::kUnimplemented);
+}
+
+TEST(ControllerTest, SendsConfigAndWindow) {
+  FakeServer server;
+  Controller controller(server.address());
+  v1::ThrottleConfig config;
+  config.set_max_n(4);
+  config.set_per_seconds(1.5);
+  config.set_mode(v1::MODE_BUCKET);
+  const absl::StatusOr<v1::CreateThrottleResponse> created =
+      controller.CreateThrottle("crawl", config);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->throttle().name(), "crawl");
+  EXPECT_EQ(created->throttle().config().max_n(), 4);
+  EXPECT_EQ(created->throttle().config().mode(), v1::MODE_BUCKET);
+
+  ASSERT_TRUE(controller.Latest("crawl", absl::Milliseconds(2500)).ok());
+  EXPECT_EQ(server.service().last_latest().window().seconds(), 2);
+  EXPECT_EQ(server.service().last_latest().window().nanos(), 500000000);
+  ASSERT_TRUE(controller.Latest("crawl").ok());
+  EXPECT_EQ(server.service().last_latest().window().seconds(), 1);
+}
+
+TEST(ControllerTest, UnreachableServerFailsFastWithUnavailable) {
+  Controller controller(kUnreachable);
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(controller.ListThrottles().status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(ControllerTest, WaitForReadyWaitsUntilDeadline) {
+  ControllerOptions options;
+  options.deadline = absl::Milliseconds(100);
+  options.wait_for_ready = true;
+  Controller controller(kUnreachable, options);
+  EXPECT_EQ(controller.Start("x").status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+}  // namespace
+}  // namespace throttle
