@@ -115,8 +115,10 @@ FuelResult Tank::AwaitFuel(absl::Duration timeout) {
       case grpc::StatusCode::CANCELLED: {
         absl::MutexLock lock(&mu_);
         if (cancelled_) return Result(FuelOutcome::kError, CancelledError());
-        break;
       }
+        // Not our cancel: the server cancelled the call (a shutdown past
+        // its grace period). Like UNAVAILABLE, call again later.
+        [[fallthrough]];
       case grpc::StatusCode::UNAVAILABLE: {
         // The server is restarting or shutting down: call again later.
         absl::Duration delay;
