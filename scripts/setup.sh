@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(g++ clang cmake make pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libgtest-dev libgmock-dev)
+  libabsl-dev libgtest-dev libgmock-dev prometheus-cpp-dev prometheus curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

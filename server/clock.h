@@ -26,6 +26,9 @@ class Clock {
 // Never null; owned by the library, lives for the whole process.
 const Clock* RealClock();
 
+// The wall-clock time, for timestamps in logs only (never for intervals).
+absl::Time WallNow();
+
 }  // namespace throttle::server
 
 #endif  // THROTTLE_SERVER_CLOCK_H_

@@ -9,10 +9,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "server/convert.h"
+#include "server/log.h"
 #include "server/throttle_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -25,6 +27,10 @@ ABSL_FLAG(std::string, config, "",
           "('#' starts a comment)");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written to this file once serving");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port for Prometheus metrics over HTTP (/metrics); empty: "
+          "none; port 0 picks a free port");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long calls may drain on SIGTERM before they are cancelled");
 
@@ -42,8 +48,17 @@ int main(int argc, char** argv) {
       "Serves shared throttles over gRPC (throttle.v1.Throttle).");
   absl::ParseCommandLine(argc, argv);
 
+  throttle::server::LogLevel level;
+  if (!throttle::server::ParseLogLevel(absl::GetFlag(FLAGS_log_level),
+                                       &level)) {
+    return Fail("--log_level must be debug, info, warning or error, got " +
+                absl::GetFlag(FLAGS_log_level));
+  }
+  throttle::server::SetLogLevel(level);
+
   throttle::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   std::vector<std::string> specs = absl::StrSplit(absl::GetFlag(FLAGS_throttle),
                                                   ';', absl::SkipWhitespace());
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
@@ -71,9 +86,12 @@ int main(int argc, char** argv) {
 
   auto server = throttle::server::ThrottleServer::Start(options);
   if (!server.ok()) return Fail(std::string(server.status().message()));
-  std::fprintf(stderr,
-               "throttle_server: serving on port %d with %zu throttles\n",
-               (*server)->port(), options.throttles.size());
+  throttle::server::Log(
+      throttle::server::LogLevel::kInfo, "server_serving",
+      {{"address", options.listen_address},
+       {"port", absl::StrCat((*server)->port())},
+       {"metrics_port", absl::StrCat((*server)->metrics_port())},
+       {"throttles", absl::StrCat(options.throttles.size())}});
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     const std::string tmp = path + ".tmp";
     {
@@ -88,8 +106,9 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&signals, &signal);
-  std::fprintf(stderr, "throttle_server: signal %d, shutting down\n", signal);
+  throttle::server::Log(throttle::server::LogLevel::kInfo,
+                        "server_shutting_down",
+                        {{"signal", absl::StrCat(signal)}});
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  std::fprintf(stderr, "throttle_server: stopped\n");
   return 0;
 }

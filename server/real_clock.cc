@@ -1,6 +1,7 @@
-// The only file of the server that reads the machine's clock.
+// The only file of the server that reads the machine's clocks.
 #include <chrono>
 
+#include "absl/time/clock.h"
 #include "server/clock.h"
 
 namespace throttle::server {
@@ -20,5 +21,7 @@ const Clock* RealClock() {
   static const SteadyClock kClock;
   return &kClock;
 }
+
+absl::Time WallNow() { return absl::Now(); }
 
 }  // namespace throttle::server

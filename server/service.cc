@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
+#include "server/log.h"
 
 namespace throttle::server {
 
@@ -24,13 +25,13 @@ class FuelReactor final
                               ? ValidateName("throttle", request.throttle())
                               : stream_request.status();
     if (!status.ok()) {
-      Finish(ToGrpcStatus(status));
+      FinishWith(ToGrpcStatus(status));
       return;
     }
     report_drained_ = stream_request->count == 0;
     grpc::Status open =
         service_->OpenStream(this, request.throttle(), *stream_request);
-    if (!open.ok()) Finish(open);
+    if (!open.ok()) FinishWith(open);
   }
 
   // Called by the service under its mutex, before any delivery.
@@ -119,7 +120,7 @@ class FuelReactor final
       }
     }
     if (bound_) service_->CloseStream(throttle_uid_, stream_id_, lost);
-    if (finish) Finish(grpc::Status::CANCELLED);
+    if (finish) FinishWith(grpc::Status::CANCELLED);
   }
 
   void OnDone() override { Unref(); }
@@ -175,10 +176,16 @@ class FuelReactor final
           absl::MutexLock lock(&mu_);
           status = end_status_;
         }
-        Finish(status);
+        FinishWith(status);
         return;
       }
     }
+  }
+
+  // Finishes the call, counting a non-OK status for the metrics.
+  void FinishWith(const grpc::Status& status) {
+    service_->CountError("AwaitFuel", status);
+    Finish(status);
   }
 
   Service* const service_;
@@ -204,13 +211,6 @@ class FuelReactor final
 
 namespace {
 
-grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
-                                const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 absl::Status WithThrottle(const std::string& name, const absl::Status& status) {
   if (status.ok()) return status;
   return absl::Status(status.code(), absl::StrCat("throttle \"", name,
@@ -219,7 +219,62 @@ absl::Status WithThrottle(const std::string& name, const absl::Status& status) {
 
 }  // namespace
 
-Service::Service(const Clock* clock) : clock_(clock) {
+grpc::ServerUnaryReactor* Service::Reply(grpc::CallbackServerContext* context,
+                                         absl::string_view method,
+                                         const absl::Status& status) {
+  const grpc::Status grpc_status = ToGrpcStatus(status);
+  CountError(method, grpc_status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc_status);
+  return reactor;
+}
+
+void Service::CountError(absl::string_view method, const grpc::Status& status) {
+  if (status.ok()) return;
+  if (metrics_ != nullptr) metrics_->CountError(method, status.error_code());
+  if (LogEnabled(LogLevel::kDebug)) {
+    Log(LogLevel::kDebug, "call_failed",
+        {{"method", std::string(method)},
+         {"code", StatusCodeName(status.error_code())},
+         {"message", status.error_message()}});
+  }
+}
+
+std::vector<ThrottleSnapshot> Service::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::vector<ThrottleSnapshot> snapshots;
+  for (const auto& [name, entry] : throttles_) {
+    const Scheduler& scheduler = entry->scheduler;
+    ThrottleSnapshot s;
+    s.name = name;
+    s.mode = ModeName(scheduler.config().mode);
+    s.state = StateName(scheduler.state());
+    s.grants = entry->grants;
+    s.given_back = entry->given_back;
+    s.emissions = scheduler.total_emissions();
+    s.waiting_streams = scheduler.waiting_streams();
+    s.open_streams = static_cast<int64_t>(entry->reactors.size());
+    s.configured_rate = static_cast<double>(scheduler.config().max_n) /
+                        absl::ToDoubleSeconds(scheduler.config().per);
+    s.achieved_rate =
+        scheduler.Latest(absl::Seconds(1), now).emissions_per_second;
+    s.starts = entry->starts;
+    s.stops = entry->stops;
+    snapshots.push_back(std::move(s));
+  }
+  return snapshots;
+}
+
+void Service::GiveBackLocked(Entry& entry, absl::Time granted_at,
+                             int64_t grants) {
+  entry.scheduler.GiveBack(granted_at, grants);
+  entry.grants -= grants;
+  entry.given_back += grants;
+}
+
+Service::Service(const Clock* clock, Metrics* metrics)
+    : clock_(clock), metrics_(metrics) {
   refill_thread_ = std::thread([this] { RefillLoop(); });
 }
 
@@ -250,14 +305,22 @@ absl::Status Service::CreateLocked(const std::string& name,
 absl::Status Service::Create(const std::string& name,
                              const ThrottleConfig& config) {
   absl::MutexLock lock(&mu_);
-  return CreateLocked(name, config, nullptr);
+  absl::Status status = CreateLocked(name, config, nullptr);
+  if (status.ok()) {
+    Log(LogLevel::kInfo, "throttle_created",
+        {{"throttle", name}, {"config", ToProto(config).ShortDebugString()}});
+  }
+  return status;
 }
 
 void Service::BeginShutdown() {
   std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
+    if (shutting_down_) return;
     shutting_down_ = true;
+    Log(LogLevel::kInfo, "streams_closing",
+        {{"reason", "server shutting down"}});
     const grpc::Status closing(grpc::StatusCode::UNAVAILABLE,
                                "server shutting down");
     for (auto& [name, entry] : throttles_) {
@@ -306,17 +369,22 @@ void Service::CollectLocked(Entry& entry,
                             const std::vector<StreamEvent>& events,
                             const grpc::Status& closed_status,
                             std::vector<Delivery>* out) {
+  const absl::Time now = clock_->Now();
   for (const StreamEvent& event : events) {
     auto it = entry.reactors.find(event.stream);
     if (it == entry.reactors.end()) {
       // Its reactor already left: the fuel goes back at once.
-      if (event.grants > 0) {
-        entry.scheduler.GiveBack(event.granted_at, event.grants);
-      }
+      if (event.grants > 0)
+        GiveBackLocked(entry, event.granted_at, event.grants);
       continue;
     }
     FuelReactor* reactor = it->second;
     if (event.end != EndReason::kNone) entry.reactors.erase(it);
+    if (event.grants > 0) {
+      entry.grants += event.grants;
+      if (metrics_ != nullptr)
+        metrics_->ObserveLateness(now - event.granted_at);
+    }
     reactor->Ref();
     out->push_back(
         {reactor, event.grants, event.granted_at, event.end, closed_status});
@@ -351,7 +419,7 @@ void Service::Deliver(std::vector<Delivery> deliveries) {
       if (entry == nullptr) continue;
       entry->reactors.erase(id);
       entry->scheduler.Close(id);
-      entry->scheduler.GiveBack(delivery.granted_at, rejected);
+      GiveBackLocked(*entry, delivery.granted_at, rejected);
       AdvanceLocked(*entry, &more);
       KickLocked(*entry);
     }
@@ -397,7 +465,7 @@ void Service::CloseStream(uint64_t throttle_uid, StreamId id,
     entry->reactors.erase(id);
     entry->scheduler.Close(id);
     for (const Undelivered& u : undelivered) {
-      entry->scheduler.GiveBack(u.granted_at, u.grants);
+      GiveBackLocked(*entry, u.granted_at, u.grants);
     }
     if (!undelivered.empty()) {
       AdvanceLocked(*entry, &out);
@@ -470,14 +538,14 @@ grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
                                            v1::HasFuelResponse* response) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Entry*> entry = LookupLocked("throttle", request->throttle());
-  if (!entry.ok()) return Reply(context, entry.status());
+  if (!entry.ok()) return Reply(context, "HasFuel", entry.status());
   if (absl::Status s = ValidateWorkerId(request->worker_id()); !s.ok()) {
-    return Reply(context, s);
+    return Reply(context, "HasFuel", s);
   }
   const HasFuelResult result = (*entry)->scheduler.HasFuel(clock_->Now());
   response->set_granted(result.granted);
   response->set_stopped(result.stopped);
-  return Reply(context, absl::OkStatus());
+  return Reply(context, "HasFuel", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
@@ -485,22 +553,24 @@ grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
                                         v1::EmitResponse* response) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Entry*> entry = LookupLocked("throttle", request->throttle());
-  if (!entry.ok()) return Reply(context, entry.status());
+  if (!entry.ok()) return Reply(context, "Emit", entry.status());
   const int64_t count = request->has_count() ? request->count() : 1;
   if (count < 1 || count > 1'000'000) {
-    return Reply(context, absl::InvalidArgumentError(absl::StrCat(
-                              "count must be in [1, 1000000], got ", count)));
+    return Reply(context, "Emit",
+                 absl::InvalidArgumentError(absl::StrCat(
+                     "count must be in [1, 1000000], got ", count)));
   }
   if (absl::Status s = ValidateWorkerId(request->worker_id()); !s.ok()) {
-    return Reply(context, s);
+    return Reply(context, "Emit", s);
   }
   absl::StatusOr<int64_t> total =
       (*entry)->scheduler.Emit(count, clock_->Now());
   if (!total.ok()) {
-    return Reply(context, WithThrottle(request->throttle(), total.status()));
+    return Reply(context, "Emit",
+                 WithThrottle(request->throttle(), total.status()));
   }
   response->set_total_emissions(*total);
-  return Reply(context, absl::OkStatus());
+  return Reply(context, "Emit", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
@@ -512,17 +582,20 @@ grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Entry*> entry =
         LookupLocked("throttle", request->throttle());
-    if (!entry.ok()) return Reply(context, entry.status());
+    if (!entry.ok()) return Reply(context, "Start", entry.status());
     status = WithThrottle(request->throttle(),
                           (*entry)->scheduler.Start(clock_->Now()));
     if (status.ok()) {
+      ++(*entry)->starts;
+      Log(LogLevel::kInfo, "throttle_started",
+          {{"throttle", request->throttle()}});
       response->set_state(ToProto((*entry)->scheduler.state()));
       AdvanceLocked(**entry, &out);
       KickLocked(**entry);
     }
   }
   Deliver(std::move(out));
-  return Reply(context, status);
+  return Reply(context, "Start", status);
 }
 
 grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
@@ -534,12 +607,19 @@ grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Entry*> entry =
         LookupLocked("throttle", request->throttle());
-    if (!entry.ok()) return Reply(context, entry.status());
+    if (!entry.ok()) return Reply(context, "Stop", entry.status());
     std::vector<StreamEvent> events;
     absl::StatusOr<RunStats> stats =
         (*entry)->scheduler.Stop(clock_->Now(), &events);
     status = WithThrottle(request->throttle(), stats.status());
     if (stats.ok()) {
+      ++(*entry)->stops;
+      Log(LogLevel::kInfo, "throttle_stopped",
+          {{"throttle", request->throttle()},
+           {"runtime_seconds",
+            absl::StrCat(absl::ToDoubleSeconds(stats->runtime))},
+           {"total_emissions", absl::StrCat(stats->total_emissions)},
+           {"streams_ended", absl::StrCat(events.size())}});
       response->set_runtime_seconds(absl::ToDoubleSeconds(stats->runtime));
       response->set_total_emissions(stats->total_emissions);
       response->set_mean_seconds_between_emissions(
@@ -549,7 +629,7 @@ grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
     }
   }
   Deliver(std::move(out));
-  return Reply(context, status);
+  return Reply(context, "Stop", status);
 }
 
 grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
@@ -561,20 +641,21 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
     window = absl::Seconds(w.seconds()) + absl::Nanoseconds(w.nanos());
     if (w.nanos() <= -1000000000 || w.nanos() >= 1000000000 ||
         window <= absl::ZeroDuration() || window > kMaxLatestWindow) {
-      return Reply(context, absl::InvalidArgumentError(absl::StrCat(
-                                "window must be in (0, 60s], got seconds=",
-                                w.seconds(), " nanos=", w.nanos())));
+      return Reply(context, "Latest",
+                   absl::InvalidArgumentError(absl::StrCat(
+                       "window must be in (0, 60s], got seconds=", w.seconds(),
+                       " nanos=", w.nanos())));
     }
   }
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Entry*> entry = LookupLocked("throttle", request->throttle());
-  if (!entry.ok()) return Reply(context, entry.status());
+  if (!entry.ok()) return Reply(context, "Latest", entry.status());
   const LatestStats stats = (*entry)->scheduler.Latest(window, clock_->Now());
   response->set_seconds_between_emissions(stats.seconds_between_emissions);
   response->set_emissions_per_second(stats.emissions_per_second);
   response->set_emissions(stats.emissions);
   response->set_window_seconds(absl::ToDoubleSeconds(window));
-  return Reply(context, absl::OkStatus());
+  return Reply(context, "Latest", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
@@ -582,7 +663,7 @@ grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
                                         v1::MeanResponse* response) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Entry*> entry = LookupLocked("throttle", request->throttle());
-  if (!entry.ok()) return Reply(context, entry.status());
+  if (!entry.ok()) return Reply(context, "Mean", entry.status());
   const MeanStats stats = (*entry)->scheduler.Mean(clock_->Now());
   response->set_mean_seconds_between_emissions(
       stats.run.mean_seconds_between_emissions);
@@ -592,7 +673,7 @@ grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
   response->set_lowest_gap_seconds(absl::ToDoubleSeconds(stats.lowest_gap));
   response->set_highest_gap_seconds(absl::ToDoubleSeconds(stats.highest_gap));
   response->set_state(ToProto((*entry)->scheduler.state()));
-  return Reply(context, absl::OkStatus());
+  return Reply(context, "Mean", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* Service::CreateThrottle(
@@ -600,18 +681,21 @@ grpc::ServerUnaryReactor* Service::CreateThrottle(
     const v1::CreateThrottleRequest* request,
     v1::CreateThrottleResponse* response) {
   if (absl::Status s = ValidateName("name", request->name()); !s.ok()) {
-    return Reply(context, s);
+    return Reply(context, "CreateThrottle", s);
   }
   absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
-  if (!config.ok()) return Reply(context, config.status());
+  if (!config.ok()) return Reply(context, "CreateThrottle", config.status());
   absl::MutexLock lock(&mu_);
   Entry* entry = nullptr;
   if (absl::Status s = CreateLocked(request->name(), *config, &entry);
       !s.ok()) {
-    return Reply(context, s);
+    return Reply(context, "CreateThrottle", s);
   }
   *response->mutable_throttle() = InfoLocked(*entry);
-  return Reply(context, absl::OkStatus());
+  Log(LogLevel::kInfo, "throttle_created",
+      {{"throttle", request->name()},
+       {"config", response->throttle().config().ShortDebugString()}});
+  return Reply(context, "CreateThrottle", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* Service::ConfigureThrottle(
@@ -622,16 +706,21 @@ grpc::ServerUnaryReactor* Service::ConfigureThrottle(
   {
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Entry*> entry = LookupLocked("name", request->name());
-    if (!entry.ok()) return Reply(context, entry.status());
+    if (!entry.ok()) return Reply(context, "ConfigureThrottle", entry.status());
     absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
-    if (!config.ok()) return Reply(context, config.status());
+    if (!config.ok())
+      return Reply(context, "ConfigureThrottle", config.status());
     (*entry)->scheduler.Configure(*config, clock_->Now());
     *response->mutable_throttle() = InfoLocked(**entry);
+    Log(LogLevel::kInfo, "throttle_configured",
+        {{"throttle", request->name()},
+         {"config", response->throttle().config().ShortDebugString()},
+         {"open_streams", absl::StrCat((*entry)->reactors.size())}});
     AdvanceLocked(**entry, &out);
     KickLocked(**entry);
   }
   Deliver(std::move(out));
-  return Reply(context, absl::OkStatus());
+  return Reply(context, "ConfigureThrottle", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* Service::DeleteThrottle(
@@ -642,7 +731,7 @@ grpc::ServerUnaryReactor* Service::DeleteThrottle(
   {
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Entry*> entry = LookupLocked("name", request->name());
-    if (!entry.ok()) return Reply(context, entry.status());
+    if (!entry.ok()) return Reply(context, "DeleteThrottle", entry.status());
     std::vector<StreamEvent> events;
     (*entry)->scheduler.EndAll(EndReason::kClosed, &events);
     CollectLocked(**entry, events,
@@ -650,10 +739,13 @@ grpc::ServerUnaryReactor* Service::DeleteThrottle(
                                absl::StrCat("throttle \"", request->name(),
                                             "\" was deleted")),
                   &out);
+    Log(LogLevel::kInfo, "throttle_deleted",
+        {{"throttle", request->name()},
+         {"streams_ended", absl::StrCat(events.size())}});
     throttles_.erase(request->name());
   }
   Deliver(std::move(out));
-  return Reply(context, absl::OkStatus());
+  return Reply(context, "DeleteThrottle", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* Service::ListThrottles(
@@ -664,7 +756,7 @@ grpc::ServerUnaryReactor* Service::ListThrottles(
   for (const auto& [name, entry] : throttles_) {
     *response->add_throttles() = InfoLocked(*entry);
   }
-  return Reply(context, absl::OkStatus());
+  return Reply(context, "ListThrottles", absl::OkStatus());
 }
 
 }  // namespace throttle::server

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "server/clock.h"
+#include "server/metrics.h"
 #include "server/scheduler.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
@@ -30,12 +31,14 @@ namespace throttle::server {
 
 class FuelReactor;
 
-// Implements throttle.v1.Throttle. Thread-safe.
-class Service final : public v1::Throttle::CallbackService {
+// Implements throttle.v1.Throttle, and is the source of the per-throttle
+// metrics. Thread-safe.
+class Service final : public v1::Throttle::CallbackService,
+                      public ThrottleStatsSource {
  public:
-  // `clock` is not owned and must outlive the service. Starts the refill
-  // thread.
-  explicit Service(const Clock* clock);
+  // `clock` and `metrics` are not owned and must outlive the service;
+  // `metrics` may be null (no metrics). Starts the refill thread.
+  Service(const Clock* clock, Metrics* metrics);
   // Ends open streams and joins the refill thread.
   ~Service() override;
 
@@ -54,6 +57,13 @@ class Service final : public v1::Throttle::CallbackService {
   // Stops and joins the refill thread. Idempotent. Call after the gRPC
   // server has shut down.
   void StopRefillLoop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Per-throttle numbers for the metrics endpoint.
+  std::vector<ThrottleSnapshot> Snapshot() const override
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Counts a call that ended with a non-OK status (for the metrics).
+  void CountError(absl::string_view method, const grpc::Status& status);
 
   // --- throttle.v1.Throttle ---
   grpc::ServerWriteReactor<v1::AwaitFuelResponse>* AwaitFuel(
@@ -132,7 +142,20 @@ class Service final : public v1::Throttle::CallbackService {
     const uint64_t uid;  // never reused, unlike names
     Scheduler scheduler;
     absl::flat_hash_map<StreamId, FuelReactor*> reactors;
+    // For the metrics.
+    int64_t grants = 0;      // handed to streams, minus those given back
+    int64_t given_back = 0;  // came back undelivered
+    int64_t starts = 0;
+    int64_t stops = 0;
   };
+
+  // Finishes a unary call, counting an error for the metrics.
+  grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                  absl::string_view method,
+                                  const absl::Status& status);
+  // Gives fuel back to a throttle's scheduler, counting it.
+  void GiveBackLocked(Entry& entry, absl::Time granted_at, int64_t grants)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Turns scheduler events into deliveries (taking reactor references).
   void CollectLocked(Entry& entry, const std::vector<StreamEvent>& events,
@@ -161,7 +184,8 @@ class Service final : public v1::Throttle::CallbackService {
   void RefillLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   const Clock* const clock_;
-  absl::Mutex mu_;
+  Metrics* const metrics_;
+  mutable absl::Mutex mu_;
   absl::btree_map<std::string, std::unique_ptr<Entry>> throttles_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_uid_ ABSL_GUARDED_BY(mu_) = 1;

@@ -2,14 +2,24 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+#include "server/log.h"
+#include "server/metrics.h"
 #include "server/service.h"
 
 namespace throttle::server {
 
 struct ThrottleServer::Impl {
+  ~Impl() {
+    exposer.reset();  // no scrape may reach the service past this point
+    if (metrics != nullptr) metrics->SetSource(nullptr);
+  }
+  std::unique_ptr<Metrics> metrics;
   std::unique_ptr<Service> service;
+  std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<grpc::Server> server;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -18,7 +28,9 @@ struct ThrottleServer::Impl {
 absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
-  impl->service = std::make_unique<Service>(options.clock);
+  impl->metrics = std::make_unique<Metrics>();
+  impl->service = std::make_unique<Service>(options.clock, impl->metrics.get());
+  impl->metrics->SetSource(impl->service.get());
   for (const auto& [name, config] : options.throttles) {
     absl::Status status = impl->service->Create(name, config);
     if (!status.ok()) {
@@ -26,7 +38,19 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
           absl::StrCat("throttle \"", name, "\": ", status.message()));
     }
   }
+  if (!options.metrics_listen.empty()) {
+    try {
+      impl->exposer =
+          std::make_unique<prometheus::Exposer>(options.metrics_listen);
+    } catch (const std::exception& e) {  // civetweb reports bind errors so
+      return absl::UnavailableError(absl::StrCat(
+          "cannot serve metrics on ", options.metrics_listen, ": ", e.what()));
+    }
+    impl->exposer->RegisterCollectable(impl->metrics->registry());
+    impl->exposer->RegisterCollectable(impl->metrics->throttles());
+  }
   grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen_address,
@@ -37,6 +61,11 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address));
   }
+  // Ready once the throttles declared at start-up exist: say so per service
+  // too, for probes that name it.
+  if (auto* health = impl->server->GetHealthCheckService()) {
+    health->SetServingStatus(v1::Throttle::service_full_name(), true);
+  }
   return std::unique_ptr<ThrottleServer>(
       new ThrottleServer(std::move(impl), port));
 }
@@ -45,6 +74,12 @@ ThrottleServer::ThrottleServer(std::unique_ptr<Impl> impl, int port)
     : impl_(std::move(impl)), port_(port) {}
 
 ThrottleServer::~ThrottleServer() { Shutdown(absl::Seconds(5)); }
+
+int ThrottleServer::metrics_port() const {
+  if (impl_->exposer == nullptr) return 0;
+  const std::vector<int> ports = impl_->exposer->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
 
 void ThrottleServer::Shutdown(absl::Duration deadline) {
   {
@@ -63,6 +98,7 @@ void ThrottleServer::Shutdown(absl::Duration deadline) {
                           absl::ToChronoNanoseconds(deadline));
   impl_->server->Wait();
   impl_->service->StopRefillLoop();
+  Log(LogLevel::kInfo, "server_stopped");
 }
 
 void ThrottleServer::Wait() {

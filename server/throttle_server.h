@@ -25,6 +25,9 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";
   // Throttles created (in state CREATED) before the server accepts calls.
   std::vector<std::pair<std::string, ThrottleConfig>> throttles;
+  // host:port of the Prometheus metrics endpoint (HTTP, /metrics); empty
+  // means none. Port 0 picks a free port (see metrics_port()).
+  std::string metrics_listen;
   // Time source; not owned, must outlive the server. Tests may pass a fake.
   const Clock* clock = RealClock();
 };
@@ -44,6 +47,8 @@ class ThrottleServer {
 
   // The port actually bound.
   int port() const { return port_; }
+  // The metrics endpoint's port; 0 if there is none.
+  int metrics_port() const;
 
   // Shuts down in order: new calls are refused, every open AwaitFuel stream
   // ends with UNAVAILABLE ("server shutting down"), calls still running

@@ -338,6 +338,14 @@ TEST_F(TankTest, CallsAgainAfterUnavailable) {
   EXPECT_EQ(server_.service().requests().size(), 3u);
 }
 
+TEST_F(TankTest, CallsAgainAfterCancelledByTheServer) {
+  server_.service().AddAnswer({{}, grpc::Status::CANCELLED});
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  EXPECT_EQ(tank.AwaitFuel(absl::Seconds(30)).outcome, FuelOutcome::kFuel);
+  EXPECT_EQ(server_.service().requests().size(), 2u);
+}
+
 TEST_F(TankTest, UnavailableUntilTimeoutIsTimedOut) {
   server_.service().RepeatAnswer(
       {{}, grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down")});

@@ -109,9 +109,10 @@ class Tank {
   // several) are handed out first, without a call. Otherwise this makes one
   // AwaitFuel call for one grant with wait limit `timeout` (none when
   // infinite; a negative timeout counts as zero: "only if available now").
-  // While the server answers UNAVAILABLE and the timeout has not passed, it
-  // calls again after a backoff delay (TankOptions); the call also waits for
-  // an unreachable server to come up (gRPC wait_for_ready).
+  // While the server answers UNAVAILABLE (or the call is CANCELLED by the
+  // other side, as by a server shutting down) and the timeout has not
+  // passed, it calls again after a backoff delay (TankOptions); the call also
+  // waits for an unreachable server to come up (gRPC wait_for_ready).
   //
   // On kFuel killed() becomes false (the throttle runs, perhaps restarted);
   // on kStopped it becomes true and grants kept for later are dropped. A

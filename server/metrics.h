@@ -1,0 +1,83 @@
+// Prometheus metrics of the service.
+//
+// Part of the service glue. Counters and histograms recorded as things
+// happen live in a prometheus::Registry; per-throttle gauges (waiting and
+// open streams, configured and achieved rate) are read from the service at
+// scrape time through a ThrottleStatsSource, so a scrape is always current
+// and costs nothing between scrapes.
+#ifndef THROTTLE_SERVER_METRICS_H_
+#define THROTTLE_SERVER_METRICS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/support/status.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace throttle::server {
+
+// One throttle's numbers at scrape time.
+struct ThrottleSnapshot {
+  std::string name;
+  std::string mode;
+  std::string state;
+  int64_t grants = 0;      // handed out (after give-backs), ever
+  int64_t given_back = 0;  // grants that came back undelivered
+  int64_t emissions = 0;   // counted by the monitor since first Start
+  int64_t waiting_streams = 0;
+  int64_t open_streams = 0;
+  double configured_rate = 0;  // max_n / per, grants per second
+  double achieved_rate = 0;    // emissions per second over the last second
+  int64_t starts = 0;
+  int64_t stops = 0;
+};
+
+// Where scrape-time numbers come from (the service). Thread-safe.
+class ThrottleStatsSource {
+ public:
+  virtual ~ThrottleStatsSource() = default;
+  virtual std::vector<ThrottleSnapshot> Snapshot() const = 0;
+};
+
+// Thread-safe.
+class Metrics {
+ public:
+  Metrics();
+
+  // The registry to expose; also collects from a source set later.
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // What to expose besides the registry: the per-throttle gauges. Lives as
+  // long as the Metrics.
+  std::shared_ptr<prometheus::Collectable> throttles() const;
+
+  // Sets the source of per-throttle numbers; `source` is not owned and
+  // must outlive scrapes (set to nullptr before it dies).
+  void SetSource(const ThrottleStatsSource* source);
+
+  // How late a grant reached its stream's queue after it fell due.
+  void ObserveLateness(absl::Duration lateness);
+  // A call finished with a non-OK status.
+  void CountError(absl::string_view method, grpc::StatusCode code);
+
+ private:
+  class ThrottleCollector;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Histogram* lateness_;
+  prometheus::Family<prometheus::Counter>* errors_;
+  std::shared_ptr<ThrottleCollector> throttles_;
+};
+
+// The name of a gRPC status code ("NOT_FOUND").
+const char* StatusCodeName(grpc::StatusCode code);
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_METRICS_H_
