@@ -1,0 +1,579 @@
+// throttle_bench: load generator and accuracy meter for the shared throttle.
+//
+// Starts a server (throttle_server, or raw_ceiling_server with --server=raw)
+// unless --address names one, creates a throttle at --rate in --mode, runs
+// --workers worker processes (this binary with --worker), each with
+// --streams concurrent AwaitFuel callers, either one call per grant
+// (--pattern=call, count 1) or one long stream each (--pattern=stream,
+// count 0). Workers record every grant's arrival time (CLOCK_MONOTONIC,
+// shared by all processes of the machine). Prints a readable table and, as
+// its last line, one JSON object.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "examples/common/subprocess.h"
+#include "grpcpp/grpcpp.h"
+#include "throttle/controller.h"
+#include "throttle/v1/throttle.grpc.pb.h"
+
+ABSL_FLAG(std::string, address, "", "use this server instead of starting one");
+ABSL_FLAG(std::string, server, "throttle", "throttle or raw (the ceiling)");
+ABSL_FLAG(std::string, server_binary, THROTTLE_SERVER_BINARY,
+          "path of throttle_server");
+ABSL_FLAG(std::string, raw_server_binary, RAW_SERVER_BINARY,
+          "path of raw_ceiling_server");
+ABSL_FLAG(int, workers, 4, "worker processes");
+ABSL_FLAG(int, streams, 1, "concurrent AwaitFuel callers per worker");
+ABSL_FLAG(double, rate, 1000, "target grants per second (max_n per 1 s)");
+ABSL_FLAG(std::string, mode, "smooth",
+          "smooth, window, bucket, unbounded or monitor-only");
+ABSL_FLAG(std::string, pattern, "stream", "call (count 1) or stream (count 0)");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "measured run time");
+ABSL_FLAG(absl::Duration, churn, absl::ZeroDuration(),
+          "if > 0, each stream is cancelled after a random lifetime of about "
+          "this and replaced by a new one");
+ABSL_FLAG(std::string, dump_times, "",
+          "write every grant's arrival time (seconds from Start) here");
+ABSL_FLAG(std::string, label, "", "name of the scenario, copied to the JSON");
+// Internal: worker processes.
+ABSL_FLAG(bool, worker, false, "internal: run as a worker");
+ABSL_FLAG(std::string, out, "", "internal: worker output file");
+ABSL_FLAG(std::string, throttle, "bench", "throttle name");
+
+namespace {
+
+using throttle::v1::AwaitFuelRequest;
+using throttle::v1::AwaitFuelResponse;
+
+int64_t MonoNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// ------------------------------------------------------------- worker side
+
+struct Recorder {
+  absl::Mutex mu;
+  std::vector<int64_t> arrivals ABSL_GUARDED_BY(mu);
+  std::vector<int64_t> latencies ABSL_GUARDED_BY(mu);
+  std::vector<int64_t> messages ABSL_GUARDED_BY(mu);  // arrival of each
+};
+
+class Slot;
+
+// One AwaitFuel call. Deletes itself in OnDone after telling its slot.
+class Call final : public grpc::ClientReadReactor<AwaitFuelResponse> {
+ public:
+  Call(Slot* slot, throttle::v1::Throttle::Stub* stub, int64_t count,
+       const std::string& throttle);
+  void OnReadDone(bool ok) override;
+  void OnDone(const grpc::Status& status) override;
+  void Cancel() { context_.TryCancel(); }
+  int64_t started() const { return started_; }
+
+ private:
+  Slot* const slot_;
+  grpc::ClientContext context_;
+  AwaitFuelRequest request_;
+  AwaitFuelResponse response_;
+  const int64_t started_;
+  bool first_ = true;
+  bool stopped_ = false;
+};
+
+// One concurrent caller: makes calls one after another until stopped.
+class Slot {
+ public:
+  Slot(throttle::v1::Throttle::Stub* stub, Recorder* recorder, int64_t count,
+       std::string throttle, absl::Duration churn, uint32_t seed)
+      : stub_(stub),
+        recorder_(recorder),
+        count_(count),
+        throttle_(std::move(throttle)),
+        churn_(churn),
+        rng_(seed) {}
+
+  void Begin() {
+    absl::MutexLock lock(&mu_);
+    StartLocked();
+  }
+  void Record(int64_t grants, int64_t latency_ns) {
+    const int64_t now = MonoNanos();
+    absl::MutexLock lock(&recorder_->mu);
+    recorder_->messages.push_back(now);
+    for (int64_t i = 0; i < grants; ++i) recorder_->arrivals.push_back(now);
+    if (latency_ns >= 0) recorder_->latencies.push_back(latency_ns);
+  }
+  void Done(bool stopped, const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    call_ = nullptr;
+    // Stopped, shut down or failed: this caller is finished. A call cut by
+    // churn (CANCELLED while running) is replaced.
+    const bool churned =
+        status.error_code() == grpc::StatusCode::CANCELLED && !halt_;
+    if (stopped || halt_ || (!status.ok() && !churned)) {
+      finished_ = true;
+      if (!status.ok() && !churned && !stopped && !halt_) {
+        std::fprintf(stderr, "worker call ended: %d %s\n", status.error_code(),
+                     status.error_message().c_str());
+      }
+      return;
+    }
+    StartLocked();
+  }
+  // Cancels the call if it outlived its churn lifetime.
+  void MaybeChurn(int64_t now) {
+    absl::MutexLock lock(&mu_);
+    if (call_ != nullptr && now >= deadline_) call_->Cancel();
+  }
+  void Halt() {
+    absl::MutexLock lock(&mu_);
+    halt_ = true;
+    if (call_ != nullptr) call_->Cancel();
+  }
+  bool finished() {
+    absl::MutexLock lock(&mu_);
+    return finished_;
+  }
+
+ private:
+  void StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (churn_ > absl::ZeroDuration()) {
+      std::uniform_real_distribution<double> f(0.5, 1.5);
+      deadline_ =
+          MonoNanos() +
+          static_cast<int64_t>(absl::ToDoubleNanoseconds(churn_) * f(rng_));
+    }
+    call_ = new Call(this, stub_, count_, throttle_);
+  }
+
+  throttle::v1::Throttle::Stub* const stub_;
+  Recorder* const recorder_;
+  const int64_t count_;
+  const std::string throttle_;
+  const absl::Duration churn_;
+  absl::Mutex mu_;
+  std::mt19937 rng_ ABSL_GUARDED_BY(mu_);
+  Call* call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int64_t deadline_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
+  bool halt_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+Call::Call(Slot* slot, throttle::v1::Throttle::Stub* stub, int64_t count,
+           const std::string& throttle)
+    : slot_(slot), started_(MonoNanos()) {
+  request_.set_throttle(throttle);
+  request_.set_count(count);
+  stub->async()->AwaitFuel(&context_, &request_, this);
+  StartRead(&response_);
+  StartCall();
+}
+
+void Call::OnReadDone(bool ok) {
+  if (!ok) return;
+  slot_->Record(response_.grants(), first_ ? MonoNanos() - started_ : -1);
+  first_ = false;
+  if (response_.end() == throttle::v1::END_REASON_STOPPED) stopped_ = true;
+  StartRead(&response_);
+}
+
+void Call::OnDone(const grpc::Status& status) {
+  // The slot forgets this call under its lock before it is deleted, so
+  // Halt() and MaybeChurn() never reach a deleted call.
+  slot_->Done(stopped_, status);
+  delete this;
+}
+
+int RunWorker() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = throttle::v1::Throttle::NewStub(channel);
+  Recorder recorder;
+  const int64_t count = absl::GetFlag(FLAGS_pattern) == "call" ? 1 : 0;
+  std::vector<std::unique_ptr<Slot>> slots;
+  for (int i = 0; i < absl::GetFlag(FLAGS_streams); ++i) {
+    slots.push_back(std::make_unique<Slot>(
+        stub.get(), &recorder, count, absl::GetFlag(FLAGS_throttle),
+        absl::GetFlag(FLAGS_churn),
+        static_cast<uint32_t>(getpid() * 1000 + i)));
+  }
+  for (auto& slot : slots) slot->Begin();
+
+  // SIGTERM (raw mode, or the coordinator giving up) halts every slot.
+  std::thread signal_thread([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    for (auto& slot : slots) slot->Halt();
+  });
+  while (true) {
+    bool all = true;
+    const int64_t now = MonoNanos();
+    for (auto& slot : slots) {
+      if (!slot->finished()) {
+        all = false;
+        slot->MaybeChurn(now);
+      }
+    }
+    if (all) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  kill(getpid(), SIGTERM);  // releases the signal thread
+  signal_thread.join();
+
+  absl::MutexLock lock(&recorder.mu);
+  std::ofstream out(absl::GetFlag(FLAGS_out), std::ios::binary);
+  for (const std::vector<int64_t>* v :
+       {&recorder.arrivals, &recorder.messages, &recorder.latencies}) {
+    const int64_t n = static_cast<int64_t>(v->size());
+    out.write(reinterpret_cast<const char*>(&n), sizeof(n));
+    out.write(reinterpret_cast<const char*>(v->data()),
+              static_cast<std::streamsize>(v->size() * sizeof(int64_t)));
+  }
+  return out ? 0 : 1;
+}
+
+// -------------------------------------------------------- coordinator side
+
+struct WorkerResult {
+  std::vector<int64_t> arrivals;  // one per grant
+  std::vector<int64_t> messages;  // one per message
+  std::vector<int64_t> latencies;
+};
+
+bool ReadWorker(const std::string& path, WorkerResult* result) {
+  std::ifstream in(path, std::ios::binary);
+  for (std::vector<int64_t>* v :
+       {&result->arrivals, &result->messages, &result->latencies}) {
+    int64_t n = 0;
+    if (!in.read(reinterpret_cast<char*>(&n), sizeof(n))) return false;
+    v->resize(static_cast<size_t>(n));
+    in.read(reinterpret_cast<char*>(v->data()),
+            static_cast<std::streamsize>(n * sizeof(int64_t)));
+  }
+  return static_cast<bool>(in);
+}
+
+// CPU seconds (user + system) of a process, from /proc/PID/stat.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string content((std::istreambuf_iterator<char>(in)), {});
+  const size_t close = content.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> fields;
+  std::string field;
+  for (size_t i = close + 2; i <= content.size(); ++i) {
+    if (i == content.size() || content[i] == ' ') {
+      fields.push_back(field);
+      field.clear();
+    } else {
+      field.push_back(content[i]);
+    }
+  }
+  // After ")": state is field 0; utime is 11, stime 12.
+  if (fields.size() < 13) return 0;
+  return (std::stod(fields[11]) + std::stod(fields[12])) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Peak resident set (VmHWM) in MiB.
+double PeakRssMiB(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  const size_t i = std::min(
+      v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i),
+                   v.end());
+  return v[i];
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "throttle_bench: %s\n", message.c_str());
+  return 1;
+}
+
+throttle::v1::Mode ModeOf(const std::string& mode) {
+  if (mode == "window") return throttle::v1::MODE_WINDOW;
+  if (mode == "bucket") return throttle::v1::MODE_BUCKET;
+  if (mode == "unbounded") return throttle::v1::MODE_UNBOUNDED;
+  if (mode == "monitor-only") return throttle::v1::MODE_MONITOR_ONLY;
+  return throttle::v1::MODE_SMOOTH;
+}
+
+std::string TempDir() {
+  char pattern[] = "/tmp/throttle_bench.XXXXXX";
+  return mkdtemp(pattern) == nullptr ? "/tmp" : pattern;
+}
+
+// A binary beside this one (installed layout) when the build-tree default
+// does not exist.
+std::string Locate(const std::string& configured, const std::string& name) {
+  struct stat st;
+  if (stat(configured.c_str(), &st) == 0) return configured;
+  const std::string self = throttle::SelfExecutable();
+  return self.substr(0, self.rfind('/') + 1) + name;
+}
+
+int RunCoordinator() {
+  const bool raw = absl::GetFlag(FLAGS_server) == "raw";
+  const std::string dir = TempDir();
+  const std::string name = absl::GetFlag(FLAGS_throttle);
+  const double rate = absl::GetFlag(FLAGS_rate);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  const int workers = absl::GetFlag(FLAGS_workers);
+  const int streams = absl::GetFlag(FLAGS_streams);
+
+  std::string address = absl::GetFlag(FLAGS_address);
+  std::optional<throttle::Subprocess> server;
+  if (address.empty()) {
+    const std::string port_file = dir + "/port";
+    auto spawned = throttle::Subprocess::Spawn(
+        {raw ? Locate(absl::GetFlag(FLAGS_raw_server_binary),
+                      "raw_ceiling_server")
+             : Locate(absl::GetFlag(FLAGS_server_binary), "throttle_server"),
+         "--listen=127.0.0.1:0", "--port_file=" + port_file});
+    if (!spawned.ok()) return Fail(spawned.status().ToString());
+    server = *std::move(spawned);
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    int port = 0;
+    while (absl::Now() < deadline) {
+      std::ifstream in(port_file);
+      if (in >> port && port > 0) break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    if (port <= 0) return Fail("server did not start");
+    address = absl::StrCat("127.0.0.1:", port);
+  }
+
+  throttle::Controller controller(address);
+  if (!raw) {
+    throttle::v1::ThrottleConfig config;
+    config.set_max_n(static_cast<int64_t>(std::llround(rate)));
+    config.set_per_seconds(1);
+    config.set_mode(ModeOf(mode));
+    (void)controller.DeleteThrottle(name);
+    auto created = controller.CreateThrottle(name, config);
+    if (!created.ok()) return Fail(created.status().ToString());
+  }
+
+  std::vector<throttle::Subprocess> children;
+  std::vector<std::string> outputs;
+  for (int i = 0; i < workers; ++i) {
+    outputs.push_back(absl::StrCat(dir, "/worker", i));
+    auto child = throttle::Subprocess::Spawn(
+        {throttle::SelfExecutable(), "--worker", "--address=" + address,
+         "--throttle=" + name, "--out=" + outputs.back(),
+         absl::StrCat("--streams=", streams),
+         "--pattern=" + absl::GetFlag(FLAGS_pattern),
+         absl::StrCat("--churn=",
+                      absl::FormatDuration(absl::GetFlag(FLAGS_churn)))});
+    if (!child.ok()) return Fail(child.status().ToString());
+    children.push_back(*std::move(child));
+  }
+  if (!raw) {
+    // Every caller waits before the start: the schedule begins saturated.
+    const absl::Time deadline = absl::Now() + absl::Seconds(120);
+    bool ready = false;
+    while (!ready && absl::Now() < deadline) {
+      auto list = controller.ListThrottles();
+      for (const auto& info :
+           list.ok() ? list->throttles() : decltype(list->throttles()){}) {
+        if (info.name() == name &&
+            info.waiting_streams() >= int64_t{workers} * streams) {
+          ready = true;
+        }
+      }
+      if (!ready) absl::SleepFor(absl::Milliseconds(20));
+    }
+    if (!ready) return Fail("workers did not all wait within 120 s");
+  } else {
+    absl::SleepFor(absl::Milliseconds(500));  // connections up, flooding
+  }
+
+  const pid_t server_pid = server ? server->pid() : 0;
+  const double cpu0 = server ? CpuSeconds(server_pid) : 0;
+  const int64_t t_start = MonoNanos();
+  if (!raw) {
+    auto started = controller.Start(name);
+    if (!started.ok()) return Fail(started.status().ToString());
+  }
+  absl::SleepFor(absl::GetFlag(FLAGS_duration));
+  const int64_t t_stop = MonoNanos();
+  const double cpu1 = server ? CpuSeconds(server_pid) : 0;
+  const double rss = server ? PeakRssMiB(server_pid) : 0;
+  int64_t server_total = -1;
+  if (!raw) {
+    auto stopped = controller.Stop(name);
+    if (!stopped.ok()) return Fail(stopped.status().ToString());
+    server_total = stopped->total_emissions();
+  } else {
+    for (auto& child : children) child.Signal(SIGTERM);
+  }
+
+  std::vector<int64_t> all;
+  std::vector<double> latencies;
+  std::vector<double> shares;
+  int64_t messages = 0;
+  for (int i = 0; i < workers; ++i) {
+    auto code = children[static_cast<size_t>(i)].Wait(absl::Seconds(120));
+    WorkerResult result;
+    if (!code.ok() || *code != 0 ||
+        !ReadWorker(outputs[static_cast<size_t>(i)], &result)) {
+      return Fail(absl::StrCat("worker ", i, " failed"));
+    }
+    int64_t in_window = 0;
+    for (int64_t t : result.arrivals) {
+      if (t >= t_start && t <= t_stop) {
+        all.push_back(t);
+        ++in_window;
+      }
+    }
+    shares.push_back(static_cast<double>(in_window));
+    for (int64_t t : result.messages) messages += (t >= t_start && t <= t_stop);
+    for (int64_t l : result.latencies)
+      latencies.push_back(static_cast<double>(l) / 1e3);
+  }
+  if (server) {
+    server->Signal(SIGTERM);
+    (void)server->Wait(absl::Seconds(30));
+  }
+  std::sort(all.begin(), all.end());
+
+  const double seconds = static_cast<double>(t_stop - t_start) / 1e9;
+  const double grants = static_cast<double>(all.size());
+  const double achieved =
+      all.size() > 1
+          ? (grants - 1) / (static_cast<double>(all.back() - all.front()) / 1e9)
+          : 0;
+  const bool limited = !raw && mode != "monitor-only";
+  const double relative_error = limited ? achieved / rate - 1 : 0;
+  // Most grants in any sliding window of 1 s (the throttle's `per`), as
+  // the workers saw them; and in windows 1 ms shorter, which forgives
+  // delivery jitter of up to 1 ms between the first and the last grant of a
+  // window (the server's own schedule holds the bound exactly; see
+  // docs/BENCHMARKS.md).
+  const auto max_in = [&all](int64_t window_ns) {
+    int64_t best = 0;
+    for (size_t lo = 0, hi = 0; hi < all.size(); ++hi) {
+      while (all[hi] - all[lo] >= window_ns) ++lo;
+      best = std::max<int64_t>(best, static_cast<int64_t>(hi - lo + 1));
+    }
+    return best;
+  };
+  const int64_t max_in_window = max_in(1'000'000'000);
+  const int64_t max_in_window_jitter_1ms = max_in(999'000'000);
+  std::vector<double> gaps, lateness;
+  for (size_t i = 1; i < all.size(); ++i)
+    gaps.push_back(static_cast<double>(all[i] - all[i - 1]) / 1e3);
+  if (limited) {
+    const double interval_ns = 1e9 / rate;
+    for (size_t k = 0; k < all.size(); ++k) {
+      lateness.push_back((static_cast<double>(all[k] - t_start) -
+                          static_cast<double>(k) * interval_ns) /
+                         1e3);
+    }
+  }
+  double sum = 0, sum_sq = 0;
+  for (double s : shares) {
+    sum += s;
+    sum_sq += s * s;
+  }
+  const double jain =
+      sum_sq > 0 ? sum * sum / (static_cast<double>(shares.size()) * sum_sq)
+                 : 0;
+  const double cpu_per_million = grants > 0 ? (cpu1 - cpu0) / grants * 1e6 : 0;
+
+  if (const std::string path = absl::GetFlag(FLAGS_dump_times); !path.empty()) {
+    std::ofstream dump(path);
+    for (int64_t t : all)
+      dump << absl::StrFormat("%.9f\n", static_cast<double>(t - t_start) / 1e9);
+  }
+
+  std::string shares_json;
+  for (double s : shares)
+    absl::StrAppend(&shares_json, shares_json.empty() ? "" : ",", s);
+  const std::string json = absl::StrFormat(
+      "{\"label\":\"%s\",\"server\":\"%s\",\"mode\":\"%s\",\"pattern\":\"%s\","
+      "\"workers\":%d,\"streams_per_worker\":%d,\"target_rate\":%g,"
+      "\"duration_s\":%.3f,\"grants\":%d,\"server_total\":%d,\"messages\":%d,"
+      "\"grants_per_s\":%.1f,\"messages_per_s\":%.1f,\"achieved_rate\":%.4f,"
+      "\"relative_error\":%.6f,\"max_in_window\":%d,"
+      "\"max_in_window_jitter_1ms\":%d,"
+      "\"gap_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+      "\"lateness_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+      "\"await_latency_us\":{\"p50\":%.1f,\"p99\":%.1f},"
+      "\"shares\":[%s],\"jain\":%.5f,\"server_cpu_s_per_million\":%.3f,"
+      "\"server_peak_rss_mib\":%.1f}",
+      absl::GetFlag(FLAGS_label), raw ? "raw" : "throttle", mode,
+      absl::GetFlag(FLAGS_pattern), workers, streams, rate, seconds,
+      static_cast<int64_t>(all.size()), server_total, messages,
+      grants / seconds, static_cast<double>(messages) / seconds, achieved,
+      relative_error, max_in_window, max_in_window_jitter_1ms,
+      Percentile(gaps, 0.5), Percentile(gaps, 0.99),
+      gaps.empty() ? 0 : *std::max_element(gaps.begin(), gaps.end()),
+      Percentile(lateness, 0.5), Percentile(lateness, 0.99),
+      lateness.empty() ? 0
+                       : *std::max_element(lateness.begin(), lateness.end()),
+      Percentile(latencies, 0.5), Percentile(latencies, 0.99), shares_json,
+      jain, cpu_per_million, rss);
+  std::printf(
+      "%-10s %-12s %-6s W=%d S=%d target=%g/s grants=%lld (%.0f/s, %.0f msg/s) "
+      "achieved=%.3f/s err=%+.4f%% max/1s=%lld (%lld) gap p99=%.0fus lateness "
+      "p50/p99/max=%.0f/%.0f/%.0fus jain=%.4f cpu/M=%.2fs rss=%.0fMiB\n",
+      raw ? "raw" : "throttle", mode.c_str(),
+      absl::GetFlag(FLAGS_pattern).c_str(), workers, streams, rate,
+      static_cast<long long>(all.size()), grants / seconds,
+      static_cast<double>(messages) / seconds, achieved, relative_error * 100,
+      static_cast<long long>(max_in_window),
+      static_cast<long long>(max_in_window_jitter_1ms), Percentile(gaps, 0.99),
+      Percentile(lateness, 0.5), Percentile(lateness, 0.99),
+      lateness.empty() ? 0
+                       : *std::max_element(lateness.begin(), lateness.end()),
+      jain, cpu_per_million, rss);
+  std::printf("%s\n", json.c_str());
+  std::error_code ignored;
+  for (const auto& o : outputs) std::remove(o.c_str());
+  std::remove((dir + "/port").c_str());
+  rmdir(dir.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return absl::GetFlag(FLAGS_worker) ? RunWorker() : RunCoordinator();
+}
