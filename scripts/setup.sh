@@ -23,6 +23,9 @@ if ((${#missing[@]})); then
     --no-install-recommends "${missing[@]}"
 fi
 
+# The Python and Node clients and their tests.
+clients/setup.sh
+
 build_dir="${BUILD_DIR:-build}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER="${CXX:-g++}" >/dev/null

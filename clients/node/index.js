@@ -1,0 +1,498 @@
+// throttle-client: Node.js client of the shared throttle service.
+//
+// A thin promise-based layer over @grpc/grpc-js with the API of the Python
+// library mp_throttle. The contract, proto/throttle/v1/throttle.proto, is
+// loaded at run time (by @grpc/proto-loader) from ../../proto, or from the
+// directory named by $THROTTLE_PROTO_DIR.
+//
+//   const { Throttle } = require('throttle-client');
+//   const throttle = new Throttle('127.0.0.1:50051', 'crawl');
+//   await throttle.create(4, 1);            // the seed's Throttle(4, 1)
+//   // in each worker process:
+//   while (!tank.killFlag.isSet()) {
+//     await tank.awaitFuel();
+//     work();
+//   }
+//   // in the controller:
+//   await throttle.start();
+//   const [runtime, total, between, perSecond] = await throttle.stop();
+//
+// Errors reject with ThrottleError, whose .code is the numeric gRPC status
+// code and .codeName its name ("NOT_FOUND", ...).
+'use strict';
+
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO_DIR =
+  process.env.THROTTLE_PROTO_DIR || path.join(__dirname, '..', '..', 'proto');
+
+const packageDefinition = protoLoader.loadSync('throttle/v1/throttle.proto', {
+  includeDirs: [PROTO_DIR],
+  keepCase: true, // field names as in the proto: max_n, per_seconds, ...
+  longs: Number, // int64 as Number (all values here fit in 2^53)
+  enums: String, // enum values by name: 'MODE_SMOOTH', 'END_REASON_STOPPED'
+  defaults: true, // unset fields read as their default (grants 0, ...)
+});
+const proto = grpc.loadPackageDefinition(packageDefinition).throttle.v1;
+
+const MODES = {
+  smooth: 'MODE_SMOOTH',
+  window: 'MODE_WINDOW',
+  bucket: 'MODE_BUCKET',
+  unbounded: 'MODE_UNBOUNDED',
+  'monitor-only': 'MODE_MONITOR_ONLY',
+  monitor_only: 'MODE_MONITOR_ONLY',
+};
+
+// The name of each numeric gRPC status code: 5 -> 'NOT_FOUND'.
+const CODE_NAMES = Object.fromEntries(
+  Object.entries(grpc.status).map(([name, code]) => [code, name]),
+);
+
+// A failed call. `code` is the gRPC status code (grpc.status.NOT_FOUND ...),
+// `codeName` its name, `details` the server's message. The code says what
+// to do next: see proto/throttle/v1/throttle.proto.
+class ThrottleError extends Error {
+  constructor(code, details = '') {
+    const codeName = CODE_NAMES[code] || `CODE_${code}`;
+    super(details ? `${codeName}: ${details}` : codeName);
+    this.name = 'ThrottleError';
+    this.code = code;
+    this.codeName = codeName;
+    this.details = details;
+  }
+
+  static fromGrpc(error) {
+    return new ThrottleError(
+      typeof error.code === 'number' ? error.code : grpc.status.UNKNOWN,
+      error.details || error.message || '',
+    );
+  }
+}
+
+// Reconnection delays: `initial` seconds, doubling up to `max`, each times
+// a random factor in [0.8, 1.2) (the C++ library's policy).
+class Backoff {
+  constructor(initial = 0.05, max = 2.0, random = Math.random) {
+    this.initial = Math.max(initial, 0.001);
+    this.max = Math.max(max, this.initial);
+    this.base = this.initial;
+    this.random = random;
+  }
+
+  nextDelay() {
+    const delay = this.base * (0.8 + 0.4 * this.random());
+    this.base = Math.min(this.base * 2, this.max);
+    return delay;
+  }
+
+  reset() {
+    this.base = this.initial;
+  }
+}
+
+// The seed's kill_flag. In a worker, set by awaitFuel()/hasFuel() when the
+// server says the throttle stopped and cleared by the next grant (it was
+// restarted); in the controller set by stop() and cleared by start().
+class KillFlag {
+  constructor() {
+    this.flag = false;
+  }
+  isSet() {
+    return this.flag;
+  }
+  set() {
+    this.flag = true;
+  }
+  clear() {
+    this.flag = false;
+  }
+}
+
+function toDuration(seconds) {
+  const nanos = Math.round(Math.max(seconds, 0) * 1e9);
+  return { seconds: Math.floor(nanos / 1e9), nanos: nanos % 1e9 };
+}
+
+function toMode(mode) {
+  if (mode === undefined) return 'MODE_SMOOTH';
+  if (Object.values(MODES).includes(mode)) return mode;
+  if (MODES[mode] === undefined) {
+    throw new RangeError(`unknown mode ${JSON.stringify(mode)}`);
+  }
+  return MODES[mode];
+}
+
+function fromInfo(t) {
+  const c = t.config || {};
+  const mode = Object.keys(MODES).find((k) => MODES[k] === c.mode);
+  return {
+    name: t.name,
+    maxN: c.max_n,
+    per: c.per_seconds,
+    mode: mode || c.mode,
+    burst: c.burst,
+    manualEmit: c.manual_emit,
+    state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
+    waitingStreams: t.waiting_streams,
+    totalEmissions: t.total_emissions,
+  };
+}
+
+// Sleeps `seconds`, or less if `signal` aborts.
+function sleep(seconds, signal) {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, seconds * 1000);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done);
+  });
+}
+
+// A handle on the throttle `name` of the server at `address` ("host:port").
+//
+// Options: workerId (for the server's logs, <= 128 bytes), weight (share
+// relative to other waiting workers, 1..1000), backoffInitial and
+// backoffMax (seconds between reconnection attempts), deadlineSlack (added
+// to a finite awaitFuel timeout to form the call's deadline), callTimeout
+// (deadline of unary calls, seconds), waitForReady (false: unary calls to an
+// unreachable server fail at once with UNAVAILABLE; true: they wait for it
+// up to callTimeout; awaitFuel always waits), credentials (default
+// insecure), channelOptions.
+class Throttle {
+  constructor(address, name, options = {}) {
+    this.address = address;
+    this.name = name;
+    this.options = {
+      workerId: '',
+      weight: 1,
+      backoffInitial: 0.05,
+      backoffMax: 2.0,
+      deadlineSlack: 0.2,
+      callTimeout: 10,
+      waitForReady: false,
+      ...options,
+    };
+    this.killFlag = new KillFlag();
+    this.client = new proto.Throttle(
+      address,
+      this.options.credentials || grpc.credentials.createInsecure(),
+      this.options.channelOptions || {},
+    );
+    this.surplus = 0; // grants received beyond what was asked for
+    this.active = new Set(); // calls in flight, for close()
+    this.closed = new AbortController();
+  }
+
+  // What another process needs to make the same handle
+  // (Throttle.fromJSON(JSON.parse(JSON.stringify(throttle)))).
+  toJSON() {
+    const { credentials, ...options } = this.options; // eslint-disable-line no-unused-vars
+    return { address: this.address, name: this.name, options };
+  }
+
+  static fromJSON({ address, name, options }) {
+    return new Throttle(address, name, options);
+  }
+
+  // Cancels calls in flight (they reject with ThrottleError CANCELLED) and
+  // closes the channel. The handle is unusable afterwards.
+  close() {
+    this.closed.abort();
+    for (const call of this.active) call.cancel();
+    this.client.close();
+  }
+
+  checkOpen() {
+    if (this.closed.signal.aborted) {
+      throw new ThrottleError(grpc.status.CANCELLED, 'throttle-client was closed');
+    }
+  }
+
+  unary(method, request) {
+    return new Promise((resolve, reject) => {
+      this.checkOpen();
+      const deadline = new Date(Date.now() + this.options.callTimeout * 1000);
+      const metadata = new grpc.Metadata({ waitForReady: this.options.waitForReady });
+      const call = this.client[method](request, metadata, { deadline }, (error, response) => {
+        this.active.delete(call);
+        if (error) reject(ThrottleError.fromGrpc(error));
+        else resolve(response);
+      });
+      this.active.add(call);
+    });
+  }
+
+  // --- worker side -------------------------------------------------------
+
+  // Waits until one grant of fuel is available to this worker. Resolves
+  // true with one grant (do one piece of work); false if the throttle was
+  // stopped (killFlag is then set) or `timeout` seconds passed without a
+  // grant (killFlag unchanged). No timeout waits for ever; 0 takes fuel only
+  // if it is available at once.
+  //
+  // Makes one AwaitFuel call for one grant (count 1), so fuel only goes to a
+  // worker that waits for it. The call waits for a server that is not up yet
+  // (waitForReady); while the server answers UNAVAILABLE or cancels the call
+  // (restart, shutdown) it calls again after a backoff delay, until
+  // `timeout`. Rejects with ThrottleError otherwise (NOT_FOUND: no such
+  // throttle or it was deleted; INVALID_ARGUMENT; CANCELLED after close()).
+  async awaitFuel(timeout) {
+    this.checkOpen();
+    if (this.surplus > 0) {
+      this.surplus -= 1;
+      return true;
+    }
+    const finite = timeout !== undefined && timeout !== null && timeout !== Infinity;
+    const deadline = finite ? Date.now() + Math.max(timeout, 0) * 1000 : Infinity;
+    const backoff = new Backoff(this.options.backoffInitial, this.options.backoffMax);
+    for (;;) {
+      const { grants, end, status } = await this.callAwaitFuel(deadline);
+      if (grants > 0) {
+        if (end === 'END_REASON_STOPPED') {
+          // Fuel that fell due just before the stop: use one, drop the rest.
+          this.killFlag.set();
+          this.surplus = 0;
+        } else {
+          this.killFlag.clear();
+          this.surplus += grants - 1;
+        }
+        return true;
+      }
+      if (end === 'END_REASON_STOPPED') {
+        this.killFlag.set();
+        this.surplus = 0;
+        return false;
+      }
+      if (end === 'END_REASON_WAIT_LIMIT_PASSED') return false;
+      switch (status.code) {
+        case grpc.status.OK:
+          throw new ThrottleError(
+            grpc.status.INTERNAL,
+            'AwaitFuel stream ended without a grant or an end reason',
+          );
+        case grpc.status.DEADLINE_EXCEEDED:
+          // Our own deadline: the server was unreachable or its answer late.
+          if (finite) return false;
+          break;
+        case grpc.status.CANCELLED:
+          this.checkOpen(); // our own close(): reject
+        // Else the server cancelled the call (a shutdown past its grace
+        // period): like UNAVAILABLE.
+        // falls through
+        case grpc.status.UNAVAILABLE: {
+          let delay = backoff.nextDelay();
+          if (finite) {
+            const remaining = (deadline - Date.now()) / 1000;
+            if (remaining <= 0) return false;
+            delay = Math.min(delay, remaining);
+          }
+          await sleep(delay, this.closed.signal);
+          this.checkOpen();
+          continue;
+        }
+        default:
+          break;
+      }
+      throw ThrottleError.fromGrpc(status);
+    }
+  }
+
+  // One AwaitFuel(count 1) call; resolves {grants, end, status} once the
+  // stream has ended and every message was read.
+  callAwaitFuel(deadline) {
+    return new Promise((resolve) => {
+      const request = {
+        throttle: this.name,
+        count: 1,
+        worker_id: this.options.workerId,
+        weight: this.options.weight,
+      };
+      const callOptions = {};
+      if (deadline !== Infinity) {
+        const remaining = Math.max(deadline - Date.now(), 0) / 1000;
+        request.wait_limit = toDuration(remaining);
+        callOptions.deadline = new Date(
+          Date.now() + (remaining + this.options.deadlineSlack) * 1000,
+        );
+      }
+      // Wait for a server that is (re)starting instead of failing at once.
+      const metadata = new grpc.Metadata({ waitForReady: true });
+      const result = { grants: 0, end: 'END_REASON_UNSPECIFIED', status: null };
+      const call = this.client.AwaitFuel(request, metadata, callOptions);
+      this.active.add(call);
+      let ended = false;
+      let timer = null;
+      const finish = () => {
+        if (result.status === null || !ended) return;
+        clearTimeout(timer);
+        this.active.delete(call);
+        resolve(result);
+      };
+      call.on('data', (response) => {
+        result.grants += Math.max(Number(response.grants) || 0, 0);
+        if (response.end && response.end !== 'END_REASON_UNSPECIFIED') {
+          result.end = response.end;
+        }
+      });
+      call.on('error', () => {}); // the status below says it all
+      call.on('end', () => {
+        ended = true;
+        finish();
+      });
+      call.on('close', () => {
+        ended = true;
+        finish();
+      });
+      call.on('status', (status) => {
+        result.status = status;
+        // Messages still buffered arrive before 'end'; should a failed
+        // stream never emit 'end', do not wait for it for ever.
+        if (status.code !== grpc.status.OK) {
+          timer = setTimeout(() => {
+            ended = true;
+            finish();
+          }, 100);
+        }
+        finish();
+      });
+    });
+  }
+
+  // Takes one grant if one is available right now; never waits. Resolves
+  // false if none is (the server says no while other workers wait in
+  // awaitFuel) or the throttle is stopped (killFlag is then set).
+  async hasFuel() {
+    this.checkOpen();
+    if (this.surplus > 0) {
+      this.surplus -= 1;
+      return true;
+    }
+    const response = await this.unary('HasFuel', {
+      throttle: this.name,
+      worker_id: this.options.workerId,
+    });
+    if (response.stopped) {
+      this.killFlag.set();
+      return false;
+    }
+    if (response.granted) this.killFlag.clear();
+    return response.granted;
+  }
+
+  // Reports n emissions (a throttle created with manualEmit, the seed's
+  // auto_emit=False); resolves the throttle's total emissions.
+  // FAILED_PRECONDITION if it counts at grant time or is not running.
+  async emit(n = 1) {
+    const response = await this.unary('Emit', {
+      throttle: this.name,
+      count: n,
+      worker_id: this.options.workerId,
+    });
+    return response.total_emissions;
+  }
+
+  // --- controller side ---------------------------------------------------
+
+  // Creates the throttle: maxN grants per `per` seconds (the seed's
+  // Throttle(maxN, per)). Options: mode ('smooth' (default), 'window',
+  // 'bucket', 'unbounded', 'monitor-only'), burst, manualEmit, replace
+  // (delete an existing throttle of this name first instead of failing
+  // with ALREADY_EXISTS). Resolves the throttle's info.
+  async create(maxN, per, { mode, burst = 0, manualEmit = false, replace = false } = {}) {
+    const request = {
+      name: this.name,
+      config: { max_n: maxN, per_seconds: per, mode: toMode(mode), burst, manual_emit: manualEmit },
+    };
+    try {
+      return fromInfo((await this.unary('CreateThrottle', request)).throttle);
+    } catch (error) {
+      if (!replace || error.code !== grpc.status.ALREADY_EXISTS) throw error;
+    }
+    await this.delete();
+    return fromInfo((await this.unary('CreateThrottle', request)).throttle);
+  }
+
+  // Replaces the configuration whole; waiting workers stay and are served
+  // at the new rate. Resolves the throttle's info.
+  async configure(maxN, per, { mode, burst = 0, manualEmit = false } = {}) {
+    const response = await this.unary('ConfigureThrottle', {
+      name: this.name,
+      config: { max_n: maxN, per_seconds: per, mode: toMode(mode), burst, manual_emit: manualEmit },
+    });
+    return fromInfo(response.throttle);
+  }
+
+  // Deletes the throttle; its waiting workers get NOT_FOUND.
+  async delete() {
+    await this.unary('DeleteThrottle', { name: this.name });
+  }
+
+  // Every throttle of the server, sorted by name.
+  async listThrottles() {
+    const response = await this.unary('ListThrottles', {});
+    return response.throttles.map(fromInfo);
+  }
+
+  // This throttle as listed by the server: {name, maxN, per, mode, burst,
+  // manualEmit, state, waitingStreams, totalEmissions}.
+  async info() {
+    const found = (await this.listThrottles()).find((t) => t.name === this.name);
+    if (!found) {
+      throw new ThrottleError(grpc.status.NOT_FOUND, `no throttle named '${this.name}'`);
+    }
+    return found;
+  }
+
+  // Starts (or resumes) the throttle. FAILED_PRECONDITION if it runs.
+  async start() {
+    await this.unary('Start', { throttle: this.name });
+    this.killFlag.clear();
+  }
+
+  // Stops the throttle and sets the kill flag: every waiting worker's
+  // awaitFuel resolves false with its killFlag set. Resolves the seed's
+  // tuple [runtime, totalEmissions, meanTimeBetween, meanPerSecond].
+  // FAILED_PRECONDITION if it is not running.
+  async stop() {
+    const r = await this.unary('Stop', { throttle: this.name });
+    this.killFlag.set();
+    return [
+      r.runtime_seconds,
+      r.total_emissions,
+      r.mean_seconds_between_emissions,
+      r.mean_emissions_per_second,
+    ];
+  }
+
+  // [seconds between emissions, emissions per second] over the last
+  // `window` seconds (0 < window <= 60), as the seed's latest().
+  async latest(window = 1) {
+    const r = await this.unary('Latest', { throttle: this.name, window: toDuration(window) });
+    return [r.seconds_between_emissions, r.emissions_per_second];
+  }
+
+  // [mean seconds between emissions, mean per second] since the first
+  // start, as the seed's mean().
+  async mean() {
+    const r = await this.unary('Mean', { throttle: this.name });
+    return [r.mean_seconds_between_emissions, r.mean_emissions_per_second];
+  }
+
+  // The whole MeanResponse (runtime_seconds, total_emissions,
+  // lowest_gap_seconds, highest_gap_seconds, state, ...).
+  async meanDetails() {
+    return this.unary('Mean', { throttle: this.name });
+  }
+}
+
+module.exports = { Throttle, ThrottleError, Backoff, KillFlag, status: grpc.status, proto };

@@ -1,0 +1,253 @@
+// Bad input and the ways a wait ends, through the Node client against the
+// real server: each error rejects with a ThrottleError carrying the right
+// gRPC code; stop, wait limit and timeouts are resolved values; a worker
+// reconnects after a server restart; the backoff policy.
+'use strict';
+
+const assert = require('node:assert/strict');
+const { describe, test, before, after } = require('node:test');
+const { Throttle, ThrottleError, Backoff, status } = require('..');
+const { GENEROUS, sleep, awaitWaiting, Server } = require('./support');
+
+// Asserts that `promise` rejects with a ThrottleError of `codeName`.
+async function rejectsWith(promise, codeName) {
+  await assert.rejects(promise, (error) => {
+    assert.ok(error instanceof ThrottleError, String(error));
+    assert.equal(error.codeName, codeName, error.message);
+    assert.equal(error.code, status[codeName]);
+    assert.ok(error.message.includes(codeName));
+    return true;
+  });
+}
+
+// A promise that settles like `promise`, whose rejection is handled at
+// once (not reported as unhandled while the test goes on).
+function settled(promise) {
+  promise.catch(() => {});
+  return promise;
+}
+
+describe('bad input', () => {
+  let server;
+  const handles = [];
+  const throttle = (name, options) => {
+    const t = new Throttle(server.address, name, options);
+    handles.push(t);
+    return t;
+  };
+  before(async () => {
+    server = await new Server().start();
+  });
+  after(async () => {
+    for (const t of handles) t.close();
+    await server.close();
+  });
+
+  test('max_n 0 is INVALID_ARGUMENT naming the field', async () => {
+    await assert.rejects(throttle('zero').create(0, 1), (error) => {
+      assert.equal(error.codeName, 'INVALID_ARGUMENT');
+      assert.match(error.details, /max_n/);
+      return true;
+    });
+  });
+
+  test('bad per, burst outside bucket mode, bad name are INVALID_ARGUMENT', async () => {
+    await rejectsWith(throttle('per').create(4, 0), 'INVALID_ARGUMENT');
+    await rejectsWith(throttle('per').create(4, -1), 'INVALID_ARGUMENT');
+    await rejectsWith(throttle('burst').create(4, 1, { burst: 3 }), 'INVALID_ARGUMENT');
+    await rejectsWith(throttle('has space').create(4, 1), 'INVALID_ARGUMENT');
+  });
+
+  test('an unknown mode is refused by the client', async () => {
+    await assert.rejects(throttle('mode').create(4, 1, { mode: 'sometimes' }), RangeError);
+  });
+
+  test('duplicate is ALREADY_EXISTS; replace deletes the old one', async () => {
+    const t = throttle('dup');
+    await t.create(4, 1);
+    await rejectsWith(t.create(4, 1), 'ALREADY_EXISTS');
+    assert.equal((await t.create(8, 1, { replace: true })).maxN, 8);
+  });
+
+  test('unknown throttle is NOT_FOUND, also for awaitFuel (not retried)', async () => {
+    const t = throttle('nobody');
+    await rejectsWith(t.start(), 'NOT_FOUND');
+    await rejectsWith(t.stop(), 'NOT_FOUND');
+    await rejectsWith(t.mean(), 'NOT_FOUND');
+    await rejectsWith(t.latest(), 'NOT_FOUND');
+    await rejectsWith(t.delete(), 'NOT_FOUND');
+    await rejectsWith(t.hasFuel(), 'NOT_FOUND');
+    await rejectsWith(t.info(), 'NOT_FOUND');
+    await rejectsWith(t.awaitFuel(GENEROUS), 'NOT_FOUND');
+  });
+
+  test('wrong state is FAILED_PRECONDITION', async () => {
+    const t = throttle('state');
+    await t.create(4, 1);
+    await rejectsWith(t.stop(), 'FAILED_PRECONDITION'); // never started
+    await t.start();
+    await rejectsWith(t.start(), 'FAILED_PRECONDITION'); // running
+    await rejectsWith(t.emit(), 'FAILED_PRECONDITION'); // counts at grant time
+    await t.stop();
+    await rejectsWith(t.stop(), 'FAILED_PRECONDITION'); // stopped
+  });
+
+  test('bad worker arguments are INVALID_ARGUMENT', async () => {
+    await throttle('args').create(4, 1);
+    await rejectsWith(throttle('args', { weight: 0 }).awaitFuel(5), 'INVALID_ARGUMENT');
+    await rejectsWith(
+      throttle('args', { workerId: 'x'.repeat(129) }).awaitFuel(5),
+      'INVALID_ARGUMENT',
+    );
+    await rejectsWith(throttle('args').latest(61), 'INVALID_ARGUMENT');
+  });
+
+  test('delete ends a waiting worker with NOT_FOUND', async () => {
+    const controller = throttle('deleted');
+    await controller.create(4, 1);
+    const waiting = settled(throttle('deleted').awaitFuel());
+    assert.ok(await awaitWaiting(controller, 1));
+    await controller.delete();
+    await rejectsWith(waiting, 'NOT_FOUND');
+  });
+});
+
+describe('wait outcomes', () => {
+  let server;
+  const handles = [];
+  const throttle = (name, options) => {
+    const t = new Throttle(server.address, name, options);
+    handles.push(t);
+    return t;
+  };
+  before(async () => {
+    server = await new Server().start();
+  });
+  after(async () => {
+    for (const t of handles) t.close();
+    await server.close();
+  });
+
+  test('a timeout before start resolves false without the kill flag', async () => {
+    const t = throttle('created');
+    await t.create(4, 1);
+    const begin = Date.now();
+    assert.equal(await t.awaitFuel(0.3), false);
+    assert.ok(Date.now() - begin >= 250);
+    assert.equal(t.killFlag.isSet(), false);
+    assert.equal(await t.awaitFuel(0), false);
+  });
+
+  test('a stopped throttle sets the kill flag; a restart clears it', async () => {
+    const controller = throttle('stopped');
+    await controller.create(4, 1);
+    await controller.start();
+    const worker = throttle('stopped');
+    assert.equal(await worker.awaitFuel(GENEROUS), true);
+    assert.equal(worker.killFlag.isSet(), false);
+    await controller.stop();
+    assert.equal(controller.killFlag.isSet(), true);
+    assert.equal(await worker.awaitFuel(GENEROUS), false);
+    assert.equal(worker.killFlag.isSet(), true);
+    await controller.start();
+    assert.equal(controller.killFlag.isSet(), false);
+    assert.equal(await worker.awaitFuel(GENEROUS), true);
+    assert.equal(worker.killFlag.isSet(), false);
+    await controller.stop();
+    assert.equal(await worker.hasFuel(), false);
+    assert.equal(worker.killFlag.isSet(), true);
+  });
+
+  test('hasFuel takes free fuel only', async () => {
+    const t = throttle('has');
+    await t.create(1, 60); // one grant, then none for a minute
+    await t.start();
+    assert.equal(await t.hasFuel(), true);
+    assert.equal(await t.hasFuel(), false);
+  });
+
+  test('manual emit counts reported emissions', async () => {
+    const t = throttle('manual');
+    await t.create(100, 1, { manualEmit: true });
+    await t.start();
+    assert.equal(await t.awaitFuel(GENEROUS), true);
+    assert.equal(await t.emit(), 1);
+    assert.equal(await t.emit(3), 4);
+    assert.equal((await t.stop())[1], 4);
+  });
+
+  test('statistics as the seed tuples', async () => {
+    const t = throttle('stats');
+    const info = await t.create(100, 1, { mode: 'window' });
+    assert.deepEqual([info.mode, info.state, info.maxN], ['window', 'created', 100]);
+    await t.start();
+    for (let i = 0; i < 5; i++) assert.equal(await t.awaitFuel(GENEROUS), true);
+    const [between, perSecond] = await t.latest(60);
+    assert.equal(perSecond, 5 / 60);
+    assert.ok(Math.abs(between - 12) < 1e-9);
+    assert.equal((await t.mean()).length, 2);
+    assert.equal((await t.stop())[1], 5);
+    assert.equal((await t.info()).state, 'stopped');
+  });
+
+  test('close cancels a waiting call', async () => {
+    const t = new Throttle(server.address, 'close');
+    await t.create(4, 1);
+    const waiting = settled(t.awaitFuel());
+    assert.ok(await awaitWaiting(t, 1));
+    t.close();
+    await rejectsWith(waiting, 'CANCELLED');
+  });
+});
+
+describe('reconnect', () => {
+  test('an unreachable server times out to false', async (t) => {
+    const server = await new Server().start();
+    const address = server.address;
+    await server.close();
+    const tank = new Throttle(address, 'gone');
+    t.after(() => tank.close());
+    const begin = Date.now();
+    assert.equal(await tank.awaitFuel(0.5), false);
+    assert.ok(Date.now() - begin >= 450);
+  });
+
+  test('a worker reconnects after a server restart', async (t) => {
+    const server = await new Server(['--throttle=again max_n=10 per=1']).start();
+    t.after(() => server.close());
+    const tank = new Throttle(server.address, 'again', { backoffMax: 0.5 });
+    t.after(() => tank.close());
+    let outcome;
+    const waiting = tank.awaitFuel().then(
+      (v) => (outcome = v),
+      (e) => (outcome = e),
+    );
+    assert.ok(await awaitWaiting(tank, 1));
+    // SIGTERM: the stream ends with UNAVAILABLE and the worker keeps calling
+    // with backoff until a server is back on the same port.
+    assert.equal(await server.stop(), 0);
+    await sleep(0.3);
+    assert.equal(outcome, undefined);
+    await server.start();
+    // Waits for the new server rather than failing with UNAVAILABLE (the
+    // connection grpc-js shares with `tank` may be in its backoff).
+    const controller = new Throttle(server.address, 'again', { waitForReady: true });
+    t.after(() => controller.close());
+    assert.ok(await awaitWaiting(controller, 1));
+    await controller.start();
+    await waiting;
+    assert.equal(outcome, true);
+  });
+});
+
+test('backoff doubles with jitter up to the maximum', () => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  const backoff = new Backoff(0.1, 1.0, random);
+  for (const base of [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]) {
+    const delay = backoff.nextDelay();
+    assert.ok(delay >= base * 0.8 && delay < base * 1.2, `${delay} vs ${base}`);
+  }
+  backoff.reset();
+  assert.ok(backoff.nextDelay() < 0.12);
+});

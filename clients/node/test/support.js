@@ -1,0 +1,156 @@
+// Helpers of the Node client's tests: the real throttle_server binary on
+// 127.0.0.1:0 and worker processes, all cleaned up by the test.
+//
+// Environment (set by clients/node/run_tests.sh):
+//   THROTTLE_SERVER   path of throttle_server (required)
+'use strict';
+
+const childProcess = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const SERVER = process.env.THROTTLE_SERVER || '';
+// Deadline of every wait on a condition: generous, for a loaded 2-core box.
+const GENEROUS = 60;
+
+const sleep = (seconds) => new Promise((r) => setTimeout(r, seconds * 1000));
+
+// Polls `condition` (sync or async) until true; false after `timeout` s.
+async function waitFor(condition, timeout = GENEROUS, interval = 0.02) {
+  const deadline = Date.now() + timeout * 1000;
+  while (!(await condition())) {
+    if (Date.now() >= deadline) return false;
+    await sleep(interval);
+  }
+  return true;
+}
+
+// Waits until n AwaitFuel streams wait on the throttle.
+function awaitWaiting(throttle, n, timeout = GENEROUS) {
+  return waitFor(async () => (await throttle.info()).waitingStreams >= n, timeout);
+}
+
+// Resolves the exit code of `child` (null if `timeout` s pass first).
+function exitOf(child, timeout = GENEROUS) {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), timeout * 1000);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code === null ? signal : code);
+    });
+  });
+}
+
+// throttle_server on 127.0.0.1 (port 0 picks a free one); its output goes
+// to a log file in its temporary directory. stop() sends SIGTERM and waits
+// (SIGKILL after 30 s); close() also removes the directory.
+class Server {
+  constructor(flags = [], port = 0) {
+    if (!SERVER) throw new Error('THROTTLE_SERVER is not set');
+    this.flags = flags;
+    this.port = port;
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'throttle_nodetest.'));
+    this.logPath = path.join(this.dir, 'server.log');
+    this.process = null;
+  }
+
+  get address() {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    const portFile = path.join(this.dir, `port.${process.hrtime.bigint()}`);
+    const log = fs.openSync(this.logPath, 'a');
+    this.process = childProcess.spawn(
+      SERVER,
+      [`--listen=127.0.0.1:${this.port}`, `--port_file=${portFile}`, ...this.flags],
+      { stdio: ['ignore', log, log] },
+    );
+    fs.closeSync(log);
+    const up = await waitFor(() => {
+      if (this.process.exitCode !== null) return true;
+      try {
+        this.port = parseInt(fs.readFileSync(portFile, 'utf8'), 10) || 0;
+      } catch {
+        return false;
+      }
+      return this.port > 0;
+    });
+    if (!up || this.process.exitCode !== null) {
+      await this.stop();
+      throw new Error(`throttle_server did not start:\n${this.log()}`);
+    }
+    return this;
+  }
+
+  // SIGTERM and wait; resolves the exit code.
+  async stop() {
+    const child = this.process;
+    if (child === null) return null;
+    this.process = null;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      let code = await exitOf(child, 30);
+      if (code === null) {
+        child.kill('SIGKILL');
+        code = await exitOf(child);
+      }
+      return code;
+    }
+    return child.exitCode;
+  }
+
+  log() {
+    try {
+      return fs.readFileSync(this.logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async close() {
+    await this.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// A worker process that prints "ready", "fuel" per grant and "stopped"
+// (examples/worker.js, tests/test_worker); its stdout is collected.
+class WorkerProcess {
+  constructor(argv) {
+    this.output = '';
+    this.child = childProcess.spawn(argv[0], argv.slice(1), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (s) => (this.output += s));
+    this.child.stderr.setEncoding('utf8');
+    this.child.stderr.on('data', (s) => (this.output += s));
+    this.closed = new Promise((r) => this.child.on('close', r));
+  }
+
+  lines() {
+    return this.output.split('\n').filter((l) => l !== '');
+  }
+
+  grants() {
+    return this.lines().filter((l) => l === 'fuel').length;
+  }
+
+  // Resolves the exit code once the process ended and its output was read.
+  async wait(timeout = GENEROUS) {
+    const code = await exitOf(this.child, timeout);
+    if (code !== null) await this.closed;
+    return code;
+  }
+
+  kill() {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGKILL');
+    }
+  }
+}
+
+module.exports = { SERVER, GENEROUS, sleep, waitFor, awaitWaiting, Server, WorkerProcess };

@@ -1,0 +1,143 @@
+"""Helpers of the Python client's tests: the real throttle_server binary on
+127.0.0.1:0 and worker processes, all cleaned up by the test.
+
+Environment (set by clients/python/run_tests.sh):
+  THROTTLE_SERVER        path of throttle_server (required)
+  THROTTLE_TEST_WORKER   path of the C++ tests/test_worker (mixed fleet)
+  THROTTLE_PY_GENERATED  directory of the generated code (or PYTHONPATH)
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON_CLIENT = os.path.dirname(HERE)
+CLIENTS = os.path.dirname(PYTHON_CLIENT)
+sys.path.insert(0, PYTHON_CLIENT)
+
+
+SERVER = os.environ.get("THROTTLE_SERVER", "")
+TEST_WORKER = os.environ.get("THROTTLE_TEST_WORKER", "")
+# Deadline of every wait on a condition: generous, for a loaded 2-core box.
+GENEROUS = 60.0
+
+
+def wait_for(condition, timeout=GENEROUS, interval=0.02):
+    """Polls condition() until it is true; returns False after timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def await_waiting(throttle, n, timeout=GENEROUS):
+    """Waits until n AwaitFuel streams wait on the throttle."""
+    return wait_for(lambda: throttle.info().waiting_streams >= n, timeout)
+
+
+class Server:
+    """throttle_server started on 127.0.0.1 (port 0 picks a free one).
+
+    Use as a context manager; stop() sends SIGTERM and waits (SIGKILL after
+    30 s). Its output goes to a log file in its temporary directory.
+    """
+
+    def __init__(self, *flags, port=0):
+        if not SERVER:
+            raise RuntimeError("THROTTLE_SERVER is not set")
+        self.flags = list(flags)
+        self.port = port
+        self.process = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="throttle_pytest.")
+        self.log_path = os.path.join(self._tmp.name, "server.log")
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        port_file = os.path.join(self._tmp.name, f"port.{time.time_ns()}")
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [SERVER, f"--listen=127.0.0.1:{self.port}",
+             f"--port_file={port_file}"] + self.flags,
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+        def reported():
+            try:
+                with open(port_file) as f:
+                    self.port = int(f.read().strip() or 0)
+                return self.port > 0
+            except (OSError, ValueError):
+                return self.process.poll() is not None
+
+        if not wait_for(reported) or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("throttle_server did not start:\n" + self.log())
+        return self
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code, self.process = self.process.returncode, None
+        return code
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        self.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class WorkerProcess:
+    """A worker process that prints "ready", "fuel" per grant and "stopped"
+    (tests/test_worker and the example workers), output to a file."""
+
+    def __init__(self, argv, output_path):
+        self.output_path = output_path
+        with open(output_path, "wb") as out:
+            self.process = subprocess.Popen(argv, stdout=out,
+                                            stderr=subprocess.STDOUT)
+
+    def lines(self):
+        with open(self.output_path, errors="replace") as f:
+            return f.read().splitlines()
+
+    def grants(self):
+        return self.lines().count("fuel")
+
+    def wait(self, timeout=GENEROUS):
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,285 @@
+"""Bad input and the ways a wait ends, through the Python client against the
+real server: each error reaches the caller as a ThrottleError with the
+right gRPC code; stop, wait limit and timeouts are return values; a worker
+reconnects after a server restart; the backoff policy.
+"""
+import random
+import threading
+import time
+import unittest
+
+import grpc
+
+from support import GENEROUS, Server, await_waiting  # also sets sys.path
+
+from throttle_client import Backoff, Throttle, ThrottleError
+
+Code = grpc.StatusCode
+
+
+class BadInput(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def throttle(self, name, **kwargs):
+        t = Throttle(self.server.address, name, **kwargs)
+        self.addCleanup(t.close)
+        return t
+
+    def assertCode(self, code, call, *args, **kwargs):
+        with self.assertRaises(ThrottleError) as raised:
+            call(*args, **kwargs)
+        self.assertEqual(raised.exception.code, code, raised.exception)
+        self.assertEqual(raised.exception.code_name, code.name)
+        self.assertIn(code.name, str(raised.exception))
+        return raised.exception
+
+    def test_create_with_max_n_zero_is_invalid_argument(self):
+        error = self.assertCode(Code.INVALID_ARGUMENT,
+                                self.throttle("zero").create, 0, 1)
+        self.assertIn("max_n", error.details)
+
+    def test_create_with_bad_per_is_invalid_argument(self):
+        self.assertCode(Code.INVALID_ARGUMENT,
+                        self.throttle("per").create, 4, 0)
+        self.assertCode(Code.INVALID_ARGUMENT,
+                        self.throttle("per").create, 4, -1)
+
+    def test_burst_outside_bucket_mode_is_invalid_argument(self):
+        self.assertCode(Code.INVALID_ARGUMENT,
+                        self.throttle("burst").create, 4, 1, mode="smooth",
+                        burst=3)
+
+    def test_bad_name_is_invalid_argument(self):
+        self.assertCode(Code.INVALID_ARGUMENT,
+                        self.throttle("has space").create, 4, 1)
+
+    def test_unknown_mode_is_refused_by_the_client(self):
+        with self.assertRaises(ValueError):
+            self.throttle("mode").create(4, 1, mode="sometimes")
+
+    def test_duplicate_is_already_exists(self):
+        t = self.throttle("dup")
+        t.create(4, 1)
+        self.assertCode(Code.ALREADY_EXISTS, t.create, 4, 1)
+        # replace=True deletes the old one first.
+        self.assertEqual(t.create(8, 1, replace=True).max_n, 8)
+
+    def test_unknown_throttle_is_not_found(self):
+        t = self.throttle("nobody")
+        self.assertCode(Code.NOT_FOUND, t.start)
+        self.assertCode(Code.NOT_FOUND, t.stop)
+        self.assertCode(Code.NOT_FOUND, t.mean)
+        self.assertCode(Code.NOT_FOUND, t.latest)
+        self.assertCode(Code.NOT_FOUND, t.delete)
+        self.assertCode(Code.NOT_FOUND, t.has_fuel)
+        self.assertCode(Code.NOT_FOUND, t.info)
+        # Not retried: an error other than UNAVAILABLE ends the wait.
+        self.assertCode(Code.NOT_FOUND, t.await_fuel, timeout=GENEROUS)
+
+    def test_wrong_state_is_failed_precondition(self):
+        t = self.throttle("state")
+        t.create(4, 1)
+        self.assertCode(Code.FAILED_PRECONDITION, t.stop)  # never started
+        t.start()
+        self.assertCode(Code.FAILED_PRECONDITION, t.start)  # running
+        # Emit on a throttle that counts at grant time.
+        self.assertCode(Code.FAILED_PRECONDITION, t.emit)
+        t.stop()
+        self.assertCode(Code.FAILED_PRECONDITION, t.stop)  # stopped
+
+    def test_bad_worker_arguments_are_invalid_argument(self):
+        self.throttle("args").create(4, 1)
+        self.assertCode(Code.INVALID_ARGUMENT,
+                        self.throttle("args", weight=0).await_fuel, 5)
+        self.assertCode(Code.INVALID_ARGUMENT,
+                        self.throttle("args", worker_id="x" * 129).await_fuel,
+                        5)
+        self.assertCode(Code.INVALID_ARGUMENT, self.throttle("args").latest,
+                        61)
+
+    def test_delete_ends_a_waiting_worker_with_not_found(self):
+        controller = self.throttle("deleted")
+        controller.create(4, 1)
+        worker = self.throttle("deleted")
+        outcome = []
+
+        def wait():
+            try:
+                outcome.append(worker.await_fuel())
+            except ThrottleError as error:
+                outcome.append(error.code)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        self.assertTrue(await_waiting(controller, 1))
+        controller.delete()
+        thread.join(GENEROUS)
+        self.assertEqual(outcome, [Code.NOT_FOUND])
+
+
+class WaitOutcomes(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def throttle(self, name, **kwargs):
+        t = Throttle(self.server.address, name, **kwargs)
+        self.addCleanup(t.close)
+        return t
+
+    def test_timeout_before_start_returns_false_without_kill_flag(self):
+        t = self.throttle("created")
+        t.create(4, 1)
+        begin = time.monotonic()
+        self.assertFalse(t.await_fuel(timeout=0.3))
+        self.assertGreaterEqual(time.monotonic() - begin, 0.25)
+        self.assertFalse(t.kill_flag.is_set())
+        self.assertFalse(t.await_fuel(timeout=0))
+
+    def test_stopped_throttle_sets_the_kill_flag(self):
+        controller = self.throttle("stopped")
+        controller.create(4, 1)
+        controller.start()
+        worker = self.throttle("stopped")
+        self.assertTrue(worker.await_fuel(timeout=GENEROUS))
+        self.assertFalse(worker.kill_flag.is_set())
+        controller.stop()
+        self.assertTrue(controller.kill_flag.is_set())
+        self.assertFalse(worker.await_fuel(timeout=GENEROUS))
+        self.assertTrue(worker.kill_flag.is_set())
+        # A restart clears it with the next grant.
+        controller.start()
+        self.assertFalse(controller.kill_flag.is_set())
+        self.assertTrue(worker.await_fuel(timeout=GENEROUS))
+        self.assertFalse(worker.kill_flag.is_set())
+        controller.stop()
+        self.assertFalse(worker.has_fuel())
+        self.assertTrue(worker.kill_flag.is_set())
+
+    def test_has_fuel_takes_free_fuel_only(self):
+        t = self.throttle("has")
+        t.create(1, 60)  # one grant, then none for a minute
+        t.start()
+        self.assertTrue(t.has_fuel())
+        self.assertFalse(t.has_fuel())
+        self.assertFalse(t.kill_flag.is_set())
+
+    def test_manual_emit_counts_reported_emissions(self):
+        t = self.throttle("manual")
+        t.create(100, 1, manual_emit=True)
+        t.start()
+        self.assertTrue(t.await_fuel(timeout=GENEROUS))
+        self.assertEqual(t.emit(), 1)
+        self.assertEqual(t.emit(3), 4)
+        self.assertEqual(t.stop().total_emissions, 4)
+
+    def test_statistics_tuples(self):
+        t = self.throttle("stats")
+        info = t.create(100, 1, mode="window")
+        self.assertEqual((info.mode, info.state, info.max_n),
+                         ("window", "created", 100))
+        t.start()
+        for _ in range(5):
+            self.assertTrue(t.await_fuel(timeout=GENEROUS))
+        between, per_second = t.latest(window=60)
+        self.assertEqual(per_second, 5 / 60)
+        self.assertAlmostEqual(between, 12.0)
+        self.assertEqual(repr(t.latest(60)), repr((between, per_second)))
+        mean = t.mean()
+        self.assertEqual(len(mean), 2)
+        stats = t.stop()
+        self.assertEqual(stats.total_emissions, 5)
+        self.assertEqual(t.info().state, "stopped")
+
+    def test_close_cancels_a_waiting_call(self):
+        t = self.throttle("close")
+        t.create(4, 1)
+        outcome = []
+
+        def wait():
+            try:
+                outcome.append(t.await_fuel())
+            except ThrottleError as error:
+                outcome.append(error.code)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        self.assertTrue(await_waiting(t, 1))
+        t.close()
+        thread.join(GENEROUS)
+        self.assertEqual(outcome, [Code.CANCELLED])
+
+
+class Reconnect(unittest.TestCase):
+
+    def test_unreachable_server_times_out(self):
+        # A server that is gone: wait_for_ready keeps the call waiting until
+        # the timeout, and await_fuel says "no fuel" instead of raising.
+        server = Server().start()
+        address = server.address
+        server.close()
+        t = Throttle(address, "gone")
+        self.addCleanup(t.close)
+        begin = time.monotonic()
+        self.assertFalse(t.await_fuel(timeout=0.5))
+        self.assertGreaterEqual(time.monotonic() - begin, 0.45)
+
+    def test_worker_reconnects_after_a_server_restart(self):
+        spec = "--throttle=again max_n=10 per=1"
+        server = Server(spec).start()
+        self.addCleanup(server.close)
+        t = Throttle(server.address, "again", backoff_max=0.5)
+        self.addCleanup(t.close)
+        outcome = []
+
+        def wait():
+            try:
+                outcome.append(t.await_fuel())
+            except ThrottleError as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        self.assertTrue(await_waiting(t, 1))
+        # SIGTERM: the stream ends with UNAVAILABLE and the worker keeps
+        # calling with backoff until a server is back on the same port.
+        self.assertEqual(server.stop(), 0)
+        time.sleep(0.3)
+        self.assertEqual(outcome, [])
+        server.start()
+        # Waits for the new server rather than failing with UNAVAILABLE.
+        controller = Throttle(server.address, "again", wait_for_ready=True)
+        self.addCleanup(controller.close)
+        self.assertTrue(await_waiting(controller, 1))
+        controller.start()
+        thread.join(GENEROUS)
+        self.assertEqual(outcome, [True])
+
+
+class BackoffPolicy(unittest.TestCase):
+
+    def test_doubles_with_jitter_up_to_the_maximum(self):
+        backoff = Backoff(0.1, 1.0, rng=random.Random(7))
+        bases = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+        for base in bases:
+            delay = backoff.next_delay()
+            self.assertGreaterEqual(delay, base * 0.8)
+            self.assertLess(delay, base * 1.2)
+        backoff.reset()
+        self.assertLess(backoff.next_delay(), 0.12)
+
+
+if __name__ == "__main__":
+    unittest.main()

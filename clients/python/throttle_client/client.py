@@ -1,0 +1,465 @@
+"""throttle_client.Throttle: the seed's (mp_throttle) API over gRPC.
+
+One object serves both sides, as the seed's Throttle does:
+
+  worker side      await_fuel(), has_fuel(), emit(), kill_flag.is_set()
+  controller side  create(), configure(), delete(), info(), start(), stop(),
+                   latest(), mean()
+
+It is safe to pass to multiprocessing workers (fork or spawn): each process
+opens its own gRPC channel on first use, and the object pickles without its
+channel. Thread-safe: any number of threads may call it at once.
+"""
+import collections
+import os
+import threading
+import time
+
+import grpc
+from google.protobuf import duration_pb2
+
+from ._proto import pb, pb_grpc
+from .backoff import Backoff
+from .errors import ThrottleError
+
+_MODES = {
+    "smooth": pb.MODE_SMOOTH,
+    "window": pb.MODE_WINDOW,
+    "bucket": pb.MODE_BUCKET,
+    "unbounded": pb.MODE_UNBOUNDED,
+    "monitor-only": pb.MODE_MONITOR_ONLY,
+    "monitor_only": pb.MODE_MONITOR_ONLY,
+}
+_MODE_NAMES = {
+    pb.MODE_SMOOTH: "smooth",
+    pb.MODE_WINDOW: "window",
+    pb.MODE_BUCKET: "bucket",
+    pb.MODE_UNBOUNDED: "unbounded",
+    pb.MODE_MONITOR_ONLY: "monitor-only",
+}
+_STATE_NAMES = {
+    pb.STATE_CREATED: "created",
+    pb.STATE_RUNNING: "running",
+    pb.STATE_STOPPED: "stopped",
+}
+
+
+def _seed_tuple(name, fields):
+    """A namedtuple that prints like a plain tuple, as the seed's values."""
+    cls = collections.namedtuple(name, fields)
+    cls.__repr__ = tuple.__repr__
+    cls.__str__ = tuple.__repr__
+    return cls
+
+
+# throttle.stop(): the seed's (runtime, total_emissions,
+# mean_time_between_processes, mean_processes_per_second).
+StopStats = _seed_tuple(
+    "StopStats",
+    ["runtime", "total_emissions", "mean_time_between", "mean_per_second"])
+# throttle.latest(): (seconds between emissions, emissions per second) over
+# the last window.
+LatestStats = _seed_tuple("LatestStats", ["seconds_between", "per_second"])
+# throttle.mean(): (mean seconds between emissions, mean per second) since
+# the first start.
+MeanStats = _seed_tuple("MeanStats", ["seconds_between", "per_second"])
+
+# A throttle as listed by the server (info(), create(), configure()).
+ThrottleInfo = collections.namedtuple("ThrottleInfo", [
+    "name", "max_n", "per", "mode", "burst", "manual_emit", "state",
+    "waiting_streams", "total_emissions"
+])
+
+
+def _info(message):
+    c = message.config
+    return ThrottleInfo(message.name, c.max_n, c.per_seconds,
+                        _MODE_NAMES.get(c.mode, str(c.mode)), c.burst,
+                        c.manual_emit,
+                        _STATE_NAMES.get(message.state, str(message.state)),
+                        message.waiting_streams, message.total_emissions)
+
+
+def _mode(mode):
+    if isinstance(mode, int):
+        return mode
+    try:
+        return _MODES[mode]
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r}; one of "
+                         f"{', '.join(sorted(set(_MODES) - {'monitor_only'}))}"
+                         ) from None
+
+
+def _duration(seconds):
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(round(max(seconds, 0.0) * 1e9)))
+    return d
+
+
+class KillFlag:
+    """The seed's kill_flag: set once the throttle was seen stopped.
+
+    In a worker it is set by await_fuel()/has_fuel() when the server says
+    the throttle stopped, and cleared again by the next grant (the throttle
+    was restarted). In the controller it is set by stop() and cleared by
+    start(). is_set() never blocks and makes no call.
+    """
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def is_set(self):
+        return self._event.is_set()
+
+    def wait(self, timeout=None):
+        return self._event.wait(timeout)
+
+    def set(self):
+        self._event.set()
+
+    def clear(self):
+        self._event.clear()
+
+
+# Guards opening a channel; made anew in a forked child, where another
+# thread of the parent may have held it.
+_open_lock = threading.Lock()
+
+
+def _reset_open_lock():
+    global _open_lock
+    _open_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_open_lock)
+
+
+class _ProcessState:
+    """What must not cross a fork: the channel, its stub, the lock, calls."""
+
+    def __init__(self, address, options):
+        self.pid = os.getpid()
+        self.channel = grpc.insecure_channel(address, options=options)
+        self.stub = pb_grpc.ThrottleStub(self.channel)
+        self.lock = threading.Lock()
+        self.active = set()  # calls in flight, for close()
+        self.closed = threading.Event()
+
+
+class Throttle:
+    """A handle on the throttle `name` of the server at `address`.
+
+    address: a gRPC target, e.g. "127.0.0.1:50051".
+    name: the throttle's name.
+    worker_id: who this worker is, for the server's logs (<= 128 bytes).
+    weight: this worker's share relative to other waiting workers (1..1000).
+    backoff_initial, backoff_max: seconds between reconnection attempts
+      after UNAVAILABLE (doubling, +-20% jitter).
+    deadline_slack: added to a finite await_fuel timeout to form the call's
+      gRPC deadline, so that the server's "wait limit passed" comes first.
+    call_timeout: deadline of every unary call, in seconds.
+    wait_for_ready: False: unary calls to an unreachable server fail at once
+      with UNAVAILABLE; True: they wait for it up to call_timeout.
+      (await_fuel always waits.)
+    channel_options: extra gRPC channel arguments.
+    """
+
+    def __init__(self, address, name, *, worker_id="", weight=1,
+                 backoff_initial=0.05, backoff_max=2.0, deadline_slack=0.2,
+                 call_timeout=10.0, wait_for_ready=False, channel_options=()):
+        self.address = address
+        self.name = name
+        self.worker_id = worker_id
+        self.weight = weight
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.deadline_slack = deadline_slack
+        self.call_timeout = call_timeout
+        self.wait_for_ready = wait_for_ready
+        self.channel_options = tuple(channel_options)
+        self.kill_flag = KillFlag()
+        self._state = None
+        self._surplus = 0  # grants received beyond what was asked for
+
+    # --- pickling and fork: the channel stays in the process that made it.
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_state"] = None
+        state["_surplus"] = 0
+        state["kill_flag"] = self.kill_flag.is_set()
+        return state
+
+    def __setstate__(self, state):
+        killed = state.pop("kill_flag")
+        self.__dict__.update(state)
+        self.kill_flag = KillFlag()
+        if killed:
+            self.kill_flag.set()
+
+    def _process(self):
+        state = self._state
+        if state is None or state.pid != os.getpid():
+            with _open_lock:
+                state = self._state
+                if state is None or state.pid != os.getpid():
+                    # First use here, or a forked child that inherited the
+                    # parent's channel: open our own (the inherited one is
+                    # never used in the child).
+                    state = _ProcessState(self.address, self.channel_options)
+                    self._state = state
+                    self._surplus = 0
+        return state
+
+    def close(self):
+        """Cancels calls in flight (they raise ThrottleError CANCELLED) and
+        closes the channel. Later calls reopen it."""
+        state = self._state
+        if state is None or state.pid != os.getpid():
+            return
+        self._state = None
+        with state.lock:
+            state.closed.set()
+            calls = list(state.active)
+        for call in calls:
+            call.cancel()
+        state.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- unary calls -------------------------------------------------------
+
+    def _unary(self, method, request):
+        state = self._process()
+        try:
+            return getattr(state.stub, method)(
+                request, timeout=self.call_timeout,
+                wait_for_ready=self.wait_for_ready)
+        except grpc.RpcError as error:
+            raise ThrottleError.from_rpc_error(error) from None
+
+    # --- worker side -------------------------------------------------------
+
+    def await_fuel(self, timeout=None):
+        """Blocks until one grant of fuel is available to this worker.
+
+        Returns True with one grant (do one piece of work). Returns False if
+        the throttle was stopped (kill_flag is then set) or `timeout` seconds
+        passed without a grant (kill_flag unchanged). None waits for ever;
+        0 takes fuel only if it is available at once.
+
+        Makes one AwaitFuel call for one grant (count=1), so fuel only goes
+        to a worker that waits for it. The call waits for a server that is
+        not up yet (wait_for_ready); while the server answers UNAVAILABLE or
+        cancels the call (restart, shutdown) it calls again after a backoff
+        delay, until `timeout`. Raises ThrottleError for anything else
+        (NOT_FOUND: no such throttle or it was deleted, INVALID_ARGUMENT,
+        CANCELLED after close()).
+        """
+        state = self._process()
+        if self._surplus > 0:
+            with state.lock:
+                if self._surplus > 0:
+                    self._surplus -= 1
+                    return True
+        deadline = None
+        if timeout is not None:
+            deadline = time.monotonic() + max(timeout, 0.0)
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
+        while True:
+            grants, end, error = self._call_await_fuel(state, deadline)
+            if grants > 0:
+                with state.lock:
+                    if end == pb.END_REASON_STOPPED:
+                        # Fuel that fell due just before the stop: use one,
+                        # drop the rest.
+                        self.kill_flag.set()
+                        self._surplus = 0
+                    else:
+                        self.kill_flag.clear()
+                        self._surplus += grants - 1
+                return True
+            if end == pb.END_REASON_STOPPED:
+                with state.lock:
+                    self.kill_flag.set()
+                    self._surplus = 0
+                return False
+            if end == pb.END_REASON_WAIT_LIMIT_PASSED:
+                return False
+            if error is None:
+                raise ThrottleError(
+                    grpc.StatusCode.INTERNAL,
+                    "AwaitFuel stream ended without a grant or an end reason")
+            code = error.code()
+            if (code == grpc.StatusCode.DEADLINE_EXCEEDED
+                    and deadline is not None):
+                return False  # our own deadline: server unreachable or late
+            if code == grpc.StatusCode.CANCELLED and state.closed.is_set():
+                raise ThrottleError(code, "throttle_client was closed")
+            if code in (grpc.StatusCode.UNAVAILABLE,
+                        grpc.StatusCode.CANCELLED):
+                # Restarting or shutting down (CANCELLED: a shutdown past its
+                # grace period cancelled the call): call again later.
+                delay = backoff.next_delay()
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    delay = min(delay, remaining)
+                if state.closed.wait(delay):
+                    raise ThrottleError(grpc.StatusCode.CANCELLED,
+                                        "throttle_client was closed")
+                continue
+            raise ThrottleError.from_rpc_error(error)
+
+    def _call_await_fuel(self, state, deadline):
+        """One AwaitFuel(count=1) call: returns (grants, end, error)."""
+        request = pb.AwaitFuelRequest(throttle=self.name, count=1,
+                                      worker_id=self.worker_id,
+                                      weight=self.weight)
+        timeout = None
+        if deadline is not None:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            request.wait_limit.CopyFrom(_duration(remaining))
+            timeout = remaining + self.deadline_slack
+        grants, end = 0, pb.END_REASON_UNSPECIFIED
+        with state.lock:
+            if state.closed.is_set():
+                return 0, end, None
+            call = state.stub.AwaitFuel(request, timeout=timeout,
+                                        wait_for_ready=True)
+            state.active.add(call)
+        try:
+            for response in call:
+                grants += max(response.grants, 0)
+                if response.end != pb.END_REASON_UNSPECIFIED:
+                    end = response.end
+            return grants, end, None
+        except grpc.RpcError as error:
+            return grants, end, error
+        finally:
+            with state.lock:
+                state.active.discard(call)
+
+    def has_fuel(self):
+        """Takes one grant if one is available right now; never waits.
+
+        False if none is (the server says no while other workers wait in
+        await_fuel) or the throttle is stopped (kill_flag is then set).
+        """
+        state = self._process()
+        with state.lock:
+            if self._surplus > 0:
+                self._surplus -= 1
+                return True
+        response = self._unary(
+            "HasFuel",
+            pb.HasFuelRequest(throttle=self.name, worker_id=self.worker_id))
+        if response.stopped:
+            self.kill_flag.set()
+            return False
+        if response.granted:
+            self.kill_flag.clear()
+        return response.granted
+
+    def emit(self, n=1):
+        """Reports n emissions (a throttle created with manual_emit=True, the
+        seed's auto_emit=False). Returns the throttle's total emissions.
+        FAILED_PRECONDITION if it counts at grant time or is not running."""
+        response = self._unary(
+            "Emit",
+            pb.EmitRequest(throttle=self.name, count=n,
+                           worker_id=self.worker_id))
+        return response.total_emissions
+
+    # --- controller side ---------------------------------------------------
+
+    def create(self, max_n, per, mode="smooth", burst=0, manual_emit=False,
+               replace=False):
+        """Creates the throttle: max_n grants per `per` seconds (the seed's
+        Throttle(max_n, per)). mode: smooth (default), window, bucket,
+        unbounded or monitor-only. ALREADY_EXISTS if the name is taken,
+        unless replace=True (then the old one is deleted first). Returns a
+        ThrottleInfo."""
+        request = pb.CreateThrottleRequest(
+            name=self.name,
+            config=pb.ThrottleConfig(max_n=max_n, per_seconds=per,
+                                     mode=_mode(mode), burst=burst,
+                                     manual_emit=manual_emit))
+        try:
+            return _info(self._unary("CreateThrottle", request).throttle)
+        except ThrottleError as error:
+            if not replace or error.code != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+        self.delete()
+        return _info(self._unary("CreateThrottle", request).throttle)
+
+    def configure(self, max_n, per, mode="smooth", burst=0,
+                  manual_emit=False):
+        """Replaces the throttle's configuration whole; open await_fuel calls
+        stay and are served at the new rate. Returns a ThrottleInfo."""
+        request = pb.ConfigureThrottleRequest(
+            name=self.name,
+            config=pb.ThrottleConfig(max_n=max_n, per_seconds=per,
+                                     mode=_mode(mode), burst=burst,
+                                     manual_emit=manual_emit))
+        return _info(self._unary("ConfigureThrottle", request).throttle)
+
+    def delete(self):
+        """Deletes the throttle; its waiting workers get NOT_FOUND."""
+        self._unary("DeleteThrottle", pb.DeleteThrottleRequest(name=self.name))
+
+    def info(self):
+        """The throttle as listed by the server (ThrottleInfo); NOT_FOUND if
+        there is none of this name."""
+        for info in self.list_throttles():
+            if info.name == self.name:
+                return info
+        raise ThrottleError(grpc.StatusCode.NOT_FOUND,
+                            f"no throttle named {self.name!r}")
+
+    def list_throttles(self):
+        """Every throttle of the server, sorted by name (ThrottleInfo)."""
+        response = self._unary("ListThrottles", pb.ListThrottlesRequest())
+        return [_info(t) for t in response.throttles]
+
+    def start(self):
+        """Starts (or resumes) the throttle. FAILED_PRECONDITION if it runs."""
+        self._unary("Start", pb.StartRequest(throttle=self.name))
+        self.kill_flag.clear()
+
+    def stop(self):
+        """Stops the throttle and sets the kill flag: every waiting worker's
+        await_fuel returns False with its kill_flag set. Returns the seed's
+        (runtime, total_emissions, mean_time_between, mean_per_second) as a
+        StopStats tuple. FAILED_PRECONDITION if it is not running."""
+        r = self._unary("Stop", pb.StopRequest(throttle=self.name))
+        self.kill_flag.set()
+        return StopStats(r.runtime_seconds, r.total_emissions,
+                         r.mean_seconds_between_emissions,
+                         r.mean_emissions_per_second)
+
+    def latest(self, window=1.0):
+        """(seconds between emissions, emissions per second) over the last
+        `window` seconds (0 < window <= 60), as the seed's latest()."""
+        r = self._unary("Latest",
+                        pb.LatestRequest(throttle=self.name,
+                                         window=_duration(window)))
+        return LatestStats(r.seconds_between_emissions, r.emissions_per_second)
+
+    def mean(self):
+        """(mean seconds between emissions, mean per second) since the first
+        start, as the seed's mean()."""
+        r = self._unary("Mean", pb.MeanRequest(throttle=self.name))
+        return MeanStats(r.mean_seconds_between_emissions,
+                         r.mean_emissions_per_second)
+
+    def mean_details(self):
+        """The whole MeanResponse message (runtime, total, lowest and highest
+        gap, state)."""
+        return self._unary("Mean", pb.MeanRequest(throttle=self.name))

@@ -1,0 +1,38 @@
+# tests/polyglot.cmake: the polyglot clients (clients/python, clients/node)
+# against the real server binary, included from tests/CMakeLists.txt. Each
+# test starts and stops its own servers on 127.0.0.1:0 and cleans up its
+# processes and temporary files. Needs what clients/setup.sh installs
+# (python3-grpcio, python3-protobuf, grpc_python_plugin, node and
+# clients/node/node_modules); the Python tests generate the Python gRPC
+# code into a temporary directory themselves.
+#
+#   ctest -L polyglot --output-on-failure
+set(_polyglot_clients ${CMAKE_CURRENT_LIST_DIR}/../clients)
+
+# Python (unittest): bad input as status codes, stop/timeouts/reconnect.
+add_test(NAME polyglot_python_errors
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_errors)
+# Python: the seed's tutorial with multiprocessing workers (fork and spawn)
+# and examples/tutorial.py.
+add_test(NAME polyglot_python_tutorial
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_tutorial)
+# C++ test_worker, Python and Node workers on one throttle at once.
+add_test(NAME polyglot_mixed_fleet
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker>
+    test_mixed_fleet)
+# Node (node --test): the same for the Node client.
+add_test(NAME polyglot_node_errors
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/errors.test.js)
+add_test(NAME polyglot_node_tutorial
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/tutorial.test.js)
+
+set_tests_properties(
+  polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
+  polyglot_node_errors polyglot_node_tutorial
+  PROPERTIES TIMEOUT 600 LABELS polyglot)
+unset(_polyglot_clients)
