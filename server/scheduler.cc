@@ -28,13 +28,15 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
     events->push_back({id, 0, now, EndReason::kStopped});
     return id;
   }
-  Stream& stream = streams_[id];
+  if (ring_.empty()) hungry_since_ = now;
+  Stream& stream = ring_.emplace_back();
+  stream.id = id;
   stream.remaining = request.count;
   stream.weight = request.weight;
   stream.turn_left = request.weight;
   stream.wait_limit = request.wait_limit;
   stream.deadline = now + request.wait_limit;
-  AddToRing(id, stream, now);
+  streams_.emplace(id, std::prev(ring_.end()));
   if (request.wait_limit == absl::ZeroDuration()) {
     // "Only if fuel is free at once": serve now, and end it if that was
     // not enough.
@@ -46,23 +48,29 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   return id;
 }
 
-void Scheduler::AddToRing(StreamId id, Stream& stream, absl::Time now) {
+void Scheduler::Unpark(StreamList::iterator it, absl::Time now) {
   if (ring_.empty()) hungry_since_ = now;
-  stream.ring_pos = ring_.insert(ring_.end(), id);
-  stream.parked = false;
+  it->parked = false;
+  ring_.splice(ring_.end(), parked_, it);
 }
 
-void Scheduler::RemoveFromRing(Stream& stream) {
-  if (!stream.parked) ring_.erase(stream.ring_pos);
-  stream.parked = true;
+void Scheduler::Park(StreamList::iterator it) {
+  it->parked = true;
+  parked_.splice(parked_.end(), ring_, it);
   if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
 }
 
 void Scheduler::Close(StreamId id) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return;
-  RemoveFromRing(it->second);
-  streams_.erase(it);
+  auto found = streams_.find(id);
+  if (found == streams_.end()) return;
+  const StreamList::iterator it = found->second;
+  streams_.erase(found);
+  if (it->parked) {
+    parked_.erase(it);
+    return;
+  }
+  ring_.erase(it);
+  if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
 }
 
 void Scheduler::End(StreamId id, EndReason reason,
@@ -77,9 +85,9 @@ void Scheduler::GiveBack(absl::Time granted_at, int64_t grants) {
 }
 
 void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
-  auto it = streams_.find(id);
-  if (it == streams_.end() || !it->second.parked) return;
-  AddToRing(id, it->second, now);
+  auto found = streams_.find(id);
+  if (found == streams_.end() || !found->second->parked) return;
+  Unpark(found->second, now);
 }
 
 void Scheduler::PushExpiry(absl::Time deadline, StreamId id) {
@@ -89,10 +97,10 @@ void Scheduler::PushExpiry(absl::Time deadline, StreamId id) {
   if (expiries_.size() > 2 * streams_.size() + 64) {
     std::vector<Expiry> live;
     live.reserve(streams_.size());
-    for (const auto& [sid, stream] : streams_) {
-      if (stream.wait_limit != absl::InfiniteDuration() &&
-          stream.wait_limit != absl::ZeroDuration() && sid != id) {
-        live.push_back({stream.deadline, sid});
+    for (const auto& [sid, it] : streams_) {
+      if (it->wait_limit != absl::InfiniteDuration() &&
+          it->wait_limit != absl::ZeroDuration() && sid != id) {
+        live.push_back({it->deadline, sid});
       }
     }
     expiries_ = decltype(expiries_)(std::greater<Expiry>(), std::move(live));
@@ -104,8 +112,9 @@ void Scheduler::RecordEmissions(absl::Time at, int64_t n) {
   if (!config_.manual_emit) monitor_.Record(at, n);
 }
 
-void Scheduler::Grant(StreamId id, Stream& stream, int64_t n, absl::Time at,
+void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
                       std::vector<StreamEvent>* events) {
+  const StreamId id = stream.id;
   RecordEmissions(at, n);
   last_grant_ = std::max(last_grant_, at);
   EndReason end = EndReason::kNone;
@@ -136,15 +145,15 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
   while (!ring_.empty()) {
     const absl::Time at = std::max(limiter_->NextAllowed(), hungry_since_);
     if (at > now) return;
-    const StreamId id = ring_.front();
-    Stream& stream = streams_.find(id)->second;
+    const StreamList::iterator it = ring_.begin();
     limiter_->Record(at);
-    const bool rotate = --stream.turn_left == 0;
-    if (rotate) {
-      stream.turn_left = stream.weight;
-      ring_.splice(ring_.end(), ring_, ring_.begin());
+    if (--it->turn_left == 0) {
+      // Its turn is over: to the back of the ring (the node moves, the
+      // iterators stay valid).
+      it->turn_left = it->weight;
+      ring_.splice(ring_.end(), ring_, it);
     }
-    Grant(id, stream, 1, at, events);
+    Grant(*it, 1, at, events);
   }
 }
 
@@ -153,11 +162,10 @@ void Scheduler::ServeUnlimited(absl::Time now,
   // Every waiting stream gets what it asked for at once; a count-0 stream
   // one grant per delivery (it is parked until MarkDelivered).
   while (!ring_.empty()) {
-    const StreamId id = ring_.front();
-    Stream& stream = streams_.find(id)->second;
-    const int64_t n = stream.remaining > 0 ? stream.remaining : 1;
-    if (stream.remaining == 0) RemoveFromRing(stream);
-    Grant(id, stream, n, now, events);
+    const StreamList::iterator it = ring_.begin();
+    const int64_t n = it->remaining > 0 ? it->remaining : 1;
+    if (it->remaining == 0) Park(it);
+    Grant(*it, n, now, events);
   }
 }
 
@@ -168,8 +176,8 @@ void Scheduler::ExpireWaitLimits(absl::Time now,
     expiries_.pop();
     auto it = streams_.find(expiry.id);
     if (it == streams_.end()) continue;  // ended meanwhile
-    if (it->second.deadline > now) {
-      expiries_.push({it->second.deadline, expiry.id});  // granted since
+    if (it->second->deadline > now) {
+      expiries_.push({it->second->deadline, expiry.id});  // granted since
       continue;
     }
     End(expiry.id, EndReason::kWaitLimitPassed, events);
@@ -229,7 +237,7 @@ absl::StatusOr<RunStats> Scheduler::Stop(absl::Time now,
 void Scheduler::EndAll(EndReason reason, std::vector<StreamEvent>* events) {
   std::vector<StreamId> ids;
   ids.reserve(streams_.size());
-  for (const auto& [id, stream] : streams_) ids.push_back(id);
+  for (const auto& [id, it] : streams_) ids.push_back(id);
   std::sort(ids.begin(), ids.end());  // in arrival order, for stable output
   for (StreamId id : ids) End(id, reason, events);
 }
@@ -242,9 +250,7 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
   // A count-0 stream parked under monitor-only is never woken in a limited
   // mode: put parked streams back in line.
   if (config.mode != Mode::kMonitorOnly) {
-    for (auto& [id, stream] : streams_) {
-      if (stream.parked) AddToRing(id, stream, now);
-    }
+    while (!parked_.empty()) Unpark(parked_.begin(), now);
   }
 }
 

@@ -172,26 +172,32 @@ class Scheduler {
   RunStats Totals(absl::Time now) const;
 
  private:
+  // A waiting stream. It lives in a node of ring_ or parked_ and moves
+  // between and within them by splicing, so serving the front of the ring
+  // needs no lookup.
   struct Stream {
+    StreamId id;
     int64_t remaining;  // grants still wanted; 0 = unlimited
     int64_t weight;
     int64_t turn_left;  // grants left in its current round-robin turn
     absl::Duration wait_limit;
     absl::Time deadline;  // last grant (or open) + wait_limit
-    bool parked = false;  // monitor-only: waiting for MarkDelivered
-    std::list<StreamId>::iterator ring_pos;
+    bool parked = false;  // in parked_: monitor-only, awaiting delivery
   };
+  using StreamList = std::list<Stream>;
   struct Expiry {
     absl::Time deadline;
     StreamId id;
     bool operator>(const Expiry& o) const { return deadline > o.deadline; }
   };
 
-  void Grant(StreamId id, Stream& stream, int64_t n, absl::Time at,
+  void Grant(Stream& stream, int64_t n, absl::Time at,
              std::vector<StreamEvent>* events);
   void End(StreamId id, EndReason reason, std::vector<StreamEvent>* events);
-  void AddToRing(StreamId id, Stream& stream, absl::Time now);
-  void RemoveFromRing(Stream& stream);
+  // Moves a parked stream to the back of the ring.
+  void Unpark(StreamList::iterator it, absl::Time now);
+  // Moves a stream from the ring to parked_.
+  void Park(StreamList::iterator it);
   void PushExpiry(absl::Time deadline, StreamId id);
   void ExpireWaitLimits(absl::Time now, std::vector<StreamEvent>* events);
   void ServeLimited(absl::Time now, std::vector<StreamEvent>* events);
@@ -203,8 +209,9 @@ class Scheduler {
   std::unique_ptr<Limiter> limiter_;
   Monitor monitor_;
 
-  absl::flat_hash_map<StreamId, Stream> streams_;
-  std::list<StreamId> ring_;  // waiting, not parked, in service order
+  StreamList ring_;    // waiting, in service order
+  StreamList parked_;  // monitor-only count-0 streams awaiting delivery
+  absl::flat_hash_map<StreamId, StreamList::iterator> streams_;  // all open
   // Time since which the ring has been non-empty: a grant is never given a
   // nominal time before someone was waiting for it.
   absl::Time hungry_since_ = absl::InfiniteFuture();
