@@ -34,6 +34,7 @@
 #include "examples/common/subprocess.h"
 #include "grpcpp/grpcpp.h"
 #include "throttle/controller.h"
+#include "throttle/names.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "", "use this server instead of starting one");
@@ -325,14 +326,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-throttle::v1::Mode ModeOf(const std::string& mode) {
-  if (mode == "window") return throttle::v1::MODE_WINDOW;
-  if (mode == "bucket") return throttle::v1::MODE_BUCKET;
-  if (mode == "unbounded") return throttle::v1::MODE_UNBOUNDED;
-  if (mode == "monitor-only") return throttle::v1::MODE_MONITOR_ONLY;
-  return throttle::v1::MODE_SMOOTH;
-}
-
 std::string TempDir() {
   char pattern[] = "/tmp/throttle_bench.XXXXXX";
   return mkdtemp(pattern) == nullptr ? "/tmp" : pattern;
@@ -383,7 +376,9 @@ int RunCoordinator() {
     throttle::v1::ThrottleConfig config;
     config.set_max_n(static_cast<int64_t>(std::llround(rate)));
     config.set_per_seconds(1);
-    config.set_mode(ModeOf(mode));
+    absl::StatusOr<throttle::v1::Mode> parsed = throttle::ModeFromName(mode);
+    if (!parsed.ok()) return Fail(parsed.status().ToString());
+    config.set_mode(*parsed);
     (void)controller.DeleteThrottle(name);
     auto created = controller.CreateThrottle(name, config);
     if (!created.ok()) return Fail(created.status().ToString());

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/util/json_util.h"
+#include "throttle/names.h"
 
 namespace throttle::cli {
 namespace {
@@ -50,44 +51,11 @@ constexpr CommandSpec kCommands[] = {
     {"mean", Command::kMean},
 };
 
-struct ModeName {
-  v1::Mode mode;
-  absl::string_view name;
-};
-
-constexpr ModeName kModes[] = {
-    {v1::MODE_SMOOTH, "smooth"},
-    {v1::MODE_WINDOW, "window"},
-    {v1::MODE_BUCKET, "bucket"},
-    {v1::MODE_UNBOUNDED, "unbounded"},
-    {v1::MODE_MONITOR_ONLY, "monitor-only"},
-};
-
 const FlagSpec* FindFlag(absl::string_view name) {
   for (const FlagSpec& spec : kFlags) {
     if (spec.name == name) return &spec;
   }
   return nullptr;
-}
-
-std::string ModeToName(v1::Mode mode) {
-  for (const ModeName& m : kModes) {
-    if (m.mode == mode) return std::string(m.name);
-  }
-  return "unspecified";
-}
-
-std::string StateToName(v1::State state) {
-  switch (state) {
-    case v1::STATE_CREATED:
-      return "created";
-    case v1::STATE_RUNNING:
-      return "running";
-    case v1::STATE_STOPPED:
-      return "stopped";
-    default:
-      return "unspecified";
-  }
 }
 
 absl::Status UsageError(absl::string_view message) {
@@ -125,14 +93,10 @@ absl::StatusOr<bool> ParseBool(absl::string_view flag,
 }
 
 absl::StatusOr<v1::Mode> ParseMode(absl::string_view value) {
-  const std::string name =
-      absl::StrReplaceAll(absl::AsciiStrToLower(value), {{"_", "-"}});
-  for (const ModeName& m : kModes) {
-    if (m.name == name) return m.mode;
-  }
-  return UsageError(absl::StrCat(
-      "--mode: \"", value,
-      "\" is not one of smooth, window, bucket, unbounded, monitor-only"));
+  absl::StatusOr<v1::Mode> mode = ModeFromName(value);
+  if (!mode.ok())
+    return UsageError(absl::StrCat("--", mode.status().message()));
+  return mode;
 }
 
 // Fills invocation->config from the create/configure flags in `flags`.
@@ -402,8 +366,8 @@ std::string FormatDouble(double value) {
 std::string ToText(const v1::ThrottleInfo& info) {
   const v1::ThrottleConfig& config = info.config();
   return absl::StrCat(
-      Line("Name", info.name()), Line("State", StateToName(info.state())),
-      Line("Mode", ModeToName(config.mode())),
+      Line("Name", info.name()), Line("State", StateName(info.state())),
+      Line("Mode", ModeName(config.mode())),
       Line("Max n", absl::StrCat(config.max_n())),
       Line("Per seconds", FormatDouble(config.per_seconds())),
       Line("Burst", absl::StrCat(config.burst())),
@@ -419,7 +383,7 @@ std::string ToText(const v1::ListThrottlesResponse& response) {
   for (const v1::ThrottleInfo& info : response.throttles()) {
     const v1::ThrottleConfig& config = info.config();
     rows.push_back(
-        {info.name(), StateToName(info.state()), ModeToName(config.mode()),
+        {info.name(), StateName(info.state()), ModeName(config.mode()),
          absl::StrCat(config.max_n()), FormatDouble(config.per_seconds()),
          absl::StrCat(config.burst()), config.manual_emit() ? "true" : "false",
          absl::StrCat(info.waiting_streams()),
@@ -444,7 +408,7 @@ std::string ToText(const v1::ListThrottlesResponse& response) {
 }
 
 std::string ToText(const v1::StartResponse& response) {
-  return Line("State", StateToName(response.state()));
+  return Line("State", StateName(response.state()));
 }
 
 std::string ToText(const v1::StopResponse& response) {
@@ -478,7 +442,7 @@ std::string ToText(const v1::MeanResponse& response) {
       Line("Total", absl::StrCat(response.total_emissions())),
       Line("Lowest gap", FormatDouble(response.lowest_gap_seconds())),
       Line("Highest gap", FormatDouble(response.highest_gap_seconds())),
-      Line("State", StateToName(response.state())));
+      Line("State", StateName(response.state())));
 }
 
 }  // namespace throttle::cli

@@ -8,7 +8,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "server/throttle_server.h"
+#include "tests/loopback_server.h"
 
 namespace throttle::server {
 namespace {
@@ -34,22 +34,7 @@ std::string Field(int number, const std::string& value) {
                       std::string(1, static_cast<char>(value.size())), value);
 }
 
-class OperationsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
-    auto server = ThrottleServer::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                   grpc::InsecureChannelCredentials());
-  }
-  void TearDown() override { server_->Shutdown(absl::Seconds(5)); }
-
-  std::unique_ptr<ThrottleServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-};
+using OperationsTest = testing::LoopbackServerTest;
 
 TEST_F(OperationsTest, HealthSaysServingForServerAndService) {
   grpc::GenericStub stub(channel_);

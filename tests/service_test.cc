@@ -15,6 +15,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/throttle_server.h"
+#include "tests/loopback_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
@@ -24,20 +25,11 @@ using ::testing::HasSubstr;
 using v1::AwaitFuelRequest;
 using v1::AwaitFuelResponse;
 
-class ServiceTest : public ::testing::Test {
+class ServiceTest : public testing::LoopbackServerTest {
  public:
   void SetUp() override {
-    ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
-    auto server = ThrottleServer::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                   grpc::InsecureChannelCredentials());
+    LoopbackServerTest::SetUp();
     stub_ = v1::Throttle::NewStub(channel_);
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown(absl::Seconds(5));
   }
 
   std::unique_ptr<grpc::ClientContext> Context() {
@@ -100,8 +92,18 @@ class ServiceTest : public ::testing::Test {
     return result;
   }
 
-  std::unique_ptr<ThrottleServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
+  // Waits until `n` streams wait on the first throttle listed.
+  void AwaitWaiting(int64_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      v1::ListThrottlesResponse list;
+      ASSERT_TRUE(stub_->ListThrottles(Context().get(), {}, &list).ok());
+      if (list.throttles(0).waiting_streams() == n) return;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    FAIL() << "streams did not start waiting";
+  }
+
   std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
@@ -366,13 +368,7 @@ TEST_F(ServiceTest, StopEndsOpenStreamsWithStopped) {
         [&, i] { results[static_cast<size_t>(i)] = Await(request); });
   }
   // Wait until all three wait.
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    v1::ListThrottlesResponse list;
-    ASSERT_TRUE(stub_->ListThrottles(Context().get(), {}, &list).ok());
-    if (list.throttles(0).waiting_streams() == 3) break;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  AwaitWaiting(3);
   ASSERT_TRUE(Start("t").ok());
   v1::StopResponse stopped;
   ASSERT_TRUE(Stop("t", &stopped).ok());
@@ -394,13 +390,7 @@ TEST_F(ServiceTest, DeleteEndsOpenStreamsWithNotFound) {
   AwaitFuelRequest request;
   request.set_throttle("t");
   std::thread waiter([&] { result = Await(request); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    v1::ListThrottlesResponse list;
-    ASSERT_TRUE(stub_->ListThrottles(Context().get(), {}, &list).ok());
-    if (list.throttles(0).waiting_streams() == 1) break;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  AwaitWaiting(1);
   v1::DeleteThrottleRequest del;
   del.set_name("t");
   v1::DeleteThrottleResponse deleted;
@@ -416,13 +406,7 @@ TEST_F(ServiceTest, ShutdownTellsOpenStreamsUnavailableWithinItsDeadline) {
   AwaitFuelRequest request;
   request.set_throttle("t");
   std::thread waiter([&] { result = Await(request); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    v1::ListThrottlesResponse list;
-    ASSERT_TRUE(stub_->ListThrottles(Context().get(), {}, &list).ok());
-    if (list.throttles(0).waiting_streams() == 1) break;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  AwaitWaiting(1);
   const absl::Time begin = absl::Now();
   server_->Shutdown(absl::Seconds(2));
   // Generous bound: the deadline is 2 s; only a hang would pass 20 s.

@@ -25,6 +25,7 @@
 #include "examples/common/subprocess.h"
 #include "server/throttle_server.h"
 #include "throttle/controller.h"
+#include "throttle/names.h"
 #include "throttle/tank.h"
 
 ABSL_FLAG(std::string, address, "",
@@ -69,14 +70,6 @@ int RunWorker(const std::string& address, const std::string& throttle,
   std::fprintf(stderr, "%s got %lld grants\n", worker_id.c_str(),
                static_cast<long long>(grants));
   return 0;
-}
-
-throttle::v1::Mode ParseMode(const std::string& mode) {
-  if (mode == "window") return throttle::v1::MODE_WINDOW;
-  if (mode == "bucket") return throttle::v1::MODE_BUCKET;
-  if (mode == "unbounded") return throttle::v1::MODE_UNBOUNDED;
-  if (mode == "monitor-only") return throttle::v1::MODE_MONITOR_ONLY;
-  return throttle::v1::MODE_SMOOTH;
 }
 
 // Waits until `n` workers wait on the throttle, so that none misses the
@@ -124,7 +117,10 @@ int main(int argc, char** argv) {
   throttle::v1::ThrottleConfig config;
   config.set_max_n(absl::GetFlag(FLAGS_max_n));
   config.set_per_seconds(absl::GetFlag(FLAGS_per));
-  config.set_mode(ParseMode(absl::GetFlag(FLAGS_mode)));
+  absl::StatusOr<throttle::v1::Mode> mode =
+      throttle::ModeFromName(absl::GetFlag(FLAGS_mode));
+  if (!mode.ok()) return Fail(mode.status());
+  config.set_mode(*mode);
   auto created = controller.CreateThrottle(name, config);
   if (created.status().code() == absl::StatusCode::kAlreadyExists) {
     // A shared server may keep it from an earlier run: start afresh.
