@@ -4,6 +4,7 @@
 // timing bounds are left to the fake-clock tests of the scheduler.
 #include <signal.h>
 
+#include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -170,6 +171,39 @@ TEST(Integration, WorkersReconnectAfterServerRestart) {
     restarted->process.Signal(SIGTERM);
     EXPECT_EQ(restarted->process.Wait(kGenerous).value_or(-1), 0);
   }
+}
+
+TEST(Integration, ThrottlesComeFromFlagAndConfigFile) {
+  TempDir dir;
+  const std::string config = dir.File("throttles.conf");
+  {
+    std::ofstream out(config);
+    out << "# throttles of the fleet\n"
+           "crawl max_n=4 per=1   # the seed's example\n"
+           "\n"
+           "api max_n=100 per=60 mode=bucket burst=20\n";
+  }
+  auto server = StartServer(
+      dir, 0,
+      {"--config=" + config, "--throttle=flagged max_n=7 per=2 mode=window"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  Controller controller(server->address());
+  auto list = controller.ListThrottles();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->throttles_size(), 3);
+  const auto& api = list->throttles(0);  // sorted by name
+  EXPECT_EQ(api.name(), "api");
+  EXPECT_EQ(api.config().max_n(), 100);
+  EXPECT_EQ(api.config().per_seconds(), 60);
+  EXPECT_EQ(api.config().mode(), v1::MODE_BUCKET);
+  EXPECT_EQ(api.config().burst(), 20);
+  EXPECT_EQ(list->throttles(1).name(), "crawl");
+  EXPECT_EQ(list->throttles(1).config().mode(), v1::MODE_SMOOTH);
+  EXPECT_EQ(list->throttles(1).state(), v1::STATE_CREATED);
+  EXPECT_EQ(list->throttles(2).name(), "flagged");
+  EXPECT_EQ(list->throttles(2).config().mode(), v1::MODE_WINDOW);
+  server->process.Signal(SIGTERM);
+  EXPECT_EQ(server->process.Wait(kGenerous).value_or(-1), 0);
 }
 
 TEST(Integration, BadConfigurationAtStartUpIsOneLineAndNonZeroExit) {
