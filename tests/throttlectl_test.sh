@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# throttlectl against the real server: every command, readable and --json
+# output, and one clear line with a non-zero exit on error.
+# Usage: throttlectl_test.sh THROTTLE_SERVER THROTTLECTL
+set -euo pipefail
+server_bin="$1" ctl="$2"
+dir=$(mktemp -d)
+"$server_bin" --listen=127.0.0.1:0 --port_file="$dir/port" 2>"$dir/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 300); do [[ -s "$dir/port" ]] && break; sleep 0.1; done
+export THROTTLE_ADDRESS="127.0.0.1:$(cat "$dir/port")"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$ctl" create crawl --max_n=4 --per=1 >/dev/null
+"$ctl" create api --max_n=100 --per=60 --mode=bucket --burst=20 >/dev/null
+"$ctl" configure crawl --max_n=8 --per=2 >/dev/null
+list=$("$ctl" list)
+grep -q '^api .*bucket' <<<"$list" || fail "list: $list"
+grep -q '^crawl .*created' <<<"$list" || fail "list: $list"
+json=$("$ctl" --json list)
+grep -q '"name":"crawl"' <<<"$json" || fail "json list: $json"
+grep -q '"max_n":"8"' <<<"$json" || fail "json max_n: $json"
+"$ctl" start crawl | grep -q running || fail "start"
+"$ctl" latest crawl --window=2 >/dev/null
+"$ctl" --json mean crawl | grep -q '"state":"STATE_RUNNING"' || fail "mean"
+stop=$("$ctl" stop crawl)
+for key in "Runtime" "Total" "Time between processes" "Processes per second"; do
+  grep -q "^$key: " <<<"$stop" || fail "stop output lacks $key: $stop"
+done
+"$ctl" delete api >/dev/null
+
+# Errors: exit 1 and exactly one line on stderr naming the problem.
+set +e
+"$ctl" stop crawl 2>"$dir/err"; code=$?
+set -e
+[[ $code == 1 ]] || fail "stop of a stopped throttle exited $code"
+[[ $(wc -l <"$dir/err") == 1 ]] || fail "error is not one line: $(cat "$dir/err")"
+grep -q "FAILED_PRECONDITION" "$dir/err" || fail "$(cat "$dir/err")"
+set +e
+"$ctl" create bad --max_n=0 --per=1 2>"$dir/err"; code=$?
+set -e
+[[ $code == 1 ]] && grep -q "INVALID_ARGUMENT.*max_n" "$dir/err" || fail "max_n 0: $code $(cat "$dir/err")"
+set +e
+"$ctl" frobnicate 2>/dev/null; code=$?
+set -e
+[[ $code == 2 ]] || fail "usage error exited $code"
+echo "throttlectl_test: OK"
