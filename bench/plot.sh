@@ -18,6 +18,6 @@ set xlabel "seconds since Start"
 set ylabel "grants per 10 ms"
 set yrange [0:*]
 set grid
-plot "$bins" using 1:2 with steps title "received", $rate / 100.0 with lines lw 2 title "ideal"
+plot $rate / 100.0 with lines lw 3 lc rgb "#999999" title "ideal", "$bins" using 1:2 with steps lc rgb "#c00000" title "received"
 GP
 echo "plot: $png"
