@@ -5,9 +5,9 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { describe, test, before, after } = require('node:test');
+const { describe, test } = require('node:test');
 const { Throttle, ThrottleError, Backoff, status } = require('..');
-const { GENEROUS, sleep, awaitWaiting, Server } = require('./support');
+const { GENEROUS, sleep, awaitWaiting, Server, serverFixture } = require('./support');
 
 // Asserts that `promise` rejects with a ThrottleError of `codeName`.
 async function rejectsWith(promise, codeName) {
@@ -28,20 +28,8 @@ function settled(promise) {
 }
 
 describe('bad input', () => {
-  let server;
-  const handles = [];
-  const throttle = (name, options) => {
-    const t = new Throttle(server.address, name, options);
-    handles.push(t);
-    return t;
-  };
-  before(async () => {
-    server = await new Server().start();
-  });
-  after(async () => {
-    for (const t of handles) t.close();
-    await server.close();
-  });
+  const fixture = serverFixture();
+  const throttle = fixture.throttle;
 
   test('max_n 0 is INVALID_ARGUMENT naming the field', async () => {
     await assert.rejects(throttle('zero').create(0, 1), (error) => {
@@ -113,20 +101,8 @@ describe('bad input', () => {
 });
 
 describe('wait outcomes', () => {
-  let server;
-  const handles = [];
-  const throttle = (name, options) => {
-    const t = new Throttle(server.address, name, options);
-    handles.push(t);
-    return t;
-  };
-  before(async () => {
-    server = await new Server().start();
-  });
-  after(async () => {
-    for (const t of handles) t.close();
-    await server.close();
-  });
+  const fixture = serverFixture();
+  const throttle = fixture.throttle;
 
   test('a timeout before start resolves false without the kill flag', async () => {
     const t = throttle('created');
@@ -191,7 +167,7 @@ describe('wait outcomes', () => {
   });
 
   test('close cancels a waiting call', async () => {
-    const t = new Throttle(server.address, 'close');
+    const t = new Throttle(fixture.server.address, 'close');
     await t.create(4, 1);
     const waiting = settled(t.awaitFuel());
     assert.ok(await awaitWaiting(t, 1));

@@ -153,4 +153,26 @@ class WorkerProcess {
   }
 }
 
-module.exports = { SERVER, GENEROUS, sleep, waitFor, awaitWaiting, Server, WorkerProcess };
+// Starts one server for the enclosing describe() (before/after hooks) and
+// returns { server, throttle(name, options) }: throttles made with it are
+// closed before the server is.
+function serverFixture() {
+  const { before, after } = require('node:test');
+  const { Throttle } = require('..');
+  const fixture = { server: null, handles: [] };
+  fixture.throttle = (name, options) => {
+    const t = new Throttle(fixture.server.address, name, options);
+    fixture.handles.push(t);
+    return t;
+  };
+  before(async () => {
+    fixture.server = await new Server().start();
+  });
+  after(async () => {
+    for (const t of fixture.handles) t.close();
+    await fixture.server.close();
+  });
+  return fixture;
+}
+
+module.exports = { SERVER, GENEROUS, sleep, waitFor, awaitWaiting, Server, WorkerProcess, serverFixture };

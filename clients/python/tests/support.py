@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +34,24 @@ def wait_for(condition, timeout=GENEROUS, interval=0.02):
             return False
         time.sleep(interval)
     return True
+
+
+def await_fuel_in_thread(throttle, codes=True):
+    """Runs throttle.await_fuel() in a thread. Returns (thread, outcome):
+    outcome gets await_fuel's result, or the ThrottleError (its gRPC code
+    when `codes`)."""
+    from throttle_client import ThrottleError
+    outcome = []
+
+    def wait():
+        try:
+            outcome.append(throttle.await_fuel())
+        except ThrottleError as error:
+            outcome.append(error.code if codes else error)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread, outcome
 
 
 def await_waiting(throttle, n, timeout=GENEROUS):

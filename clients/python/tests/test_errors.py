@@ -10,7 +10,8 @@ import unittest
 
 import grpc
 
-from support import GENEROUS, Server, await_waiting  # also sets sys.path
+from support import (GENEROUS, Server, await_fuel_in_thread,  # also sets sys.path
+                     await_waiting)
 
 from throttle_client import Backoff, Throttle, ThrottleError
 
@@ -108,16 +109,7 @@ class BadInput(unittest.TestCase):
         controller = self.throttle("deleted")
         controller.create(4, 1)
         worker = self.throttle("deleted")
-        outcome = []
-
-        def wait():
-            try:
-                outcome.append(worker.await_fuel())
-            except ThrottleError as error:
-                outcome.append(error.code)
-
-        thread = threading.Thread(target=wait)
-        thread.start()
+        thread, outcome = await_fuel_in_thread(worker)
         self.assertTrue(await_waiting(controller, 1))
         controller.delete()
         thread.join(GENEROUS)
@@ -206,16 +198,7 @@ class WaitOutcomes(unittest.TestCase):
     def test_close_cancels_a_waiting_call(self):
         t = self.throttle("close")
         t.create(4, 1)
-        outcome = []
-
-        def wait():
-            try:
-                outcome.append(t.await_fuel())
-            except ThrottleError as error:
-                outcome.append(error.code)
-
-        thread = threading.Thread(target=wait)
-        thread.start()
+        thread, outcome = await_fuel_in_thread(t)
         self.assertTrue(await_waiting(t, 1))
         t.close()
         thread.join(GENEROUS)
@@ -242,16 +225,7 @@ class Reconnect(unittest.TestCase):
         self.addCleanup(server.close)
         t = Throttle(server.address, "again", backoff_max=0.5)
         self.addCleanup(t.close)
-        outcome = []
-
-        def wait():
-            try:
-                outcome.append(t.await_fuel())
-            except ThrottleError as error:
-                outcome.append(error)
-
-        thread = threading.Thread(target=wait)
-        thread.start()
+        thread, outcome = await_fuel_in_thread(t, codes=False)
         self.assertTrue(await_waiting(t, 1))
         # SIGTERM: the stream ends with UNAVAILABLE and the worker keeps
         # calling with backoff until a server is back on the same port.
