@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unittest
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,6 +35,25 @@ def wait_for(condition, timeout=GENEROUS, interval=0.02):
             return False
         time.sleep(interval)
     return True
+
+
+class ServerTestCase(unittest.TestCase):
+    """One real server for the whole test class; throttles made with
+    self.throttle() are closed after each test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def throttle(self, name, **kwargs):
+        from throttle_client import Throttle
+        t = Throttle(self.server.address, name, **kwargs)
+        self.addCleanup(t.close)
+        return t
 
 
 def await_fuel_in_thread(throttle, codes=True):

@@ -10,28 +10,15 @@ import unittest
 
 import grpc
 
-from support import (GENEROUS, Server, await_fuel_in_thread,  # also sets sys.path
-                     await_waiting)
+from support import (GENEROUS, Server, ServerTestCase,  # also sets sys.path
+                     await_fuel_in_thread, await_waiting)
 
 from throttle_client import Backoff, Throttle, ThrottleError
 
 Code = grpc.StatusCode
 
 
-class BadInput(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
-
-    def throttle(self, name, **kwargs):
-        t = Throttle(self.server.address, name, **kwargs)
-        self.addCleanup(t.close)
-        return t
+class BadInput(ServerTestCase):
 
     def assertCode(self, code, call, *args, **kwargs):
         with self.assertRaises(ThrottleError) as raised:
@@ -116,20 +103,7 @@ class BadInput(unittest.TestCase):
         self.assertEqual(outcome, [Code.NOT_FOUND])
 
 
-class WaitOutcomes(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
-
-    def throttle(self, name, **kwargs):
-        t = Throttle(self.server.address, name, **kwargs)
-        self.addCleanup(t.close)
-        return t
+class WaitOutcomes(ServerTestCase):
 
     def test_timeout_before_start_returns_false_without_kill_flag(self):
         t = self.throttle("created")
