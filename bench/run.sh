@@ -51,7 +51,8 @@ run "batching-stream-4" --mode=smooth --rate=2000000 --pattern=stream --workers=
 for mode in "${modes[@]}"; do
   for rate in "${rates[@]}"; do
     dump=()
-    [[ "$mode" == smooth && "$rate" == 1000 ]] && dump=(--dump_times="$out/accuracy_1000.times")
+    # The plot comes from the full run only.
+    [[ "$mode" == smooth && "$rate" == 1000 ]] && ! $quick && dump=(--dump_times="$out/accuracy_1000.times")
     run "accuracy-$mode-$rate" --mode=$mode --rate=$rate --pattern=stream --workers=4 --duration=$d "${dump[@]}"
   done
 done
