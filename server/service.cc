@@ -29,6 +29,13 @@ class FuelReactor final
       return;
     }
     report_drained_ = stream_request->count == 0;
+    if (LogEnabled(LogLevel::kDebug)) {
+      Log(LogLevel::kDebug, "stream_opened",
+          {{"throttle", request.throttle()},
+           {"worker_id", request.worker_id()},
+           {"count", absl::StrCat(stream_request->count)},
+           {"weight", absl::StrCat(stream_request->weight)}});
+    }
     grpc::Status open =
         service_->OpenStream(this, request.throttle(), *stream_request);
     if (!open.ok()) FinishWith(open);
