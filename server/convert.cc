@@ -18,36 +18,47 @@ std::string Quote(absl::string_view s) {
   return absl::StrCat("\"", shown, "\"");
 }
 
-Mode ModeFromProto(v1::Mode mode) {
-  switch (mode) {
-    case v1::MODE_WINDOW:
-      return Mode::kWindow;
-    case v1::MODE_BUCKET:
-      return Mode::kBucket;
-    case v1::MODE_UNBOUNDED:
-      return Mode::kUnbounded;
-    case v1::MODE_MONITOR_ONLY:
-      return Mode::kMonitorOnly;
-    default:
-      return Mode::kSmooth;
+// The one correspondence between the core's modes and the proto's.
+struct ModePair {
+  Mode mode;
+  v1::Mode proto;
+};
+constexpr ModePair kModePairs[] = {
+    {Mode::kSmooth, v1::MODE_SMOOTH},
+    {Mode::kWindow, v1::MODE_WINDOW},
+    {Mode::kBucket, v1::MODE_BUCKET},
+    {Mode::kUnbounded, v1::MODE_UNBOUNDED},
+    {Mode::kMonitorOnly, v1::MODE_MONITOR_ONLY},
+};
+
+// MODE_UNSPECIFIED (and anything unknown) is smooth.
+Mode ModeFromProto(v1::Mode proto) {
+  for (const ModePair& pair : kModePairs) {
+    if (pair.proto == proto) return pair.mode;
   }
+  return Mode::kSmooth;
 }
 
 v1::Mode ModeToProto(Mode mode) {
-  switch (mode) {
-    case Mode::kSmooth:
-      return v1::MODE_SMOOTH;
-    case Mode::kWindow:
-      return v1::MODE_WINDOW;
-    case Mode::kBucket:
-      return v1::MODE_BUCKET;
-    case Mode::kUnbounded:
-      return v1::MODE_UNBOUNDED;
-    case Mode::kMonitorOnly:
-      return v1::MODE_MONITOR_ONLY;
+  for (const ModePair& pair : kModePairs) {
+    if (pair.mode == mode) return pair.proto;
   }
   return v1::MODE_SMOOTH;
 }
+
+// Checks a rate window given in seconds before it becomes a Duration
+// (NaN and infinities have no Duration).
+absl::StatusOr<absl::Duration> PerFromSeconds(absl::string_view field,
+                                              double seconds) {
+  if (!std::isfinite(seconds) || seconds <= 0 || seconds > kMaxPerSeconds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be finite and in (0, ", kMaxPerSeconds,
+                     "], got ", seconds));
+  }
+  return absl::Seconds(seconds);
+}
+
+}  // namespace
 
 absl::StatusOr<absl::Duration> DurationFromProto(
     absl::string_view field, const google::protobuf::Duration& d) {
@@ -63,8 +74,6 @@ absl::StatusOr<absl::Duration> DurationFromProto(
   }
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
-
-}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -104,15 +113,12 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
     return absl::InvalidArgumentError(
         absl::StrCat("config.mode has no such value: ", proto.mode()));
   }
-  const double per = proto.per_seconds();
-  if (!std::isfinite(per) || per <= 0 || per > kMaxPerSeconds) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config.per_seconds must be finite and in (0, ",
-                     kMaxPerSeconds, "], got ", per));
-  }
+  absl::StatusOr<absl::Duration> per =
+      PerFromSeconds("config.per_seconds", proto.per_seconds());
+  if (!per.ok()) return per.status();
   ThrottleConfig config;
   config.max_n = proto.max_n();
-  config.per = absl::Seconds(per);
+  config.per = *per;
   config.mode = ModeFromProto(proto.mode());
   config.burst = proto.burst();
   config.manual_emit = proto.manual_emit();
@@ -208,12 +214,14 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       if (!absl::SimpleAtoi(kv.second, &config.max_n)) return bad();
       has_max_n = true;
     } else if (kv.first == "per") {
-      double per = 0;
-      if (!absl::SimpleAtod(kv.second, &per) || !std::isfinite(per) ||
-          per <= 0 || per > kMaxPerSeconds) {
-        return bad();
+      double seconds = 0;
+      if (!absl::SimpleAtod(kv.second, &seconds)) return bad();
+      absl::StatusOr<absl::Duration> per = PerFromSeconds("per", seconds);
+      if (!per.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("throttle ", name, ": ", per.status().message()));
       }
-      config.per = absl::Seconds(per);
+      config.per = *per;
       has_per = true;
     } else if (kv.first == "mode") {
       absl::StatusOr<Mode> mode = ParseMode(kv.second);

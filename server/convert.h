@@ -40,6 +40,11 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto);
 v1::ThrottleConfig ToProto(const ThrottleConfig& config);
 v1::State ToProto(State state);
 
+// Converts a google.protobuf.Duration; INVALID_ARGUMENT naming `field` if
+// it is out of the type's range or its seconds and nanos differ in sign.
+absl::StatusOr<absl::Duration> DurationFromProto(
+    absl::string_view field, const google::protobuf::Duration& d);
+
 // Validates and converts the stream part of an AwaitFuel request (count,
 // weight, wait_limit, worker_id; not the throttle name).
 absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto);

@@ -644,15 +644,16 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
                                           v1::LatestResponse* response) {
   absl::Duration window = absl::Seconds(1);
   if (request->has_window()) {
-    const auto& w = request->window();
-    window = absl::Seconds(w.seconds()) + absl::Nanoseconds(w.nanos());
-    if (w.nanos() <= -1000000000 || w.nanos() >= 1000000000 ||
-        window <= absl::ZeroDuration() || window > kMaxLatestWindow) {
+    absl::StatusOr<absl::Duration> asked =
+        DurationFromProto("window", request->window());
+    if (!asked.ok()) return Reply(context, "Latest", asked.status());
+    if (*asked <= absl::ZeroDuration() || *asked > kMaxLatestWindow) {
       return Reply(context, "Latest",
-                   absl::InvalidArgumentError(absl::StrCat(
-                       "window must be in (0, 60s], got seconds=", w.seconds(),
-                       " nanos=", w.nanos())));
+                   absl::InvalidArgumentError(
+                       absl::StrCat("window must be in (0, 60s], got ",
+                                    absl::FormatDuration(*asked))));
     }
+    window = *asked;
   }
   absl::MutexLock lock(&mu_);
   absl::StatusOr<Entry*> entry = LookupLocked("throttle", request->throttle());
