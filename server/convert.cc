@@ -151,16 +151,17 @@ v1::State ToProto(State state) {
 absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
   StreamRequest request;
   if (proto.has_count()) {
-    if (proto.count() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "count must be >= 0 (0 = until stopped), got ", proto.count()));
+    if (proto.count() < 0 || proto.count() > kMaxStreamCount) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("count must be in [0, ", kMaxStreamCount,
+                       "] (0 = until stopped), got ", proto.count()));
     }
     request.count = proto.count();
   }
   if (proto.has_weight()) {
-    if (proto.weight() < 1 || proto.weight() > 1000) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("weight must be in [1, 1000], got ", proto.weight()));
+    if (proto.weight() < 1 || proto.weight() > kMaxWeight) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "weight must be in [1, ", kMaxWeight, "], got ", proto.weight()));
     }
     request.weight = proto.weight();
   }

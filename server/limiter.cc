@@ -22,9 +22,20 @@ class GcraLimiter final : public Limiter {
     if (tat_ == absl::InfinitePast()) return absl::InfinitePast();
     return tat_ - tolerance_;
   }
-  void Record(absl::Time at) override { tat_ = std::max(tat_, at) + interval_; }
-  void GiveBack(absl::Time /*at*/) override {
-    if (tat_ != absl::InfinitePast()) tat_ -= interval_;
+  int64_t AllowedAt(absl::Time at, int64_t want) const override {
+    // Grant j (from 0) of a batch at `at` is allowed while
+    // max(tat_, at) + j * interval_ - tolerance_ <= at.
+    const absl::Time base = std::max(tat_, at);
+    return std::min(
+        want,
+        (at - base + tolerance_) / interval_ + 1);
+  }
+  void Record(absl::Time at, int64_t n) override {
+    tat_ = std::max(tat_, at) + interval_ * n;
+  }
+  void GiveBack(absl::Time /*at*/, int64_t n) override {
+    // A tat_ far in the past is a full bucket, never more than full.
+    if (tat_ != absl::InfinitePast()) tat_ -= interval_ * n;
   }
 
  private:
@@ -33,33 +44,75 @@ class GcraLimiter final : public Limiter {
   absl::Time tat_;
 };
 
-// Sliding window: the log of the last max_n grant times.
+// Sliding window: the last max_n grants, as runs of grants that share a
+// nominal time, sorted by time. A grant is allowed while fewer than max_n
+// were recorded, or once the oldest of the last max_n has left the window.
 class WindowLimiter final : public Limiter {
  public:
   WindowLimiter(int64_t max_n, absl::Duration per, absl::Time last_grant)
-      : max_n_(static_cast<size_t>(max_n)), per_(per) {
-    if (last_grant != absl::InfinitePast()) log_.push_back(last_grant);
+      : max_n_(max_n), per_(per) {
+    if (last_grant != absl::InfinitePast()) {
+      log_.push_back({last_grant, 1});
+      size_ = 1;
+    }
   }
 
   absl::Time NextAllowed() const override {
-    if (log_.size() < max_n_) return absl::InfinitePast();
-    return log_.front() + per_;
+    if (size_ < max_n_) return absl::InfinitePast();
+    return log_.front().at + per_;
   }
-  void Record(absl::Time at) override {
+  int64_t AllowedAt(absl::Time at, int64_t want) const override {
+    // Free room, plus every grant whose slot has left the window by `at`.
+    // Each run looked at is forgotten by the Record that follows, so the
+    // walk is amortised constant per run.
+    int64_t allowed = max_n_ - size_;
+    for (auto it = log_.begin(); allowed < want && it != log_.end(); ++it) {
+      if (it->at + per_ > at) break;
+      allowed += it->n;
+    }
+    return std::min(allowed, want);
+  }
+  void Record(absl::Time at, int64_t n) override {
     // Grants are recorded in time order except after a GiveBack; keep the
-    // log sorted either way.
-    log_.insert(std::upper_bound(log_.begin(), log_.end(), at), at);
-    while (log_.size() > max_n_) log_.pop_front();
+    // runs sorted either way.
+    auto it = std::upper_bound(
+        log_.begin(), log_.end(), at,
+        [](absl::Time t, const Run& run) { return t < run.at; });
+    if (it != log_.begin() && std::prev(it)->at == at) {
+      std::prev(it)->n += n;
+    } else {
+      log_.insert(it, {at, n});
+    }
+    size_ += n;
+    // Forget the oldest beyond the last max_n.
+    while (size_ > max_n_) {
+      Run& oldest = log_.front();
+      const int64_t drop = std::min(oldest.n, size_ - max_n_);
+      oldest.n -= drop;
+      size_ -= drop;
+      if (oldest.n == 0) log_.pop_front();
+    }
   }
-  void GiveBack(absl::Time at) override {
-    auto it = std::lower_bound(log_.begin(), log_.end(), at);
-    if (it != log_.end() && *it == at) log_.erase(it);
+  void GiveBack(absl::Time at, int64_t n) override {
+    auto it = std::lower_bound(
+        log_.begin(), log_.end(), at,
+        [](const Run& run, absl::Time t) { return run.at < t; });
+    if (it == log_.end() || it->at != at) return;  // already forgotten
+    const int64_t undone = std::min(n, it->n);
+    it->n -= undone;
+    size_ -= undone;
+    if (it->n == 0) log_.erase(it);
   }
 
  private:
-  const size_t max_n_;
+  struct Run {
+    absl::Time at;
+    int64_t n;
+  };
+  const int64_t max_n_;
   const absl::Duration per_;
-  std::deque<absl::Time> log_;
+  std::deque<Run> log_;
+  int64_t size_ = 0;  // grants in log_, <= max_n_
 };
 
 // Credit accrues from the first Start without limit: grant k (from 0) is
@@ -71,13 +124,20 @@ class UnboundedLimiter final : public Limiter {
 
   absl::Time NextAllowed() const override {
     if (paused_) return absl::InfiniteFuture();
-    // per * granted / max_n without overflow or drift.
-    return origin_ + per_ * (granted_ / max_n_) +
-           per_ * (granted_ % max_n_) / max_n_;
+    return DueTime(granted_);
   }
-  void Record(absl::Time /*at*/) override { ++granted_; }
-  void GiveBack(absl::Time /*at*/) override {
-    if (granted_ > 0) --granted_;
+  int64_t AllowedAt(absl::Time at, int64_t want) const override {
+    // The last grant due by `at`, computed, then corrected for rounding.
+    absl::Duration rest;
+    const int64_t pers = absl::IDivDuration(at - origin_, per_, &rest);
+    int64_t last = pers * max_n_ + (rest * max_n_) / per_;
+    while (DueTime(last + 1) <= at) ++last;
+    while (last >= granted_ && DueTime(last) > at) --last;
+    return std::clamp<int64_t>(last - granted_ + 1, 1, want);
+  }
+  void Record(absl::Time /*at*/, int64_t n) override { granted_ += n; }
+  void GiveBack(absl::Time /*at*/, int64_t n) override {
+    granted_ -= std::min(n, granted_);
   }
   void Pause(absl::Time now) override {
     if (paused_) return;
@@ -92,6 +152,12 @@ class UnboundedLimiter final : public Limiter {
   }
 
  private:
+  // When grant k (from 0) falls due: per * k / max_n without overflow or
+  // drift.
+  absl::Time DueTime(int64_t k) const {
+    return origin_ + per_ * (k / max_n_) + per_ * (k % max_n_) / max_n_;
+  }
+
   const int64_t max_n_;
   const absl::Duration per_;
   bool started_ = false;
@@ -105,8 +171,11 @@ class UnboundedLimiter final : public Limiter {
 class NoLimiter final : public Limiter {
  public:
   absl::Time NextAllowed() const override { return absl::InfinitePast(); }
-  void Record(absl::Time /*at*/) override {}
-  void GiveBack(absl::Time /*at*/) override {}
+  int64_t AllowedAt(absl::Time /*at*/, int64_t want) const override {
+    return want;
+  }
+  void Record(absl::Time /*at*/, int64_t /*n*/) override {}
+  void GiveBack(absl::Time /*at*/, int64_t /*n*/) override {}
 };
 
 }  // namespace

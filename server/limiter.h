@@ -12,6 +12,7 @@
 #ifndef THROTTLE_SERVER_LIMITER_H_
 #define THROTTLE_SERVER_LIMITER_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/time/time.h"
@@ -21,18 +22,25 @@ namespace throttle::server {
 
 class Limiter {
  public:
+
   virtual ~Limiter() = default;
 
   // The earliest nominal time at which one more grant is allowed.
   // absl::InfinitePast() when a grant is allowed at any time.
   virtual absl::Time NextAllowed() const = 0;
 
-  // Records one grant at nominal time `at`; `at` >= NextAllowed().
-  virtual void Record(absl::Time at) = 0;
+  // How many of `want` >= 1 grants are allowed at nominal time
+  // `at` >= NextAllowed(), all at that one instant: at least 1, at most
+  // `want`. A burst or idle credit of a billion costs no more than one
+  // grant (amortised constant time).
+  virtual int64_t AllowedAt(absl::Time at, int64_t want) const = 0;
 
-  // Undoes one grant recorded at `at` that was never delivered, so that its
-  // fuel can go to another stream.
-  virtual void GiveBack(absl::Time at) = 0;
+  // Records `n` grants at nominal time `at`; 1 <= n <= AllowedAt(at).
+  virtual void Record(absl::Time at, int64_t n) = 0;
+
+  // Undoes `n` grants recorded at `at` that were never delivered, so that
+  // their fuel can go to another stream. Constant time in `n`.
+  virtual void GiveBack(absl::Time at, int64_t n) = 0;
 
   // The throttle stopped at `now` / started again at `now`. Only the
   // unbounded limiter cares: credit does not accumulate while stopped.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/throttle_config.h"
+
 namespace throttle::server {
 
 int64_t Monitor::BucketOf(absl::Time t) {
@@ -28,7 +30,7 @@ void Monitor::Record(absl::Time at, int64_t n) {
   run_has_emission_ = true;
   last_emission_ = std::max(last_emission_, at);
 
-  total_ += n;
+  total_ = SaturatingAdd(total_, n);  // held at INT64_MAX, never negative
   const int64_t bucket = BucketOf(at);
   if (!history_.empty() && history_.back().bucket >= bucket) {
     // Same bucket, or a late record (a re-grant at an earlier nominal

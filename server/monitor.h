@@ -33,7 +33,7 @@ class Monitor {
   // The lowest and highest gaps are not undone.
   void Remove(absl::Time at, int64_t n);
 
-  // Emissions since the first Start.
+  // Emissions since the first Start; held at INT64_MAX rather than wrap.
   int64_t total() const { return total_; }
 
   // Emissions in (now - window, now], at kMonitorResolution; `window` must

@@ -1,6 +1,7 @@
 #include "server/scheduler.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -80,11 +81,22 @@ void Scheduler::End(StreamId id, EndReason reason,
 }
 
 void Scheduler::GiveBack(absl::Time granted_at, int64_t grants) {
-  for (int64_t i = 0; i < grants; ++i) limiter_->GiveBack(granted_at);
+  if (grants <= 0) return;
+  limiter_->GiveBack(granted_at, grants);
   if (!config_.manual_emit) monitor_.Remove(granted_at, grants);
 }
 
 void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
+  if (config_.mode == Mode::kMonitorOnly) Release(id, now);
+}
+
+void Scheduler::Hold(StreamId id) {
+  auto found = streams_.find(id);
+  if (found == streams_.end() || found->second->parked) return;
+  Park(found->second);
+}
+
+void Scheduler::Release(StreamId id, absl::Time now) {
   auto found = streams_.find(id);
   if (found == streams_.end() || !found->second->parked) return;
   Unpark(found->second, now);
@@ -142,19 +154,60 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
 }
 
 void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
+  // Single steps serve the front stream's turn; between them, whole rounds
+  // are served at once when the limiter allows them (a big burst or idle
+  // credit), so the work does not grow with the number of grants. A round
+  // that does not fit is tried again only after a full round of single
+  // steps, so each step stays constant time.
+  size_t steps_before_rounds = 0;
   while (!ring_.empty()) {
     const absl::Time at = std::max(limiter_->NextAllowed(), hungry_since_);
     if (at > now) return;
+    if (steps_before_rounds == 0) {
+      if (ServeRounds(at, events)) continue;
+      steps_before_rounds = ring_.size();
+    }
+    --steps_before_rounds;
     const StreamList::iterator it = ring_.begin();
-    limiter_->Record(at);
-    if (--it->turn_left == 0) {
+    int64_t want = it->turn_left;
+    if (it->remaining > 0) want = std::min(want, it->remaining);
+    const int64_t n = limiter_->AllowedAt(at, want);
+    limiter_->Record(at, n);
+    it->turn_left -= n;
+    if (it->turn_left == 0) {
       // Its turn is over: to the back of the ring (the node moves, the
       // iterators stay valid).
       it->turn_left = it->weight;
       ring_.splice(ring_.end(), ring_, it);
     }
-    Grant(*it, 1, at, events);
+    Grant(*it, n, at, events);
   }
+}
+
+bool Scheduler::ServeRounds(absl::Time at, std::vector<StreamEvent>* events) {
+  // Only the front stream can be inside its turn; a round starts at a turn.
+  const int64_t size = static_cast<int64_t>(ring_.size());
+  if (ring_.front().turn_left != ring_.front().weight ||
+      limiter_->AllowedAt(at, size) < size) {
+    return false;
+  }
+  int64_t round = 0;  // grants in one round: <= streams * kMaxWeight
+  int64_t rounds = std::numeric_limits<int64_t>::max();
+  for (const Stream& stream : ring_) {
+    round += stream.weight;
+    if (stream.remaining > 0) {
+      rounds = std::min(rounds, stream.remaining / stream.weight);
+    }
+  }
+  rounds = std::min(rounds, std::numeric_limits<int64_t>::max() / round);
+  if (rounds > 0) rounds = limiter_->AllowedAt(at, rounds * round) / round;
+  if (rounds == 0) return false;
+  limiter_->Record(at, rounds * round);
+  for (auto it = ring_.begin(); it != ring_.end();) {
+    Stream& stream = *it++;  // Grant may close it
+    Grant(stream, rounds * stream.weight, at, events);
+  }
+  return true;
 }
 
 void Scheduler::ServeUnlimited(absl::Time now,
@@ -262,7 +315,7 @@ HasFuelResult Scheduler::HasFuel(absl::Time now) {
     return {true, false};
   }
   if (!ring_.empty() || limiter_->NextAllowed() > now) return {false, false};
-  limiter_->Record(now);
+  limiter_->Record(now, 1);
   last_grant_ = std::max(last_grant_, now);
   RecordEmissions(now, 1);
   return {true, false};

@@ -132,6 +132,14 @@ class Scheduler {
   // Ignored in other modes and for unknown ids.
   void MarkDelivered(StreamId id, absl::Time now);
 
+  // Takes a waiting stream out of service while its consumer is stalled:
+  // it gets no grants (its wait limit still runs) until Release. Ignored
+  // for unknown ids and streams already held.
+  void Hold(StreamId id);
+  // Puts a held stream back in line, at the back of the ring. Ignored for
+  // unknown ids and streams not held. Call Advance(now) afterwards.
+  void Release(StreamId id, absl::Time now);
+
   // Allots every grant due at or before `now` and ends streams whose wait
   // limit passed; appends what happened to *events.
   void Advance(absl::Time now, std::vector<StreamEvent>* events);
@@ -182,7 +190,7 @@ class Scheduler {
     int64_t turn_left;  // grants left in its current round-robin turn
     absl::Duration wait_limit;
     absl::Time deadline;  // last grant (or open) + wait_limit
-    bool parked = false;  // in parked_: monitor-only, awaiting delivery
+    bool parked = false;  // in parked_: awaiting delivery, or held
   };
   using StreamList = std::list<Stream>;
   struct Expiry {
@@ -201,6 +209,9 @@ class Scheduler {
   void PushExpiry(absl::Time deadline, StreamId id);
   void ExpireWaitLimits(absl::Time now, std::vector<StreamEvent>* events);
   void ServeLimited(absl::Time now, std::vector<StreamEvent>* events);
+  // Serves as many whole round-robin rounds at `at` as the limiter allows
+  // and no stream's count cuts short; false if not one.
+  bool ServeRounds(absl::Time at, std::vector<StreamEvent>* events);
   void ServeUnlimited(absl::Time now, std::vector<StreamEvent>* events);
   void RecordEmissions(absl::Time at, int64_t n);
 
@@ -210,7 +221,9 @@ class Scheduler {
   Monitor monitor_;
 
   StreamList ring_;    // waiting, in service order
-  StreamList parked_;  // monitor-only count-0 streams awaiting delivery
+  // Out of service: monitor-only count-0 streams awaiting delivery, and
+  // held streams.
+  StreamList parked_;
   absl::flat_hash_map<StreamId, StreamList::iterator> streams_;  // all open
   // Time since which the ring has been non-empty: a grant is never given a
   // nominal time before someone was waiting for it.

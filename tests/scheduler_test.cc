@@ -3,7 +3,10 @@
 // counts, wait limits, stop, configuration changes and statistics.
 #include "server/scheduler.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <utility>
 #include <cmath>
 #include <map>
 #include <random>
@@ -610,6 +613,155 @@ TEST(Scheduler, LateRefillLoopBatchesGrantsWithoutDrift) {
   // stays exact.
   sim.RunUntil(kT0 + absl::Seconds(10), absl::Milliseconds(5));
   EXPECT_EQ(sim.granted()[id], 10001);
+}
+
+// --- No call costs time proportional to a count, a burst or idle credit ---
+
+// CPU time of this thread: a bound on work done, unaffected by other load.
+absl::Duration ThreadCpuTime() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return absl::DurationFromTimespec(ts);
+}
+
+// Grants of `events` to `id`, and how many events carried them.
+std::pair<int64_t, int64_t> GrantsTo(const std::vector<StreamEvent>& events,
+                                     StreamId id) {
+  int64_t grants = 0;
+  int64_t messages = 0;
+  for (const StreamEvent& e : events) {
+    if (e.stream != id || e.grants == 0) continue;
+    grants += e.grants;
+    ++messages;
+  }
+  return {grants, messages};
+}
+
+// A billion grants one at a time take tens of seconds; a batch, microseconds.
+// The bound is 100 times what a batch needs even under sanitizers.
+constexpr absl::Duration kBatchCpuBound = absl::Seconds(1);
+
+TEST(Scheduler, BillionBurstOfBucketModeIsOneBatch) {
+  Scheduler scheduler(
+      Config(10'000'000, absl::Seconds(1), Mode::kBucket, 1'000'000'000));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  const absl::Duration cpu = ThreadCpuTime();
+  std::vector<StreamEvent> events;
+  StreamRequest request;
+  request.count = 0;
+  const StreamId id = scheduler.Open(request, kT0, &events);
+  scheduler.Advance(kT0, &events);
+  EXPECT_EQ(GrantsTo(events, id), std::make_pair(int64_t{1'000'000'000},
+                                                 int64_t{1}));
+  EXPECT_GT(scheduler.NextWakeup(), kT0);
+  // Giving the whole batch back is arithmetic too, and it goes out again.
+  scheduler.GiveBack(kT0, 1'000'000'000);
+  events.clear();
+  scheduler.Advance(kT0, &events);
+  EXPECT_EQ(GrantsTo(events, id).first, 1'000'000'000);
+  EXPECT_LT(ThreadCpuTime() - cpu, kBatchCpuBound);
+}
+
+TEST(Scheduler, IdleCreditOfUnboundedModeIsOneBatch) {
+  Scheduler scheduler(Config(10'000'000, absl::Seconds(1), Mode::kUnbounded));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  const absl::Time later = kT0 + absl::Seconds(10);
+  const absl::Duration cpu = ThreadCpuTime();
+  std::vector<StreamEvent> events;
+  StreamRequest request;
+  request.count = 0;
+  const StreamId id = scheduler.Open(request, later, &events);
+  scheduler.Advance(later, &events);
+  // Grant k falls due at k / 1e7 s: grants 0 .. 1e8 are due at 10 s.
+  EXPECT_EQ(GrantsTo(events, id),
+            std::make_pair(int64_t{100'000'001}, int64_t{1}));
+  EXPECT_EQ(scheduler.NextWakeup(), later + absl::Nanoseconds(100));
+  EXPECT_LT(ThreadCpuTime() - cpu, kBatchCpuBound);
+}
+
+TEST(Scheduler, FullWindowOfWindowModeIsOneBatch) {
+  Scheduler scheduler(Config(1'000'000, absl::Seconds(1), Mode::kWindow));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  const absl::Duration cpu = ThreadCpuTime();
+  std::vector<StreamEvent> events;
+  StreamRequest request;
+  request.count = 0;
+  const StreamId id = scheduler.Open(request, kT0, &events);
+  scheduler.Advance(kT0, &events);
+  EXPECT_EQ(GrantsTo(events, id), std::make_pair(int64_t{1'000'000},
+                                                 int64_t{1}));
+  EXPECT_EQ(scheduler.NextWakeup(), kT0 + absl::Seconds(1));
+  events.clear();
+  scheduler.Advance(kT0 + absl::Seconds(1) - absl::Nanoseconds(1), &events);
+  EXPECT_EQ(GrantsTo(events, id).first, 0);
+  scheduler.Advance(kT0 + absl::Seconds(1), &events);
+  EXPECT_EQ(GrantsTo(events, id), std::make_pair(int64_t{1'000'000},
+                                                 int64_t{1}));
+  EXPECT_LT(ThreadCpuTime() - cpu, kBatchCpuBound);
+}
+
+TEST(Scheduler, WholeRoundsAtOnceKeepWeightsAndCounts) {
+  // 6,000 grants at once among weights 1, 2, 3 and a weight-2 stream that
+  // wants only 7: it gets its 7, the others split the rest 1:2:3.
+  Scheduler scheduler(Config(1, absl::Seconds(1), Mode::kBucket, 6000));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  std::vector<StreamId> ids;
+  for (int64_t weight : {1, 2, 3}) {
+    StreamRequest request;
+    request.count = 0;
+    request.weight = weight;
+    ids.push_back(scheduler.Open(request, kT0, &events));
+  }
+  StreamRequest seven;
+  seven.count = 7;
+  seven.weight = 2;
+  const StreamId short_one = scheduler.Open(seven, kT0, &events);
+  scheduler.Advance(kT0, &events);
+  EXPECT_EQ(GrantsTo(events, short_one).first, 7);
+  const int64_t one = GrantsTo(events, ids[0]).first;
+  const int64_t two = GrantsTo(events, ids[1]).first;
+  const int64_t three = GrantsTo(events, ids[2]).first;
+  EXPECT_EQ(one + two + three + 7, 6000);
+  EXPECT_NEAR(static_cast<double>(two), 2.0 * one, 2.0);
+  EXPECT_NEAR(static_cast<double>(three), 3.0 * one, 3.0);
+  // Batched per stream, not one event per grant.
+  EXPECT_LT(events.size(), 20u);
+}
+
+TEST(Scheduler, ManyStreamsShareABigBurstEqually) {
+  Scheduler scheduler(
+      Config(1000, absl::Seconds(1), Mode::kBucket, 1'000'000'000));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  const absl::Duration cpu = ThreadCpuTime();
+  std::vector<StreamEvent> events;
+  std::vector<StreamId> ids;
+  StreamRequest request;
+  request.count = 0;
+  for (int i = 0; i < 1000; ++i) {
+    ids.push_back(scheduler.Open(request, kT0, &events));
+  }
+  scheduler.Advance(kT0, &events);
+  for (StreamId id : ids) EXPECT_EQ(GrantsTo(events, id).first, 1'000'000);
+  EXPECT_LT(ThreadCpuTime() - cpu, kBatchCpuBound);
+}
+
+TEST(Scheduler, HeldStreamGetsNothingUntilReleased) {
+  Simulation sim(Config(10, absl::Seconds(1), Mode::kSmooth), 1);
+  StreamRequest request;
+  request.count = 0;
+  const StreamId held = sim.Open(request);
+  const StreamId other = sim.Open(request);
+  ASSERT_TRUE(sim.scheduler().Start(kT0).ok());
+  sim.scheduler().Hold(held);
+  sim.RunUntil(kT0 + absl::Seconds(1) - absl::Nanoseconds(1));
+  EXPECT_EQ(sim.granted()[held], 0);
+  EXPECT_EQ(sim.granted()[other], 10);
+  EXPECT_EQ(sim.scheduler().waiting_streams(), 2);  // still open
+  sim.scheduler().Release(held, sim.now());
+  sim.RunUntil(kT0 + absl::Seconds(2) - absl::Nanoseconds(1));
+  EXPECT_EQ(sim.granted()[held], 5);
+  EXPECT_EQ(sim.granted()[other], 15);
 }
 
 }  // namespace
