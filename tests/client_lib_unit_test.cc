@@ -3,8 +3,11 @@
 // that answers from a script (the real server is tested by the integration
 // tests).
 #include <cstdint>
+#include <cstring>
 #include <deque>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -17,10 +20,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client-lib/src/backoff.h"
+#include "grpc/grpc.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "throttle/channel.h"
 #include "throttle/controller.h"
 #include "throttle/status.h"
 #include "throttle/tank.h"
@@ -248,6 +253,51 @@ TEST(BackoffTest, DoublesWithJitterUpToMax) {
   }
   backoff.Reset();
   EXPECT_LE(backoff.NextDelay(gen), absl::Milliseconds(60));
+}
+
+// The integer channel argument `key` of `args`, if set.
+std::optional<int> IntArgument(const grpc::ChannelArguments& args,
+                               const char* key) {
+  const grpc_channel_args c_args = args.c_channel_args();
+  for (size_t i = 0; i < c_args.num_args; ++i) {
+    const grpc_arg& arg = c_args.args[i];
+    if (std::strcmp(arg.key, key) == 0 && arg.type == GRPC_ARG_INTEGER) {
+      return arg.value.integer;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(ReconnectChannelArgumentsTest, SetsGrpcReconnectBackoffToTheTanks) {
+  const grpc::ChannelArguments args =
+      ReconnectChannelArguments(absl::Milliseconds(50), absl::Seconds(2));
+  EXPECT_EQ(IntArgument(args, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS), 50);
+  EXPECT_EQ(IntArgument(args, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS), 2000);
+  EXPECT_EQ(IntArgument(args, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS),
+            absl::ToInt64Milliseconds(kMinConnectTimeout));
+}
+
+TEST(ReconnectChannelArgumentsTest, DefaultsAreTankOptionsDefaults) {
+  const TankOptions tank;
+  const grpc::ChannelArguments args = ReconnectChannelArguments();
+  EXPECT_EQ(IntArgument(args, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS),
+            absl::ToInt64Milliseconds(tank.backoff_initial));
+  EXPECT_EQ(IntArgument(args, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS),
+            absl::ToInt64Milliseconds(tank.backoff_max));
+}
+
+TEST(ReconnectChannelArgumentsTest, KeepsValuesPositiveAndOrdered) {
+  const grpc::ChannelArguments zero =
+      ReconnectChannelArguments(absl::ZeroDuration(), -absl::Seconds(1));
+  EXPECT_EQ(IntArgument(zero, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS), 1);
+  EXPECT_EQ(IntArgument(zero, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS), 1);
+  const grpc::ChannelArguments inverted =
+      ReconnectChannelArguments(absl::Seconds(3), absl::Seconds(1));
+  EXPECT_EQ(IntArgument(inverted, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS), 3000);
+  const grpc::ChannelArguments huge =
+      ReconnectChannelArguments(absl::Seconds(1), absl::InfiniteDuration());
+  EXPECT_EQ(IntArgument(huge, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS),
+            std::numeric_limits<int>::max());
 }
 
 TEST_F(TankTest, SendsOneGrantRequestWithoutWaitLimitByDefault) {

@@ -4,16 +4,13 @@
 
 #include "absl/time/clock.h"
 #include "client-lib/src/proto_time.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
+#include "throttle/channel.h"
 #include "throttle/status.h"
 
 namespace throttle {
 
 Controller::Controller(const std::string& target, ControllerOptions options)
-    : Controller(
-          grpc::CreateChannel(target, grpc::InsecureChannelCredentials()),
-          std::move(options)) {}
+    : Controller(CreateInsecureChannel(target), std::move(options)) {}
 
 Controller::Controller(std::shared_ptr<grpc::ChannelInterface> channel,
                        ControllerOptions options)

@@ -6,8 +6,7 @@
 #include "absl/time/clock.h"
 #include "client-lib/src/backoff.h"
 #include "client-lib/src/proto_time.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
+#include "throttle/channel.h"
 #include "throttle/status.h"
 
 namespace throttle {
@@ -56,8 +55,10 @@ class Tank::ActiveCall {
 };
 
 Tank::Tank(const std::string& target, std::string throttle, TankOptions options)
-    : Tank(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()),
-           std::move(throttle), std::move(options)) {}
+    // `options` copied, not moved: the channel's arguments read it too.
+    : Tank(CreateInsecureChannel(target, options.backoff_initial,
+                                 options.backoff_max),
+           std::move(throttle), options) {}
 
 Tank::Tank(std::shared_ptr<grpc::ChannelInterface> channel,
            std::string throttle, TankOptions options)

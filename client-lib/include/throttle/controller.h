@@ -56,7 +56,8 @@ struct ControllerOptions {
 class Controller {
  public:
   // Connects to the server at `target` (a gRPC target name such as
-  // "host:port" or "unix:/path") over an insecure channel. Does not block and
+  // "host:port" or "unix:/path") over an insecure channel with the library's
+  // default reconnect backoff (CreateInsecureChannel). Does not block and
   // does not fail: connection problems show up in the calls.
   explicit Controller(const std::string& target,
                       ControllerOptions options = ControllerOptions());

@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
+#include "throttle/channel.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle {
@@ -43,9 +44,12 @@ struct TankOptions {
   int64_t weight = 1;
   // The first delay before calling again after the server answered
   // UNAVAILABLE. It doubles after each further UNAVAILABLE up to
-  // `backoff_max`; each delay carries +-20% random jitter.
-  absl::Duration backoff_initial = absl::Milliseconds(50);
-  absl::Duration backoff_max = absl::Seconds(2);
+  // `backoff_max`; each delay carries +-20% random jitter. A Tank made from
+  // a target name gives its channel the same reconnect backoff (see
+  // throttle/channel.h), so that after an outage it reconnects within about
+  // `backoff_max` of the server's return.
+  absl::Duration backoff_initial = kDefaultBackoffInitial;
+  absl::Duration backoff_max = kDefaultBackoffMax;
   // Added to a finite AwaitFuel timeout to form the call's gRPC deadline, so
   // that the server's own "wait limit passed" answer normally arrives first.
   absl::Duration deadline_slack = absl::Milliseconds(200);
@@ -85,14 +89,16 @@ struct FuelResult {
 class Tank {
  public:
   // Connects to the server at `target` (a gRPC target name such as
-  // "host:port" or "unix:/path") over an insecure channel, for the throttle
-  // named `throttle`. Does not block and does not fail: connection problems
-  // show up in the calls.
+  // "host:port" or "unix:/path") over an insecure channel whose reconnect
+  // backoff is the options' (CreateInsecureChannel), for the throttle named
+  // `throttle`. Does not block and does not fail: connection problems show
+  // up in the calls.
   Tank(const std::string& target, std::string throttle,
        TankOptions options = TankOptions());
 
   // As above over `channel` (for example one with TLS credentials, or one
-  // shared with a Controller). The Tank shares ownership of the channel.
+  // shared with a Controller; give it ReconnectChannelArguments()). The Tank
+  // shares ownership of the channel.
   Tank(std::shared_ptr<grpc::ChannelInterface> channel, std::string throttle,
        TankOptions options = TankOptions());
 
