@@ -93,6 +93,23 @@ class Backoff {
   }
 }
 
+// The channel options of a Throttle: gRPC's reconnect backoff made the
+// client's own (`initial` seconds, growing x1.6 with +-20% jitter up to
+// `max`), so that after an outage a worker reconnects within about `max`
+// of the server's return. grpc-js's default (1 s up to 120 s) governs how
+// soon a waiting call can reach a server that came back, whatever
+// awaitFuel's own backoff. `extra` options come last and may override.
+// (grpc-js has no grpc.min_reconnect_backoff_ms; C-core clients set it.)
+function channelOptions(initial, max, extra = {}) {
+  const ms = (seconds) => Math.min(Math.max(Math.round(seconds * 1000), 1), 2 ** 31 - 1);
+  const initialMs = ms(initial);
+  return {
+    'grpc.initial_reconnect_backoff_ms': initialMs,
+    'grpc.max_reconnect_backoff_ms': Math.max(initialMs, ms(max)),
+    ...extra,
+  };
+}
+
 // The seed's kill_flag. In a worker, set by awaitFuel()/hasFuel() when the
 // server says the throttle stopped and cleared by the next grant (it was
 // restarted); in the controller set by stop() and cleared by start().
@@ -167,7 +184,8 @@ function sleep(seconds, signal) {
 // (deadline of unary calls, seconds), waitForReady (false: unary calls to an
 // unreachable server fail at once with UNAVAILABLE; true: they wait for it
 // up to callTimeout; awaitFuel always waits), credentials (default
-// insecure), channelOptions.
+// insecure), channelOptions (extra grpc-js options; the reconnect backoff
+// is set from backoffInitial and backoffMax, see channelOptions()).
 class Throttle {
   constructor(address, name, options = {}) {
     this.address = address;
@@ -186,7 +204,11 @@ class Throttle {
     this.client = new proto.Throttle(
       address,
       this.options.credentials || grpc.credentials.createInsecure(),
-      this.options.channelOptions || {},
+      channelOptions(
+        this.options.backoffInitial,
+        this.options.backoffMax,
+        this.options.channelOptions,
+      ),
     );
     this.surplus = 0; // grants received beyond what was asked for
     this.active = new Set(); // calls in flight, for close()
@@ -495,4 +517,12 @@ class Throttle {
   }
 }
 
-module.exports = { Throttle, ThrottleError, Backoff, KillFlag, status: grpc.status, proto };
+module.exports = {
+  Throttle,
+  ThrottleError,
+  Backoff,
+  KillFlag,
+  channelOptions,
+  status: grpc.status,
+  proto,
+};

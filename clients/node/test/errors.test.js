@@ -6,7 +6,7 @@
 
 const assert = require('node:assert/strict');
 const { describe, test } = require('node:test');
-const { Throttle, ThrottleError, Backoff, status } = require('..');
+const { Throttle, ThrottleError, Backoff, channelOptions, status, proto } = require('..');
 const { GENEROUS, sleep, awaitWaiting, Server, serverFixture } = require('./support');
 
 // Asserts that `promise` rejects with a ThrottleError of `codeName`.
@@ -226,4 +226,45 @@ test('backoff doubles with jitter up to the maximum', () => {
   }
   backoff.reset();
   assert.ok(backoff.nextDelay() < 0.12);
+});
+
+test('the channel reconnects on the client backoff, not grpc-js defaults', (t) => {
+  // Spy on the generated client's constructor to see the options given.
+  const Real = proto.Throttle;
+  let seen;
+  proto.Throttle = class extends Real {
+    constructor(address, credentials, options) {
+      super(address, credentials, options);
+      seen = options;
+    }
+  };
+  t.after(() => {
+    proto.Throttle = Real;
+  });
+  const tank = new Throttle('127.0.0.1:1', 'x', {
+    backoffInitial: 0.1,
+    backoffMax: 1.5,
+    channelOptions: { 'grpc.keepalive_time_ms': 60000 },
+  });
+  tank.close();
+  assert.deepEqual(seen, {
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 1500,
+    'grpc.keepalive_time_ms': 60000,
+  });
+  const defaults = new Throttle('127.0.0.1:1', 'x');
+  defaults.close();
+  assert.equal(seen['grpc.initial_reconnect_backoff_ms'], 50);
+  assert.equal(seen['grpc.max_reconnect_backoff_ms'], 2000);
+  // Whole positive milliseconds, max never below initial; extras override.
+  assert.deepEqual(channelOptions(0, -1), {
+    'grpc.initial_reconnect_backoff_ms': 1,
+    'grpc.max_reconnect_backoff_ms': 1,
+  });
+  assert.equal(channelOptions(3, 1)['grpc.max_reconnect_backoff_ms'], 3000);
+  assert.equal(channelOptions(1, Infinity)['grpc.max_reconnect_backoff_ms'], 2 ** 31 - 1);
+  assert.equal(
+    channelOptions(1, 2, { 'grpc.max_reconnect_backoff_ms': 7 })['grpc.max_reconnect_backoff_ms'],
+    7,
+  );
 });

@@ -7,13 +7,14 @@ import random
 import threading
 import time
 import unittest
+from unittest import mock
 
 import grpc
 
 from support import (GENEROUS, Server, ServerTestCase,  # also sets sys.path
                      await_fuel_in_thread, await_waiting)
 
-from throttle_client import Backoff, Throttle, ThrottleError
+from throttle_client import Backoff, Throttle, ThrottleError, channel_options
 
 Code = grpc.StatusCode
 
@@ -227,6 +228,49 @@ class BackoffPolicy(unittest.TestCase):
             self.assertLess(delay, base * 1.2)
         backoff.reset()
         self.assertLess(backoff.next_delay(), 0.12)
+
+
+class ChannelOptions(unittest.TestCase):
+
+    def test_the_channel_reconnects_on_the_client_backoff(self):
+        # gRPC's default (1 s up to 120 s) would govern how soon a waiting
+        # call reaches a server that came back after an outage.
+        seen = []
+        real = grpc.insecure_channel
+
+        def spy(address, options=None, **kwargs):
+            seen.append(dict(options or ()))
+            return real(address, options=options, **kwargs)
+
+        with mock.patch("grpc.insecure_channel", spy):
+            t = Throttle("127.0.0.1:1", "x", backoff_initial=0.1,
+                         backoff_max=1.5,
+                         channel_options=[("grpc.keepalive_time_ms", 60000)])
+            t._process()
+            t.close()
+            Throttle("127.0.0.1:1", "x")._process().channel.close()
+        self.assertEqual(seen[0], {
+            "grpc.initial_reconnect_backoff_ms": 100,
+            "grpc.max_reconnect_backoff_ms": 1500,
+            "grpc.min_reconnect_backoff_ms": 5000,
+            "grpc.keepalive_time_ms": 60000,
+        })
+        self.assertEqual(seen[1]["grpc.initial_reconnect_backoff_ms"], 50)
+        self.assertEqual(seen[1]["grpc.max_reconnect_backoff_ms"], 2000)
+
+    def test_values_are_whole_positive_milliseconds_in_order(self):
+        options = dict(channel_options(0, -1))
+        self.assertEqual(options["grpc.initial_reconnect_backoff_ms"], 1)
+        self.assertEqual(options["grpc.max_reconnect_backoff_ms"], 1)
+        self.assertEqual(
+            dict(channel_options(3, 1))["grpc.max_reconnect_backoff_ms"], 3000)
+        self.assertEqual(
+            dict(channel_options(1, float("inf")))
+            ["grpc.max_reconnect_backoff_ms"], 2**31 - 1)
+        # Extra options come last: a caller may override.
+        self.assertEqual(
+            dict(channel_options(1, 2, [("grpc.max_reconnect_backoff_ms", 7)]))
+            ["grpc.max_reconnect_backoff_ms"], 7)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ Errors raise ThrottleError, whose .code is the grpc.StatusCode.
 """
 from .backoff import Backoff
 from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,
-                     ThrottleInfo)
+                     ThrottleInfo, channel_options)
 from .errors import ThrottleError
 
 __all__ = [
     "Backoff", "KillFlag", "LatestStats", "MeanStats", "StopStats",
-    "Throttle", "ThrottleError", "ThrottleInfo"
+    "Throttle", "ThrottleError", "ThrottleInfo", "channel_options"
 ]

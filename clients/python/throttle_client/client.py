@@ -122,6 +122,34 @@ class KillFlag:
         self._event.clear()
 
 
+# The least time gRPC C-core gives one connection attempt
+# (grpc.min_reconnect_backoff_ms; default 20 s): long enough for a handshake
+# with a busy server, short enough that an attempt whose SYN went unanswered
+# gives way to a fresh one soon after the server's host is back. The same as
+# the C++ library's kMinConnectTimeout.
+MIN_CONNECT_TIMEOUT_MS = 5000
+
+
+def channel_options(backoff_initial, backoff_max, extra=()):
+    """The channel options of a Throttle: gRPC's reconnect backoff made the
+    client's own (backoff_initial seconds, growing x1.6 with +-20% jitter up
+    to backoff_max), so that after an outage a worker reconnects within
+    about backoff_max of the server's return. gRPC's default (1 s up to
+    120 s) governs how soon a waiting call can reach a server that came
+    back, whatever await_fuel's own backoff. `extra` options come last and
+    may override these."""
+
+    def ms(seconds):
+        return int(round(min(max(seconds * 1000.0, 1.0), 2.0**31 - 1)))
+
+    initial_ms = ms(backoff_initial)
+    return (("grpc.initial_reconnect_backoff_ms", initial_ms),
+            ("grpc.max_reconnect_backoff_ms", max(initial_ms,
+                                                  ms(backoff_max))),
+            ("grpc.min_reconnect_backoff_ms", MIN_CONNECT_TIMEOUT_MS),
+            ) + tuple(extra)
+
+
 # Guards opening a channel; made anew in a forked child, where another
 # thread of the parent may have held it.
 _open_lock = threading.Lock()
@@ -162,7 +190,8 @@ class Throttle:
     wait_for_ready: False: unary calls to an unreachable server fail at once
       with UNAVAILABLE; True: they wait for it up to call_timeout.
       (await_fuel always waits.)
-    channel_options: extra gRPC channel arguments.
+    channel_options: extra gRPC channel arguments (the reconnect backoff
+      is set from backoff_initial and backoff_max: see channel_options()).
     """
 
     def __init__(self, address, name, *, worker_id="", weight=1,
@@ -207,7 +236,11 @@ class Throttle:
                     # First use here, or a forked child that inherited the
                     # parent's channel: open our own (the inherited one is
                     # never used in the child).
-                    state = _ProcessState(self.address, self.channel_options)
+                    state = _ProcessState(
+                        self.address,
+                        channel_options(self.backoff_initial,
+                                        self.backoff_max,
+                                        self.channel_options))
                     self._state = state
                     self._surplus = 0
         return state
