@@ -26,9 +26,7 @@ class GcraLimiter final : public Limiter {
     // Grant j (from 0) of a batch at `at` is allowed while
     // max(tat_, at) + j * interval_ - tolerance_ <= at.
     const absl::Time base = std::max(tat_, at);
-    return std::min(
-        want,
-        (at - base + tolerance_) / interval_ + 1);
+    return std::min(want, (at - base + tolerance_) / interval_ + 1);
   }
   void Record(absl::Time at, int64_t n) override {
     tat_ = std::max(tat_, at) + interval_ * n;

@@ -34,6 +34,9 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long calls may drain on SIGTERM before they are cancelled");
+ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Milliseconds(500),
+          "a stream whose previous write has not drained for this long is "
+          "stalled: its grants go to the other streams until it drains");
 
 namespace {
 
@@ -64,6 +67,11 @@ int main(int argc, char** argv) {
   throttle::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.stream_stall_timeout = absl::GetFlag(FLAGS_stream_stall_timeout);
+  if (options.stream_stall_timeout <= absl::ZeroDuration()) {
+    return Fail("--stream_stall_timeout must be > 0, got " +
+                absl::FormatDuration(options.stream_stall_timeout));
+  }
   std::vector<std::string> specs = absl::StrSplit(absl::GetFlag(FLAGS_throttle),
                                                   ';', absl::SkipWhitespace());
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {

@@ -48,6 +48,14 @@ class Metrics::ThrottleCollector final : public prometheus::Collectable {
         {"throttle_achieved_rate", "Emissions per second over the last second.",
          MetricType::Gauge,
          [](const ThrottleSnapshot& s) { return s.achieved_rate; }},
+        {"throttle_stalled_streams",
+         "Streams held out of service because their previous write did not "
+         "drain within the stall timeout (a client that stopped reading).",
+         MetricType::Gauge,
+         [](const ThrottleSnapshot& s) { return double(s.stalled_streams); }},
+        {"throttle_stream_stalls_total", "Times a stream was stalled.",
+         MetricType::Counter,
+         [](const ThrottleSnapshot& s) { return double(s.stalls); }},
         {"throttle_starts_total", "Start calls that started the throttle.",
          MetricType::Counter,
          [](const ThrottleSnapshot& s) { return double(s.starts); }},
@@ -106,6 +114,19 @@ Metrics::Metrics()
                    .Add({}, prometheus::Histogram::BucketBoundaries{
                                 1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
                                 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1});
+  auto& wakeups = prometheus::BuildCounter()
+                      .Name("throttle_refill_wakeups_total")
+                      .Help("Wake-ups of the refill loop.")
+                      .Register(*registry_);
+  wakeups_ = &wakeups.Add({});
+  auto& advances =
+      prometheus::BuildCounter()
+          .Name("throttle_refill_advances_total")
+          .Help(
+              "Throttles advanced by the refill loop: only those that were "
+              "due, so idle throttles cost nothing.")
+          .Register(*registry_);
+  advances_ = &advances.Add({});
   errors_ =
       &prometheus::BuildCounter()
            .Name("throttle_rpc_errors_total")
@@ -123,6 +144,11 @@ void Metrics::SetSource(const ThrottleStatsSource* source) {
 
 void Metrics::ObserveLateness(absl::Duration lateness) {
   lateness_->Observe(absl::ToDoubleSeconds(lateness));
+}
+
+void Metrics::CountRefillWakeup(int64_t throttles_advanced) {
+  wakeups_->Increment();
+  advances_->Increment(static_cast<double>(throttles_advanced));
 }
 
 void Metrics::CountError(absl::string_view method, grpc::StatusCode code) {

@@ -34,8 +34,10 @@ struct ThrottleSnapshot {
   int64_t emissions = 0;   // counted by the monitor since first Start
   int64_t waiting_streams = 0;
   int64_t open_streams = 0;
-  double configured_rate = 0;  // max_n / per, grants per second
-  double achieved_rate = 0;    // emissions per second over the last second
+  int64_t stalled_streams = 0;  // held: their write did not drain in time
+  int64_t stalls = 0;           // times a stream was stalled, ever
+  double configured_rate = 0;   // max_n / per, grants per second
+  double achieved_rate = 0;     // emissions per second over the last second
   int64_t starts = 0;
   int64_t stops = 0;
 };
@@ -64,6 +66,8 @@ class Metrics {
 
   // How late a grant reached its stream's queue after it fell due.
   void ObserveLateness(absl::Duration lateness);
+  // The refill loop woke and advanced `throttles_advanced` throttles.
+  void CountRefillWakeup(int64_t throttles_advanced);
   // A call finished with a non-OK status.
   void CountError(absl::string_view method, grpc::StatusCode code);
 
@@ -71,6 +75,8 @@ class Metrics {
   class ThrottleCollector;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Histogram* lateness_;
+  prometheus::Counter* wakeups_;
+  prometheus::Counter* advances_;
   prometheus::Family<prometheus::Counter>* errors_;
   std::shared_ptr<ThrottleCollector> throttles_;
 };

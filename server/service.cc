@@ -14,6 +14,14 @@ namespace throttle::server {
 // One AwaitFuel stream: a small queue of grants drained with one write in
 // flight. Reference-counted: gRPC holds one reference until OnDone, and
 // each pending Delivery holds one, so a reactor never dies under a caller.
+//
+// Finish is called exactly once, on whichever path ends the call first:
+// the constructor (bad request, no such throttle), the end of the stream
+// (count reached, stopped, wait limit, deleted, shutting down), a failed
+// write, or a cancel -- with a write in flight, the cancel's Finish waits
+// for that write's OnWriteDone, whatever its outcome. `finished_` records
+// it under mu_.
+//
 // Thread-safe.
 class FuelReactor final
     : public grpc::ServerWriteReactor<v1::AwaitFuelResponse> {
@@ -25,7 +33,7 @@ class FuelReactor final
                               ? ValidateName("throttle", request.throttle())
                               : stream_request.status();
     if (!status.ok()) {
-      FinishWith(ToGrpcStatus(status));
+      FinishOnce(ToGrpcStatus(status));
       return;
     }
     report_drained_ = stream_request->count == 0;
@@ -38,7 +46,7 @@ class FuelReactor final
     }
     grpc::Status open =
         service_->OpenStream(this, request.throttle(), *stream_request);
-    if (!open.ok()) FinishWith(open);
+    if (!open.ok()) FinishOnce(open);
   }
 
   // Called by the service under its mutex, before any delivery.
@@ -55,37 +63,62 @@ class FuelReactor final
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  // Queues grants and/or the end of the stream. Returns the grants it
-  // could not take because the stream is already gone (to be given back).
-  int64_t Deliver(const Service::Delivery& delivery) ABSL_LOCKS_EXCLUDED(mu_) {
+  // What a delivery left undone: grants to give back, and why.
+  struct Rejected {
+    std::vector<Service::Undelivered> grants;
+    bool gone = false;     // the stream is gone: forget it
+    bool stalled = false;  // its write did not drain: hold it
+  };
+
+  // Queues grants and/or the end of the stream at `now`. Grants it cannot
+  // take -- the stream is gone, or its write has not drained within the
+  // stall timeout (then what it had queued goes back too) -- are returned
+  // to be given back.
+  Rejected Deliver(const Service::Delivery& delivery, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    Rejected rejected;
     Op op;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || cancelled_) return delivery.grants;
+      if (finished_ || cancelled_) {
+        rejected.gone = true;
+        if (delivery.grants > 0) {
+          rejected.grants.push_back({delivery.granted_at, delivery.grants});
+        }
+        return rejected;
+      }
       if (delivery.grants > 0) {
         pending_.push_back({delivery.granted_at, delivery.grants});
+      }
+      if (write_in_flight_ && !stalled_ &&
+          now - write_started_ >= service_->stream_stall_timeout()) {
+        stalled_ = true;
+        rejected.stalled = true;
+      }
+      if (stalled_) {
+        rejected.grants = std::move(pending_);
+        pending_.clear();
       }
       if (delivery.end != EndReason::kNone) {
         end_ = delivery.end;
         end_status_ = delivery.closed_status;
       }
-      op = NextOpLocked();
+      op = NextOpLocked(now);
     }
     Perform(op);
-    return 0;
+    return rejected;
   }
 
   void OnWriteDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
-    Op op;
+    Op op = Op::kNone;
     std::vector<Service::Undelivered> lost;
     bool drained = false;
+    bool resumed = false;
     {
       absl::MutexLock lock(&mu_);
       write_in_flight_ = false;
       if (ok) {
-        in_flight_.clear();
-        drained = report_drained_ && pending_.empty() && !finished_;
-        op = NextOpLocked();
+        in_flight_.clear();  // it reached the transport
       } else {
         // The stream broke: nothing queued will reach it.
         lost = std::move(in_flight_);
@@ -93,14 +126,24 @@ class FuelReactor final
         in_flight_.clear();
         pending_.clear();
         cancelled_ = true;
-        op = finished_ ? Op::kNone : Op::kFinish;
-        finished_ = true;
         end_status_ = grpc::Status(grpc::StatusCode::CANCELLED,
                                    "stream broke while writing");
+      }
+      if (cancelled_) {
+        // Cancelled while this write was in flight: OnCancel left the
+        // Finish to us.
+        op = FinishLocked();
+      } else {
+        resumed = stalled_;
+        stalled_ = false;
+        drained = report_drained_ && pending_.empty();
+        op = NextOpLocked(service_->clock()->Now());
       }
     }
     if (!ok) {
       service_->CloseStream(throttle_uid_, stream_id_, lost);
+    } else if (resumed) {
+      service_->StreamResumed(throttle_uid_, stream_id_);
     } else if (drained) {
       service_->StreamDrained(throttle_uid_, stream_id_);
     }
@@ -109,7 +152,7 @@ class FuelReactor final
 
   void OnCancel() override ABSL_LOCKS_EXCLUDED(mu_) {
     std::vector<Service::Undelivered> lost;
-    bool finish = false;
+    Op op = Op::kNone;
     {
       absl::MutexLock lock(&mu_);
       cancelled_ = true;
@@ -120,14 +163,12 @@ class FuelReactor final
         lost.insert(lost.end(), in_flight_.begin(), in_flight_.end());
         in_flight_.clear();
       }
-      // With a write in flight, OnWriteDone(false) follows and finishes.
-      if (!finished_ && !write_in_flight_) {
-        finished_ = true;
-        finish = true;
-      }
+      end_status_ = grpc::Status::CANCELLED;
+      // With a write in flight, its OnWriteDone finishes.
+      if (!write_in_flight_) op = FinishLocked();
     }
     if (bound_) service_->CloseStream(throttle_uid_, stream_id_, lost);
-    if (finish) FinishWith(grpc::Status::CANCELLED);
+    Perform(op);
   }
 
   void OnDone() override { Unref(); }
@@ -135,13 +176,20 @@ class FuelReactor final
  private:
   enum class Op { kNone, kWrite, kWriteAndFinish, kFinish };
 
+  // Claims the one Finish of this call, with end_status_; kNone if it was
+  // claimed already.
+  Op FinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return Op::kNone;
+    finished_ = true;
+    return Op::kFinish;
+  }
+
   // Decides the next operation and prepares response_ for it.
-  Op NextOpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  Op NextOpLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (write_in_flight_ || finished_) return Op::kNone;
     if (end_ == EndReason::kClosed) {
       pending_.clear();  // the throttle is gone: nothing to give back to
-      finished_ = true;
-      return Op::kFinish;
+      return FinishLocked();
     }
     int64_t grants = 0;
     for (const auto& p : pending_) grants += p.grants;
@@ -152,6 +200,7 @@ class FuelReactor final
     pending_.clear();
     if (!end_.has_value()) {
       write_in_flight_ = true;
+      write_started_ = now;
       return Op::kWrite;
     }
     if (end_ == EndReason::kStopped) {
@@ -189,6 +238,17 @@ class FuelReactor final
     }
   }
 
+  // The constructor's Finish: nothing else can have claimed it yet, but it
+  // is claimed all the same, so a later OnCancel does not finish again.
+  void FinishOnce(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (FinishLocked() == Op::kNone) return;
+      end_status_ = status;
+    }
+    FinishWith(status);
+  }
+
   // Finishes the call, counting a non-OK status for the metrics.
   void FinishWith(const grpc::Status& status) {
     service_->CountError("AwaitFuel", status);
@@ -210,6 +270,8 @@ class FuelReactor final
   std::optional<EndReason> end_ ABSL_GUARDED_BY(mu_);
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
+  bool stalled_ ABSL_GUARDED_BY(mu_) = false;
   bool final_write_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
@@ -262,6 +324,8 @@ std::vector<ThrottleSnapshot> Service::Snapshot() const {
     s.emissions = scheduler.total_emissions();
     s.waiting_streams = scheduler.waiting_streams();
     s.open_streams = static_cast<int64_t>(entry->reactors.size());
+    s.stalled_streams = static_cast<int64_t>(entry->stalled.size());
+    s.stalls = entry->stalls;
     s.configured_rate = static_cast<double>(scheduler.config().max_n) /
                         absl::ToDoubleSeconds(scheduler.config().per);
     s.achieved_rate =
@@ -280,8 +344,9 @@ void Service::GiveBackLocked(Entry& entry, absl::Time granted_at,
   entry.given_back += grants;
 }
 
-Service::Service(const Clock* clock, Metrics* metrics)
-    : clock_(clock), metrics_(metrics) {
+Service::Service(const Clock* clock, Metrics* metrics,
+                 const ServiceOptions& options)
+    : clock_(clock), metrics_(metrics), options_(options) {
   refill_thread_ = std::thread([this] { RefillLoop(); });
 }
 
@@ -305,6 +370,7 @@ absl::Status Service::CreateLocked(const std::string& name,
         absl::StrCat("name: a throttle named \"", name, "\" already exists"));
   }
   it->second = std::make_unique<Entry>(name, next_uid_++, config);
+  by_uid_.emplace(it->second->uid, it->second.get());
   if (created != nullptr) *created = it->second.get();
   return absl::OkStatus();
 }
@@ -353,10 +419,8 @@ Service::Entry* Service::FindLocked(const std::string& name) {
 }
 
 Service::Entry* Service::FindByUidLocked(uint64_t uid) {
-  for (auto& [name, entry] : throttles_) {
-    if (entry->uid == uid) return entry.get();
-  }
-  return nullptr;
+  auto it = by_uid_.find(uid);
+  return it == by_uid_.end() ? nullptr : it->second;
 }
 
 absl::StatusOr<Service::Entry*> Service::LookupLocked(absl::string_view field,
@@ -388,7 +452,7 @@ void Service::CollectLocked(Entry& entry,
     FuelReactor* reactor = it->second;
     if (event.end != EndReason::kNone) entry.reactors.erase(it);
     if (event.grants > 0) {
-      entry.grants += event.grants;
+      entry.grants = SaturatingAdd(entry.grants, event.grants);
       if (metrics_ != nullptr)
         metrics_->ObserveLateness(now - event.granted_at);
     }
@@ -404,29 +468,55 @@ void Service::AdvanceLocked(Entry& entry, std::vector<Delivery>* out) {
   CollectLocked(entry, events, grpc::Status::OK, out);
 }
 
-void Service::KickLocked(const Entry& entry) {
+void Service::KickLocked(Entry& entry) {
   const absl::Time next = entry.scheduler.NextWakeup();
+  if (next != entry.queued_wakeup) {
+    if (entry.queued_wakeup != absl::InfiniteFuture()) {
+      wakeups_.erase({entry.queued_wakeup, entry.uid});
+    }
+    if (next != absl::InfiniteFuture()) wakeups_.insert({next, entry.uid});
+    entry.queued_wakeup = next;
+  }
   if (next < planned_wakeup_) {
     planned_wakeup_ = next;
     kicked_ = true;
   }
 }
 
+void Service::DropStreamLocked(Entry& entry, StreamId id) {
+  entry.reactors.erase(id);
+  entry.stalled.erase(id);
+  entry.scheduler.Close(id);
+}
+
 void Service::Deliver(std::vector<Delivery> deliveries) {
   while (!deliveries.empty()) {
     std::vector<Delivery> more;
+    const absl::Time now = clock_->Now();
     for (const Delivery& delivery : deliveries) {
-      const int64_t rejected = delivery.reactor->Deliver(delivery);
+      FuelReactor::Rejected rejected = delivery.reactor->Deliver(delivery, now);
       const uint64_t uid = delivery.reactor->throttle_uid();
       const StreamId id = delivery.reactor->stream_id();
       delivery.reactor->Unref();
-      if (rejected == 0) continue;
+      if (rejected.grants.empty() && !rejected.gone && !rejected.stalled) {
+        continue;
+      }
       absl::MutexLock lock(&mu_);
       Entry* entry = FindByUidLocked(uid);
       if (entry == nullptr) continue;
-      entry->reactors.erase(id);
-      entry->scheduler.Close(id);
-      GiveBackLocked(*entry, delivery.granted_at, rejected);
+      if (rejected.gone) DropStreamLocked(*entry, id);
+      if (rejected.stalled) {
+        entry->scheduler.Hold(id);
+        entry->stalled.insert(id);
+        ++entry->stalls;
+        Log(LogLevel::kWarning, "stream_stalled",
+            {{"throttle", entry->name},
+             {"stream", absl::StrCat(id)},
+             {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
+      }
+      for (const Undelivered& u : rejected.grants) {
+        GiveBackLocked(*entry, u.granted_at, u.grants);
+      }
       AdvanceLocked(*entry, &more);
       KickLocked(*entry);
     }
@@ -469,8 +559,7 @@ void Service::CloseStream(uint64_t throttle_uid, StreamId id,
     absl::MutexLock lock(&mu_);
     Entry* entry = FindByUidLocked(throttle_uid);
     if (entry == nullptr) return;
-    entry->reactors.erase(id);
-    entry->scheduler.Close(id);
+    DropStreamLocked(*entry, id);
     for (const Undelivered& u : undelivered) {
       GiveBackLocked(*entry, u.granted_at, u.grants);
     }
@@ -498,16 +587,41 @@ void Service::StreamDrained(uint64_t throttle_uid, StreamId id) {
   Deliver(std::move(out));
 }
 
+void Service::StreamResumed(uint64_t throttle_uid, StreamId id) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry* entry = FindByUidLocked(throttle_uid);
+    if (entry == nullptr || entry->stalled.erase(id) == 0) return;
+    entry->scheduler.Release(id, clock_->Now());
+    AdvanceLocked(*entry, &out);
+    KickLocked(*entry);
+  }
+  Deliver(std::move(out));
+}
+
 void Service::RefillLoop() {
   absl::MutexLock lock(&mu_);
   while (!loop_stopping_) {
     kicked_ = false;
     std::vector<Delivery> out;
-    absl::Time next = absl::InfiniteFuture();
-    for (auto& [name, entry] : throttles_) {
-      AdvanceLocked(*entry, &out);
-      next = std::min(next, entry->scheduler.NextWakeup());
+    // Only the throttles that are due: the others cost nothing.
+    const absl::Time now = clock_->Now();
+    std::vector<Entry*> due;
+    while (!wakeups_.empty() && wakeups_.begin()->first <= now) {
+      due.push_back(FindByUidLocked(wakeups_.begin()->second));
+      due.back()->queued_wakeup = absl::InfiniteFuture();
+      wakeups_.erase(wakeups_.begin());
     }
+    for (Entry* entry : due) {
+      AdvanceLocked(*entry, &out);
+      KickLocked(*entry);  // refiles it at its next wake-up
+    }
+    if (metrics_ != nullptr) {
+      metrics_->CountRefillWakeup(static_cast<int64_t>(due.size()));
+    }
+    const absl::Time next =
+        wakeups_.empty() ? absl::InfiniteFuture() : wakeups_.begin()->first;
     planned_wakeup_ = next;
     if (!out.empty()) {
       mu_.Unlock();
@@ -562,10 +676,11 @@ grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
   absl::StatusOr<Entry*> entry = LookupLocked("throttle", request->throttle());
   if (!entry.ok()) return Reply(context, "Emit", entry.status());
   const int64_t count = request->has_count() ? request->count() : 1;
-  if (count < 1 || count > 1'000'000) {
-    return Reply(context, "Emit",
-                 absl::InvalidArgumentError(absl::StrCat(
-                     "count must be in [1, 1000000], got ", count)));
+  if (count < 1 || count > kMaxEmitCount) {
+    return Reply(
+        context, "Emit",
+        absl::InvalidArgumentError(absl::StrCat(
+            "count must be in [1, ", kMaxEmitCount, "], got ", count)));
   }
   if (absl::Status s = ValidateWorkerId(request->worker_id()); !s.ok()) {
     return Reply(context, "Emit", s);
@@ -750,6 +865,10 @@ grpc::ServerUnaryReactor* Service::DeleteThrottle(
     Log(LogLevel::kInfo, "throttle_deleted",
         {{"throttle", request->name()},
          {"streams_ended", absl::StrCat(events.size())}});
+    if ((*entry)->queued_wakeup != absl::InfiniteFuture()) {
+      wakeups_.erase({(*entry)->queued_wakeup, (*entry)->uid});
+    }
+    by_uid_.erase((*entry)->uid);
     throttles_.erase(request->name());
   }
   Deliver(std::move(out));

@@ -13,11 +13,14 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -31,6 +34,13 @@ namespace throttle::server {
 
 class FuelReactor;
 
+struct ServiceOptions {
+  // A stream whose previous write has not drained for this long is
+  // stalled: grants for it go back to the others and it leaves the ring
+  // until the write drains (a client that stopped reading keeps no share).
+  absl::Duration stream_stall_timeout = absl::Milliseconds(500);
+};
+
 // Implements throttle.v1.Throttle, and is the source of the per-throttle
 // metrics. Thread-safe.
 class Service final : public v1::Throttle::CallbackService,
@@ -38,7 +48,8 @@ class Service final : public v1::Throttle::CallbackService,
  public:
   // `clock` and `metrics` are not owned and must outlive the service;
   // `metrics` may be null (no metrics). Starts the refill thread.
-  Service(const Clock* clock, Metrics* metrics);
+  Service(const Clock* clock, Metrics* metrics,
+          const ServiceOptions& options = {});
   // Ends open streams and joins the refill thread.
   ~Service() override;
 
@@ -133,6 +144,14 @@ class Service final : public v1::Throttle::CallbackService,
   // A monitor-only count-0 stream's grant was written.
   void StreamDrained(uint64_t throttle_uid, StreamId id)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A stalled stream's write drained: it is back in line.
+  void StreamResumed(uint64_t throttle_uid, StreamId id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  const Clock* clock() const { return clock_; }
+  // How long a write may stay undrained before its stream is stalled.
+  absl::Duration stream_stall_timeout() const {
+    return options_.stream_stall_timeout;
+  }
 
  private:
   struct Entry {
@@ -142,9 +161,13 @@ class Service final : public v1::Throttle::CallbackService,
     const uint64_t uid;  // never reused, unlike names
     Scheduler scheduler;
     absl::flat_hash_map<StreamId, FuelReactor*> reactors;
+    absl::flat_hash_set<StreamId> stalled;  // held until their write drains
+    // Where this throttle stands in wakeups_ (InfiniteFuture: not there).
+    absl::Time queued_wakeup = absl::InfiniteFuture();
     // For the metrics.
     int64_t grants = 0;      // handed to streams, minus those given back
     int64_t given_back = 0;  // came back undelivered
+    int64_t stalls = 0;      // times a stream was stalled
     int64_t starts = 0;
     int64_t stops = 0;
   };
@@ -165,8 +188,13 @@ class Service final : public v1::Throttle::CallbackService,
   // Advances one throttle to now and collects what fell due.
   void AdvanceLocked(Entry& entry, std::vector<Delivery>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Wakes the refill loop if `entry` now needs it earlier than planned.
-  void KickLocked(const Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Files `entry` in the wake-up queue at its scheduler's NextWakeup, and
+  // wakes the refill loop if that is earlier than planned. Call after
+  // every change to a scheduler that can make its wake-up earlier.
+  void KickLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets a stream of `entry` that went away or was rejected.
+  void DropStreamLocked(Entry& entry, StreamId id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands deliveries to their reactors; grants a reactor could not take
   // are given back (which may deliver more). Must not hold mu_.
   void Deliver(std::vector<Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
@@ -185,8 +213,14 @@ class Service final : public v1::Throttle::CallbackService,
 
   const Clock* const clock_;
   Metrics* const metrics_;
+  const ServiceOptions options_;
   mutable absl::Mutex mu_;
   absl::btree_map<std::string, std::unique_ptr<Entry>> throttles_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Entry*> by_uid_ ABSL_GUARDED_BY(mu_);
+  // Throttles by the time their scheduler must next be advanced, so a
+  // wake-up visits only the throttles that are due.
+  absl::btree_set<std::pair<absl::Time, uint64_t>> wakeups_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_uid_ ABSL_GUARDED_BY(mu_) = 1;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -6,6 +6,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
+#include "prometheus/metric_family.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -29,7 +30,10 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->metrics = std::make_unique<Metrics>();
-  impl->service = std::make_unique<Service>(options.clock, impl->metrics.get());
+  ServiceOptions service_options;
+  service_options.stream_stall_timeout = options.stream_stall_timeout;
+  impl->service = std::make_unique<Service>(options.clock, impl->metrics.get(),
+                                            service_options);
   impl->metrics->SetSource(impl->service.get());
   for (const auto& [name, config] : options.throttles) {
     absl::Status status = impl->service->Create(name, config);
@@ -79,6 +83,25 @@ int ThrottleServer::metrics_port() const {
   if (impl_->exposer == nullptr) return 0;
   const std::vector<int> ports = impl_->exposer->GetListeningPorts();
   return ports.empty() ? 0 : ports.front();
+}
+
+double ThrottleServer::MetricValue(const std::string& name) const {
+  std::vector<prometheus::MetricFamily> families =
+      impl_->metrics->registry()->Collect();
+  for (auto& family : impl_->metrics->throttles()->Collect()) {
+    families.push_back(std::move(family));
+  }
+  for (const prometheus::MetricFamily& family : families) {
+    if (family.name != name) continue;
+    double sum = 0;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      sum += family.type == prometheus::MetricType::Counter
+                 ? metric.counter.value
+                 : metric.gauge.value;
+    }
+    return sum;
+  }
+  return -1;
 }
 
 void ThrottleServer::Shutdown(absl::Duration deadline) {

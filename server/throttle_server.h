@@ -28,6 +28,9 @@ struct ServerOptions {
   // host:port of the Prometheus metrics endpoint (HTTP, /metrics); empty
   // means none. Port 0 picks a free port (see metrics_port()).
   std::string metrics_listen;
+  // A stream whose previous write has not drained for this long is
+  // stalled (its grants go to the others until it drains).
+  absl::Duration stream_stall_timeout = absl::Milliseconds(500);
   // Time source; not owned, must outlive the server. Tests may pass a fake.
   const Clock* clock = RealClock();
 };
@@ -49,6 +52,9 @@ class ThrottleServer {
   int port() const { return port_; }
   // The metrics endpoint's port; 0 if there is none.
   int metrics_port() const;
+  // The value of the counter or gauge `name` without labels (or summed
+  // over its labels), as a scrape would show it; -1 if there is none.
+  double MetricValue(const std::string& name) const;
 
   // Shuts down in order: new calls are refused, every open AwaitFuel stream
   // ends with UNAVAILABLE ("server shutting down"), calls still running

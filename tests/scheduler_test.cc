@@ -6,10 +6,10 @@
 #include <time.h>
 
 #include <algorithm>
-#include <utility>
 #include <cmath>
 #include <map>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -651,8 +651,8 @@ TEST(Scheduler, BillionBurstOfBucketModeIsOneBatch) {
   request.count = 0;
   const StreamId id = scheduler.Open(request, kT0, &events);
   scheduler.Advance(kT0, &events);
-  EXPECT_EQ(GrantsTo(events, id), std::make_pair(int64_t{1'000'000'000},
-                                                 int64_t{1}));
+  EXPECT_EQ(GrantsTo(events, id),
+            std::make_pair(int64_t{1'000'000'000}, int64_t{1}));
   EXPECT_GT(scheduler.NextWakeup(), kT0);
   // Giving the whole batch back is arithmetic too, and it goes out again.
   scheduler.GiveBack(kT0, 1'000'000'000);
@@ -688,15 +688,15 @@ TEST(Scheduler, FullWindowOfWindowModeIsOneBatch) {
   request.count = 0;
   const StreamId id = scheduler.Open(request, kT0, &events);
   scheduler.Advance(kT0, &events);
-  EXPECT_EQ(GrantsTo(events, id), std::make_pair(int64_t{1'000'000},
-                                                 int64_t{1}));
+  EXPECT_EQ(GrantsTo(events, id),
+            std::make_pair(int64_t{1'000'000}, int64_t{1}));
   EXPECT_EQ(scheduler.NextWakeup(), kT0 + absl::Seconds(1));
   events.clear();
   scheduler.Advance(kT0 + absl::Seconds(1) - absl::Nanoseconds(1), &events);
   EXPECT_EQ(GrantsTo(events, id).first, 0);
   scheduler.Advance(kT0 + absl::Seconds(1), &events);
-  EXPECT_EQ(GrantsTo(events, id), std::make_pair(int64_t{1'000'000},
-                                                 int64_t{1}));
+  EXPECT_EQ(GrantsTo(events, id),
+            std::make_pair(int64_t{1'000'000}, int64_t{1}));
   EXPECT_LT(ThreadCpuTime() - cpu, kBatchCpuBound);
 }
 

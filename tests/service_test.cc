@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -461,6 +462,176 @@ TEST_F(ServiceTest, ConfigureKeepsOpenStreams) {
   waiter.join();
   EXPECT_TRUE(result.status.ok());
   EXPECT_EQ(result.grants(), 3);
+}
+
+// --- Robustness: what a hostile or unlucky client does ---------------------
+
+// A call that fails validation, or names no throttle, and is cancelled at
+// once used to be finished twice (SIGABRT in gRPC's callback_common.h).
+TEST_F(ServiceTest, CancelledFailingAwaitFuelCallsDoNotCrashTheServer) {
+  ASSERT_TRUE(Create("good", 1, 1).ok());
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        AwaitFuelRequest request;
+        request.set_throttle("no-such-throttle");
+        if (i % 3 == 1) request.set_count(-1);         // fails validation
+        if (i % 3 == 2) request.set_throttle("good");  // waits: not started
+        grpc::ClientContext context;
+        if ((i + t) % 2 == 0) {
+          context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::microseconds(500));
+        }
+        auto reader = stub_->AwaitFuel(&context, request);
+        context.TryCancel();
+        AwaitFuelResponse response;
+        while (reader->Read(&response)) {
+        }
+        reader->Finish();
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  v1::ListThrottlesResponse list;
+  ASSERT_TRUE(stub_->ListThrottles(Context().get(), {}, &list).ok());
+  EXPECT_EQ(list.throttles(0).waiting_streams(), 0);
+}
+
+// Streams that are cancelled while a write is in flight must still be
+// finished, or the server's shutdown waits for them for ever.
+TEST_F(ServiceTest, ShutdownCompletesAfterClientsCancelledBusyStreams) {
+  ASSERT_TRUE(Create("busy", 1, 1, v1::MODE_MONITOR_ONLY).ok());
+  ASSERT_TRUE(Start("busy").ok());
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 75; ++i) {
+        grpc::ClientContext context;
+        AwaitFuelRequest request;
+        request.set_throttle("busy");
+        request.set_count(0);
+        auto reader = stub_->AwaitFuel(&context, request);
+        AwaitFuelResponse response;
+        for (int k = 0; k < 3 && reader->Read(&response); ++k) {
+        }
+        context.TryCancel();
+        while (reader->Read(&response)) {
+        }
+        reader->Finish();
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  absl::Notification done;
+  std::thread shutdown([&] {
+    server_->Shutdown(absl::Seconds(2));
+    done.Notify();
+  });
+  // Generous: the deadline is 2 s; only a hang passes 60 s.
+  const bool finished = done.WaitForNotificationWithTimeout(absl::Seconds(60));
+  if (!finished) {
+    ADD_FAILURE() << "Shutdown did not complete within 60 s";
+    std::_Exit(1);  // the hung shutdown thread cannot be joined
+  }
+  shutdown.join();
+}
+
+// A stream that stops reading must not keep its share of the rate: once
+// its transport is full, what it would get goes to streams that read.
+TEST_F(ServiceTest, StreamThatStopsReadingLosesItsShare) {
+  ASSERT_TRUE(Create("t", 2000, 1).ok());
+  ASSERT_TRUE(Start("t").ok());
+  // The stuck client has a small receive window, so its transport fills
+  // after a few hundred messages (a real one fills later, the same way).
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto stuck_channel =
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                grpc::InsecureChannelCredentials(), args);
+  auto stuck_stub = v1::Throttle::NewStub(stuck_channel);
+  grpc::ClientContext stuck_context;
+  AwaitFuelRequest request;
+  request.set_throttle("t");
+  request.set_count(0);
+  auto stuck = stuck_stub->AwaitFuel(&stuck_context, request);  // never read
+
+  grpc::ClientContext context;
+  auto reader = stub_->AwaitFuel(&context, request);
+  AwaitFuelResponse response;
+  int64_t read = 0;
+  while (read < 4000 && reader->Read(&response)) read += response.grants();
+  ASSERT_GE(read, 4000);
+  const int64_t total = Mean("t").total_emissions();
+  // Sharing equally, the stuck stream would have taken about as many as
+  // the reader; what it may keep is its full transport and the grants of
+  // the stall bound.
+  EXPECT_LT(total - read, read / 4)
+      << "total " << total << ", read by the live stream " << read;
+  // It was stalled, and the metrics say so.
+  EXPECT_GE(server_->MetricValue("throttle_stream_stalls_total"), 1);
+  EXPECT_EQ(server_->MetricValue("throttle_stalled_streams"), 1);
+  // Once it reads again, its write drains and it is back in line.
+  context.TryCancel();
+  while (reader->Read(&response)) {
+  }
+  reader->Finish();
+  const int64_t before = Mean("t").total_emissions();
+  int64_t stuck_read = 0;
+  while (Mean("t").total_emissions() < before + 200 && stuck->Read(&response)) {
+    stuck_read += response.grants();
+  }
+  EXPECT_EQ(server_->MetricValue("throttle_stalled_streams"), 0);
+  EXPECT_GT(stuck_read, 0);
+  stuck_context.TryCancel();
+  while (stuck->Read(&response)) {
+  }
+  stuck->Finish();
+}
+
+// The refill loop visits only the throttles that are due: 2,000 idle
+// throttles beside a busy one cost nothing per wake-up.
+TEST_F(ServiceTest, IdleThrottlesCostTheRefillLoopNothing) {
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(Create(absl::StrCat("idle", i), 10, 1).ok());
+  }
+  ASSERT_TRUE(Create("busy", 1000, 1).ok());
+  ASSERT_TRUE(Start("busy").ok());
+  const double wakeups0 = server_->MetricValue("throttle_refill_wakeups_total");
+  const double advances0 =
+      server_->MetricValue("throttle_refill_advances_total");
+  AwaitFuelRequest request;
+  request.set_throttle("busy");
+  request.set_count(200);
+  EXPECT_EQ(Await(request).grants(), 200);
+  const double wakeups =
+      server_->MetricValue("throttle_refill_wakeups_total") - wakeups0;
+  const double advances =
+      server_->MetricValue("throttle_refill_advances_total") - advances0;
+  EXPECT_GT(wakeups, 0);
+  EXPECT_LE(advances, 2 * wakeups) << advances << " in " << wakeups;
+}
+
+// Two huge counts on a monitor-only throttle used to overflow its total.
+TEST_F(ServiceTest, CountsBeyondTheLimitAreRefusedAndTotalsStayPositive) {
+  ASSERT_TRUE(Create("m", 1, 1, v1::MODE_MONITOR_ONLY).ok());
+  ASSERT_TRUE(Start("m").ok());
+  AwaitFuelRequest request;
+  request.set_throttle("m");
+  request.set_count(std::numeric_limits<int64_t>::max());
+  for (int i = 0; i < 2; ++i) {
+    StreamResult result = Await(request);
+    EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(result.status.error_message(), HasSubstr("count"));
+    EXPECT_THAT(result.status.error_message(),
+                HasSubstr("9223372036854775807"));
+  }
+  request.set_count(kMaxStreamCount);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Await(request).grants(), kMaxStreamCount);
+  }
+  EXPECT_EQ(Mean("m").total_emissions(), 2 * kMaxStreamCount);
 }
 
 }  // namespace
