@@ -220,7 +220,7 @@ class Scheduler {
   std::unique_ptr<Limiter> limiter_;
   Monitor monitor_;
 
-  StreamList ring_;    // waiting, in service order
+  StreamList ring_;  // waiting, in service order
   // Out of service: monitor-only count-0 streams awaiting delivery, and
   // held streams.
   StreamList parked_;
