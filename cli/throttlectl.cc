@@ -268,6 +268,18 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
   if (auto it = flags.find("window"); it != flags.end()) {
     absl::StatusOr<double> window = ParseDouble("window", it->second);
     if (!window.ok()) return window.status();
+    // What a google.protobuf.Duration carries: whole nanoseconds, about
+    // 10,000 years. Beyond that the server would see 0 or the clamped
+    // maximum and name that, not the value typed.
+    constexpr double kMaxDurationSeconds = 315'576'000'000;
+    const double magnitude = std::fabs(*window);
+    if (magnitude != 0 &&
+        (magnitude < 1e-9 || magnitude > kMaxDurationSeconds)) {
+      return UsageError(
+          absl::StrCat("--window: \"", it->second,
+                       "\" is not a duration the server can be sent (1 ns to ",
+                       FormatDouble(kMaxDurationSeconds), " s)"));
+    }
     invocation.window = absl::Seconds(*window);
   }
   return invocation;

@@ -161,6 +161,22 @@ TEST(ParseArgsTest, ErrorNamesTheFlagAndValue) {
             "--max_n: \"many\" is not an integer");
 }
 
+TEST(ParseArgsTest, WindowTheServerCannotBeSentNamesTheValueTyped) {
+  for (const std::string value : {"1e-12", "-1e-10", "1e300"}) {
+    const absl::StatusOr<Invocation> invocation =
+        Parse({"latest", "x", "--window=" + value});
+    ASSERT_FALSE(invocation.ok()) << value;
+    EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(invocation.status().message().find("\"" + value + "\""),
+              std::string::npos)
+        << invocation.status().message();
+  }
+  // Out of the server's range but sendable: the server names it.
+  for (const std::string value : {"0", "-1", "61", "1e-9"}) {
+    EXPECT_TRUE(Parse({"latest", "x", "--window=" + value}).ok()) << value;
+  }
+}
+
 TEST(FormatDoubleTest, ReadsLikePython) {
   EXPECT_EQ(FormatDouble(5.0), "5.0");
   EXPECT_EQ(FormatDouble(0.0), "0.0");

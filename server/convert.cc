@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/format.h"
 
 namespace throttle::server {
 namespace {
@@ -47,13 +48,23 @@ v1::Mode ModeToProto(Mode mode) {
 }
 
 // Checks a rate window given in seconds before it becomes a Duration
-// (NaN and infinities have no Duration).
+// (NaN and infinities have no Duration), and names the value as sent: a
+// window below the rate limit's 1 / kMaxRatePerSecond (which no max_n >= 1
+// can meet) is refused here, before it could round to a zero Duration and
+// be reported as "got 0".
 absl::StatusOr<absl::Duration> PerFromSeconds(absl::string_view field,
                                               double seconds) {
   if (!std::isfinite(seconds) || seconds <= 0 || seconds > kMaxPerSeconds) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " must be finite and in (0, ", kMaxPerSeconds,
-                     "], got ", seconds));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be finite and in (0, ", FormatDouble(kMaxPerSeconds),
+        "], got ", FormatDouble(seconds)));
+  }
+  constexpr double kMinPerSeconds = 1 / kMaxRatePerSecond;
+  if (seconds < kMinPerSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be at least ", FormatDouble(kMinPerSeconds),
+        " (max_n / per_seconds is at most ", FormatDouble(kMaxRatePerSecond),
+        " per second), got ", FormatDouble(seconds)));
   }
   return absl::Seconds(seconds);
 }

@@ -1,6 +1,7 @@
 #include "server/throttle_config.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/format.h"
 
 namespace throttle::server {
 
@@ -27,15 +28,16 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
   }
   const double per_seconds = absl::ToDoubleSeconds(config.per);
   if (!(per_seconds > 0) || per_seconds > kMaxPerSeconds) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config.per_seconds must be in (0, ", kMaxPerSeconds,
-                     "], got ", per_seconds));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.per_seconds must be in (0, ", FormatDouble(kMaxPerSeconds),
+        "], got ", FormatDouble(per_seconds)));
   }
   const double rate = static_cast<double>(config.max_n) / per_seconds;
   if (rate > kMaxRatePerSecond) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "config.max_n / config.per_seconds must be at most ", kMaxRatePerSecond,
-        " per second, got ", config.max_n, " / ", per_seconds, " = ", rate));
+        "config.max_n / config.per_seconds must be at most ",
+        FormatDouble(kMaxRatePerSecond), " per second, got ", config.max_n,
+        " / ", FormatDouble(per_seconds), " = ", FormatDouble(rate)));
   }
   if (config.mode == Mode::kWindow && config.max_n > kMaxWindowModeMaxN) {
     return absl::InvalidArgumentError(

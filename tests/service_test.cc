@@ -179,6 +179,23 @@ TEST_F(ServiceTest, BadInputGetsTheRightCodeNamingTheFieldAndHarmsNothing) {
       {"rate too high",
        [](auto*, auto* s) { return CreateWith(s, "a", 1000000000, 1e-3); },
        C::INVALID_ARGUMENT, "max_n"},
+      // Numbers in messages read back as the values sent.
+      {"per just over the limit",
+       [](auto*, auto* s) { return CreateWith(s, "a", 4, 2592001); },
+       C::INVALID_ARGUMENT,
+       "per_seconds must be finite and in (0, 2592000], "
+       "got 2592001"},
+      {"per below any rate",
+       [](auto*, auto* s) { return CreateWith(s, "a", 1, 1e-12); },
+       C::INVALID_ARGUMENT, "per_seconds must be at least 1e-07"},
+      {"per below any rate, value",
+       [](auto*, auto* s) { return CreateWith(s, "a", 1, 1e-12); },
+       C::INVALID_ARGUMENT, "got 1e-12"},
+      {"rate just over the limit",
+       [](auto*, auto* s) { return CreateWith(s, "a", 20000001, 2); },
+       C::INVALID_ARGUMENT,
+       "at most 10000000 per second, got 20000001 / 2 = "
+       "10000000.5"},
       {"unknown mode",
        [](auto*, auto* s) { return CreateWith(s, "a", 4, 1, 99); },
        C::INVALID_ARGUMENT, "mode"},
