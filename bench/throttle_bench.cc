@@ -25,7 +25,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -33,6 +32,7 @@
 #include "absl/time/time.h"
 #include "examples/common/subprocess.h"
 #include "grpcpp/grpcpp.h"
+#include "server/usage.h"
 #include "throttle/controller.h"
 #include "throttle/names.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -569,6 +569,10 @@ int RunCoordinator() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  throttle::ParseCommandLineWithUsage(
+      argc, argv,
+      "Load generator and accuracy meter of the shared throttle service "
+      "(docs/BENCHMARKS.md).",
+      __FILE__);
   return absl::GetFlag(FLAGS_worker) ? RunWorker() : RunCoordinator();
 }

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cli/throttlectl.h"
+#include "server/usage.h"
 #include "throttle/controller.h"
 
 int main(int argc, char** argv) {
@@ -22,6 +23,10 @@ int main(int argc, char** argv) {
   }
   if (invocation->command == throttle::cli::Command::kHelp) {
     std::cout << throttle::cli::Usage();
+    return 0;
+  }
+  if (invocation->command == throttle::cli::Command::kVersion) {
+    std::cout << throttle::VersionLine("throttlectl");
     return 0;
   }
   const throttle::Controller controller(invocation->address);

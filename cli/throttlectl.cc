@@ -31,11 +31,11 @@ struct FlagSpec {
 };
 
 constexpr FlagSpec kFlags[] = {
-    {"address", false, Scope::kGlobal}, {"json", true, Scope::kGlobal},
-    {"help", true, Scope::kGlobal},     {"max_n", false, Scope::kConfig},
-    {"per", false, Scope::kConfig},     {"mode", false, Scope::kConfig},
-    {"burst", false, Scope::kConfig},   {"manual_emit", true, Scope::kConfig},
-    {"window", false, Scope::kLatest},
+    {"address", false, Scope::kGlobal},    {"json", true, Scope::kGlobal},
+    {"help", true, Scope::kGlobal},        {"version", true, Scope::kGlobal},
+    {"max_n", false, Scope::kConfig},      {"per", false, Scope::kConfig},
+    {"mode", false, Scope::kConfig},       {"burst", false, Scope::kConfig},
+    {"manual_emit", true, Scope::kConfig}, {"window", false, Scope::kLatest},
 };
 
 struct CommandSpec {
@@ -213,6 +213,14 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
     if (!help.ok()) return help.status();
     if (*help) return invocation;  // Command::kHelp
   }
+  if (flags.count("version") != 0) {
+    absl::StatusOr<bool> version = ParseBool("version", flags["version"]);
+    if (!version.ok()) return version.status();
+    if (*version) {
+      invocation.command = Command::kVersion;
+      return invocation;
+    }
+  }
   if (auto it = flags.find("address"); it != flags.end()) {
     invocation.address = it->second;
   } else if (!env_address.empty()) {
@@ -314,6 +322,8 @@ Flags:
                         monitor-only.
   --burst=N             Bucket capacity in bucket mode (default max_n).
   --manual_emit         Count only emissions reported by workers (Emit).
+  --help, -h            Print this help.
+  --version             Print throttlectl's version.
 
 Exit status: 0 on success, 1 if the server returned an error, 2 on a usage
 error.
@@ -358,6 +368,7 @@ absl::Status Execute(const Invocation& invocation, const Controller& controller,
       return Print(controller.Mean(name), json, out,
                    [](const v1::MeanResponse& r) { return ToText(r); });
     case Command::kHelp:
+    case Command::kVersion:
       break;
   }
   out << Usage();

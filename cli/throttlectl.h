@@ -22,6 +22,7 @@ inline constexpr char kDefaultAddress[] = "127.0.0.1:50051";
 
 enum class Command {
   kHelp,
+  kVersion,
   kCreate,
   kConfigure,
   kDelete,
@@ -49,6 +50,8 @@ struct Invocation {
 
 // Parses the arguments after the program name:
 //   [--address=HOST:PORT] [--json] COMMAND [NAME] [command flags]
+// --help (or -h, or the command help) gives kHelp and --version kVersion,
+// whatever else is there.
 // Flags may appear anywhere, as --flag=value or --flag value; "--" ends
 // flags. `env_address` is the value of THROTTLE_ADDRESS (empty if unset).
 // Returns INVALID_ARGUMENT with a one-line message for a usage error (unknown
@@ -60,9 +63,10 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
 // The help text printed by --help.
 std::string Usage();
 
-// Runs `invocation` (any command but kHelp) with `controller` and writes the
-// result to `out`: readable text, or one line of JSON if invocation.json.
-// Returns the call's error (nothing is written then). Blocks for one call.
+// Runs `invocation` (any command but kHelp and kVersion) with `controller` and
+// writes the result to `out`: readable text, or one line of JSON if
+// invocation.json. Returns the call's error (nothing is written then). Blocks
+// for one call.
 absl::Status Execute(const Invocation& invocation, const Controller& controller,
                      std::ostream& out);
 

@@ -119,6 +119,17 @@ TEST(ParseArgsTest, HelpWins) {
   }
 }
 
+TEST(ParseArgsTest, VersionFlag) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"--version"}, {"list", "--version"}, {"bogus", "--version"}}) {
+    const absl::StatusOr<Invocation> invocation = Parse(args);
+    ASSERT_TRUE(invocation.ok()) << args[0] << ": " << invocation.status();
+    EXPECT_EQ(invocation->command, Command::kVersion) << args[0];
+  }
+  EXPECT_EQ(Parse({"--version", "--help"})->command, Command::kHelp);
+}
+
 TEST(ParseArgsTest, UsageErrorsAreInvalidArgumentWithOneLine) {
   const std::vector<std::vector<std::string>> bad = {
       {},

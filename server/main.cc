@@ -7,8 +7,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -17,6 +15,7 @@
 #include "server/convert.h"
 #include "server/log.h"
 #include "server/throttle_server.h"
+#include "server/usage.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port to listen on; port 0 picks a free port");
@@ -48,9 +47,9 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves shared throttles over gRPC (throttle.v1.Throttle).");
-  absl::ParseCommandLine(argc, argv);
+  throttle::ParseCommandLineWithUsage(
+      argc, argv, "Serves shared throttles over gRPC (throttle.v1.Throttle).",
+      __FILE__);
   // Debian's Abseil is built with mutex deadlock detection on, which keeps
   // a lock graph on every acquisition (seen in perf profiles). The tests
   // keep it; the production binary does not pay for it.

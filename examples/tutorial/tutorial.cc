@@ -16,14 +16,13 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "examples/common/subprocess.h"
 #include "server/throttle_server.h"
+#include "server/usage.h"
 #include "throttle/controller.h"
 #include "throttle/names.h"
 #include "throttle/tank.h"
@@ -93,9 +92,10 @@ absl::Status AwaitWorkers(const throttle::Controller& controller,
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Runs the mp_throttle tutorial against the shared throttle service.");
-  absl::ParseCommandLine(argc, argv);
+  throttle::ParseCommandLineWithUsage(
+      argc, argv,
+      "Runs the mp_throttle tutorial against the shared throttle service.",
+      __FILE__);
   const std::string name = absl::GetFlag(FLAGS_throttle);
   std::string address = absl::GetFlag(FLAGS_address);
   if (absl::GetFlag(FLAGS_worker)) {
