@@ -28,7 +28,13 @@ class GcraLimiter final : public Limiter {
     const absl::Time base = std::max(tat_, at);
     return std::min(want, (at - base + tolerance_) / interval_ + 1);
   }
+  absl::Duration Spacing() const override { return interval_; }
+  int64_t DueBy(absl::Time now, int64_t want) const override {
+    return std::min(want, (now - NextAllowed()) / interval_ + 1);
+  }
   void Record(absl::Time at, int64_t n) override {
+    // Whether all at `at` or spaced from it, the theoretical arrival time
+    // moves by one interval per grant.
     tat_ = std::max(tat_, at) + interval_ * n;
   }
   void GiveBack(absl::Time /*at*/, int64_t n) override {
@@ -114,24 +120,23 @@ class WindowLimiter final : public Limiter {
 };
 
 // Credit accrues from the first Start without limit: grant k (from 0) is
-// allowed at origin + k * per / max_n. Stopped time does not accrue.
+// allowed at origin + k * interval. Stopped time does not accrue.
 class UnboundedLimiter final : public Limiter {
  public:
-  UnboundedLimiter(int64_t max_n, absl::Duration per)
-      : max_n_(max_n), per_(per) {}
+  explicit UnboundedLimiter(absl::Duration interval) : interval_(interval) {}
 
   absl::Time NextAllowed() const override {
     if (paused_) return absl::InfiniteFuture();
-    return DueTime(granted_);
+    return origin_ + interval_ * granted_;
   }
   int64_t AllowedAt(absl::Time at, int64_t want) const override {
-    // The last grant due by `at`, computed, then corrected for rounding.
-    absl::Duration rest;
-    const int64_t pers = absl::IDivDuration(at - origin_, per_, &rest);
-    int64_t last = pers * max_n_ + (rest * max_n_) / per_;
-    while (DueTime(last + 1) <= at) ++last;
-    while (last >= granted_ && DueTime(last) > at) --last;
-    return std::clamp<int64_t>(last - granted_ + 1, 1, want);
+    // Every grant due by `at`: grants granted_ .. (at - origin) / interval.
+    return std::clamp<int64_t>((at - origin_) / interval_ - granted_ + 1, 1,
+                               want);
+  }
+  absl::Duration Spacing() const override { return interval_; }
+  int64_t DueBy(absl::Time now, int64_t want) const override {
+    return std::min(want, (now - NextAllowed()) / interval_ + 1);
   }
   void Record(absl::Time /*at*/, int64_t n) override { granted_ += n; }
   void GiveBack(absl::Time /*at*/, int64_t n) override {
@@ -150,14 +155,7 @@ class UnboundedLimiter final : public Limiter {
   }
 
  private:
-  // When grant k (from 0) falls due: per * k / max_n without overflow or
-  // drift.
-  absl::Time DueTime(int64_t k) const {
-    return origin_ + per_ * (k / max_n_) + per_ * (k % max_n_) / max_n_;
-  }
-
-  const int64_t max_n_;
-  const absl::Duration per_;
+  const absl::Duration interval_;
   bool started_ = false;
   bool paused_ = true;
   absl::Time origin_;
@@ -194,7 +192,7 @@ std::unique_ptr<Limiter> MakeLimiter(const ThrottleConfig& config,
       return std::make_unique<WindowLimiter>(config.max_n, config.per,
                                              last_grant);
     case Mode::kUnbounded:
-      return std::make_unique<UnboundedLimiter>(config.max_n, config.per);
+      return std::make_unique<UnboundedLimiter>(interval);
     case Mode::kMonitorOnly:
       return std::make_unique<NoLimiter>();
   }

@@ -22,7 +22,6 @@ namespace throttle::server {
 
 class Limiter {
  public:
-
   virtual ~Limiter() = default;
 
   // The earliest nominal time at which one more grant is allowed.
@@ -35,7 +34,22 @@ class Limiter {
   // grant (amortised constant time).
   virtual int64_t AllowedAt(absl::Time at, int64_t want) const = 0;
 
-  // Records `n` grants at nominal time `at`; 1 <= n <= AllowedAt(at).
+  // The gap between grants when the limiter hands them out one at a time
+  // on a regular schedule (smooth, bucket once empty, unbounded); zero if
+  // its schedule is not regular (window, no limit).
+  virtual absl::Duration Spacing() const { return absl::ZeroDuration(); }
+
+  // With Spacing() > 0: how many of `want` >= 1 grants fall due at
+  // NextAllowed(), NextAllowed() + Spacing(), ... up to `now` (at least 1
+  // when NextAllowed() <= now). Constant time, so a late refill loop or a
+  // rate of millions per second costs one step, not one per grant.
+  virtual int64_t DueBy(absl::Time /*now*/, int64_t /*want*/) const {
+    return 1;
+  }
+
+  // Records `n` grants from nominal time `at`: all at `at` when
+  // n <= AllowedAt(at, n), or at `at` = NextAllowed() and every Spacing()
+  // after it when n <= DueBy(now, n).
   virtual void Record(absl::Time at, int64_t n) = 0;
 
   // Undoes `n` grants recorded at `at` that were never delivered, so that

@@ -23,12 +23,12 @@ void Monitor::NoteGap(absl::Duration gap) {
   highest_gap_ = std::max(highest_gap_, gap);
 }
 
-void Monitor::Record(absl::Time at, int64_t n) {
+void Monitor::Record(absl::Time at, int64_t n, absl::Duration spacing) {
   if (n <= 0) return;
   if (run_has_emission_) NoteGap(at - last_emission_);
-  if (n > 1) NoteGap(absl::ZeroDuration());
+  if (n > 1) NoteGap(spacing);
   run_has_emission_ = true;
-  last_emission_ = std::max(last_emission_, at);
+  last_emission_ = std::max(last_emission_, at + spacing * (n - 1));
 
   total_ = SaturatingAdd(total_, n);  // held at INT64_MAX, never negative
   const int64_t bucket = BucketOf(at);

@@ -25,9 +25,11 @@ class Monitor {
   // A new run begins at `now` (Start): gaps are not measured across runs.
   void BeginRun();
 
-  // Counts `n` >= 1 emissions at time `at`. Emissions after the first of a
-  // batch are 0 s apart.
-  void Record(absl::Time at, int64_t n);
+  // Counts `n` >= 1 emissions from time `at`, `spacing` apart (all at `at`
+  // when zero). They are counted in the bucket of `at`: a span is as long
+  // as one late wake-up of the refill loop.
+  void Record(absl::Time at, int64_t n,
+              absl::Duration spacing = absl::ZeroDuration());
 
   // Uncounts `n` emissions recorded at `at` (fuel given back undelivered).
   // The lowest and highest gaps are not undone.

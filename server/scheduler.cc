@@ -26,7 +26,7 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
                          std::vector<StreamEvent>* events) {
   const StreamId id = next_id_++;
   if (state_ == State::kStopped) {
-    events->push_back({id, 0, now, EndReason::kStopped});
+    events->push_back({id, 0, now, absl::ZeroDuration(), EndReason::kStopped});
     return id;
   }
   if (ring_.empty()) hungry_since_ = now;
@@ -77,7 +77,8 @@ void Scheduler::Close(StreamId id) {
 void Scheduler::End(StreamId id, EndReason reason,
                     std::vector<StreamEvent>* events) {
   Close(id);
-  events->push_back({id, 0, absl::InfinitePast(), reason});
+  events->push_back(
+      {id, 0, absl::InfinitePast(), absl::ZeroDuration(), reason});
 }
 
 void Scheduler::GiveBack(absl::Time granted_at, int64_t grants) {
@@ -120,28 +121,32 @@ void Scheduler::PushExpiry(absl::Time deadline, StreamId id) {
   expiries_.push({deadline, id});
 }
 
-void Scheduler::RecordEmissions(absl::Time at, int64_t n) {
-  if (!config_.manual_emit) monitor_.Record(at, n);
+void Scheduler::RecordEmissions(absl::Time at, int64_t n,
+                                absl::Duration spacing) {
+  if (!config_.manual_emit) monitor_.Record(at, n, spacing);
 }
 
 void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
+                      absl::Duration spacing,
                       std::vector<StreamEvent>* events) {
   const StreamId id = stream.id;
-  RecordEmissions(at, n);
-  last_grant_ = std::max(last_grant_, at);
+  RecordEmissions(at, n, spacing);
+  const absl::Time last = at + spacing * (n - 1);
+  last_grant_ = std::max(last_grant_, last);
   EndReason end = EndReason::kNone;
   if (stream.remaining > 0) {
     stream.remaining -= n;
     if (stream.remaining == 0) end = EndReason::kCountReached;
   }
   // Consecutive grants to one stream at one instant travel together.
-  if (!events->empty() && events->back().stream == id &&
-      events->back().granted_at == at &&
+  if (spacing == absl::ZeroDuration() && !events->empty() &&
+      events->back().stream == id && events->back().granted_at == at &&
+      events->back().spacing == absl::ZeroDuration() &&
       events->back().end == EndReason::kNone) {
     events->back().grants += n;
     events->back().end = end;
   } else {
-    events->push_back({id, n, at, end});
+    events->push_back({id, n, at, spacing, end});
   }
   if (end != EndReason::kNone) {
     Close(id);
@@ -149,7 +154,7 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
   }
   if (stream.wait_limit != absl::InfiniteDuration()) {
     // The wait limit restarts; the heap entry is refreshed lazily.
-    stream.deadline = at + stream.wait_limit;
+    stream.deadline = last + stream.wait_limit;
   }
 }
 
@@ -164,7 +169,7 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
     const absl::Time at = std::max(limiter_->NextAllowed(), hungry_since_);
     if (at > now) return;
     if (steps_before_rounds == 0) {
-      if (ServeRounds(at, events)) continue;
+      if (ServeRounds(at, now, events)) continue;
       steps_before_rounds = ring_.size();
     }
     --steps_before_rounds;
@@ -180,16 +185,24 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
       it->turn_left = it->weight;
       ring_.splice(ring_.end(), ring_, it);
     }
-    Grant(*it, n, at, events);
+    Grant(*it, n, at, absl::ZeroDuration(), events);
   }
 }
 
-bool Scheduler::ServeRounds(absl::Time at, std::vector<StreamEvent>* events) {
+bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
+                            std::vector<StreamEvent>* events) {
   // Only the front stream can be inside its turn; a round starts at a turn.
+  if (ring_.front().turn_left != ring_.front().weight) return false;
   const int64_t size = static_cast<int64_t>(ring_.size());
-  if (ring_.front().turn_left != ring_.front().weight ||
-      limiter_->AllowedAt(at, size) < size) {
-    return false;
+  // Spaced rounds follow the limiter's regular schedule exactly, from
+  // NextAllowed() while it has no burst to give at once.
+  const absl::Duration spacing = limiter_->Spacing();
+  const bool can_space = spacing > absl::ZeroDuration() &&
+                         at == limiter_->NextAllowed() &&
+                         limiter_->AllowedAt(at, 2) == 1;
+  if (limiter_->AllowedAt(at, size) < size &&
+      !(can_space && limiter_->DueBy(now, size) >= size)) {
+    return false;  // not one round: cheap, no scan
   }
   int64_t round = 0;  // grants in one round: <= streams * kMaxWeight
   int64_t rounds = std::numeric_limits<int64_t>::max();
@@ -200,12 +213,32 @@ bool Scheduler::ServeRounds(absl::Time at, std::vector<StreamEvent>* events) {
     }
   }
   rounds = std::min(rounds, std::numeric_limits<int64_t>::max() / round);
-  if (rounds > 0) rounds = limiter_->AllowedAt(at, rounds * round) / round;
+  const bool spaced = can_space;
+  if (rounds > 0) {
+    const int64_t supply = spaced ? limiter_->DueBy(now, rounds * round)
+                                  : limiter_->AllowedAt(at, rounds * round);
+    rounds = std::min(rounds, supply / round);
+  }
   if (rounds == 0) return false;
   limiter_->Record(at, rounds * round);
+  if (!spaced) {
+    for (auto it = ring_.begin(); it != ring_.end();) {
+      Stream& stream = *it++;  // Grant may close it
+      Grant(stream, rounds * stream.weight, at, absl::ZeroDuration(), events);
+    }
+    return true;
+  }
+  // Grant j of the rounds falls at at + j * spacing; a stream's u-th grant
+  // of each turn recurs every round.
+  int64_t offset = 0;
   for (auto it = ring_.begin(); it != ring_.end();) {
     Stream& stream = *it++;  // Grant may close it
-    Grant(stream, rounds * stream.weight, at, events);
+    const int64_t weight = stream.weight;
+    for (int64_t u = 0; u < weight; ++u) {
+      Grant(stream, rounds, at + spacing * (offset + u), spacing * round,
+            events);
+    }
+    offset += weight;
   }
   return true;
 }
@@ -218,7 +251,7 @@ void Scheduler::ServeUnlimited(absl::Time now,
     const StreamList::iterator it = ring_.begin();
     const int64_t n = it->remaining > 0 ? it->remaining : 1;
     if (it->remaining == 0) Park(it);
-    Grant(*it, n, now, events);
+    Grant(*it, n, now, absl::ZeroDuration(), events);
   }
 }
 
@@ -311,13 +344,13 @@ HasFuelResult Scheduler::HasFuel(absl::Time now) {
   if (state_ == State::kStopped) return {false, true};
   if (state_ != State::kRunning) return {false, false};
   if (config_.mode == Mode::kMonitorOnly) {
-    RecordEmissions(now, 1);
+    RecordEmissions(now, 1, absl::ZeroDuration());
     return {true, false};
   }
   if (!ring_.empty() || limiter_->NextAllowed() > now) return {false, false};
   limiter_->Record(now, 1);
   last_grant_ = std::max(last_grant_, now);
-  RecordEmissions(now, 1);
+  RecordEmissions(now, 1, absl::ZeroDuration());
   return {true, false};
 }
 

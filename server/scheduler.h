@@ -62,8 +62,11 @@ struct StreamRequest {
 // Something that happened to a stream: grants allotted and/or its end.
 struct StreamEvent {
   StreamId stream = 0;
-  int64_t grants = 0;                // grants allotted, all at `granted_at`
-  absl::Time granted_at;             // their nominal time
+  int64_t grants = 0;  // grants allotted
+  // Their nominal times: grant i (from 0) at granted_at + i * spacing;
+  // all at granted_at when spacing is zero.
+  absl::Time granted_at;
+  absl::Duration spacing;
   EndReason end = EndReason::kNone;  // != kNone: the stream is closed
 };
 
@@ -199,7 +202,8 @@ class Scheduler {
     bool operator>(const Expiry& o) const { return deadline > o.deadline; }
   };
 
-  void Grant(Stream& stream, int64_t n, absl::Time at,
+  // Allots `n` grants from nominal time `at`, `spacing` apart.
+  void Grant(Stream& stream, int64_t n, absl::Time at, absl::Duration spacing,
              std::vector<StreamEvent>* events);
   void End(StreamId id, EndReason reason, std::vector<StreamEvent>* events);
   // Moves a parked stream to the back of the ring.
@@ -209,11 +213,14 @@ class Scheduler {
   void PushExpiry(absl::Time deadline, StreamId id);
   void ExpireWaitLimits(absl::Time now, std::vector<StreamEvent>* events);
   void ServeLimited(absl::Time now, std::vector<StreamEvent>* events);
-  // Serves as many whole round-robin rounds at `at` as the limiter allows
-  // and no stream's count cuts short; false if not one.
-  bool ServeRounds(absl::Time at, std::vector<StreamEvent>* events);
+  // Serves as many whole round-robin rounds from `at` to `now` as the
+  // limiter allows and no stream's count cuts short -- all at `at` (a
+  // burst, idle credit) or on the limiter's regular schedule (a late loop,
+  // a high rate); false if not one.
+  bool ServeRounds(absl::Time at, absl::Time now,
+                   std::vector<StreamEvent>* events);
   void ServeUnlimited(absl::Time now, std::vector<StreamEvent>* events);
-  void RecordEmissions(absl::Time at, int64_t n);
+  void RecordEmissions(absl::Time at, int64_t n, absl::Duration spacing);
 
   ThrottleConfig config_;
   State state_ = State::kCreated;

@@ -140,7 +140,9 @@ class Simulation {
       if (e.grants > 0) {
         EXPECT_LE(e.granted_at, now_) << "grant before it fell due";
         for (int64_t i = 0; i < e.grants; ++i)
-          grant_times_.push_back(e.granted_at);
+          grant_times_.push_back(e.granted_at + e.spacing * i);
+        EXPECT_LE(e.granted_at + e.spacing * (e.grants - 1), now_)
+            << "grant before it fell due";
         granted_[e.stream] += e.grants;
       }
       if (e.end != EndReason::kNone) ended_[e.stream] = e.end;
@@ -762,6 +764,66 @@ TEST(Scheduler, HeldStreamGetsNothingUntilReleased) {
   sim.RunUntil(kT0 + absl::Seconds(2) - absl::Nanoseconds(1));
   EXPECT_EQ(sim.granted()[held], 5);
   EXPECT_EQ(sim.granted()[other], 15);
+}
+
+TEST(Scheduler, LateLoopAtHighRateServesWholeRoundsOnTheSchedule) {
+  // One wake-up a second late at 1e6/s: three streams (weights 1, 1, 2)
+  // get their shares in a few spaced events, every grant on the smooth
+  // schedule (1 us apart), not a million steps.
+  Scheduler scheduler(Config(1'000'000, absl::Seconds(1), Mode::kSmooth));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  std::vector<StreamId> ids;
+  for (int64_t weight : {1, 1, 2}) {
+    StreamRequest request;
+    request.count = 0;
+    request.weight = weight;
+    ids.push_back(scheduler.Open(request, kT0, &events));
+  }
+  const absl::Time late = kT0 + absl::Seconds(1);
+  const absl::Duration cpu = ThreadCpuTime();
+  scheduler.Advance(late, &events);
+  EXPECT_LT(ThreadCpuTime() - cpu, kBatchCpuBound);
+  EXPECT_LT(events.size(), 20u);
+  std::vector<absl::Time> times;
+  for (const StreamEvent& e : events) {
+    for (int64_t i = 0; i < e.grants; ++i) {
+      times.push_back(e.granted_at + e.spacing * i);
+    }
+  }
+  std::sort(times.begin(), times.end());
+  ASSERT_EQ(times.size(), 1'000'001u);
+  EXPECT_EQ(times.front(), kT0);
+  EXPECT_EQ(times.back(), late);
+  for (size_t i = 1; i < times.size(); ++i) {
+    ASSERT_EQ(times[i] - times[i - 1], absl::Microseconds(1)) << i;
+  }
+  EXPECT_NEAR(static_cast<double>(GrantsTo(events, ids[0]).first), 250'000, 2);
+  EXPECT_NEAR(static_cast<double>(GrantsTo(events, ids[1]).first), 250'000, 2);
+  EXPECT_NEAR(static_cast<double>(GrantsTo(events, ids[2]).first), 500'000, 2);
+  EXPECT_EQ(scheduler.NextWakeup(), late + absl::Microseconds(1));
+}
+
+TEST(Scheduler, MaxRateWithOneStreamCostsOneStepPerWakeUp) {
+  // 1e7/s, the highest rate a throttle may have, one count-0 stream, the
+  // loop waking every 100 us for 1 s: each wake-up is one span.
+  Scheduler scheduler(Config(10'000'000, absl::Seconds(1), Mode::kUnbounded));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  StreamRequest request;
+  request.count = 0;
+  const StreamId id = scheduler.Open(request, kT0, &events);
+  int64_t grants = 0;
+  int64_t messages = 0;
+  for (int i = 0; i <= 10'000; ++i) {
+    events.clear();
+    scheduler.Advance(kT0 + absl::Microseconds(100) * i, &events);
+    auto [g, m] = GrantsTo(events, id);
+    grants += g;
+    messages += m;
+  }
+  EXPECT_EQ(grants, 10'000'001);
+  EXPECT_LE(messages, 10'001 * 2);
 }
 
 }  // namespace
