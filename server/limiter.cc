@@ -12,11 +12,14 @@ namespace {
 // were empty; a grant at `at` is allowed when at >= tat_ - tolerance_.
 class GcraLimiter final : public Limiter {
  public:
+  // A new limiter starts full; one rebuilt after a grant at `last_grant`
+  // starts empty, its next grant one interval after that one.
   GcraLimiter(absl::Duration interval, int64_t capacity, absl::Time last_grant)
       : interval_(interval),
         tolerance_(interval * (capacity - 1)),
-        tat_(last_grant == absl::InfinitePast() ? absl::InfinitePast()
-                                                : last_grant + interval) {}
+        tat_(last_grant == absl::InfinitePast()
+                 ? absl::InfinitePast()
+                 : last_grant + interval + tolerance_) {}
 
   absl::Time NextAllowed() const override {
     if (tat_ == absl::InfinitePast()) return absl::InfinitePast();

@@ -514,6 +514,83 @@ TEST(Scheduler, ConfigureKeepsStreamsAndAppliesNewRate) {
   }
 }
 
+// Reconfiguring from each mode into each mode, with a stream waiting all
+// along: after the change the new mode's bound holds, counted from the
+// last grant before it (a bucket starts empty, a window remembers that
+// last grant), as docs/DECISIONS.md promises.
+TEST(Scheduler, ReconfigureIntoAndOutOfEachModeKeepsTheNewBound) {
+  const Mode kModes[] = {Mode::kSmooth, Mode::kWindow, Mode::kBucket,
+                         Mode::kUnbounded, Mode::kMonitorOnly};
+  for (Mode from : kModes) {
+    for (Mode to : kModes) {
+      SCOPED_TRACE(std::string(ModeName(from)) + " -> " + ModeName(to));
+      Simulation sim(Config(10, absl::Seconds(1), from, 5), 7);
+      StreamRequest request;
+      request.count = 0;
+      const StreamId id = sim.Open(request);
+      ASSERT_TRUE(sim.scheduler().Start(kT0).ok());
+      if (from == Mode::kMonitorOnly) {
+        // Delivered one at a time: a few deliveries, then the change.
+        for (int i = 0; i < 3; ++i) {
+          sim.scheduler().MarkDelivered(id, sim.now());
+          sim.Advance();
+        }
+      } else {
+        sim.RunUntil(kT0 + absl::Milliseconds(1750), absl::Milliseconds(30));
+      }
+      const size_t before = sim.grant_times().size();
+      const absl::Time last_before = Sorted(sim.grant_times()).back();
+      const absl::Time change = sim.now();
+      const ThrottleConfig next = Config(20, absl::Seconds(1), to, 10);
+      sim.scheduler().Configure(next, change);
+      sim.Advance();
+      if (to == Mode::kMonitorOnly) {
+        sim.scheduler().MarkDelivered(id, sim.now());
+        sim.Advance();
+        EXPECT_GT(sim.grant_times().size(), before);  // no limit
+        continue;
+      }
+      sim.RunUntil(change + absl::Seconds(3), absl::Milliseconds(30));
+      std::vector<absl::Time> after(sim.grant_times().begin() + before,
+                                    sim.grant_times().end());
+      after = Sorted(after);
+      ASSERT_FALSE(after.empty());
+      const absl::Duration interval = absl::Milliseconds(50);
+      // The last grant before the change, then what came after it.
+      std::vector<absl::Time> seen = {last_before};
+      seen.insert(seen.end(), after.begin(), after.end());
+      switch (to) {
+        case Mode::kSmooth:
+          for (size_t i = 1; i < seen.size(); ++i) {
+            EXPECT_GE(seen[i] - seen[i - 1], interval) << i;
+          }
+          break;
+        case Mode::kBucket:
+          // Starts empty: no burst at the change; at most one grant per
+          // interval after the last one while a stream waits all along.
+          for (size_t i = 0; i < after.size(); ++i) {
+            EXPECT_GE(after[i] - last_before, interval * (i + 1)) << i;
+          }
+          break;
+        case Mode::kWindow:
+          EXPECT_LE(MaxInWindow(seen, absl::Seconds(1)), 20);
+          break;
+        case Mode::kUnbounded:
+          // Credit from the change on: never ahead of 1 + rate * elapsed.
+          for (size_t i = 0; i < after.size(); ++i) {
+            EXPECT_LE(static_cast<double>(i + 1),
+                      1 + 20 * absl::ToDoubleSeconds(after[i] - change))
+                << i;
+          }
+          break;
+        case Mode::kMonitorOnly:
+          break;
+      }
+      EXPECT_EQ(sim.ended().count(id), 0u);  // the stream stayed open
+    }
+  }
+}
+
 TEST(Scheduler, HasFuelDefersToWaitingStreams) {
   Scheduler scheduler(Config(1, absl::Seconds(1), Mode::kSmooth));
   EXPECT_FALSE(scheduler.HasFuel(kT0).granted);
