@@ -10,6 +10,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/unparsable_request.h"
 
 namespace throttle::server {
 
@@ -55,7 +56,21 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  RouteProtobufLog();
   grpc::ServerBuilder builder;
+  {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(NewUnparsableRequestInterceptorFactory(
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            v1::Throttle::service_full_name()),
+        [service = impl->service.get()](absl::string_view method,
+                                        const grpc::Status& status) {
+          service->CountError(method, status);
+        }));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   int port = 0;
   builder.AddListeningPort(options.listen_address,
                            grpc::InsecureServerCredentials(), &port);
