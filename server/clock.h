@@ -1,11 +1,14 @@
 // Time source of the server, injected everywhere time matters.
 //
-// Part of the scheduler core (no gRPC). Everything that depends on time is
-// handed a Clock; only real_clock.cc reads the machine's clock, and tests use
-// a fake clock they advance by hand.
+// Used by the service glue (the scheduler core is handed times, not a
+// clock). Everything that reads the time or waits for it is handed a Clock;
+// only real_clock.cc reads the machine's clock, and tests use a fake clock
+// they advance by hand (tests/fake_clock.h).
 #ifndef THROTTLE_SERVER_CLOCK_H_
 #define THROTTLE_SERVER_CLOCK_H_
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace throttle::server {
@@ -20,6 +23,14 @@ class Clock {
   virtual ~Clock() = default;
   // Returns the current monotonic time. Never blocks.
   virtual absl::Time Now() const = 0;
+
+  // Blocks until `condition` holds or this clock reaches `deadline`
+  // (absl::InfiniteFuture(): no deadline), releasing `mu` while it waits,
+  // like absl::Mutex::Await. Returns whether the condition holds. Waiting
+  // goes through the clock so that a fake clock's Advance wakes it.
+  virtual bool WaitUntil(absl::Mutex* mu, const absl::Condition& condition,
+                         absl::Time deadline) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) = 0;
 };
 
 // Returns the process-wide monotonic clock (std::chrono::steady_clock).

@@ -4,6 +4,7 @@
 
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
+#include "server/log.h"
 
 namespace throttle::server {
 
@@ -155,6 +156,18 @@ void Metrics::CountError(absl::string_view method, grpc::StatusCode code) {
   errors_
       ->Add({{"method", std::string(method)}, {"code", StatusCodeName(code)}})
       .Increment();
+}
+
+void CountCallError(Metrics* metrics, absl::string_view method,
+                    const grpc::Status& status) {
+  if (status.ok()) return;
+  if (metrics != nullptr) metrics->CountError(method, status.error_code());
+  if (LogEnabled(LogLevel::kDebug)) {
+    Log(LogLevel::kDebug, "call_failed",
+        {{"method", std::string(method)},
+         {"code", StatusCodeName(status.error_code())},
+         {"message", status.error_message()}});
+  }
 }
 
 const char* StatusCodeName(grpc::StatusCode code) {

@@ -81,6 +81,11 @@ class Metrics {
   std::shared_ptr<ThrottleCollector> throttles_;
 };
 
+// Counts a call of `method` that ended with a non-OK status (in `metrics`,
+// which may be null) and logs it at debug level. Does nothing for OK.
+void CountCallError(Metrics* metrics, absl::string_view method,
+                    const grpc::Status& status);
+
 // The name of a gRPC status code ("NOT_FOUND").
 const char* StatusCodeName(grpc::StatusCode code);
 

@@ -13,6 +13,15 @@ class SteadyClock final : public Clock {
     const auto since_boot = std::chrono::steady_clock::now().time_since_epoch();
     return absl::UnixEpoch() + absl::FromChrono(since_boot);
   }
+  bool WaitUntil(absl::Mutex* mu, const absl::Condition& condition,
+                 absl::Time deadline) const override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (deadline == absl::InfiniteFuture()) {
+      mu->Await(condition);
+      return true;
+    }
+    return mu->AwaitWithTimeout(condition, deadline - Now());
+  }
 };
 
 }  // namespace

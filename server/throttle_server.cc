@@ -35,9 +35,9 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
   service_options.stream_stall_timeout = options.stream_stall_timeout;
   impl->service = std::make_unique<Service>(options.clock, impl->metrics.get(),
                                             service_options);
-  impl->metrics->SetSource(impl->service.get());
+  impl->metrics->SetSource(&impl->service->table());
   for (const auto& [name, config] : options.throttles) {
-    absl::Status status = impl->service->Create(name, config);
+    absl::Status status = impl->service->table().Create(name, config);
     if (!status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("throttle \"", name, "\": ", status.message()));
@@ -65,9 +65,9 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     interceptors.push_back(NewUnparsableRequestInterceptorFactory(
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
             v1::Throttle::service_full_name()),
-        [service = impl->service.get()](absl::string_view method,
+        [metrics = impl->metrics.get()](absl::string_view method,
                                         const grpc::Status& status) {
-          service->CountError(method, status);
+          CountCallError(metrics, method, status);
         }));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
@@ -117,6 +117,19 @@ double ThrottleServer::MetricValue(const std::string& name) const {
     return sum;
   }
   return -1;
+}
+
+bool ThrottleServer::AwaitThrottle(
+    const std::string& name,
+    absl::FunctionRef<bool(int64_t, int64_t)> condition,
+    absl::Duration timeout) const {
+  return impl_->service->table().Await(
+      name,
+      [&](const ThrottleTable::Entry& entry) {
+        return condition(entry.scheduler.waiting_streams(),
+                         entry.scheduler.total_emissions());
+      },
+      timeout);
 }
 
 void ThrottleServer::Shutdown(absl::Duration deadline) {

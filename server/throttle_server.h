@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/clock.h"
@@ -55,6 +56,16 @@ class ThrottleServer {
   // The value of the counter or gauge `name` without labels (or summed
   // over its labels), as a scrape would show it; -1 if there is none.
   double MetricValue(const std::string& name) const;
+
+  // Blocks until `condition` holds for the throttle `name` (its waiting
+  // streams and total emissions) or `timeout` passes; returns whether it
+  // holds. For tests and tools that must wait for the server's state
+  // without polling.
+  bool AwaitThrottle(
+      const std::string& name,
+      absl::FunctionRef<bool(int64_t waiting_streams, int64_t total_emissions)>
+          condition,
+      absl::Duration timeout) const;
 
   // Shuts down in order: new calls are refused, every open AwaitFuel stream
   // ends with UNAVAILABLE ("server shutting down"), calls still running

@@ -14,10 +14,10 @@ namespace throttle::testing {
 
 class LoopbackServerTest : public ::testing::Test {
  public:
+  // Subclasses may change options_ (a fake clock, say) before SetUp.
   void SetUp() override {
-    server::ServerOptions options;
-    options.listen_address = "127.0.0.1:0";
-    auto started = server::ThrottleServer::Start(options);
+    options_.listen_address = "127.0.0.1:0";
+    auto started = server::ThrottleServer::Start(options_);
     ASSERT_TRUE(started.ok()) << started.status();
     server_ = *std::move(started);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
@@ -28,6 +28,7 @@ class LoopbackServerTest : public ::testing::Test {
   }
 
  protected:
+  server::ServerOptions options_;
   std::unique_ptr<server::ThrottleServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
 };

@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/throttle_server.h"
+#include "tests/fake_clock.h"
 #include "tests/loopback_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
@@ -93,16 +94,12 @@ class ServiceTest : public testing::LoopbackServerTest {
     return result;
   }
 
-  // Waits until `n` streams wait on the first throttle listed.
-  void AwaitWaiting(int64_t n) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      v1::ListThrottlesResponse list;
-      ASSERT_TRUE(stub_->ListThrottles(Context().get(), {}, &list).ok());
-      if (list.throttles(0).waiting_streams() == n) return;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    FAIL() << "streams did not start waiting";
+  // Waits until `n` streams wait on the throttle `name`.
+  void AwaitWaiting(int64_t n, const std::string& name = "t") {
+    ASSERT_TRUE(server_->AwaitThrottle(
+        name, [n](int64_t waiting, int64_t) { return waiting == n; },
+        absl::Seconds(30)))
+        << "streams did not start waiting";
   }
 
   std::unique_ptr<v1::Throttle::Stub> stub_;
@@ -465,10 +462,9 @@ TEST_F(ServiceTest, ConfigureKeepsOpenStreams) {
   StreamResult result;
   std::thread waiter([&] { result = Await(request); });
   // The first grant comes at once; the other two would take two hours.
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline && Mean("t").total_emissions() < 1) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  ASSERT_TRUE(server_->AwaitThrottle(
+      "t", [](int64_t, int64_t total) { return total >= 1; },
+      absl::Seconds(30)));
   v1::ConfigureThrottleRequest configure;
   configure.set_name("t");
   configure.mutable_config()->set_max_n(1000);
@@ -510,9 +506,10 @@ TEST_F(ServiceTest, CancelledFailingAwaitFuelCallsDoNotCrashTheServer) {
     });
   }
   for (auto& c : clients) c.join();
-  v1::ListThrottlesResponse list;
-  ASSERT_TRUE(stub_->ListThrottles(Context().get(), {}, &list).ok());
-  EXPECT_EQ(list.throttles(0).waiting_streams(), 0);
+  // The server learns of each cancellation asynchronously, a little after
+  // the client's Finish returns (tens of ms under TSan): wait for it.
+  AwaitWaiting(0, "good");
+  EXPECT_EQ(Mean("good").state(), v1::STATE_CREATED);  // still serving
 }
 
 // Streams that are cancelled while a write is in flight must still be
@@ -649,6 +646,51 @@ TEST_F(ServiceTest, CountsBeyondTheLimitAreRefusedAndTotalsStayPositive) {
     EXPECT_EQ(Await(request).grants(), kMaxStreamCount);
   }
   EXPECT_EQ(Mean("m").total_emissions(), 2 * kMaxStreamCount);
+}
+
+// --- On a fake clock: the refill loop waits through the injected clock ----
+
+class FakeClockServiceTest : public ServiceTest {
+ public:
+  void SetUp() override {
+    options_.clock = &clock_;
+    ServiceTest::SetUp();
+  }
+
+ protected:
+  testing::FakeClock clock_;
+};
+
+TEST_F(FakeClockServiceTest, GrantsFallDueAsTheFakeClockAdvances) {
+  ASSERT_TRUE(Create("t", 10, 1).ok());  // one grant every 100 ms
+  ASSERT_TRUE(Start("t").ok());
+  AwaitFuelRequest request;
+  request.set_throttle("t");
+  request.set_count(12);
+  grpc::ClientContext context;
+  auto reader = stub_->AwaitFuel(&context, request);
+  AwaitFuelResponse response;
+  ASSERT_TRUE(reader->Read(&response));  // the first is free at once
+  EXPECT_EQ(response.grants(), 1);
+  // Each 100 ms of fake time wakes the refill loop for one more grant.
+  for (int64_t total = 2; total <= 3; ++total) {
+    clock_.Advance(absl::Milliseconds(100));
+    ASSERT_TRUE(server_->AwaitThrottle(
+        "t", [total](int64_t, int64_t t) { return t == total; },
+        absl::Seconds(30)))
+        << total;
+    ASSERT_TRUE(reader->Read(&response));
+    EXPECT_EQ(response.grants(), 1);
+  }
+  // A loop that wakes a second late hands out what fell due meanwhile,
+  // and no more: 10 grants, then the stream has its 12 and ends.
+  clock_.Advance(absl::Seconds(1));
+  int64_t grants = 0;
+  while (reader->Read(&response)) grants += response.grants();
+  const grpc::Status finished = reader->Finish();
+  EXPECT_TRUE(finished.ok()) << finished.error_message();
+  EXPECT_EQ(grants, 9) << response.ShortDebugString();
+  EXPECT_EQ(Mean("t").total_emissions(), 12);
 }
 
 }  // namespace
