@@ -1,7 +1,6 @@
 #include "cli/throttlectl.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/format.h"
 #include "throttle/names.h"
 
 namespace throttle::cli {
@@ -376,13 +376,10 @@ absl::Status Execute(const Invocation& invocation, const Controller& controller,
 }
 
 std::string FormatDouble(double value) {
-  if (std::isnan(value)) return "nan";
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  char buffer[64];
-  const std::to_chars_result result =
-      std::to_chars(buffer, buffer + sizeof(buffer), value);
-  std::string text(buffer, result.ptr);
-  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  std::string text = server::FormatDouble(value);
+  if (std::isfinite(value) && text.find_first_of(".e") == std::string::npos) {
+    text += ".0";
+  }
   return text;
 }
 

@@ -2,6 +2,7 @@
 // (cli/throttlectl.h). No server needed.
 #include "cli/throttlectl.h"
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -195,6 +196,12 @@ TEST(FormatDoubleTest, ReadsLikePython) {
   EXPECT_EQ(FormatDouble(5.0189573764801025), "5.0189573764801025");
   EXPECT_EQ(FormatDouble(4.993107772645828), "4.993107772645828");
   EXPECT_EQ(FormatDouble(1e-07), "1e-07");
+  // Python's choice of notation, not the shorter text: repr(100000.0).
+  EXPECT_EQ(FormatDouble(100000.0), "100000.0");
+  EXPECT_EQ(FormatDouble(1e7), "10000000.0");
+  EXPECT_EQ(FormatDouble(1e-5), "1e-05");
+  EXPECT_EQ(FormatDouble(1e16), "1e+16");
+  EXPECT_EQ(FormatDouble(std::numeric_limits<double>::infinity()), "inf");
 }
 
 TEST(ToTextTest, StopPrintsTheSeedsFourLines) {
