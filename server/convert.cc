@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/format.h"
+#include "throttle/names.h"
 
 namespace throttle::server {
 namespace {
@@ -194,13 +195,11 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
 }
 
 absl::StatusOr<Mode> ParseMode(absl::string_view name) {
-  for (Mode mode : {Mode::kSmooth, Mode::kWindow, Mode::kBucket,
-                    Mode::kUnbounded, Mode::kMonitorOnly}) {
-    if (name == ModeName(mode)) return mode;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "mode must be smooth, window, bucket, unbounded or monitor-only, got ",
-      Quote(name)));
+  // The one parser of mode names (throttle/names.h), as in throttlectl and
+  // the client library.
+  absl::StatusOr<v1::Mode> mode = ModeFromName(name);
+  if (!mode.ok()) return mode.status();
+  return ModeFromProto(*mode);
 }
 
 absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(

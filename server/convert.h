@@ -56,7 +56,8 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto);
 absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     absl::string_view spec);
 
-// Parses a mode name as above.
+// Parses a mode name with the one parser of throttle/names.h (also used by
+// throttlectl and the client library): case-insensitive, '_' taken as '-'.
 absl::StatusOr<Mode> ParseMode(absl::string_view name);
 
 }  // namespace throttle::server
