@@ -60,7 +60,6 @@ absl::StatusOr<absl::Duration> PerFromSeconds(absl::string_view field,
         field, " must be finite and in (0, ", FormatDouble(kMaxPerSeconds),
         "], got ", FormatDouble(seconds)));
   }
-  constexpr double kMinPerSeconds = 1 / kMaxRatePerSecond;
   if (seconds < kMinPerSeconds) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, " must be at least ", FormatDouble(kMinPerSeconds),

@@ -12,15 +12,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "grpcpp/support/status.h"
+#include "server/limits.h"
 #include "server/scheduler.h"
 #include "server/throttle_config.h"
 #include "throttle/v1/throttle.pb.h"
 
 namespace throttle::server {
-
-// Longest throttle name and worker id, in bytes.
-inline constexpr size_t kMaxNameLength = 128;
-inline constexpr size_t kMaxWorkerIdLength = 128;
 
 // The one mapping from absl::Status to grpc::Status (the codes match).
 grpc::Status ToGrpcStatus(const absl::Status& status);

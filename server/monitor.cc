@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "server/throttle_config.h"
+#include "server/limits.h"
 
 namespace throttle::server {
 

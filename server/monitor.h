@@ -14,10 +14,10 @@
 #include <deque>
 
 #include "absl/time/time.h"
+#include "server/limits.h"
 
 namespace throttle::server {
 
-inline constexpr absl::Duration kMaxLatestWindow = absl::Seconds(60);
 inline constexpr absl::Duration kMonitorResolution = absl::Milliseconds(1);
 
 class Monitor {

@@ -6,11 +6,11 @@
 #define THROTTLE_SERVER_THROTTLE_CONFIG_H_
 
 #include <cstdint>
-#include <limits>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/limits.h"
 
 namespace throttle::server {
 
@@ -37,28 +37,9 @@ struct ThrottleConfig {
   int64_t EffectiveBurst() const { return burst > 0 ? burst : max_n; }
 };
 
-// Limits enforced on every configuration.
-inline constexpr int64_t kMaxMaxN = 1'000'000'000;
-inline constexpr int64_t kMaxWindowModeMaxN = 1'000'000;  // memory of the log
-inline constexpr double kMaxPerSeconds = 30.0 * 24 * 3600;
-inline constexpr double kMaxRatePerSecond = 10'000'000.0;
-
-// Limits of what one request may ask for (checked at the service boundary).
-inline constexpr int64_t kMaxStreamCount = 1'000'000'000;  // AwaitFuel count
-inline constexpr int64_t kMaxWeight = 1000;                // AwaitFuel weight
-inline constexpr int64_t kMaxEmitCount = 1'000'000;        // Emit count
-
-// a + b for counts >= 0, held at INT64_MAX instead of overflowing: totals
-// are counters that must never wrap to a negative number.
-inline int64_t SaturatingAdd(int64_t a, int64_t b) {
-  return a > std::numeric_limits<int64_t>::max() - b
-             ? std::numeric_limits<int64_t>::max()
-             : a + b;
-}
-
-// Checks a configuration against the limits above. Returns INVALID_ARGUMENT
-// naming the field (as the proto spells it) and its value when one is out of
-// range, OK otherwise.
+// Checks a configuration against the limits of server/limits.h. Returns
+// INVALID_ARGUMENT naming the field (as the proto spells it) and its value when
+// one is out of range, OK otherwise.
 absl::Status ValidateConfig(const ThrottleConfig& config);
 
 }  // namespace throttle::server
