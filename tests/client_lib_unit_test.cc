@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -26,6 +27,7 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "throttle/channel.h"
+#include "throttle/clock.h"
 #include "throttle/controller.h"
 #include "throttle/status.h"
 #include "throttle/tank.h"
@@ -67,6 +69,12 @@ class FakeThrottle final : public v1::Throttle::Service {
     has_repeat_ = true;
   }
 
+  // Runs `hook` at the start of every AwaitFuel call (before its answer).
+  void OnAwaitFuel(std::function<void()> hook) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    on_await_fuel_ = std::move(hook);
+  }
+
   void SetHasFuel(bool granted, bool stopped) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     has_fuel_.set_granted(granted);
@@ -89,6 +97,17 @@ class FakeThrottle final : public v1::Throttle::Service {
     return ok;
   }
 
+  // Waits (up to 10 s) until `n` ListThrottles calls arrived.
+  bool WaitForListCalls(int n) const ABSL_LOCKS_EXCLUDED(mu_) {
+    auto arrived = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return list_calls_ >= n;
+    };
+    const bool ok =
+        mu_.LockWhenWithTimeout(absl::Condition(&arrived), absl::Seconds(10));
+    mu_.Unlock();
+    return ok;
+  }
+
   int64_t emitted() const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     return emitted_;
@@ -103,6 +122,12 @@ class FakeThrottle final : public v1::Throttle::Service {
       grpc::ServerContext* context, const v1::AwaitFuelRequest* request,
       grpc::ServerWriter<v1::AwaitFuelResponse>* writer) override {
     Answer answer;
+    std::function<void()> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = on_await_fuel_;
+    }
+    if (hook) hook();
     {
       absl::MutexLock lock(&mu_);
       requests_.push_back(*request);
@@ -161,6 +186,18 @@ class FakeThrottle final : public v1::Throttle::Service {
     return grpc::Status::OK;
   }
 
+  // Waits until the caller cancels (for Controller::Close()).
+  grpc::Status ListThrottles(grpc::ServerContext* context,
+                             const v1::ListThrottlesRequest*,
+                             v1::ListThrottlesResponse*) override {
+    absl::MutexLock lock(&mu_);
+    ++list_calls_;
+    while (!context->IsCancelled()) {
+      mu_.AwaitWithTimeout(absl::Condition(&never_), absl::Milliseconds(5));
+    }
+    return grpc::Status::CANCELLED;
+  }
+
   grpc::Status CreateThrottle(grpc::ServerContext*,
                               const v1::CreateThrottleRequest* request,
                               v1::CreateThrottleResponse* response) override {
@@ -179,8 +216,35 @@ class FakeThrottle final : public v1::Throttle::Service {
   v1::HasFuelResponse has_fuel_ ABSL_GUARDED_BY(mu_);
   int64_t emitted_ ABSL_GUARDED_BY(mu_) = 0;
   v1::LatestRequest last_latest_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_await_fuel_ ABSL_GUARDED_BY(mu_);
+  int list_calls_ ABSL_GUARDED_BY(mu_) = 0;
   bool never_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// A monotonic clock that a test moves by hand. Its timeline starts an hour
+// after the Unix epoch, far from the wall clock, so that a Tank mixing it
+// with absl::Now() would compute nonsense. Thread-safe.
+class ManualClock final : public Clock {
+ public:
+  absl::Time Now() const override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch() + absl::Hours(1);
+};
+
+// The wait limit of `request` in whole milliseconds.
+int64_t WaitLimitMillis(const v1::AwaitFuelRequest& request) {
+  return request.wait_limit().seconds() * 1000 +
+         request.wait_limit().nanos() / 1000000;
+}
 
 // FakeThrottle served on a free loopback port.
 class FakeServer {
@@ -333,8 +397,7 @@ TEST_F(TankTest, SendsTimeoutAsWaitLimitAndReportsWaitLimitPassed) {
       server_.service().requests();
   ASSERT_EQ(requests.size(), 1u);
   ASSERT_TRUE(requests[0].has_wait_limit());
-  const int64_t limit_ms = requests[0].wait_limit().seconds() * 1000 +
-                           requests[0].wait_limit().nanos() / 1000000;
+  const int64_t limit_ms = WaitLimitMillis(requests[0]);
   EXPECT_GT(limit_ms, 1000);
   EXPECT_LE(limit_ms, 2000);
   EXPECT_FALSE(tank.killed());
@@ -417,22 +480,33 @@ TEST_F(TankTest, ReportsOtherErrors) {
   EXPECT_EQ(server_.service().requests().size(), 1u);
 }
 
-TEST_F(TankTest, CancelEndsAWaitingCallAndLaterCalls) {
+// The error of every call after Close(), and of a call it ended.
+void ExpectClosed(const absl::Status& status) {
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  EXPECT_EQ(status.message(), "throttle::Tank is closed") << status;
+}
+
+TEST_F(TankTest, CloseEndsAWaitingCallAndLaterCallsFailAtOnce) {
   Tank tank(server_.address(), "crawl", Options());
   FuelResult result;
   std::thread worker([&] { result = tank.AwaitFuel(); });
   ASSERT_TRUE(server_.service().WaitForCalls(1));
-  tank.Cancel();
+  tank.Close();
   worker.join();
   EXPECT_EQ(result.outcome, FuelOutcome::kError);
-  EXPECT_EQ(result.status.code(), absl::StatusCode::kCancelled);
+  ExpectClosed(result.status);
   EXPECT_TRUE(tank.killed());
-  EXPECT_EQ(tank.AwaitFuel().status.code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ(tank.HasFuel().status().code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ(tank.Emit().code(), absl::StatusCode::kCancelled);
+  ExpectClosed(tank.AwaitFuel().status);
+  ExpectClosed(tank.AwaitFuel(absl::ZeroDuration()).status);
+  ExpectClosed(tank.HasFuel().status());
+  ExpectClosed(tank.Emit());
+  // No call reached the server after Close().
+  EXPECT_EQ(server_.service().requests().size(), 1u);
+  tank.Close();  // again: nothing happens
+  EXPECT_TRUE(tank.killed());
 }
 
-TEST_F(TankTest, CancelEndsABackoffWait) {
+TEST_F(TankTest, CloseEndsABackoffWait) {
   server_.service().RepeatAnswer(
       {{}, grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down")});
   TankOptions options = Options();
@@ -442,9 +516,91 @@ TEST_F(TankTest, CancelEndsABackoffWait) {
   FuelResult result;
   std::thread worker([&] { result = tank.AwaitFuel(); });
   ASSERT_TRUE(server_.service().WaitForCalls(1));
-  tank.Cancel();
+  tank.Close();
   worker.join();
-  EXPECT_EQ(result.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  ExpectClosed(result.status);
+}
+
+TEST_F(TankTest, KeptGrantsAreNotHandedOutAfterClose) {
+  server_.service().AddAnswer({{Grants(3)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  ASSERT_TRUE(tank.AwaitFuel().ok());
+  tank.Close();
+  ExpectClosed(tank.AwaitFuel().status);
+  ExpectClosed(tank.HasFuel().status());
+}
+
+TEST_F(TankTest, CancelIsClose) {
+  Tank tank(server_.address(), "crawl", Options());
+  tank.Cancel();
+  EXPECT_TRUE(tank.killed());
+  ExpectClosed(tank.AwaitFuel().status);
+}
+
+TEST_F(TankTest, TimedOutAndStoppedAreTold) {
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_WAIT_LIMIT_PASSED)}, grpc::Status::OK});
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_STOPPED)}, grpc::Status::OK});
+  Tank tank(server_.address(), "crawl", Options());
+  const FuelResult timed_out = tank.AwaitFuel(absl::Seconds(1));
+  EXPECT_TRUE(timed_out.timed_out());
+  EXPECT_FALSE(timed_out.stopped());
+  EXPECT_FALSE(timed_out.ok());
+  EXPECT_FALSE(tank.killed());
+  const FuelResult stopped = tank.AwaitFuel(absl::Seconds(1));
+  EXPECT_TRUE(stopped.stopped());
+  EXPECT_FALSE(stopped.timed_out());
+  EXPECT_FALSE(stopped.ok());
+  EXPECT_TRUE(tank.killed());
+}
+
+TEST_F(TankTest, MeasuresTheTimeoutOnItsClock) {
+  // Each call takes a second of the Tank's clock and is answered
+  // UNAVAILABLE: the wait limits count down on that clock, and the wait
+  // ends when that clock, not the wall clock, passes the timeout.
+  ManualClock clock;
+  server_.service().OnAwaitFuel([&clock] { clock.Advance(absl::Seconds(1)); });
+  server_.service().RepeatAnswer(
+      {{}, grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down")});
+  TankOptions options = Options();
+  options.clock = &clock;
+  Tank tank(server_.address(), "crawl", options);
+  EXPECT_EQ(tank.AwaitFuel(absl::Seconds(5)).outcome, FuelOutcome::kTimedOut);
+  const std::vector<v1::AwaitFuelRequest> requests =
+      server_.service().requests();
+  ASSERT_EQ(requests.size(), 5u);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(WaitLimitMillis(requests[i]), static_cast<int64_t>(5 - i) * 1000)
+        << i;
+  }
+}
+
+TEST_F(TankTest, RealTimeDoesNotCountWhileItsClockStandsStill) {
+  // A 1 ms timeout on a clock that does not move: the real time that 20
+  // UNAVAILABLE answers and their backoff delays take does not end it.
+  ManualClock clock;
+  const grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, "restarting");
+  for (int i = 0; i < 20; ++i) server_.service().AddAnswer({{}, unavailable});
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  TankOptions options = Options();
+  options.clock = &clock;
+  Tank tank(server_.address(), "crawl", options);
+  EXPECT_EQ(tank.AwaitFuel(absl::Milliseconds(1)).outcome, FuelOutcome::kFuel);
+  EXPECT_EQ(server_.service().requests().size(), 21u);
+}
+
+TEST(SteadyClockTest, NeverGoesBack) {
+  const Clock* clock = SteadyClock();
+  ASSERT_NE(clock, nullptr);
+  EXPECT_EQ(TankOptions().clock, clock);
+  absl::Time last = clock->Now();
+  for (int i = 0; i < 1000; ++i) {
+    const absl::Time now = clock->Now();
+    EXPECT_GE(now, last);
+    last = now;
+  }
 }
 
 TEST_F(TankTest, ManyThreadsShareOneTank) {
@@ -540,6 +696,26 @@ TEST(ControllerTest, SendsConfigAndWindow) {
   EXPECT_EQ(server.service().last_latest().window().nanos(), 500000000);
   ASSERT_TRUE(controller.Latest("crawl").ok());
   EXPECT_EQ(server.service().last_latest().window().seconds(), 1);
+}
+
+TEST(ControllerTest, CloseEndsACallInFlightAndLaterCallsFailAtOnce) {
+  FakeServer server;
+  Controller controller(server.address());
+  absl::Status in_flight;
+  std::thread caller([&] { in_flight = controller.ListThrottles().status(); });
+  ASSERT_TRUE(server.service().WaitForListCalls(1));
+  controller.Close();
+  caller.join();
+  auto expect_closed = [](const absl::Status& status) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+    EXPECT_EQ(status.message(), "throttle::Controller is closed") << status;
+  };
+  expect_closed(in_flight);
+  expect_closed(controller.Stop("known").status());
+  expect_closed(controller.ListThrottles().status());
+  expect_closed(controller.DeleteThrottle("known"));
+  controller.Close();  // again: nothing happens
+  expect_closed(controller.Start("known").status());
 }
 
 TEST(ControllerTest, UnreachableServerFailsFastWithUnavailable) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
 #include "throttle/controller.h"
+#include "throttle/tank.h"
 
 namespace throttle::testing {
 namespace {
@@ -277,6 +279,64 @@ TEST(Integration, ThrottlesComeFromFlagAndConfigFile) {
   EXPECT_EQ(list->throttles(1).state(), v1::STATE_CREATED);
   EXPECT_EQ(list->throttles(2).name(), "flagged");
   EXPECT_EQ(list->throttles(2).config().mode(), v1::MODE_WINDOW);
+  server->process.Signal(SIGTERM);
+  EXPECT_EQ(server->process.Wait(kGenerous).value_or(-1), 0);
+}
+
+// The ways a wait ends through the client library against the real server:
+// a passed wait limit is "timed out", Stop is "stopped", and Close() ends a
+// waiting call at once and fails every later call (docs/clients.md, "After
+// close"), as in the Python and Node clients' suites.
+TEST(Integration, AwaitFuelTellsTimedOutFromStoppedAndCloseEndsAWait) {
+  TempDir dir;
+  // One grant, then none for a minute.
+  auto server = StartServer(dir, 0, {"--throttle=slow max_n=1 per=60"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  Controller controller(server->address());
+  Tank tank(server->address(), "slow");
+
+  // Not started yet: the wait limit passes.
+  const absl::Time begin = absl::Now();
+  const FuelResult timed_out = tank.AwaitFuel(absl::Milliseconds(300));
+  EXPECT_EQ(timed_out.outcome, FuelOutcome::kTimedOut) << timed_out.status;
+  EXPECT_GE(absl::Now() - begin, absl::Milliseconds(250));
+  EXPECT_FALSE(tank.killed());
+
+  ASSERT_TRUE(controller.Start("slow").ok());
+  EXPECT_EQ(tank.AwaitFuel(kGenerous).outcome, FuelOutcome::kFuel);
+  // The next grant is a minute away: Stop ends the wait with "stopped".
+  FuelResult stopped;
+  std::thread waiter([&] { stopped = tank.AwaitFuel(kGenerous); });
+  ASSERT_TRUE(AwaitWaiting(controller, "slow", 1));
+  ASSERT_TRUE(controller.Stop("slow").ok());
+  waiter.join();
+  EXPECT_EQ(stopped.outcome, FuelOutcome::kStopped) << stopped.status;
+  EXPECT_TRUE(tank.killed());
+
+  // Close() from another thread ends a waiting call with CANCELLED.
+  ASSERT_TRUE(controller.Start("slow").ok());
+  FuelResult closed;
+  std::thread closed_waiter([&] { closed = tank.AwaitFuel(); });
+  ASSERT_TRUE(AwaitWaiting(controller, "slow", 1));
+  tank.Close();
+  closed_waiter.join();
+  EXPECT_EQ(closed.outcome, FuelOutcome::kError);
+  EXPECT_EQ(closed.status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(closed.status.message(), "throttle::Tank is closed");
+  EXPECT_EQ(tank.AwaitFuel().status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(tank.HasFuel().status().code(), absl::StatusCode::kCancelled);
+  // The server saw the stream go.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto list = controller.ListThrottles();
+        return list.ok() && list->throttles_size() == 1 &&
+               list->throttles(0).waiting_streams() == 0;
+      },
+      kGenerous));
+
+  controller.Close();
+  EXPECT_EQ(controller.ListThrottles().status().code(),
+            absl::StatusCode::kCancelled);
   server->process.Signal(SIGTERM);
   EXPECT_EQ(server->process.Wait(kGenerous).value_or(-1), 0);
 }

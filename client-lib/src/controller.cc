@@ -1,13 +1,22 @@
 #include "throttle/controller.h"
 
+#include <memory>
 #include <utility>
 
-#include "absl/time/clock.h"
+#include "client-lib/src/call_registry.h"
 #include "client-lib/src/proto_time.h"
+#include "client-lib/src/real_time.h"
 #include "throttle/channel.h"
 #include "throttle/status.h"
 
 namespace throttle {
+namespace {
+
+absl::Status ClosedError() {
+  return absl::CancelledError("throttle::Controller is closed");
+}
+
+}  // namespace
 
 Controller::Controller(const std::string& target, ControllerOptions options)
     : Controller(CreateInsecureChannel(target), std::move(options)) {}
@@ -15,16 +24,26 @@ Controller::Controller(const std::string& target, ControllerOptions options)
 Controller::Controller(std::shared_ptr<grpc::ChannelInterface> channel,
                        ControllerOptions options)
     : options_(std::move(options)),
-      stub_(v1::Throttle::NewStub(std::move(channel))) {}
+      stub_(v1::Throttle::NewStub(std::move(channel))),
+      calls_(std::make_unique<CallRegistry>()) {}
+
+Controller::~Controller() { Close(); }
+
+void Controller::Close() { calls_->Close(); }
 
 template <typename Request, typename Response>
 absl::StatusOr<Response> Controller::Call(StubMethod<Request, Response> method,
                                           const Request& request) const {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
-  context.set_wait_for_ready(options_.wait_for_ready);
+  CallRegistry::Call call(calls_.get());
+  if (!call.registered()) return ClosedError();
+  grpc::ClientContext* context = call.context();
+  context->set_deadline(GrpcDeadlineAfter(options_.deadline));
+  context->set_wait_for_ready(options_.wait_for_ready);
   Response response;
-  const grpc::Status status = ((*stub_).*method)(&context, request, &response);
+  const grpc::Status status = ((*stub_).*method)(context, request, &response);
+  if (status.error_code() == grpc::StatusCode::CANCELLED && calls_->closed()) {
+    return ClosedError();
+  }
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }

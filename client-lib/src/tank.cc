@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/time/clock.h"
 #include "client-lib/src/backoff.h"
+#include "client-lib/src/call_registry.h"
 #include "client-lib/src/proto_time.h"
+#include "client-lib/src/real_time.h"
 #include "throttle/channel.h"
 #include "throttle/status.h"
 
@@ -19,40 +20,11 @@ FuelResult Result(FuelOutcome outcome, absl::Status status = absl::OkStatus()) {
   return result;
 }
 
-absl::Status CancelledError() {
-  return absl::CancelledError("throttle::Tank was cancelled");
+absl::Status ClosedError() {
+  return absl::CancelledError("throttle::Tank is closed");
 }
 
 }  // namespace
-
-// One call in flight: owns its ClientContext and keeps it registered with the
-// Tank for as long as the call runs, so that Cancel() can reach it.
-class Tank::ActiveCall {
- public:
-  explicit ActiveCall(Tank* tank) : tank_(tank) {
-    absl::MutexLock lock(&tank_->mu_);
-    registered_ = !tank_->cancelled_;
-    if (registered_) tank_->active_.insert(&context_);
-  }
-
-  ~ActiveCall() {
-    if (!registered_) return;
-    absl::MutexLock lock(&tank_->mu_);
-    tank_->active_.erase(&context_);
-  }
-
-  ActiveCall(const ActiveCall&) = delete;
-  ActiveCall& operator=(const ActiveCall&) = delete;
-
-  // False if the Tank was cancelled before the call: do not make it.
-  bool registered() const { return registered_; }
-  grpc::ClientContext* context() { return &context_; }
-
- private:
-  Tank* const tank_;
-  grpc::ClientContext context_;
-  bool registered_ = false;
-};
 
 Tank::Tank(const std::string& target, std::string throttle, TankOptions options)
     // `options` copied, not moved: the channel's arguments read it too.
@@ -64,19 +36,21 @@ Tank::Tank(std::shared_ptr<grpc::ChannelInterface> channel,
            std::string throttle, TankOptions options)
     : throttle_(std::move(throttle)),
       options_(std::move(options)),
-      stub_(v1::Throttle::NewStub(std::move(channel))) {}
+      stub_(v1::Throttle::NewStub(std::move(channel))),
+      calls_(std::make_unique<CallRegistry>()) {}
 
-Tank::~Tank() { Cancel(); }
+Tank::~Tank() { Close(); }
 
 FuelResult Tank::AwaitFuel(absl::Duration timeout) {
+  if (calls_->closed()) return Result(FuelOutcome::kError, ClosedError());
   {
     absl::MutexLock lock(&mu_);
-    if (cancelled_) return Result(FuelOutcome::kError, CancelledError());
     if (TakeSurplus()) return Result(FuelOutcome::kFuel);
   }
+  const Clock& clock = *options_.clock;
   const bool finite = timeout != absl::InfiniteDuration();
   const absl::Time deadline =
-      finite ? absl::Now() + std::max(timeout, absl::ZeroDuration())
+      finite ? clock.Now() + std::max(timeout, absl::ZeroDuration())
              : absl::InfiniteFuture();
   Backoff backoff(options_.backoff_initial, options_.backoff_max);
   for (;;) {
@@ -113,10 +87,10 @@ FuelResult Tank::AwaitFuel(absl::Duration timeout) {
         // its answer late.
         if (finite) return Result(FuelOutcome::kTimedOut);
         break;
-      case grpc::StatusCode::CANCELLED: {
-        absl::MutexLock lock(&mu_);
-        if (cancelled_) return Result(FuelOutcome::kError, CancelledError());
-      }
+      case grpc::StatusCode::CANCELLED:
+        if (calls_->closed()) {
+          return Result(FuelOutcome::kError, ClosedError());
+        }
         // Not our cancel: the server cancelled the call (a shutdown past
         // its grace period). Like UNAVAILABLE, call again later.
         [[fallthrough]];
@@ -128,14 +102,14 @@ FuelResult Tank::AwaitFuel(absl::Duration timeout) {
           delay = backoff.NextDelay(gen_);
         }
         if (finite) {
-          const absl::Duration remaining = deadline - absl::Now();
+          const absl::Duration remaining = deadline - clock.Now();
           if (remaining <= absl::ZeroDuration()) {
             return Result(FuelOutcome::kTimedOut);
           }
           delay = std::min(delay, remaining);
         }
-        if (!SleepUnlessCancelled(delay)) {
-          return Result(FuelOutcome::kError, CancelledError());
+        if (!calls_->SleepUnlessClosed(delay)) {
+          return Result(FuelOutcome::kError, ClosedError());
         }
         continue;
       }
@@ -148,7 +122,7 @@ FuelResult Tank::AwaitFuel(absl::Duration timeout) {
 
 Tank::Attempt Tank::CallAwaitFuel(absl::Time deadline, bool finite) {
   Attempt attempt;
-  ActiveCall call(this);
+  CallRegistry::Call call(calls_.get());
   if (!call.registered()) {
     attempt.status = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     return attempt;
@@ -163,11 +137,13 @@ Tank::Attempt Tank::CallAwaitFuel(absl::Time deadline, bool finite) {
   request.set_worker_id(options_.worker_id);
   request.set_weight(options_.weight);
   if (finite) {
-    const absl::Time now = absl::Now();
-    ToProtoDuration(std::max(deadline - now, absl::ZeroDuration()),
-                    request.mutable_wait_limit());
+    // What is left of the wait, on the monotonic clock; gRPC's deadline is
+    // a wall-clock point computed from it now, as the call starts.
+    const absl::Duration remaining =
+        std::max(deadline - options_.clock->Now(), absl::ZeroDuration());
+    ToProtoDuration(remaining, request.mutable_wait_limit());
     context->set_deadline(
-        absl::ToChronoTime(std::max(deadline, now) + options_.deadline_slack));
+        GrpcDeadlineAfter(remaining + options_.deadline_slack));
   }
 
   std::unique_ptr<grpc::ClientReader<v1::AwaitFuelResponse>> reader =
@@ -184,33 +160,28 @@ Tank::Attempt Tank::CallAwaitFuel(absl::Time deadline, bool finite) {
 }
 
 bool Tank::killed() const {
+  if (calls_->closed()) return true;
   absl::MutexLock lock(&mu_);
-  return killed_ || cancelled_;
+  return killed_;
 }
 
 absl::StatusOr<bool> Tank::HasFuel() {
+  if (calls_->closed()) return ClosedError();
   {
     absl::MutexLock lock(&mu_);
-    if (cancelled_) return CancelledError();
     if (TakeSurplus()) return true;
   }
-  ActiveCall call(this);
-  if (!call.registered()) return CancelledError();
-  call.context()->set_deadline(
-      absl::ToChronoTime(absl::Now() + options_.unary_deadline));
+  CallRegistry::Call call(calls_.get());
+  if (!call.registered()) return ClosedError();
+  call.context()->set_deadline(GrpcDeadlineAfter(options_.unary_deadline));
   v1::HasFuelRequest request;
   request.set_throttle(throttle_);
   request.set_worker_id(options_.worker_id);
   v1::HasFuelResponse response;
   const grpc::Status status =
       stub_->HasFuel(call.context(), request, &response);
+  if (!status.ok()) return CallError(status);
   absl::MutexLock lock(&mu_);
-  if (!status.ok()) {
-    if (status.error_code() == grpc::StatusCode::CANCELLED && cancelled_) {
-      return CancelledError();
-    }
-    return FromGrpcStatus(status);
-  }
   if (response.stopped()) {
     killed_ = true;
     surplus_ = 0;
@@ -221,30 +192,20 @@ absl::StatusOr<bool> Tank::HasFuel() {
 }
 
 absl::Status Tank::Emit(int64_t n) {
-  ActiveCall call(this);
-  if (!call.registered()) return CancelledError();
-  call.context()->set_deadline(
-      absl::ToChronoTime(absl::Now() + options_.unary_deadline));
+  CallRegistry::Call call(calls_.get());
+  if (!call.registered()) return ClosedError();
+  call.context()->set_deadline(GrpcDeadlineAfter(options_.unary_deadline));
   v1::EmitRequest request;
   request.set_throttle(throttle_);
   request.set_count(n);
   request.set_worker_id(options_.worker_id);
   v1::EmitResponse response;
   const grpc::Status status = stub_->Emit(call.context(), request, &response);
-  if (status.error_code() == grpc::StatusCode::CANCELLED) {
-    absl::MutexLock lock(&mu_);
-    if (cancelled_) return CancelledError();
-  }
-  return FromGrpcStatus(status);
+  if (!status.ok()) return CallError(status);
+  return absl::OkStatus();
 }
 
-void Tank::Cancel() {
-  absl::MutexLock lock(&mu_);
-  cancelled_ = true;
-  // Safe under mu_: a context leaves active_ (under mu_) before it is
-  // destroyed.
-  for (grpc::ClientContext* context : active_) context->TryCancel();
-}
+void Tank::Close() { calls_->Close(); }
 
 bool Tank::TakeSurplus() {
   if (surplus_ <= 0) return false;
@@ -252,10 +213,11 @@ bool Tank::TakeSurplus() {
   return true;
 }
 
-bool Tank::SleepUnlessCancelled(absl::Duration delay) {
-  absl::MutexLock lock(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&cancelled_), delay);
-  return !cancelled_;
+absl::Status Tank::CallError(const grpc::Status& status) const {
+  if (status.error_code() == grpc::StatusCode::CANCELLED && calls_->closed()) {
+    return ClosedError();
+  }
+  return FromGrpcStatus(status);
 }
 
 }  // namespace throttle

@@ -34,6 +34,8 @@
 
 namespace throttle {
 
+class CallRegistry;  // client-lib/src/call_registry.h
+
 struct ControllerOptions {
   // The deadline of each call; DEADLINE_EXCEEDED when it passes.
   absl::Duration deadline = absl::Seconds(10);
@@ -49,10 +51,12 @@ struct ControllerOptions {
 // INVALID_ARGUMENT (the message names the bad field), NOT_FOUND (no throttle
 // of that name), ALREADY_EXISTS, FAILED_PRECONDITION (wrong state, e.g. Stop
 // of a throttle that is not running), UNAVAILABLE (server unreachable or
-// shutting down: retry), DEADLINE_EXCEEDED.
+// shutting down: retry), DEADLINE_EXCEEDED, CANCELLED (the Controller is
+// closed).
 //
 // Thread-safe: any number of threads may call it at once. Holds no state
-// besides the channel.
+// besides the channel and the calls in flight (for Close()). Destroy it only
+// after every thread has returned from it.
 class Controller {
  public:
   // Connects to the server at `target` (a gRPC target name such as
@@ -68,6 +72,16 @@ class Controller {
 
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
+
+  // Closes the Controller (Close()).
+  ~Controller();
+
+  // Closes the Controller: every call in flight, and every later call at
+  // once, fails with CANCELLED and the message "throttle::Controller is
+  // closed". Permanent; closing again does nothing. Never blocks. The same
+  // as Tank::Close() and close() of the Python and Node clients
+  // (docs/clients.md).
+  void Close();
 
   // Creates throttle `name` in state CREATED with `config`. ALREADY_EXISTS if
   // the name is taken.
@@ -114,6 +128,8 @@ class Controller {
 
   const ControllerOptions options_;
   const std::unique_ptr<v1::Throttle::Stub> stub_;
+  // The calls in flight, for Close().
+  const std::unique_ptr<CallRegistry> calls_;
 };
 
 }  // namespace throttle

@@ -5,13 +5,13 @@
 //
 //   throttle::Tank tank("throttle.example:50051", "crawl");
 //   while (!tank.killed()) {
-//     tank.AwaitFuel();
-//     Work();
+//     if (tank.AwaitFuel().ok()) Work();
 //   }
 //
 // The Tank speaks the worker RPCs of proto/throttle/v1/throttle.proto
 // (AwaitFuel, HasFuel, Emit) and reconnects with backoff when the server is
-// unavailable (restarting, shutting down).
+// unavailable (restarting, shutting down). Its intervals are measured on a
+// monotonic clock (throttle/clock.h).
 #ifndef THROTTLE_TANK_H_
 #define THROTTLE_TANK_H_
 
@@ -20,18 +20,19 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
-#include "grpcpp/client_context.h"
 #include "throttle/channel.h"
+#include "throttle/clock.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle {
+
+class CallRegistry;  // client-lib/src/call_registry.h
 
 // How a Tank identifies itself and how it waits.
 struct TankOptions {
@@ -55,6 +56,9 @@ struct TankOptions {
   absl::Duration deadline_slack = absl::Milliseconds(200);
   // The deadline of each HasFuel and Emit call.
   absl::Duration unary_deadline = absl::Seconds(10);
+  // The monotonic clock that AwaitFuel's timeout is measured on. Not owned;
+  // must outlive the Tank. Tests give their own.
+  const Clock* clock = SteadyClock();
 };
 
 // What a call to Tank::AwaitFuel() ended with.
@@ -64,7 +68,7 @@ enum class FuelOutcome {
   // The throttle was stopped (the seed's kill_flag): stop working.
   kStopped,
   // The timeout passed without a grant (also when the server stayed
-  // unreachable until then).
+  // unreachable until then); the throttle may still be running.
   kTimedOut,
   // Any other failure; FuelResult::status says which.
   kError,
@@ -74,18 +78,21 @@ struct FuelResult {
   FuelOutcome outcome = FuelOutcome::kError;
   // OK unless outcome is kError. Then, by what to do next:
   // INVALID_ARGUMENT / NOT_FOUND (fix the request, or the throttle was
-  // deleted), CANCELLED (Tank::Cancel() was called), or another gRPC code.
+  // deleted), CANCELLED (the Tank is closed: Tank::Close()), or another
+  // gRPC code.
   absl::Status status;
 
   // True if fuel was granted.
   bool ok() const { return outcome == FuelOutcome::kFuel; }
+  bool stopped() const { return outcome == FuelOutcome::kStopped; }
+  bool timed_out() const { return outcome == FuelOutcome::kTimedOut; }
 };
 
 // A worker's handle on one named throttle of one server.
 //
 // Thread-safe: any number of threads may call any method at once (each
 // AwaitFuel runs its own call). The Tank must outlive those calls: destroy it
-// only after every thread has returned from it (Cancel() makes them return).
+// only after every thread has returned from it (Close() makes them return).
 class Tank {
  public:
   // Connects to the server at `target` (a gRPC target name such as
@@ -105,7 +112,7 @@ class Tank {
   Tank(const Tank&) = delete;
   Tank& operator=(const Tank&) = delete;
 
-  // Cancels calls still in flight, as Cancel().
+  // Closes the Tank (Close()).
   ~Tank();
 
   // Blocks until one grant of fuel is available to this worker, the throttle
@@ -123,12 +130,18 @@ class Tank {
   // On kFuel killed() becomes false (the throttle runs, perhaps restarted);
   // on kStopped it becomes true and grants kept for later are dropped. A
   // final message carrying grants and "stopped" together yields kFuel and
-  // sets killed(). After Cancel() returns kError with CANCELLED at once.
+  // sets killed(). Timeout and backoff are measured on TankOptions::clock.
+  //
+  // When the Tank is closed (Close()) while this waits, in a call or between
+  // calls, it returns kError with CANCELLED ("throttle::Tank is closed") at
+  // once, unless its grant had already arrived; after Close() it returns so
+  // without a call.
   FuelResult AwaitFuel(absl::Duration timeout = absl::InfiniteDuration())
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns true once the throttle was seen stopped (the seed's kill_flag)
-  // and no grant was received since, or after Cancel(). Never blocks.
+  // and no grant was received since, or once the Tank is closed. Never
+  // blocks.
   bool killed() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Takes one grant if one is available right now: from grants kept from an
@@ -136,28 +149,31 @@ class Tank {
   // workers wait in AwaitFuel). Returns false if none is available or the
   // throttle is stopped (then killed() becomes true). Returns the call's
   // error otherwise (NOT_FOUND, UNAVAILABLE, DEADLINE_EXCEEDED after
-  // TankOptions::unary_deadline, CANCELLED after Cancel()). Blocks for one
-  // round trip.
+  // TankOptions::unary_deadline, CANCELLED when the Tank is closed). Blocks
+  // for one round trip.
   absl::StatusOr<bool> HasFuel() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Reports `n` emissions to a throttle created with manual_emit (the seed's
   // auto_emit=False). `n` must be in [1, 1000000]. Returns
   // FAILED_PRECONDITION if the throttle counts at grant time or is not
-  // running, INVALID_ARGUMENT for a bad `n`, or the call's error. Blocks for
-  // one round trip.
+  // running, INVALID_ARGUMENT for a bad `n`, CANCELLED when the Tank is
+  // closed, or the call's error. Blocks for one round trip.
   absl::Status Emit(int64_t n = 1) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Cancels every call in flight (they return CANCELLED, or kError with
-  // CANCELLED) and makes later calls fail the same way at once; killed()
-  // becomes true so that the seed's loop ends. Permanent. Never blocks.
-  void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+  // Closes the Tank: every call in flight, and every later call at once,
+  // fails with CANCELLED and the message "throttle::Tank is closed"
+  // (AwaitFuel: kError with that status); killed() becomes true so that the
+  // seed's loop ends. Permanent; closing again does nothing. Never blocks.
+  // The same as Close() of the Python and Node clients (docs/clients.md).
+  void Close();
+
+  // The same as Close() (its earlier name).
+  void Cancel() { Close(); }
 
   // The throttle's name.
   const std::string& throttle() const { return throttle_; }
 
  private:
-  class ActiveCall;
-
   // Outcome of one AwaitFuel call to the server.
   struct Attempt {
     int64_t grants = 0;
@@ -165,26 +181,27 @@ class Tank {
     grpc::Status status;
   };
 
-  // Makes one AwaitFuel call that ends at `deadline` at the latest.
+  // Makes one AwaitFuel call that ends at `deadline` (on options_.clock)
+  // at the latest.
   Attempt CallAwaitFuel(absl::Time deadline, bool finite);
 
   // Takes one kept grant if there is one.
   bool TakeSurplus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Waits for `delay` or until Cancel(); returns false if cancelled.
-  bool SleepUnlessCancelled(absl::Duration delay) ABSL_LOCKS_EXCLUDED(mu_);
+  // `status` of a call, or the "closed" error if it was cancelled by
+  // Close().
+  absl::Status CallError(const grpc::Status& status) const;
 
   const std::string throttle_;
   const TankOptions options_;
   const std::unique_ptr<v1::Throttle::Stub> stub_;
+  // The calls in flight, for Close().
+  const std::unique_ptr<CallRegistry> calls_;
 
   mutable absl::Mutex mu_;
   // Grants received beyond what callers asked for, handed out first.
   int64_t surplus_ ABSL_GUARDED_BY(mu_) = 0;
   bool killed_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  // Contexts of the calls in flight, for Cancel(). Not owned.
-  absl::flat_hash_set<grpc::ClientContext*> active_ ABSL_GUARDED_BY(mu_);
   // Jitter of the reconnection delays.
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
 };
