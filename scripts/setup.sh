@@ -3,12 +3,17 @@
 # missing), then configures and builds it.
 #   BUILD_DIR  build directory (default: build)
 #   CXX        compiler (default: g++; CI also builds with clang++)
+#   THROTTLE_EXTRA_PACKAGES  more Debian packages (scripts/sanitize.sh)
+#   THROTTLE_CMAKE_ARGS      more configure arguments, e.g.
+#                            -DTHROTTLE_SANITIZE=address,undefined
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(g++ clang cmake make pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev prometheus-cpp-dev prometheus curl)
+read -ra extra_packages <<<"${THROTTLE_EXTRA_PACKAGES:-}"
+packages+=("${extra_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
@@ -27,6 +32,7 @@ fi
 clients/setup.sh
 
 build_dir="${BUILD_DIR:-build}"
+read -ra cmake_args <<<"${THROTTLE_CMAKE_ARGS:-}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER="${CXX:-g++}" >/dev/null
+  -DCMAKE_CXX_COMPILER="${CXX:-g++}" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j2
