@@ -153,6 +153,45 @@ class Server:
         self.close()
 
 
+class UnavailableServer:
+    """An in-process Throttle service on 127.0.0.1:0 whose AwaitFuel answers
+    UNAVAILABLE ("shutting down") at once, as a server going down does, so
+    that await_fuel keeps calling again. Records each call's wait limit in
+    seconds (None when unset) in .wait_limits; on_call(n), if given, runs at
+    the start of the n-th call (1, 2, ...). Other methods: UNIMPLEMENTED.
+    close() stops it."""
+
+    def __init__(self, on_call=None):
+        from concurrent import futures
+
+        import grpc
+        from throttle_client._proto import pb_grpc
+
+        self.wait_limits = []
+        lock = threading.Lock()
+        limits = self.wait_limits
+
+        class Servicer(pb_grpc.ThrottleServicer):
+            def AwaitFuel(self, request, context):
+                with lock:
+                    limits.append(
+                        request.wait_limit.ToTimedelta().total_seconds()
+                        if request.HasField("wait_limit") else None)
+                    n = len(limits)
+                if on_call is not None:
+                    on_call(n)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down")
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_ThrottleServicer_to_server(Servicer(), self._server)
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        self.address = f"127.0.0.1:{port}"
+
+    def close(self):
+        self._server.stop(grace=None)
+
+
 class WorkerProcess:
     """A worker process that prints "ready", "fuel" per grant and "stopped"
     (tests/test_worker and the example workers), output to a file."""

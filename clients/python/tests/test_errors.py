@@ -1,10 +1,10 @@
 """Bad input and the ways a wait ends, through the Python client against the
 real server: each error reaches the caller as a ThrottleError with the
-right gRPC code; stop, wait limit and timeouts are return values; a worker
-reconnects after a server restart; the backoff policy.
+right gRPC code; stop, wait limit and timeouts are FuelOutcome values; after
+close() every call fails at once; a worker reconnects after a server
+restart; timeouts are measured on the monotonic clock; the backoff policy.
 """
 import random
-import threading
 import time
 import unittest
 from unittest import mock
@@ -12,9 +12,11 @@ from unittest import mock
 import grpc
 
 from support import (GENEROUS, Server, ServerTestCase,  # also sets sys.path
-                     await_fuel_in_thread, await_waiting)
+                     UnavailableServer, await_fuel_in_thread, await_waiting,
+                     wait_for)
 
-from throttle_client import Backoff, Throttle, ThrottleError, channel_options
+from throttle_client import (Backoff, FuelOutcome, Throttle, ThrottleError,
+                             channel_options)
 
 Code = grpc.StatusCode
 
@@ -106,30 +108,41 @@ class BadInput(ServerTestCase):
 
 class WaitOutcomes(ServerTestCase):
 
-    def test_timeout_before_start_returns_false_without_kill_flag(self):
+    def test_timeout_before_start_is_timed_out_without_kill_flag(self):
         t = self.throttle("created")
         t.create(4, 1)
         begin = time.monotonic()
-        self.assertFalse(t.await_fuel(timeout=0.3))
+        outcome = t.await_fuel(timeout=0.3)
+        self.assertIs(outcome, FuelOutcome.TIMED_OUT)
+        self.assertTrue(outcome.timed_out)
+        self.assertFalse(outcome.stopped)
+        self.assertFalse(outcome)  # false, as the seed's loop expects
         self.assertGreaterEqual(time.monotonic() - begin, 0.25)
         self.assertFalse(t.kill_flag.is_set())
-        self.assertFalse(t.await_fuel(timeout=0))
+        self.assertIs(t.await_fuel(timeout=0), FuelOutcome.TIMED_OUT)
 
     def test_stopped_throttle_sets_the_kill_flag(self):
         controller = self.throttle("stopped")
         controller.create(4, 1)
         controller.start()
         worker = self.throttle("stopped")
-        self.assertTrue(worker.await_fuel(timeout=GENEROUS))
+        fuel = worker.await_fuel(timeout=GENEROUS)
+        self.assertIs(fuel, FuelOutcome.FUEL)
+        self.assertTrue(fuel)
+        self.assertTrue(fuel.fuel)
         self.assertFalse(worker.kill_flag.is_set())
         controller.stop()
         self.assertTrue(controller.kill_flag.is_set())
-        self.assertFalse(worker.await_fuel(timeout=GENEROUS))
+        stopped = worker.await_fuel(timeout=GENEROUS)
+        self.assertIs(stopped, FuelOutcome.STOPPED)
+        self.assertTrue(stopped.stopped)
+        self.assertFalse(stopped.timed_out)
+        self.assertFalse(stopped)
         self.assertTrue(worker.kill_flag.is_set())
         # A restart clears it with the next grant.
         controller.start()
         self.assertFalse(controller.kill_flag.is_set())
-        self.assertTrue(worker.await_fuel(timeout=GENEROUS))
+        self.assertIs(worker.await_fuel(timeout=GENEROUS), FuelOutcome.FUEL)
         self.assertFalse(worker.kill_flag.is_set())
         controller.stop()
         self.assertFalse(worker.has_fuel())
@@ -170,14 +183,147 @@ class WaitOutcomes(ServerTestCase):
         self.assertEqual(stats.total_emissions, 5)
         self.assertEqual(t.info().state, "stopped")
 
-    def test_close_cancels_a_waiting_call(self):
+    def test_stop_ends_a_waiting_call_with_stopped(self):
+        controller = self.throttle("stop-waiting")
+        controller.create(1, 60)  # one grant, then none for a minute
+        controller.start()
+        worker = self.throttle("stop-waiting")
+        self.assertIs(worker.await_fuel(timeout=GENEROUS), FuelOutcome.FUEL)
+        thread, outcome = await_fuel_in_thread(worker)
+        self.assertTrue(await_waiting(controller, 1))
+        controller.stop()
+        thread.join(GENEROUS)
+        self.assertEqual(outcome, [FuelOutcome.STOPPED])
+        self.assertTrue(worker.kill_flag.is_set())
+
+
+class AfterClose(ServerTestCase):
+    """close() ends calls in flight and fails every later call at once with
+    CANCELLED "throttle_client.Throttle is closed" (docs/clients.md)."""
+
+    def assertClosed(self, call, *args, **kwargs):
+        begin = time.monotonic()
+        with self.assertRaises(ThrottleError) as raised:
+            call(*args, **kwargs)
+        self.assertEqual(raised.exception.code, Code.CANCELLED)
+        self.assertEqual(raised.exception.details,
+                         "throttle_client.Throttle is closed")
+        self.assertIn("closed", str(raised.exception))
+        self.assertLess(time.monotonic() - begin, 5)
+
+    def test_close_ends_a_waiting_call(self):
         t = self.throttle("close")
         t.create(4, 1)
-        thread, outcome = await_fuel_in_thread(t)
+        thread, outcome = await_fuel_in_thread(t, codes=False)
         self.assertTrue(await_waiting(t, 1))
         t.close()
         thread.join(GENEROUS)
-        self.assertEqual(outcome, [Code.CANCELLED])
+        self.assertFalse(thread.is_alive())
+        [error] = outcome
+        self.assertIsInstance(error, ThrottleError)
+        self.assertEqual(error.code, Code.CANCELLED)
+        self.assertEqual(error.details, "throttle_client.Throttle is closed")
+        self.assertTrue(t.kill_flag.is_set())
+        # The server saw the stream go.
+        controller = self.throttle("close")
+        self.assertTrue(
+            wait_for(lambda: controller.info().waiting_streams == 0))
+
+    def test_every_later_call_fails_at_once_and_the_channel_stays_closed(self):
+        t = self.throttle("closed-later")
+        t.create(4, 1)
+        t.start()
+        self.assertIs(t.await_fuel(timeout=GENEROUS), FuelOutcome.FUEL)
+        t.close()
+        self.assertTrue(t.kill_flag.is_set())
+        self.assertClosed(t.await_fuel)
+        self.assertClosed(t.await_fuel, timeout=0)
+        self.assertClosed(t.has_fuel)
+        self.assertClosed(t.emit)
+        self.assertClosed(t.start)
+        self.assertClosed(t.stop)
+        self.assertClosed(t.info)
+        self.assertClosed(t.latest)
+        self.assertClosed(t.mean)
+        self.assertClosed(t.create, 4, 1, replace=True)
+        self.assertClosed(t.delete)
+        self.assertIsNone(t._state)  # not reopened
+        t.close()  # again: nothing happens
+        self.assertClosed(t.await_fuel)
+        # A pickled copy of a closed Throttle is closed too.
+        import pickle
+        self.assertClosed(pickle.loads(pickle.dumps(t)).await_fuel)
+
+    def test_kept_grants_are_not_handed_out_after_close(self):
+        t = self.throttle("closed-surplus")
+        t._surplus = 2  # as after a message that carried 3 grants
+        t.close()
+        self.assertClosed(t.await_fuel)
+        self.assertClosed(t.has_fuel)
+
+    def test_close_ends_a_backoff_wait(self):
+        server = UnavailableServer()
+        self.addCleanup(server.close)
+        t = Throttle(server.address, "backoff", backoff_initial=600,
+                     backoff_max=600)
+        self.addCleanup(t.close)
+        thread, outcome = await_fuel_in_thread(t, codes=False)
+        self.assertTrue(wait_for(lambda: len(server.wait_limits) >= 1))
+        begin = time.monotonic()
+        t.close()
+        thread.join(GENEROUS)
+        self.assertFalse(thread.is_alive())
+        self.assertLess(time.monotonic() - begin, 30)
+        [error] = outcome
+        self.assertEqual(error.code, Code.CANCELLED)
+        self.assertEqual(error.details, "throttle_client.Throttle is closed")
+        self.assertEqual(len(server.wait_limits), 1)
+
+
+class MonotonicClock(unittest.TestCase):
+
+    def test_a_wall_clock_step_neither_stretches_nor_cuts_a_wait(self):
+        # The server answers UNAVAILABLE, so await_fuel calls again and again
+        # for its whole timeout. Meanwhile the wall clock (time.time) steps
+        # back an hour, then forward two: the timeout, and the wait limit
+        # each call carries, are measured on time.monotonic(). The step is
+        # seen by the client module only: gRPC's own time.time() (it turns
+        # a call's timeout into a deadline with it) must stay consistent
+        # with the C core's clock, as it is when the real clock steps.
+        offset = [0.0]
+        real_time = time.time
+
+        class SteppedTime:
+            def __getattr__(self, name):
+                return getattr(time, name)
+
+            @staticmethod
+            def time():
+                return real_time() + offset[0]
+
+        def on_call(n):
+            if n == 1:
+                offset[0] = -3600.0
+            elif n == 3:
+                offset[0] = 3600.0
+
+        server = UnavailableServer(on_call)
+        self.addCleanup(server.close)
+        t = Throttle(server.address, "steps", backoff_initial=0.02,
+                     backoff_max=0.05)
+        self.addCleanup(t.close)
+        with mock.patch("throttle_client.client.time", SteppedTime()):
+            begin = time.monotonic()
+            outcome = t.await_fuel(timeout=1.0)
+            elapsed = time.monotonic() - begin
+        self.assertIs(outcome, FuelOutcome.TIMED_OUT)
+        self.assertGreaterEqual(elapsed, 0.95)
+        self.assertLess(elapsed, GENEROUS)
+        limits = list(server.wait_limits)
+        self.assertGreaterEqual(len(limits), 4, limits)
+        self.assertLessEqual(limits[0], 1.0)
+        self.assertGreater(limits[0], 0.9)
+        self.assertEqual(limits, sorted(limits, reverse=True))
 
 
 class Reconnect(unittest.TestCase):
@@ -191,7 +337,7 @@ class Reconnect(unittest.TestCase):
         t = Throttle(address, "gone")
         self.addCleanup(t.close)
         begin = time.monotonic()
-        self.assertFalse(t.await_fuel(timeout=0.5))
+        self.assertIs(t.await_fuel(timeout=0.5), FuelOutcome.TIMED_OUT)
         self.assertGreaterEqual(time.monotonic() - begin, 0.45)
 
     def test_worker_reconnects_after_a_server_restart(self):
@@ -214,7 +360,7 @@ class Reconnect(unittest.TestCase):
         self.assertTrue(await_waiting(controller, 1))
         controller.start()
         thread.join(GENEROUS)
-        self.assertEqual(outcome, [True])
+        self.assertEqual(outcome, [FuelOutcome.FUEL])
 
 
 class BackoffPolicy(unittest.TestCase):

@@ -4,17 +4,22 @@ A thin hand-written layer over the gRPC code generated from
 proto/throttle/v1/throttle.proto (clients/python/generate.sh), with the API
 of the Python library mp_throttle:
 
+    import time
     from throttle_client import Throttle
+
+    def work():
+        pass
 
     throttle = Throttle("127.0.0.1:50051", "crawl")
     throttle.create(4, 1)              # the seed's Throttle(4, 1)
     # in each worker process:
     while not throttle.kill_flag.is_set():
-        throttle.await_fuel()
-        work()
+        if throttle.await_fuel():      # FuelOutcome.FUEL; else STOPPED or
+            work()                     # TIMED_OUT (.stopped, .timed_out)
     # in the controller:
     throttle.start(); time.sleep(5)
     runtime, total, between, per_second = throttle.stop()
+    throttle.close()                   # every later call: CANCELLED
 
 Errors raise ThrottleError, whose .code is the grpc.StatusCode.
 """
@@ -22,8 +27,10 @@ from .backoff import Backoff
 from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,
                      ThrottleInfo, channel_options)
 from .errors import ThrottleError
+from .outcome import FuelOutcome
 
 __all__ = [
-    "Backoff", "KillFlag", "LatestStats", "MeanStats", "StopStats",
-    "Throttle", "ThrottleError", "ThrottleInfo", "channel_options"
+    "Backoff", "FuelOutcome", "KillFlag", "LatestStats", "MeanStats",
+    "StopStats", "Throttle", "ThrottleError", "ThrottleInfo",
+    "channel_options"
 ]

@@ -9,6 +9,9 @@ One object serves both sides, as the seed's Throttle does:
 It is safe to pass to multiprocessing workers (fork or spawn): each process
 opens its own gRPC channel on first use, and the object pickles without its
 channel. Thread-safe: any number of threads may call it at once.
+
+Intervals (await_fuel's timeout, what is left of it for each call and each
+retry) are measured with time.monotonic(), never the wall clock.
 """
 import collections
 import os
@@ -21,6 +24,14 @@ from google.protobuf import duration_pb2
 from ._proto import pb, pb_grpc
 from .backoff import Backoff
 from .errors import ThrottleError
+from .outcome import FuelOutcome
+
+# The error of every call after close(), and of a call close() ended.
+_CLOSED = "throttle_client.Throttle is closed"
+
+
+def _closed_error():
+    return ThrottleError(grpc.StatusCode.CANCELLED, _CLOSED)
 
 _MODES = {
     "smooth": pb.MODE_SMOOTH,
@@ -210,8 +221,10 @@ class Throttle:
         self.kill_flag = KillFlag()
         self._state = None
         self._surplus = 0  # grants received beyond what was asked for
+        self._closed = False  # permanent once set by close()
 
     # --- pickling and fork: the channel stays in the process that made it.
+    # A closed Throttle stays closed in its copies (pickled or forked).
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -228,9 +241,15 @@ class Throttle:
             self.kill_flag.set()
 
     def _process(self):
+        """This process's channel and stub, opened on first use. Raises the
+        "closed" ThrottleError (CANCELLED) after close()."""
+        if self._closed:
+            raise _closed_error()
         state = self._state
         if state is None or state.pid != os.getpid():
             with _open_lock:
+                if self._closed:
+                    raise _closed_error()
                 state = self._state
                 if state is None or state.pid != os.getpid():
                     # First use here, or a forked child that inherited the
@@ -246,18 +265,24 @@ class Throttle:
         return state
 
     def close(self):
-        """Cancels calls in flight (they raise ThrottleError CANCELLED) and
-        closes the channel. Later calls reopen it."""
-        state = self._state
+        """Closes the Throttle for good: every call in flight (an await_fuel
+        waiting in another thread included) and every later call raises
+        ThrottleError CANCELLED "throttle_client.Throttle is closed" at
+        once, and kill_flag is set so that the seed's loop ends. Closes this
+        process's channel. Closing again does nothing. Never blocks. (As
+        Tank::Close() in C++ and close() in Node.)"""
+        with _open_lock:
+            self._closed = True
+            state, self._state = self._state, None
+        self.kill_flag.set()
         if state is None or state.pid != os.getpid():
-            return
-        self._state = None
+            return  # none, or the parent's (a forked child never uses it)
         with state.lock:
             state.closed.set()
             calls = list(state.active)
         for call in calls:
             call.cancel()
-        state.channel.close()
+        state.channel.close()  # also ends unary calls in flight
 
     def __enter__(self):
         return self
@@ -274,17 +299,27 @@ class Throttle:
                 request, timeout=self.call_timeout,
                 wait_for_ready=self.wait_for_ready)
         except grpc.RpcError as error:
+            if self._closed and error.code() == grpc.StatusCode.CANCELLED:
+                raise _closed_error() from None
             raise ThrottleError.from_rpc_error(error) from None
+        except ValueError:
+            # gRPC refuses a call on a channel close() closed meanwhile.
+            if self._closed:
+                raise _closed_error() from None
+            raise
 
     # --- worker side -------------------------------------------------------
 
     def await_fuel(self, timeout=None):
         """Blocks until one grant of fuel is available to this worker.
 
-        Returns True with one grant (do one piece of work). Returns False if
-        the throttle was stopped (kill_flag is then set) or `timeout` seconds
-        passed without a grant (kill_flag unchanged). None waits for ever;
-        0 takes fuel only if it is available at once.
+        Returns a FuelOutcome, true only for FUEL:
+          FuelOutcome.FUEL       one grant (do one piece of work);
+          FuelOutcome.STOPPED    the throttle was stopped (kill_flag is set);
+          FuelOutcome.TIMED_OUT  `timeout` seconds passed without a grant
+                                 (kill_flag unchanged).
+        None waits for ever; 0 takes fuel only if it is available at once.
+        The timeout is measured with time.monotonic().
 
         Makes one AwaitFuel call for one grant (count=1), so fuel only goes
         to a worker that waits for it. The call waits for a server that is
@@ -292,14 +327,15 @@ class Throttle:
         cancels the call (restart, shutdown) it calls again after a backoff
         delay, until `timeout`. Raises ThrottleError for anything else
         (NOT_FOUND: no such throttle or it was deleted, INVALID_ARGUMENT,
-        CANCELLED after close()).
+        CANCELLED once the Throttle is closed, also when close() is called
+        while this waits).
         """
         state = self._process()
         if self._surplus > 0:
             with state.lock:
                 if self._surplus > 0:
                     self._surplus -= 1
-                    return True
+                    return FuelOutcome.FUEL
         deadline = None
         if timeout is not None:
             deadline = time.monotonic() + max(timeout, 0.0)
@@ -316,14 +352,14 @@ class Throttle:
                     else:
                         self.kill_flag.clear()
                         self._surplus += grants - 1
-                return True
+                return FuelOutcome.FUEL
             if end == pb.END_REASON_STOPPED:
                 with state.lock:
                     self.kill_flag.set()
                     self._surplus = 0
-                return False
+                return FuelOutcome.STOPPED
             if end == pb.END_REASON_WAIT_LIMIT_PASSED:
-                return False
+                return FuelOutcome.TIMED_OUT
             if error is None:
                 raise ThrottleError(
                     grpc.StatusCode.INTERNAL,
@@ -331,9 +367,10 @@ class Throttle:
             code = error.code()
             if (code == grpc.StatusCode.DEADLINE_EXCEEDED
                     and deadline is not None):
-                return False  # our own deadline: server unreachable or late
+                # Our own deadline: the server was unreachable or late.
+                return FuelOutcome.TIMED_OUT
             if code == grpc.StatusCode.CANCELLED and state.closed.is_set():
-                raise ThrottleError(code, "throttle_client was closed")
+                raise _closed_error()
             if code in (grpc.StatusCode.UNAVAILABLE,
                         grpc.StatusCode.CANCELLED):
                 # Restarting or shutting down (CANCELLED: a shutdown past its
@@ -342,16 +379,16 @@ class Throttle:
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        return False
+                        return FuelOutcome.TIMED_OUT
                     delay = min(delay, remaining)
-                if state.closed.wait(delay):
-                    raise ThrottleError(grpc.StatusCode.CANCELLED,
-                                        "throttle_client was closed")
+                if state.closed.wait(delay):  # a monotonic wait
+                    raise _closed_error()
                 continue
             raise ThrottleError.from_rpc_error(error)
 
     def _call_await_fuel(self, state, deadline):
-        """One AwaitFuel(count=1) call: returns (grants, end, error)."""
+        """One AwaitFuel(count=1) call: returns (grants, end, error). Raises
+        the "closed" ThrottleError if close() came first."""
         request = pb.AwaitFuelRequest(throttle=self.name, count=1,
                                       worker_id=self.worker_id,
                                       weight=self.weight)
@@ -363,7 +400,7 @@ class Throttle:
         grants, end = 0, pb.END_REASON_UNSPECIFIED
         with state.lock:
             if state.closed.is_set():
-                return 0, end, None
+                raise _closed_error()
             call = state.stub.AwaitFuel(request, timeout=timeout,
                                         wait_for_ready=True)
             state.active.add(call)
@@ -468,9 +505,10 @@ class Throttle:
 
     def stop(self):
         """Stops the throttle and sets the kill flag: every waiting worker's
-        await_fuel returns False with its kill_flag set. Returns the seed's
-        (runtime, total_emissions, mean_time_between, mean_per_second) as a
-        StopStats tuple. FAILED_PRECONDITION if it is not running."""
+        await_fuel returns FuelOutcome.STOPPED with its kill_flag set.
+        Returns the seed's (runtime, total_emissions, mean_time_between,
+        mean_per_second) as a StopStats tuple. FAILED_PRECONDITION if it is
+        not running."""
         r = self._unary("Stop", pb.StopRequest(throttle=self.name))
         self.kill_flag.set()
         return StopStats(r.runtime_seconds, r.total_emissions,
