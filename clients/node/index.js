@@ -5,23 +5,53 @@
 // loaded at run time (by @grpc/proto-loader) from ../../proto, or from the
 // directory named by $THROTTLE_PROTO_DIR.
 //
+// The seed's tutorial in one process, runnable as written against a server
+// at $THROTTLE_ADDRESS (default 127.0.0.1:50051); from outside this
+// directory, require the path of clients/node instead of 'throttle-client':
+//
 //   const { Throttle } = require('throttle-client');
-//   const throttle = new Throttle('127.0.0.1:50051', 'crawl');
-//   await throttle.create(4, 1);            // the seed's Throttle(4, 1)
-//   // in each worker process:
-//   while (!tank.killFlag.isSet()) {
-//     await tank.awaitFuel();
-//     work();
+//
+//   const address = process.env.THROTTLE_ADDRESS || '127.0.0.1:50051';
+//   const sleep = (seconds) => new Promise((r) => setTimeout(r, seconds * 1000));
+//
+//   // A worker: normally one per process, each with its own Throttle.
+//   async function worker(name) {
+//     const tank = new Throttle(address, 'crawl');
+//     let grants = 0;
+//     while (!tank.killFlag.isSet()) {
+//       const outcome = await tank.awaitFuel(); // or awaitFuel(timeoutSeconds)
+//       if (outcome.fuel) grants += 1;          // do one piece of work here
+//     }
+//     tank.close(); // every later call rejects with CANCELLED
+//     console.log(`${name}: ${grants} grants, kill flag set`);
 //   }
-//   // in the controller:
-//   await throttle.start();
-//   const [runtime, total, between, perSecond] = await throttle.stop();
+//
+//   async function main() {
+//     const throttle = new Throttle(address, 'crawl');
+//     await throttle.create(4, 1, { replace: true }); // the seed's Throttle(4, 1)
+//     const workers = [worker('Worker-1'), worker('Worker-2')];
+//     await throttle.start();
+//     await sleep(2);
+//     const [runtime, total, between, perSecond] = await throttle.stop();
+//     await Promise.all(workers); // each saw FuelOutcome.STOPPED
+//     console.log(`Runtime: ${runtime}\nTotal: ${total}`);
+//     console.log(`Time between processes: ${between}\nProcesses per second: ${perSecond}`);
+//     throttle.close();
+//   }
+//
+//   main().catch((error) => {
+//     console.error(error.message);
+//     process.exit(1);
+//   });
 //
 // Errors reject with ThrottleError, whose .code is the numeric gRPC status
-// code and .codeName its name ("NOT_FOUND", ...).
+// code and .codeName its name ("NOT_FOUND", ...). Intervals (awaitFuel's
+// timeout, what is left of it for each call and retry) are measured on
+// performance.now(), a monotonic clock, never on Date.now().
 'use strict';
 
 const path = require('node:path');
+const { performance } = require('node:perf_hooks');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
@@ -71,6 +101,44 @@ class ThrottleError extends Error {
     );
   }
 }
+
+// What awaitFuel() resolves: one of three frozen objects, the same outcomes
+// as the C++ library's FuelOutcome (kFuel, kStopped, kTimedOut) and the
+// Python client's (FUEL, STOPPED, TIMED_OUT). Each has `outcome` (the name
+// the three clients share: 'fuel', 'stopped', 'timed_out', also its
+// toString() and toJSON()) and the booleans `fuel`, `stopped`, `timedOut`.
+// Compare with `===` or read a boolean: an outcome object is always truthy,
+// so `if (await tank.awaitFuel())` no longer tells fuel from the others.
+function fuelOutcome(name) {
+  return Object.freeze({
+    outcome: name,
+    fuel: name === 'fuel',
+    stopped: name === 'stopped',
+    timedOut: name === 'timed_out',
+    toString: () => name,
+    toJSON: () => name,
+  });
+}
+
+const FuelOutcome = Object.freeze({
+  // One grant: do one piece of work.
+  FUEL: fuelOutcome('fuel'),
+  // The throttle was stopped (the seed's kill_flag): killFlag is set.
+  STOPPED: fuelOutcome('stopped'),
+  // The timeout passed without a grant (killFlag unchanged; also when the
+  // server stayed unreachable).
+  TIMED_OUT: fuelOutcome('timed_out'),
+});
+
+// The error of every call after close(), and of a call close() ended.
+const CLOSED = 'throttle-client Throttle is closed';
+
+// The monotonic time in milliseconds, for intervals.
+const monotonicMs = () => performance.now();
+
+// A grpc-js deadline `seconds` from now: a wall-clock Date, as grpc-js takes
+// it (it turns it back into a timeout when the call starts).
+const grpcDeadline = (seconds) => new Date(Date.now() + seconds * 1000);
 
 // Reconnection delays: `initial` seconds, doubling up to `max`, each times
 // a random factor in [0.8, 1.2) (the C++ library's policy).
@@ -226,28 +294,41 @@ class Throttle {
     return new Throttle(address, name, options);
   }
 
-  // Cancels calls in flight (they reject with ThrottleError CANCELLED) and
-  // closes the channel. The handle is unusable afterwards.
+  // Closes the handle for good: every call in flight (an awaitFuel waiting
+  // in another task included) and every later call rejects with
+  // ThrottleError CANCELLED "throttle-client Throttle is closed" at once,
+  // and killFlag is set so that the seed's loop ends. Closes the channel.
+  // Closing again does nothing. (As Tank::Close() in C++ and close() in
+  // Python.)
   close() {
+    if (this.closed.signal.aborted) return;
     this.closed.abort();
+    this.killFlag.set();
     for (const call of this.active) call.cancel();
     this.client.close();
   }
 
+  // Throws the "closed" ThrottleError after close().
   checkOpen() {
-    if (this.closed.signal.aborted) {
-      throw new ThrottleError(grpc.status.CANCELLED, 'throttle-client was closed');
+    if (this.closed.signal.aborted) throw new ThrottleError(grpc.status.CANCELLED, CLOSED);
+  }
+
+  // A failed call's ThrottleError; the "closed" one if close() ended it.
+  callError(error) {
+    if (error.code === grpc.status.CANCELLED && this.closed.signal.aborted) {
+      return new ThrottleError(grpc.status.CANCELLED, CLOSED);
     }
+    return ThrottleError.fromGrpc(error);
   }
 
   unary(method, request) {
     return new Promise((resolve, reject) => {
       this.checkOpen();
-      const deadline = new Date(Date.now() + this.options.callTimeout * 1000);
+      const deadline = grpcDeadline(this.options.callTimeout);
       const metadata = new grpc.Metadata({ waitForReady: this.options.waitForReady });
       const call = this.client[method](request, metadata, { deadline }, (error, response) => {
         this.active.delete(call);
-        if (error) reject(ThrottleError.fromGrpc(error));
+        if (error) reject(this.callError(error));
         else resolve(response);
       });
       this.active.add(call);
@@ -256,26 +337,28 @@ class Throttle {
 
   // --- worker side -------------------------------------------------------
 
-  // Waits until one grant of fuel is available to this worker. Resolves
-  // true with one grant (do one piece of work); false if the throttle was
-  // stopped (killFlag is then set) or `timeout` seconds passed without a
-  // grant (killFlag unchanged). No timeout waits for ever; 0 takes fuel only
-  // if it is available at once.
+  // Waits until one grant of fuel is available to this worker. Resolves a
+  // FuelOutcome: FUEL with one grant (do one piece of work); STOPPED if the
+  // throttle was stopped (killFlag is then set); TIMED_OUT if `timeout`
+  // seconds passed without a grant (killFlag unchanged). No timeout waits
+  // for ever; 0 takes fuel only if it is available at once. The timeout is
+  // measured on the monotonic clock.
   //
   // Makes one AwaitFuel call for one grant (count 1), so fuel only goes to a
   // worker that waits for it. The call waits for a server that is not up yet
   // (waitForReady); while the server answers UNAVAILABLE or cancels the call
   // (restart, shutdown) it calls again after a backoff delay, until
   // `timeout`. Rejects with ThrottleError otherwise (NOT_FOUND: no such
-  // throttle or it was deleted; INVALID_ARGUMENT; CANCELLED after close()).
+  // throttle or it was deleted; INVALID_ARGUMENT; CANCELLED once the handle
+  // is closed, also when close() is called while this waits).
   async awaitFuel(timeout) {
     this.checkOpen();
     if (this.surplus > 0) {
       this.surplus -= 1;
-      return true;
+      return FuelOutcome.FUEL;
     }
     const finite = timeout !== undefined && timeout !== null && timeout !== Infinity;
-    const deadline = finite ? Date.now() + Math.max(timeout, 0) * 1000 : Infinity;
+    const deadline = finite ? monotonicMs() + Math.max(timeout, 0) * 1000 : Infinity;
     const backoff = new Backoff(this.options.backoffInitial, this.options.backoffMax);
     for (;;) {
       const { grants, end, status } = await this.callAwaitFuel(deadline);
@@ -288,14 +371,14 @@ class Throttle {
           this.killFlag.clear();
           this.surplus += grants - 1;
         }
-        return true;
+        return FuelOutcome.FUEL;
       }
       if (end === 'END_REASON_STOPPED') {
         this.killFlag.set();
         this.surplus = 0;
-        return false;
+        return FuelOutcome.STOPPED;
       }
-      if (end === 'END_REASON_WAIT_LIMIT_PASSED') return false;
+      if (end === 'END_REASON_WAIT_LIMIT_PASSED') return FuelOutcome.TIMED_OUT;
       switch (status.code) {
         case grpc.status.OK:
           throw new ThrottleError(
@@ -304,7 +387,7 @@ class Throttle {
           );
         case grpc.status.DEADLINE_EXCEEDED:
           // Our own deadline: the server was unreachable or its answer late.
-          if (finite) return false;
+          if (finite) return FuelOutcome.TIMED_OUT;
           break;
         case grpc.status.CANCELLED:
           this.checkOpen(); // our own close(): reject
@@ -314,11 +397,11 @@ class Throttle {
         case grpc.status.UNAVAILABLE: {
           let delay = backoff.nextDelay();
           if (finite) {
-            const remaining = (deadline - Date.now()) / 1000;
-            if (remaining <= 0) return false;
+            const remaining = (deadline - monotonicMs()) / 1000;
+            if (remaining <= 0) return FuelOutcome.TIMED_OUT;
             delay = Math.min(delay, remaining);
           }
-          await sleep(delay, this.closed.signal);
+          await sleep(delay, this.closed.signal); // timers are monotonic
           this.checkOpen();
           continue;
         }
@@ -329,8 +412,9 @@ class Throttle {
     }
   }
 
-  // One AwaitFuel(count 1) call; resolves {grants, end, status} once the
-  // stream has ended and every message was read.
+  // One AwaitFuel(count 1) call that ends at `deadline` (monotonicMs()) at
+  // the latest; resolves {grants, end, status} once the stream has ended
+  // and every message was read.
   callAwaitFuel(deadline) {
     return new Promise((resolve) => {
       const request = {
@@ -341,11 +425,12 @@ class Throttle {
       };
       const callOptions = {};
       if (deadline !== Infinity) {
-        const remaining = Math.max(deadline - Date.now(), 0) / 1000;
+        // What is left of the wait, on the monotonic clock; grpc-js's
+        // deadline is a wall-clock Date computed from it now, as the call
+        // starts.
+        const remaining = Math.max(deadline - monotonicMs(), 0) / 1000;
         request.wait_limit = toDuration(remaining);
-        callOptions.deadline = new Date(
-          Date.now() + (remaining + this.options.deadlineSlack) * 1000,
-        );
+        callOptions.deadline = grpcDeadline(remaining + this.options.deadlineSlack);
       }
       // Wait for a server that is (re)starting instead of failing at once.
       const metadata = new grpc.Metadata({ waitForReady: true });
@@ -482,7 +567,7 @@ class Throttle {
   }
 
   // Stops the throttle and sets the kill flag: every waiting worker's
-  // awaitFuel resolves false with its killFlag set. Resolves the seed's
+  // awaitFuel resolves FuelOutcome.STOPPED with its killFlag set. Resolves the seed's
   // tuple [runtime, totalEmissions, meanTimeBetween, meanPerSecond].
   // FAILED_PRECONDITION if it is not running.
   async stop() {
@@ -520,6 +605,7 @@ class Throttle {
 module.exports = {
   Throttle,
   ThrottleError,
+  FuelOutcome,
   Backoff,
   KillFlag,
   channelOptions,

@@ -29,7 +29,7 @@ async function work(tank, name) {
   try {
     while (!tank.killFlag.isSet()) {
       // Block until 'fuel' is available.
-      if (await tank.awaitFuel()) grants += 1;
+      if ((await tank.awaitFuel()).fuel) grants += 1;
       // do something and repeat.
     }
   } catch (error) {

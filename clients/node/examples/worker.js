@@ -32,7 +32,7 @@ async function main() {
   say('ready');
   try {
     while (!tank.killFlag.isSet()) {
-      if (await tank.awaitFuel()) say('fuel');
+      if ((await tank.awaitFuel()).fuel) say('fuel');
     }
   } catch (error) {
     if (!(error instanceof ThrottleError)) throw error;

@@ -1,13 +1,31 @@
 // Bad input and the ways a wait ends, through the Node client against the
 // real server: each error rejects with a ThrottleError carrying the right
-// gRPC code; stop, wait limit and timeouts are resolved values; a worker
-// reconnects after a server restart; the backoff policy.
+// gRPC code; stop, wait limit and timeouts are FuelOutcome values; after
+// close() every call rejects at once; a worker reconnects after a server
+// restart; timeouts are measured on the monotonic clock; the backoff policy.
 'use strict';
 
 const assert = require('node:assert/strict');
 const { describe, test } = require('node:test');
-const { Throttle, ThrottleError, Backoff, channelOptions, status, proto } = require('..');
-const { GENEROUS, sleep, awaitWaiting, Server, serverFixture } = require('./support');
+const { performance } = require('node:perf_hooks');
+const {
+  Throttle,
+  ThrottleError,
+  FuelOutcome,
+  Backoff,
+  channelOptions,
+  status,
+  proto,
+} = require('..');
+const {
+  GENEROUS,
+  sleep,
+  waitFor,
+  awaitWaiting,
+  Server,
+  serverFixture,
+  unavailableServer,
+} = require('./support');
 
 // Asserts that `promise` rejects with a ThrottleError of `codeName`.
 async function rejectsWith(promise, codeName) {
@@ -104,14 +122,20 @@ describe('wait outcomes', () => {
   const fixture = serverFixture();
   const throttle = fixture.throttle;
 
-  test('a timeout before start resolves false without the kill flag', async () => {
+  test('a timeout before start is TIMED_OUT without the kill flag', async () => {
     const t = throttle('created');
     await t.create(4, 1);
-    const begin = Date.now();
-    assert.equal(await t.awaitFuel(0.3), false);
-    assert.ok(Date.now() - begin >= 250);
+    const begin = performance.now();
+    const outcome = await t.awaitFuel(0.3);
+    assert.equal(outcome, FuelOutcome.TIMED_OUT);
+    assert.equal(outcome.timedOut, true);
+    assert.equal(outcome.stopped, false);
+    assert.equal(outcome.fuel, false);
+    assert.equal(outcome.outcome, 'timed_out');
+    assert.equal(`${outcome}`, 'timed_out');
+    assert.ok(performance.now() - begin >= 250);
     assert.equal(t.killFlag.isSet(), false);
-    assert.equal(await t.awaitFuel(0), false);
+    assert.equal(await t.awaitFuel(0), FuelOutcome.TIMED_OUT);
   });
 
   test('a stopped throttle sets the kill flag; a restart clears it', async () => {
@@ -119,15 +143,22 @@ describe('wait outcomes', () => {
     await controller.create(4, 1);
     await controller.start();
     const worker = throttle('stopped');
-    assert.equal(await worker.awaitFuel(GENEROUS), true);
+    const fuel = await worker.awaitFuel(GENEROUS);
+    assert.equal(fuel, FuelOutcome.FUEL);
+    assert.equal(fuel.fuel, true);
     assert.equal(worker.killFlag.isSet(), false);
     await controller.stop();
     assert.equal(controller.killFlag.isSet(), true);
-    assert.equal(await worker.awaitFuel(GENEROUS), false);
+    const stopped = await worker.awaitFuel(GENEROUS);
+    assert.equal(stopped, FuelOutcome.STOPPED);
+    assert.equal(stopped.stopped, true);
+    assert.equal(stopped.timedOut, false);
+    assert.equal(stopped.fuel, false);
+    assert.equal(JSON.stringify({ stopped }), '{"stopped":"stopped"}');
     assert.equal(worker.killFlag.isSet(), true);
     await controller.start();
     assert.equal(controller.killFlag.isSet(), false);
-    assert.equal(await worker.awaitFuel(GENEROUS), true);
+    assert.equal(await worker.awaitFuel(GENEROUS), FuelOutcome.FUEL);
     assert.equal(worker.killFlag.isSet(), false);
     await controller.stop();
     assert.equal(await worker.hasFuel(), false);
@@ -146,7 +177,7 @@ describe('wait outcomes', () => {
     const t = throttle('manual');
     await t.create(100, 1, { manualEmit: true });
     await t.start();
-    assert.equal(await t.awaitFuel(GENEROUS), true);
+    assert.equal(await t.awaitFuel(GENEROUS), FuelOutcome.FUEL);
     assert.equal(await t.emit(), 1);
     assert.equal(await t.emit(3), 4);
     assert.equal((await t.stop())[1], 4);
@@ -157,7 +188,7 @@ describe('wait outcomes', () => {
     const info = await t.create(100, 1, { mode: 'window' });
     assert.deepEqual([info.mode, info.state, info.maxN], ['window', 'created', 100]);
     await t.start();
-    for (let i = 0; i < 5; i++) assert.equal(await t.awaitFuel(GENEROUS), true);
+    for (let i = 0; i < 5; i++) assert.equal(await t.awaitFuel(GENEROUS), FuelOutcome.FUEL);
     const [between, perSecond] = await t.latest(60);
     assert.equal(perSecond, 5 / 60);
     assert.ok(Math.abs(between - 12) < 1e-9);
@@ -166,26 +197,148 @@ describe('wait outcomes', () => {
     assert.equal((await t.info()).state, 'stopped');
   });
 
-  test('close cancels a waiting call', async () => {
+  test('stop ends a waiting call with STOPPED', async () => {
+    const controller = throttle('stop-waiting');
+    await controller.create(1, 60); // one grant, then none for a minute
+    await controller.start();
+    const worker = throttle('stop-waiting');
+    assert.equal(await worker.awaitFuel(GENEROUS), FuelOutcome.FUEL);
+    const waiting = worker.awaitFuel(GENEROUS);
+    assert.ok(await awaitWaiting(controller, 1));
+    await controller.stop();
+    assert.equal(await waiting, FuelOutcome.STOPPED);
+    assert.equal(worker.killFlag.isSet(), true);
+  });
+});
+
+// close() ends calls in flight and rejects every later call at once with
+// CANCELLED "throttle-client Throttle is closed" (docs/clients.md).
+describe('after close', () => {
+  const fixture = serverFixture();
+  const throttle = fixture.throttle;
+
+  async function rejectsClosed(promise) {
+    const begin = performance.now();
+    await assert.rejects(promise, (error) => {
+      assert.ok(error instanceof ThrottleError, String(error));
+      assert.equal(error.codeName, 'CANCELLED');
+      assert.equal(error.details, 'throttle-client Throttle is closed');
+      assert.match(error.message, /closed/);
+      return true;
+    });
+    assert.ok(performance.now() - begin < 5000);
+  }
+
+  test('close ends a waiting call', async () => {
     const t = new Throttle(fixture.server.address, 'close');
     await t.create(4, 1);
     const waiting = settled(t.awaitFuel());
     assert.ok(await awaitWaiting(t, 1));
     t.close();
-    await rejectsWith(waiting, 'CANCELLED');
+    await rejectsClosed(waiting);
+    assert.equal(t.killFlag.isSet(), true);
+    // The server saw the stream go.
+    const controller = throttle('close');
+    assert.ok(await waitFor(async () => (await controller.info()).waitingStreams === 0));
+  });
+
+  test('every later call rejects at once', async () => {
+    const t = new Throttle(fixture.server.address, 'closed-later');
+    await t.create(4, 1);
+    await t.start();
+    assert.equal(await t.awaitFuel(GENEROUS), FuelOutcome.FUEL);
+    t.close();
+    assert.equal(t.killFlag.isSet(), true);
+    await rejectsClosed(t.awaitFuel());
+    await rejectsClosed(t.awaitFuel(0));
+    await rejectsClosed(t.hasFuel());
+    await rejectsClosed(t.emit());
+    await rejectsClosed(t.start());
+    await rejectsClosed(t.stop());
+    await rejectsClosed(t.info());
+    await rejectsClosed(t.latest());
+    await rejectsClosed(t.mean());
+    await rejectsClosed(t.create(4, 1, { replace: true }));
+    await rejectsClosed(t.delete());
+    t.close(); // again: nothing happens
+    await rejectsClosed(t.awaitFuel());
+  });
+
+  test('kept grants are not handed out after close', async () => {
+    const t = new Throttle(fixture.server.address, 'closed-surplus');
+    t.surplus = 2; // as after a message that carried 3 grants
+    t.close();
+    await rejectsClosed(t.awaitFuel());
+    await rejectsClosed(t.hasFuel());
+  });
+
+  test('close ends a backoff wait', async (t) => {
+    const server = await unavailableServer();
+    t.after(() => server.close());
+    const tank = new Throttle(server.address, 'backoff', {
+      backoffInitial: 600,
+      backoffMax: 600,
+    });
+    t.after(() => tank.close());
+    const waiting = settled(tank.awaitFuel());
+    assert.ok(await waitFor(() => server.waitLimits.length >= 1));
+    tank.close();
+    await rejectsClosed(waiting);
+    assert.equal(server.waitLimits.length, 1);
+  });
+});
+
+describe('monotonic clock', () => {
+  test('a wall clock step neither stretches nor cuts a wait', async (t) => {
+    // The server answers UNAVAILABLE, so awaitFuel calls again and again
+    // for its whole timeout. Meanwhile the wall clock (Date.now) steps back
+    // an hour, then forward two: the timeout, and the wait limit each call
+    // carries, are measured on performance.now(). (grpc-js reads Date.now
+    // too, for its deadlines; it sees the same steps.)
+    const realNow = Date.now;
+    let offset = 0;
+    Date.now = () => realNow() + offset;
+    t.after(() => {
+      Date.now = realNow;
+    });
+    const server = await unavailableServer((n) => {
+      if (n === 1) offset = -3600e3;
+      else if (n === 3) offset = 3600e3;
+    });
+    t.after(() => server.close());
+    const tank = new Throttle(server.address, 'steps', {
+      backoffInitial: 0.02,
+      backoffMax: 0.05,
+    });
+    t.after(() => tank.close());
+    const begin = performance.now();
+    // Should the wait be stretched by the step, give up after 20 s.
+    let timer;
+    const stretched = new Promise((resolve) => {
+      timer = setTimeout(() => resolve('stretched'), 20000);
+    });
+    const outcome = await Promise.race([settled(tank.awaitFuel(1.0)), stretched]);
+    clearTimeout(timer);
+    const elapsed = performance.now() - begin;
+    assert.equal(outcome, FuelOutcome.TIMED_OUT);
+    assert.ok(elapsed >= 950, `${elapsed} ms`);
+    const limits = [...server.waitLimits];
+    assert.ok(limits.length >= 4, String(limits));
+    assert.ok(limits[0] <= 1.0 && limits[0] > 0.9, String(limits));
+    assert.deepEqual(limits, [...limits].sort((a, b) => b - a));
   });
 });
 
 describe('reconnect', () => {
-  test('an unreachable server times out to false', async (t) => {
+  test('an unreachable server times out to TIMED_OUT', async (t) => {
     const server = await new Server().start();
     const address = server.address;
     await server.close();
     const tank = new Throttle(address, 'gone');
     t.after(() => tank.close());
-    const begin = Date.now();
-    assert.equal(await tank.awaitFuel(0.5), false);
-    assert.ok(Date.now() - begin >= 450);
+    const begin = performance.now();
+    assert.equal(await tank.awaitFuel(0.5), FuelOutcome.TIMED_OUT);
+    assert.ok(performance.now() - begin >= 450);
   });
 
   test('a worker reconnects after a server restart', async (t) => {
@@ -212,7 +365,7 @@ describe('reconnect', () => {
     assert.ok(await awaitWaiting(controller, 1));
     await controller.start();
     await waiting;
-    assert.equal(outcome, true);
+    assert.equal(outcome, FuelOutcome.FUEL);
   });
 });
 

@@ -153,6 +153,37 @@ class WorkerProcess {
   }
 }
 
+// An in-process Throttle service on 127.0.0.1:0 whose AwaitFuel answers
+// UNAVAILABLE ("shutting down") at once, as a server going down does, so
+// that awaitFuel keeps calling again. Records each call's wait limit in
+// seconds (null when unset) in .waitLimits; onCall(n), if given, runs at the
+// start of the n-th call (1, 2, ...). Other methods: UNIMPLEMENTED.
+// Resolves { address, waitLimits, close() }.
+async function unavailableServer(onCall) {
+  const grpc = require('@grpc/grpc-js');
+  const { proto } = require('..');
+  const waitLimits = [];
+  const server = new grpc.Server();
+  server.addService(proto.Throttle.service, {
+    AwaitFuel(call) {
+      const limit = call.request.wait_limit;
+      waitLimits.push(limit ? Number(limit.seconds) + limit.nanos / 1e9 : null);
+      if (onCall) onCall(waitLimits.length);
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'shutting down' });
+    },
+  });
+  const port = await new Promise((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, p) =>
+      error ? reject(error) : resolve(p),
+    );
+  });
+  return {
+    address: `127.0.0.1:${port}`,
+    waitLimits,
+    close: () => server.forceShutdown(),
+  };
+}
+
 // Starts one server for the enclosing describe() (before/after hooks) and
 // returns { server, throttle(name, options) }: throttles made with it are
 // closed before the server is.
@@ -175,4 +206,14 @@ function serverFixture() {
   return fixture;
 }
 
-module.exports = { SERVER, GENEROUS, sleep, waitFor, awaitWaiting, Server, WorkerProcess, serverFixture };
+module.exports = {
+  SERVER,
+  GENEROUS,
+  sleep,
+  waitFor,
+  awaitWaiting,
+  Server,
+  WorkerProcess,
+  serverFixture,
+  unavailableServer,
+};

@@ -1,11 +1,14 @@
 // The seed's tutorial scenario through the Node client against the real
 // server: 4 worker processes at 4 per 1 s, the mode's bound on the total,
 // every grant counted once, every worker sees the kill flag on stop. And
-// examples/tutorial.js run as a script prints the seed's four lines.
+// examples/tutorial.js run as a script prints the seed's four lines, and so
+// does the example at the top of index.js, as written.
 'use strict';
 
 const assert = require('node:assert/strict');
 const childProcess = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { test } = require('node:test');
 const { Throttle } = require('..');
@@ -89,5 +92,50 @@ test('examples/tutorial.js prints the seed lines', () => {
     ended.reduce((sum, m) => sum + Number(m[1]), 0),
     total,
     result.stderr,
+  );
+});
+
+// The example in the header comment of index.js: the lines from its
+// require('throttle-client') up to the blank comment line after main()'s
+// call, without the comment marks.
+function headerExample() {
+  const lines = fs.readFileSync(path.join(__dirname, '..', 'index.js'), 'utf8').split('\n');
+  const first = lines.findIndex((l) => l.includes("require('throttle-client')"));
+  assert.ok(first > 0, 'no example in the header of index.js');
+  const example = [];
+  for (const line of lines.slice(first)) {
+    if (!line.startsWith('//')) break;
+    if (line === '//' && example.at(-1) === '});') break;
+    example.push(line.replace(/^\/\/ {0,3}/, ''));
+  }
+  return example.join('\n');
+}
+
+test('the example at the top of index.js runs as written', async (t) => {
+  const server = await new Server().start();
+  t.after(() => server.close());
+  // A scratch directory where require('throttle-client') finds this client.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'throttle_header.'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, 'node_modules'));
+  fs.symlinkSync(path.join(__dirname, '..'), path.join(dir, 'node_modules', 'throttle-client'));
+  // Strict mode: a variable the example forgot to declare is an error.
+  const script = path.join(dir, 'example.js');
+  fs.writeFileSync(script, `'use strict';\n${headerExample()}\n`);
+  const result = childProcess.spawnSync(process.execPath, [script], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 120000,
+    env: { ...process.env, THROTTLE_ADDRESS: server.address },
+  });
+  assert.equal(result.status, 0, `${result.stdout}\n${result.stderr}`);
+  const total = Number(/^Total: (\d+)$/m.exec(result.stdout)?.[1]);
+  assert.ok(total >= 2, result.stdout);
+  const ended = [...result.stdout.matchAll(/^Worker-\d: (\d+) grants, kill flag set$/gm)];
+  assert.equal(ended.length, 2, result.stdout);
+  assert.equal(
+    ended.reduce((sum, m) => sum + Number(m[1]), 0),
+    total,
+    result.stdout,
   );
 });
