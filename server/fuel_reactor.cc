@@ -76,13 +76,13 @@ class FuelReactor final
       absl::MutexLock lock(&mu_);
       if (finished_ || cancelled_) {
         rejected.gone = true;
-        if (delivery.grants > 0) {
-          rejected.grants.push_back({delivery.granted_at, delivery.grants});
+        if (delivery.batch.grants > 0) {
+          rejected.grants.push_back(delivery.batch);
         }
         return rejected;
       }
-      if (delivery.grants > 0) {
-        pending_.push_back({delivery.granted_at, delivery.grants});
+      if (delivery.batch.grants > 0) {
+        pending_.push_back(delivery.batch);
       }
       // Only a count-0 stream can keep a share: a stream that wants n gets
       // at most n, and grants given back would not be owed to it again.
@@ -109,7 +109,7 @@ class FuelReactor final
 
   void OnWriteDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
     Op op = Op::kNone;
-    std::vector<Undelivered> lost;
+    std::vector<GrantBatch> lost;
     bool drained = false;
     bool resumed = false;
     {
@@ -149,7 +149,7 @@ class FuelReactor final
   }
 
   void OnCancel() override ABSL_LOCKS_EXCLUDED(mu_) {
-    std::vector<Undelivered> lost;
+    std::vector<GrantBatch> lost;
     Op op = Op::kNone;
     {
       absl::MutexLock lock(&mu_);
@@ -262,8 +262,8 @@ class FuelReactor final
   StreamId id_ = 0;
 
   absl::Mutex mu_;
-  std::vector<Undelivered> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<Undelivered> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::vector<GrantBatch> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<GrantBatch> in_flight_ ABSL_GUARDED_BY(mu_);
   std::optional<EndReason> end_ ABSL_GUARDED_BY(mu_);
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;

@@ -35,20 +35,25 @@ class GcraLimiter final : public Limiter {
   int64_t DueBy(absl::Time now, int64_t want) const override {
     return std::min(want, (now - NextAllowed()) / interval_ + 1);
   }
-  void Record(absl::Time at, int64_t n) override {
+  void Record(absl::Time at, int64_t n, absl::Duration spacing) override {
     // Whether all at `at` or spaced from it, the theoretical arrival time
     // moves by one interval per grant.
     tat_ = std::max(tat_, at) + interval_ * n;
+    newest_ = std::max(newest_, at + spacing * (n - 1));
   }
-  void GiveBack(absl::Time /*at*/, int64_t n) override {
-    // A tat_ far in the past is a full bucket, never more than full.
-    if (tat_ != absl::InfinitePast()) tat_ -= interval_ * n;
+  void GiveBack(absl::Time last, int64_t n) override {
+    // Only the newest grants can be undone: later grants were scheduled
+    // after them, so an older grant's slot is past and gives nothing back.
+    // (A tat_ far in the past is a full bucket, never more than full.)
+    if (newest_ == absl::InfinitePast() || last < newest_) return;
+    tat_ -= interval_ * n;
   }
 
  private:
   const absl::Duration interval_;
   const absl::Duration tolerance_;
   absl::Time tat_;
+  absl::Time newest_ = absl::InfinitePast();  // newest grant recorded here
 };
 
 // Sliding window: the last max_n grants, as runs of grants that share a
@@ -79,9 +84,10 @@ class WindowLimiter final : public Limiter {
     }
     return std::min(allowed, want);
   }
-  void Record(absl::Time at, int64_t n) override {
-    // Grants are recorded in time order except after a GiveBack; keep the
-    // runs sorted either way.
+  void Record(absl::Time at, int64_t n,
+              absl::Duration /*spacing: always zero*/) override {
+    // Grants are recorded in time order (the scheduler never dates one
+    // before the newest); keep the runs sorted all the same.
     auto it = std::upper_bound(
         log_.begin(), log_.end(), at,
         [](absl::Time t, const Run& run) { return t < run.at; });
@@ -101,6 +107,9 @@ class WindowLimiter final : public Limiter {
     }
   }
   void GiveBack(absl::Time at, int64_t n) override {
+    // Forgetting them is exact: the grants pruned from the log are older
+    // than every grant in it, and no new grant is dated before the newest,
+    // so a pruned grant never shares a window with max_n - 1 others.
     auto it = std::lower_bound(
         log_.begin(), log_.end(), at,
         [](const Run& run, absl::Time t) { return run.at < t; });
@@ -141,8 +150,13 @@ class UnboundedLimiter final : public Limiter {
   int64_t DueBy(absl::Time now, int64_t want) const override {
     return std::min(want, (now - NextAllowed()) / interval_ + 1);
   }
-  void Record(absl::Time /*at*/, int64_t n) override { granted_ += n; }
-  void GiveBack(absl::Time /*at*/, int64_t n) override {
+  void Record(absl::Time /*at*/, int64_t n,
+              absl::Duration /*spacing*/) override {
+    granted_ += n;
+  }
+  // The credit comes back: the mean rate over the run is what this mode
+  // holds, and that counts only grants that were delivered.
+  void GiveBack(absl::Time /*last*/, int64_t n) override {
     granted_ -= std::min(n, granted_);
   }
   void Pause(absl::Time now) override {
@@ -173,8 +187,9 @@ class NoLimiter final : public Limiter {
   int64_t AllowedAt(absl::Time /*at*/, int64_t want) const override {
     return want;
   }
-  void Record(absl::Time /*at*/, int64_t /*n*/) override {}
-  void GiveBack(absl::Time /*at*/, int64_t /*n*/) override {}
+  void Record(absl::Time /*at*/, int64_t /*n*/,
+              absl::Duration /*spacing*/) override {}
+  void GiveBack(absl::Time /*last*/, int64_t /*n*/) override {}
 };
 
 }  // namespace

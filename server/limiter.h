@@ -47,14 +47,19 @@ class Limiter {
     return 1;
   }
 
-  // Records `n` grants from nominal time `at`: all at `at` when
-  // n <= AllowedAt(at, n), or at `at` = NextAllowed() and every Spacing()
-  // after it when n <= DueBy(now, n).
-  virtual void Record(absl::Time at, int64_t n) = 0;
+  // Records `n` grants from nominal time `at`, `spacing` apart: all at
+  // `at` (spacing zero) when n <= AllowedAt(at, n), or at `at` =
+  // NextAllowed() and every Spacing() after it when n <= DueBy(now, n).
+  // The scheduler never dates a grant before the newest one recorded.
+  virtual void Record(absl::Time at, int64_t n, absl::Duration spacing) = 0;
 
-  // Undoes `n` grants recorded at `at` that were never delivered, so that
-  // their fuel can go to another stream. Constant time in `n`.
-  virtual void GiveBack(absl::Time at, int64_t n) = 0;
+  // Undoes `n` grants recorded by this limiter whose newest fell at
+  // `last`, never delivered, so that their fuel can go to another stream
+  // -- as far as that keeps the mode's bound: a smooth or bucket limiter
+  // only takes back the newest grants it recorded (an older grant's slot
+  // is past), a window limiter forgets them from its log. Constant time in
+  // `n`.
+  virtual void GiveBack(absl::Time last, int64_t n) = 0;
 
   // The throttle stopped at `now` / started again at `now`. Only the
   // unbounded limiter cares: credit does not accumulate while stopped.

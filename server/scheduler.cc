@@ -26,7 +26,8 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
                          std::vector<StreamEvent>* events) {
   const StreamId id = next_id_++;
   if (state_ == State::kStopped) {
-    events->push_back({id, 0, now, absl::ZeroDuration(), EndReason::kStopped});
+    events->push_back(
+        {id, 0, now, absl::ZeroDuration(), EndReason::kStopped, epoch_});
     return id;
   }
   if (ring_.empty()) hungry_since_ = now;
@@ -78,28 +79,43 @@ void Scheduler::End(StreamId id, EndReason reason,
                     std::vector<StreamEvent>* events) {
   Close(id);
   events->push_back(
-      {id, 0, absl::InfinitePast(), absl::ZeroDuration(), reason});
+      {id, 0, absl::InfinitePast(), absl::ZeroDuration(), reason, epoch_});
 }
 
-void Scheduler::GiveBack(absl::Time granted_at, int64_t grants) {
+void Scheduler::GiveBack(absl::Time granted_at, int64_t grants,
+                         absl::Duration spacing, uint64_t epoch) {
   if (grants <= 0) return;
-  limiter_->GiveBack(granted_at, grants);
+  if (epoch == epoch_) {
+    limiter_->GiveBack(granted_at + spacing * (grants - 1), grants);
+  }
   if (!config_.manual_emit) monitor_.Remove(granted_at, grants);
 }
 
+absl::Time Scheduler::DueTime() const {
+  return std::max({limiter_->NextAllowed(), hungry_since_, last_grant_});
+}
+
 void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
-  if (config_.mode == Mode::kMonitorOnly) Release(id, now);
+  if (config_.mode != Mode::kMonitorOnly) return;
+  auto found = streams_.find(id);
+  if (found == streams_.end() || !found->second->parked ||
+      found->second->held) {
+    return;
+  }
+  Unpark(found->second, now);
 }
 
 void Scheduler::Hold(StreamId id) {
   auto found = streams_.find(id);
-  if (found == streams_.end() || found->second->parked) return;
-  Park(found->second);
+  if (found == streams_.end() || found->second->held) return;
+  found->second->held = true;
+  if (!found->second->parked) Park(found->second);
 }
 
 void Scheduler::Release(StreamId id, absl::Time now) {
   auto found = streams_.find(id);
-  if (found == streams_.end() || !found->second->parked) return;
+  if (found == streams_.end() || !found->second->held) return;
+  found->second->held = false;
   Unpark(found->second, now);
 }
 
@@ -146,7 +162,7 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
     events->back().grants += n;
     events->back().end = end;
   } else {
-    events->push_back({id, n, at, spacing, end});
+    events->push_back({id, n, at, spacing, end, epoch_});
   }
   if (end != EndReason::kNone) {
     Close(id);
@@ -166,7 +182,7 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
   // steps, so each step stays constant time.
   size_t steps_before_rounds = 0;
   while (!ring_.empty()) {
-    const absl::Time at = std::max(limiter_->NextAllowed(), hungry_since_);
+    const absl::Time at = DueTime();
     if (at > now) return;
     if (steps_before_rounds == 0) {
       if (ServeRounds(at, now, events)) continue;
@@ -177,7 +193,7 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
     int64_t want = it->turn_left;
     if (it->remaining > 0) want = std::min(want, it->remaining);
     const int64_t n = limiter_->AllowedAt(at, want);
-    limiter_->Record(at, n);
+    limiter_->Record(at, n, absl::ZeroDuration());
     it->turn_left -= n;
     if (it->turn_left == 0) {
       // Its turn is over: to the back of the ring (the node moves, the
@@ -220,7 +236,7 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
     rounds = std::min(rounds, supply / round);
   }
   if (rounds == 0) return false;
-  limiter_->Record(at, rounds * round);
+  limiter_->Record(at, rounds * round, spaced ? spacing : absl::ZeroDuration());
   if (!spaced) {
     for (auto it = ring_.begin(); it != ring_.end();) {
       Stream& stream = *it++;  // Grant may close it
@@ -286,9 +302,7 @@ absl::Time Scheduler::NextWakeup() const {
   if (!expiries_.empty()) next = expiries_.top().deadline;
   if (state_ == State::kRunning && !ring_.empty()) {
     const absl::Time due =
-        config_.mode == Mode::kMonitorOnly
-            ? absl::InfinitePast()
-            : std::max(limiter_->NextAllowed(), hungry_since_);
+        config_.mode == Mode::kMonitorOnly ? absl::InfinitePast() : DueTime();
     next = std::min(next, due);
   }
   return next;
@@ -330,13 +344,19 @@ void Scheduler::EndAll(EndReason reason, std::vector<StreamEvent>* events) {
 
 void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
   config_ = config;
+  ++epoch_;  // fuel granted before comes back to the monitor, not the limiter
   limiter_ = MakeLimiter(config, last_grant_);
   if (state_ == State::kRunning) limiter_->Resume(now);
   if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
   // A count-0 stream parked under monitor-only is never woken in a limited
-  // mode: put parked streams back in line.
+  // mode: put parked streams back in line, but not held ones (they wait
+  // for their write to drain).
   if (config.mode != Mode::kMonitorOnly) {
-    while (!parked_.empty()) Unpark(parked_.begin(), now);
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      auto next = std::next(it);
+      if (!it->held) Unpark(it, now);
+      it = next;
+    }
   }
 }
 
@@ -348,7 +368,7 @@ HasFuelResult Scheduler::HasFuel(absl::Time now) {
     return {true, false};
   }
   if (!ring_.empty() || limiter_->NextAllowed() > now) return {false, false};
-  limiter_->Record(now, 1);
+  limiter_->Record(now, 1, absl::ZeroDuration());
   last_grant_ = std::max(last_grant_, now);
   RecordEmissions(now, 1, absl::ZeroDuration());
   return {true, false};

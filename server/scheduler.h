@@ -68,6 +68,8 @@ struct StreamEvent {
   absl::Time granted_at;
   absl::Duration spacing;
   EndReason end = EndReason::kNone;  // != kNone: the stream is closed
+  // The configuration they were granted under (see GiveBack).
+  uint64_t epoch = 0;
 };
 
 // The seed's final tuple (Stop) and running totals.
@@ -125,10 +127,13 @@ class Scheduler {
   // Unknown or already-ended ids are ignored.
   void Close(StreamId id);
 
-  // Gives back `grants` allotted at nominal time `granted_at` that never
-  // reached their stream: the limiter and the monitor forget them, and the
-  // fuel goes to the next waiting stream at the next Advance.
-  void GiveBack(absl::Time granted_at, int64_t grants);
+  // Gives back `grants` allotted at nominal times granted_at + i * spacing
+  // under configuration `epoch` (as a StreamEvent said) that never reached
+  // their stream: the monitor uncounts them, and the limiter takes back
+  // what it can without breaking the mode's bound -- nothing for grants of
+  // an earlier configuration -- for the next waiting stream.
+  void GiveBack(absl::Time granted_at, int64_t grants, absl::Duration spacing,
+                uint64_t epoch);
 
   // Monitor-only mode hands a count-0 stream one grant at a time; the owner
   // calls this when that grant was written, so the stream gets the next.
@@ -136,8 +141,8 @@ class Scheduler {
   void MarkDelivered(StreamId id, absl::Time now);
 
   // Takes a waiting stream out of service while its consumer is stalled:
-  // it gets no grants (its wait limit still runs) until Release. Ignored
-  // for unknown ids and streams already held.
+  // it gets no grants (its wait limit still runs) until Release, also
+  // across Configure. Ignored for unknown ids and streams already held.
   void Hold(StreamId id);
   // Puts a held stream back in line, at the back of the ring. Ignored for
   // unknown ids and streams not held. Call Advance(now) afterwards.
@@ -194,6 +199,7 @@ class Scheduler {
     absl::Duration wait_limit;
     absl::Time deadline;  // last grant (or open) + wait_limit
     bool parked = false;  // in parked_: awaiting delivery, or held
+    bool held = false;    // by Hold, until Release (also across Configure)
   };
   using StreamList = std::list<Stream>;
   struct Expiry {
@@ -221,6 +227,9 @@ class Scheduler {
                    std::vector<StreamEvent>* events);
   void ServeUnlimited(absl::Time now, std::vector<StreamEvent>* events);
   void RecordEmissions(absl::Time at, int64_t n, absl::Duration spacing);
+  // When the next grant may be dated: what the limiter allows, not before
+  // a stream was waiting, and never before the newest grant.
+  absl::Time DueTime() const;
 
   ThrottleConfig config_;
   State state_ = State::kCreated;
@@ -239,7 +248,10 @@ class Scheduler {
       expiries_;  // lazy: entries of ended streams are skipped
   StreamId next_id_ = 1;
 
+  // The newest nominal time granted: no grant is dated before it, so fuel
+  // that comes back is never handed out in the past.
   absl::Time last_grant_ = absl::InfinitePast();
+  uint64_t epoch_ = 0;             // counts Configure calls
   absl::Duration runtime_before_;  // runtime of completed runs
   absl::Time run_started_;
 };

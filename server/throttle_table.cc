@@ -5,6 +5,13 @@
 #include "server/log.h"
 
 namespace throttle::server {
+namespace {
+
+GrantBatch BatchOf(const StreamEvent& event) {
+  return {event.granted_at, event.grants, event.spacing, event.epoch};
+}
+
+}  // namespace
 
 ThrottleTable::ThrottleTable(const Clock* clock, Metrics* metrics,
                              RefillLoop* loop, const TableOptions& options)
@@ -130,14 +137,14 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
 }
 
 void ThrottleTable::CloseStream(uint64_t uid, StreamId id,
-                                const std::vector<Undelivered>& undelivered) {
+                                const std::vector<GrantBatch>& undelivered) {
   std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     Entry* entry = FindByUidLocked(uid);
     if (entry == nullptr) return;
     DropStreamLocked(*entry, id);
-    for (const Undelivered& u : undelivered) GiveBackLocked(*entry, u);
+    for (const GrantBatch& u : undelivered) GiveBackLocked(*entry, u);
     SettleLocked(*entry, &out);
   }
   Deliver(std::move(out));
@@ -274,7 +281,7 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     if (it == entry.sinks.end()) {
       // Its sink already left: the fuel goes back at once.
       if (event.grants > 0) {
-        GiveBackLocked(entry, {event.granted_at, event.grants});
+        GiveBackLocked(entry, BatchOf(event));
       }
       continue;
     }
@@ -291,8 +298,8 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
       }
     }
     sink->Ref();
-    out->push_back({sink, entry.uid, event.stream, event.grants,
-                    event.granted_at, event.end, changes.closed_status});
+    out->push_back({sink, entry.uid, event.stream, BatchOf(event), event.end,
+                    changes.closed_status});
   }
 }
 
@@ -316,8 +323,9 @@ void ThrottleTable::FileWakeupLocked(Entry& entry, bool kick) {
 }
 
 void ThrottleTable::GiveBackLocked(Entry& entry,
-                                   const Undelivered& undelivered) {
-  entry.scheduler.GiveBack(undelivered.granted_at, undelivered.grants);
+                                   const GrantBatch& undelivered) {
+  entry.scheduler.GiveBack(undelivered.granted_at, undelivered.grants,
+                           undelivered.spacing, undelivered.epoch);
   entry.grants -= undelivered.grants;
   entry.given_back = SaturatingAdd(entry.given_back, undelivered.grants);
 }
@@ -354,7 +362,7 @@ void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
              {"stream", absl::StrCat(delivery.stream)},
              {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
       }
-      for (const Undelivered& u : rejected.grants) GiveBackLocked(*entry, u);
+      for (const GrantBatch& u : rejected.grants) GiveBackLocked(*entry, u);
       SettleLocked(*entry, &more);
     }
     deliveries = std::move(more);

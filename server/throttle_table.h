@@ -36,10 +36,14 @@ namespace throttle::server {
 
 class StreamSink;
 
-// Grants that never reached their stream, to be given back.
-struct Undelivered {
+// Grants allotted together, as a StreamEvent says: `grants` at
+// granted_at + i * spacing under configuration `epoch`. Grants that never
+// reach their stream go back whole, as they came.
+struct GrantBatch {
   absl::Time granted_at;
-  int64_t grants;
+  int64_t grants = 0;
+  absl::Duration spacing;
+  uint64_t epoch = 0;
 };
 
 // What the table hands a stream: grants and/or its end.
@@ -47,8 +51,7 @@ struct Delivery {
   StreamSink* sink;  // referenced; released after delivery
   uint64_t uid;      // of the throttle
   StreamId stream;
-  int64_t grants;
-  absl::Time granted_at;
+  GrantBatch batch;  // may be empty (grants == 0)
   EndReason end;
   grpc::Status closed_status;  // for EndReason::kClosed
 };
@@ -58,9 +61,9 @@ class StreamSink {
  public:
   // What a delivery left undone.
   struct Rejected {
-    std::vector<Undelivered> grants;  // to give back
-    bool gone = false;                // the stream is gone: forget it
-    bool stalled = false;             // its write did not drain: hold it
+    std::vector<GrantBatch> grants;  // to give back
+    bool gone = false;               // the stream is gone: forget it
+    bool stalled = false;            // its write did not drain: hold it
   };
 
   virtual void Ref() = 0;
@@ -161,7 +164,7 @@ class ThrottleTable final : public ThrottleStatsSource {
                           StreamId* id) ABSL_LOCKS_EXCLUDED(mu_);
   // The stream went away: forget it and give back what it did not get.
   void CloseStream(uint64_t uid, StreamId id,
-                   const std::vector<Undelivered>& undelivered)
+                   const std::vector<GrantBatch>& undelivered)
       ABSL_LOCKS_EXCLUDED(mu_);
   // A monitor-only count-0 stream's grant was written: it gets the next.
   void StreamDrained(uint64_t uid, StreamId id) ABSL_LOCKS_EXCLUDED(mu_);
@@ -204,7 +207,7 @@ class ThrottleTable final : public ThrottleStatsSource {
   // refill loop (not needed from inside the loop's own pass).
   void FileWakeupLocked(Entry& entry, bool kick)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void GiveBackLocked(Entry& entry, const Undelivered& undelivered)
+  void GiveBackLocked(Entry& entry, const GrantBatch& undelivered)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropStreamLocked(Entry& entry, StreamId id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -475,7 +475,7 @@ TEST(Scheduler, GivenBackFuelGoesToTheNextStreamAndIsNotCounted) {
   ASSERT_EQ(sim.granted()[a], 1);
   EXPECT_EQ(sim.scheduler().total_emissions(), 1);
   // a's grant could not be written: it comes back and goes to b at once.
-  sim.scheduler().GiveBack(kT0, 1);
+  sim.scheduler().GiveBack(kT0, 1, absl::ZeroDuration(), 0);
   EXPECT_EQ(sim.scheduler().total_emissions(), 0);
   sim.Advance();
   EXPECT_EQ(sim.granted()[b], 1);
@@ -489,10 +489,88 @@ TEST(Scheduler, WindowModeGiveBackFreesItsSlot) {
   request.count = 0;
   const StreamId id = sim.Open(request);
   EXPECT_EQ(sim.granted()[id], 2);
-  sim.scheduler().GiveBack(kT0, 1);
+  sim.scheduler().GiveBack(kT0, 1, absl::ZeroDuration(), 0);
   sim.Advance();
   EXPECT_EQ(sim.granted()[id], 3);
   EXPECT_EQ(sim.scheduler().total_emissions(), 2);
+}
+
+// Found by the scheduler fuzzer: fuel given back came back as more fuel.
+std::vector<absl::Time> TimesOf(const std::vector<StreamEvent>& events) {
+  std::vector<absl::Time> times;
+  for (const StreamEvent& e : events) {
+    for (int64_t i = 0; i < e.grants; ++i) {
+      times.push_back(e.granted_at + e.spacing * i);
+    }
+  }
+  return times;
+}
+
+TEST(Scheduler, WindowModeGiveBackIsNeverReGrantedInThePast) {
+  const absl::Duration per = absl::Milliseconds(10);
+  Scheduler scheduler(Config(3, per, Mode::kWindow));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  StreamRequest request;
+  request.count = 0;
+  scheduler.Open(request, kT0, &events);
+  scheduler.Open(request, kT0, &events);
+  scheduler.Advance(kT0, &events);  // 3 at 0
+  std::vector<StreamEvent> second;
+  scheduler.Advance(kT0 + per, &second);  // 3 at 10 ms
+  ASSERT_EQ(TimesOf(second).size(), 3u);
+  for (const StreamEvent& e : second) {  // all three come back
+    if (e.grants > 0)
+      scheduler.GiveBack(e.granted_at, e.grants, e.spacing, e.epoch);
+  }
+  std::vector<StreamEvent> again;
+  scheduler.Advance(kT0 + per, &again);
+  std::vector<absl::Time> times = TimesOf(events);
+  for (absl::Time t : TimesOf(again)) {
+    EXPECT_GE(t, kT0 + per);  // not dated back to when the streams waited
+    times.push_back(t);
+  }
+  EXPECT_EQ(TimesOf(again).size(), 3u);
+  EXPECT_LE(MaxInWindow(Sorted(times), per), 3);
+}
+
+TEST(Scheduler, SmoothModeGiveBackOfAnOlderGrantGivesNoExtraFuel) {
+  Scheduler scheduler(Config(1, absl::Seconds(1), Mode::kSmooth));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  StreamRequest request;
+  request.count = 0;
+  scheduler.Open(request, kT0, &events);
+  for (int s = 0; s <= 2; ++s) {
+    scheduler.Advance(kT0 + absl::Seconds(s), &events);
+  }
+  ASSERT_EQ(TimesOf(events).size(), 3u);  // at 0, 1 s, 2 s
+  scheduler.GiveBack(kT0, 1, absl::ZeroDuration(), events.front().epoch);
+  std::vector<StreamEvent> more;
+  scheduler.Advance(kT0 + absl::Seconds(2), &more);
+  EXPECT_TRUE(TimesOf(more).empty());  // the slot at 0 is past
+  scheduler.Advance(kT0 + absl::Seconds(3), &more);
+  EXPECT_EQ(TimesOf(more), std::vector<absl::Time>{kT0 + absl::Seconds(3)});
+}
+
+TEST(Scheduler, FuelOfAnEarlierConfigurationIsNotCreditedToTheNewOne) {
+  Scheduler scheduler(Config(1, absl::Seconds(1), Mode::kSmooth));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  ASSERT_TRUE(scheduler.HasFuel(kT0).granted);
+  std::vector<StreamEvent> events;
+  StreamRequest request;
+  request.count = 1;
+  scheduler.Open(request, kT0, &events);
+  scheduler.Advance(kT0 + absl::Seconds(1), &events);
+  ASSERT_EQ(TimesOf(events).size(), 1u);
+  const StreamEvent granted = events.back();
+  scheduler.Configure(Config(1, absl::Seconds(1), Mode::kUnbounded),
+                      kT0 + absl::Seconds(1));
+  EXPECT_TRUE(scheduler.HasFuel(kT0 + absl::Seconds(1)).granted);
+  scheduler.GiveBack(granted.granted_at, granted.grants, granted.spacing,
+                     granted.epoch);
+  EXPECT_FALSE(scheduler.HasFuel(kT0 + absl::Seconds(1)).granted);
+  EXPECT_EQ(scheduler.total_emissions(), 2);  // the monitor uncounted it
 }
 
 TEST(Scheduler, ConfigureKeepsStreamsAndAppliesNewRate) {
@@ -734,7 +812,7 @@ TEST(Scheduler, BillionBurstOfBucketModeIsOneBatch) {
             std::make_pair(int64_t{1'000'000'000}, int64_t{1}));
   EXPECT_GT(scheduler.NextWakeup(), kT0);
   // Giving the whole batch back is arithmetic too, and it goes out again.
-  scheduler.GiveBack(kT0, 1'000'000'000);
+  scheduler.GiveBack(kT0, 1'000'000'000, absl::ZeroDuration(), 0);
   events.clear();
   scheduler.Advance(kT0, &events);
   EXPECT_EQ(GrantsTo(events, id).first, 1'000'000'000);

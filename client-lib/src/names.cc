@@ -1,6 +1,7 @@
 #include "throttle/names.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
@@ -29,7 +30,7 @@ absl::StatusOr<v1::Mode> ModeFromName(absl::string_view name) {
     if (m.name == normal) return m.mode;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("mode \"", name,
+      absl::StrCat("mode \"", absl::CHexEscape(name),
                    "\" is not one of smooth, window, bucket, unbounded, "
                    "monitor-only"));
 }

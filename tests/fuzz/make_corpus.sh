@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/)
-# and the reproducers of known bugs (tests/fuzz/crashers/), all small and
+# Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/),
+# with the reproducers of the bugs they found as regressions, all small and
 # committed. Run it again after changing an input format; it needs protoc.
 #
 #   request_fuzzer        serialized request messages (protoc --encode)
@@ -12,9 +12,8 @@ cd "$(dirname "$0")"
 root=$(cd ../.. && pwd)
 
 corpus=corpus
-rm -rf "${corpus}" crashers/{scheduler_fuzzer,throttle_spec_fuzzer}
-mkdir -p "${corpus}"/{request_fuzzer,throttle_spec_fuzzer,scheduler_fuzzer} \
-  crashers/{scheduler_fuzzer,throttle_spec_fuzzer}
+rm -rf "${corpus}"
+mkdir -p "${corpus}"/{request_fuzzer,throttle_spec_fuzzer,scheduler_fuzzer}
 
 # --- request_fuzzer: NAME MESSAGE TEXT --------------------------------------
 msg() {
@@ -85,23 +84,23 @@ seed monitor_only '\x04\x00\x00\x01''\x08''\x00\x00\x00\x02''\x05\x00''\x04\x00\
 seed manual_emit '\x00\x00\x00\x00''\x0b\x01\x00\x05''\x08''\x0b\x01\x00\x05''\x0b\x01\x03\xe7''\x0c\x01\x00\x3b\x9a\xc9\xff''\x00\x00\x00\x02''\x0c\x00'
 # Give back the newest fuel while nobody waits, then a new stream gets it.
 seed give_back_newest '\x00\x01\x00\x01''\x00\x02\x00\x02''\x08''\x05\x00\x05\x01''\x03\x01''\x00\x00\x00\x02''\x05\x00\x05\x01''\x09'
-# Hold and Release; a held stream is put back in line by Configure.
+# Hold and Release; a held stream stays held across Configure.
 seed hold_release '\x00\x03\x00\x01''\x00\x00\x00\x02''\x00\x00\x00\x02''\x08''\x05\x00''\x0d\x00''\x05\x01\x05\x01''\x0e\x00''\x05\x01\x05\x01''\x0d\x01''\x0a\x01\x01\x01\x01''\x05\x01''\x09'
 # Zero wait limits in every state.
 seed zero_wait '\x01\x00\x00\x01''\x00\x01\x00\x00''\x08''\x00\x02\x00\x00''\x00\x02\x00\x00''\x09''\x00\x01\x00\x00'
 
-# --- known bugs: run with THROTTLE_FUZZ_STRICT=1 (crashers/README.md)
-# A bad mode name with a line break: the error is two lines.
+# --- regressions: bugs the fuzzers found (fixed), kept in the corpus
+# A bad mode name with a line break: the error was two lines.
 printf 'a max_n=1 per=1 mode=x\ny' \
-  >crashers/throttle_spec_fuzzer/mode_error_two_lines.txt
-crash() { ops "$1" "$2" crashers/scheduler_fuzzer; }
+  >corpus/throttle_spec_fuzzer/mode_error_two_lines.txt
+crash() { ops "$1" "$2" corpus/scheduler_fuzzer; }
 # Window 3 per 10 ms, two streams: 3 grants at 0, 3 at 10 ms, the three at
-# 10 ms given back; the next Advance grants 6, three of them dated 0.
+# 10 ms given back; the next Advance granted 6, three of them dated 0.
 crash window_give_back_backdates '\x01\x02\x02\x01''\x00\x00\x00\x02''\x00\x00\x00\x02''\x08''\x05\x00''\x05\x01''\x03\x05''\x03\x04''\x03\x03''\x05\x00'
 # Smooth 1 per 1 s: grants at 0, 1 s, 2 s; the one at 0 given back; the
-# next stream gets a second grant at 2 s.
+# next stream got a second grant at 2 s.
 crash smooth_give_back_older '\x00\x00\x00\x01''\x00\x03\x00\x02''\x08''\x05\x00''\x05\x01''\x05\x01''\x03\x00''\x00\x00\x00\x02''\x05\x00'
 # Smooth 1 per 1 s, one grant; configured to unbounded 1 per 1 s, HasFuel
-# takes the first grant; giving back the smooth grant lets HasFuel take a
+# takes the first grant; giving back the smooth grant let HasFuel take a
 # second one at once.
 crash give_back_across_configure '\x00\x00\x00\x01''\x00\x01\x00\x02''\x08''\x05\x00''\x0a\x03\x00\x00\x01''\x0b\x00''\x03\x00''\x0b\x00'

@@ -57,10 +57,6 @@ const bool kTrace = std::getenv("THROTTLE_FUZZ_TRACE") != nullptr;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 
-// THROTTLE_FUZZ_STRICT=1 gives back any fuel at any time; without it only
-// the patterns the limiters handle today (see GiveBack below).
-const bool kStrict = std::getenv("THROTTLE_FUZZ_STRICT") != nullptr;
-
 // For the trace: a time as the offset from kT0.
 std::string Since(absl::Time t) { return absl::FormatDuration(t - kT0); }
 
@@ -299,22 +295,13 @@ class Harness {
     if (outstanding_.empty()) return;
     size_t i = static_cast<size_t>(
         in.Range(0, static_cast<int64_t>(outstanding_.size()) - 1));
-    if (!kStrict) {
-      // Known bugs (tests/fuzz/crashers/README.md): fuel given back while
-      // streams wait is re-granted at a nominal time in the past, older
-      // fuel given back lets the limiters hand out more than came back,
-      // and fuel of an earlier configuration is credited to the current
-      // one. Until they are fixed, only the newest fuel of the current
-      // configuration comes back, while no stream waits.
-      i = outstanding_.size() - 1;
-      if (AnyoneWaits() || outstanding_[i].epoch != epoch_) return;
-    }
     Batch& batch = outstanding_[i];
     if (batch.has_fuel) return;
     const int64_t n = in.Range(1, batch.grants);
     TRACE("%s GiveBack(%s, %lld)\n", Since(now_).c_str(),
           Since(batch.granted_at).c_str(), static_cast<long long>(n));
-    scheduler_.GiveBack(batch.granted_at, n);
+    scheduler_.GiveBack(batch.granted_at + batch.spacing * (batch.grants - n),
+                        n, batch.spacing, static_cast<uint64_t>(batch.epoch));
     if (!config_.manual_emit) expected_total_ -= std::min(n, expected_total_);
     if (batch.epoch == epoch_) {
       // The last n of the batch never were.
@@ -396,12 +383,6 @@ class Harness {
     const ThrottleConfig config = DecodeConfig(in);
     TraceConfig((Since(now_) + " Configure").c_str(), config);
     scheduler_.Configure(config, now_);
-    // A limited mode puts every stream back in line, held ones too (the
-    // header says a held stream waits for Release; scheduler.cc unparks
-    // them all).
-    if (config.mode != Mode::kMonitorOnly) {
-      for (StreamId id : open_) streams_.at(id).held = false;
-    }
     config_ = config;
     ++epoch_;
     epoch_started_ = now_;

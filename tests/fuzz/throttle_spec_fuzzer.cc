@@ -38,9 +38,6 @@ std::string FormatSpec(const std::string& name, const ThrottleConfig& config) {
   return spec;
 }
 
-// THROTTLE_FUZZ_STRICT=1 also checks what is known to fail today.
-const bool kStrict = std::getenv("THROTTLE_FUZZ_STRICT") != nullptr;
-
 void CheckSpec(absl::string_view spec) {
   const auto parsed = ParseThrottleSpec(spec);
   if (!parsed.ok()) {
@@ -48,11 +45,7 @@ void CheckSpec(absl::string_view spec) {
     FUZZ_CHECK(parsed.status().code() == absl::StatusCode::kInvalidArgument);
     FUZZ_CHECK(!message.empty());
     // One line on stderr: the input's control characters come escaped.
-    // Known bug (tests/fuzz/crashers/README.md): a bad mode name comes
-    // back as it was sent.
-    if (kStrict || !absl::StartsWith(message, "mode \"")) {
-      FUZZ_CHECK(message.find_first_of("\r\n") == absl::string_view::npos);
-    }
+    FUZZ_CHECK(message.find_first_of("\r\n") == absl::string_view::npos);
     return;
   }
   const auto& [name, config] = *parsed;
