@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "server/scheduler.h"
+#include "server/core/scheduler.h"
 
 namespace throttle::server {
 namespace {

@@ -15,7 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/util/json_util.h"
-#include "server/format.h"
+#include "server/core/format.h"
 #include "throttle/names.h"
 
 namespace throttle::cli {

@@ -13,7 +13,7 @@
 # tree once all of them exist, so that a target added later in any
 # CMakeLists.txt is covered without touching it. Static libraries carry the
 # link flags in their interface, so whatever links them (including a project
-# using the installed package, see tests/install_consumer) links the
+# using the installed package, see tests/integration/install_consumer) links the
 # sanitizer runtime too.
 set(THROTTLE_SANITIZE "" CACHE STRING
   "Sanitizers for the project's own targets: empty, address,undefined or thread")

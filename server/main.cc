@@ -12,9 +12,9 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/convert.h"
-#include "server/log.h"
-#include "server/throttle_server.h"
+#include "server/service/convert.h"
+#include "server/service/log.h"
+#include "server/service/throttle_server.h"
 #include "server/usage.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",

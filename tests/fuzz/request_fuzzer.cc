@@ -19,9 +19,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
-#include "server/convert.h"
-#include "server/scheduler.h"
-#include "server/throttle_config.h"
+#include "server/core/scheduler.h"
+#include "server/core/throttle_config.h"
+#include "server/service/convert.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "throttle/v1/throttle.pb.h"
 

@@ -38,8 +38,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/scheduler.h"
-#include "server/throttle_config.h"
+#include "server/core/scheduler.h"
+#include "server/core/throttle_config.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace throttle::server {

@@ -20,8 +20,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "server/convert.h"
-#include "server/throttle_config.h"
+#include "server/core/throttle_config.h"
+#include "server/service/convert.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace throttle::server {

@@ -1,0 +1,80 @@
+// Rate limiters of the scheduler core: one per shaping mode.
+//
+// Part of the scheduler core (no gRPC, no threads, no clock of its own). A
+// limiter only answers "when may the next grant be?" and records grants; the
+// scheduler decides who gets them. Times are nominal: the moment a grant fell
+// due on the throttle's schedule, which may be a little before the moment
+// the refill loop got round to it. Keeping the schedule nominal is what
+// holds the rate when the loop wakes late: grants that fell due meanwhile
+// are handed out together, at their own times, and nothing drifts.
+//
+// Not thread-safe: the owner (one throttle's scheduler) serialises calls.
+#ifndef THROTTLE_SERVER_CORE_LIMITER_H_
+#define THROTTLE_SERVER_CORE_LIMITER_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/time/time.h"
+#include "server/core/throttle_config.h"
+
+namespace throttle::server {
+
+class Limiter {
+ public:
+  virtual ~Limiter() = default;
+
+  // The earliest nominal time at which one more grant is allowed.
+  // absl::InfinitePast() when a grant is allowed at any time.
+  virtual absl::Time NextAllowed() const = 0;
+
+  // How many of `want` >= 1 grants are allowed at nominal time
+  // `at` >= NextAllowed(), all at that one instant: at least 1, at most
+  // `want`. A burst or idle credit of a billion costs no more than one
+  // grant (amortised constant time).
+  virtual int64_t AllowedAt(absl::Time at, int64_t want) const = 0;
+
+  // The gap between grants when the limiter hands them out one at a time
+  // on a regular schedule (smooth, bucket once empty, unbounded); zero if
+  // its schedule is not regular (window, no limit).
+  virtual absl::Duration Spacing() const { return absl::ZeroDuration(); }
+
+  // With Spacing() > 0: how many of `want` >= 1 grants fall due at
+  // NextAllowed(), NextAllowed() + Spacing(), ... up to `now` (at least 1
+  // when NextAllowed() <= now). Constant time, so a late refill loop or a
+  // rate of millions per second costs one step, not one per grant.
+  virtual int64_t DueBy(absl::Time /*now*/, int64_t /*want*/) const {
+    return 1;
+  }
+
+  // Records `n` grants from nominal time `at`, `spacing` apart: all at
+  // `at` (spacing zero) when n <= AllowedAt(at, n), or at `at` =
+  // NextAllowed() and every Spacing() after it when n <= DueBy(now, n).
+  // The scheduler never dates a grant before the newest one recorded.
+  virtual void Record(absl::Time at, int64_t n, absl::Duration spacing) = 0;
+
+  // Undoes `n` grants recorded by this limiter whose newest fell at
+  // `last`, never delivered, so that their fuel can go to another stream
+  // -- as far as that keeps the mode's bound: a smooth or bucket limiter
+  // only takes back the newest grants it recorded (an older grant's slot
+  // is past), a window limiter forgets them from its log. Constant time in
+  // `n`.
+  virtual void GiveBack(absl::Time last, int64_t n) = 0;
+
+  // The throttle stopped at `now` / started again at `now`. Only the
+  // unbounded limiter cares: credit does not accumulate while stopped.
+  virtual void Pause(absl::Time /*now*/) {}
+  virtual void Resume(absl::Time /*now*/) {}
+};
+
+// Makes the limiter for `config` (which must be valid). `last_grant` is the
+// nominal time of the throttle's last grant under a previous configuration
+// (absl::InfinitePast() if none): the new limiter treats it as its own last
+// grant, so a reconfiguration does not open a burst. The unbounded limiter
+// starts accruing credit at its first Resume.
+std::unique_ptr<Limiter> MakeLimiter(const ThrottleConfig& config,
+                                     absl::Time last_grant);
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_CORE_LIMITER_H_

@@ -1,0 +1,424 @@
+#include "server/core/scheduler.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace throttle::server {
+
+const char* StateName(State state) {
+  switch (state) {
+    case State::kCreated:
+      return "created";
+    case State::kRunning:
+      return "running";
+    case State::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+Scheduler::Scheduler(const ThrottleConfig& config)
+    : config_(config), limiter_(MakeLimiter(config, absl::InfinitePast())) {}
+
+StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
+                         std::vector<StreamEvent>* events) {
+  const StreamId id = next_id_++;
+  if (state_ == State::kStopped) {
+    events->push_back(
+        {id, 0, now, absl::ZeroDuration(), EndReason::kStopped, epoch_});
+    return id;
+  }
+  if (ring_.empty()) hungry_since_ = now;
+  Stream& stream = ring_.emplace_back();
+  stream.id = id;
+  stream.remaining = request.count;
+  stream.weight = request.weight;
+  stream.turn_left = request.weight;
+  stream.wait_limit = request.wait_limit;
+  stream.deadline = now + request.wait_limit;
+  streams_.emplace(id, std::prev(ring_.end()));
+  if (request.wait_limit == absl::ZeroDuration()) {
+    // "Only if fuel is free at once": serve now, and end it if that was
+    // not enough.
+    Advance(now, events);
+    if (streams_.contains(id)) End(id, EndReason::kWaitLimitPassed, events);
+  } else if (request.wait_limit != absl::InfiniteDuration()) {
+    PushExpiry(stream.deadline, id);
+  }
+  return id;
+}
+
+void Scheduler::Unpark(StreamList::iterator it, absl::Time now) {
+  if (ring_.empty()) hungry_since_ = now;
+  it->parked = false;
+  ring_.splice(ring_.end(), parked_, it);
+}
+
+void Scheduler::Park(StreamList::iterator it) {
+  it->parked = true;
+  parked_.splice(parked_.end(), ring_, it);
+  if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
+}
+
+void Scheduler::Close(StreamId id) {
+  auto found = streams_.find(id);
+  if (found == streams_.end()) return;
+  const StreamList::iterator it = found->second;
+  streams_.erase(found);
+  if (it->parked) {
+    parked_.erase(it);
+    return;
+  }
+  ring_.erase(it);
+  if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
+}
+
+void Scheduler::End(StreamId id, EndReason reason,
+                    std::vector<StreamEvent>* events) {
+  Close(id);
+  events->push_back(
+      {id, 0, absl::InfinitePast(), absl::ZeroDuration(), reason, epoch_});
+}
+
+void Scheduler::GiveBack(absl::Time granted_at, int64_t grants,
+                         absl::Duration spacing, uint64_t epoch) {
+  if (grants <= 0) return;
+  if (epoch == epoch_) {
+    limiter_->GiveBack(granted_at + spacing * (grants - 1), grants);
+  }
+  if (!config_.manual_emit) monitor_.Remove(granted_at, grants);
+}
+
+absl::Time Scheduler::DueTime() const {
+  return std::max({limiter_->NextAllowed(), hungry_since_, last_grant_});
+}
+
+void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
+  if (config_.mode != Mode::kMonitorOnly) return;
+  auto found = streams_.find(id);
+  if (found == streams_.end() || !found->second->parked ||
+      found->second->held) {
+    return;
+  }
+  Unpark(found->second, now);
+}
+
+void Scheduler::Hold(StreamId id) {
+  auto found = streams_.find(id);
+  if (found == streams_.end() || found->second->held) return;
+  found->second->held = true;
+  if (!found->second->parked) Park(found->second);
+}
+
+void Scheduler::Release(StreamId id, absl::Time now) {
+  auto found = streams_.find(id);
+  if (found == streams_.end() || !found->second->held) return;
+  found->second->held = false;
+  Unpark(found->second, now);
+}
+
+void Scheduler::PushExpiry(absl::Time deadline, StreamId id) {
+  // Entries of streams that ended are skipped lazily; rebuild the heap when
+  // they outnumber the live ones, so memory stays proportional to the open
+  // streams and the cost per stream stays O(log n) amortised.
+  if (expiries_.size() > 2 * streams_.size() + 64) {
+    std::vector<Expiry> live;
+    live.reserve(streams_.size());
+    for (const auto& [sid, it] : streams_) {
+      if (it->wait_limit != absl::InfiniteDuration() &&
+          it->wait_limit != absl::ZeroDuration() && sid != id) {
+        live.push_back({it->deadline, sid});
+      }
+    }
+    expiries_ = decltype(expiries_)(std::greater<Expiry>(), std::move(live));
+  }
+  expiries_.push({deadline, id});
+}
+
+void Scheduler::RecordEmissions(absl::Time at, int64_t n,
+                                absl::Duration spacing) {
+  if (!config_.manual_emit) monitor_.Record(at, n, spacing);
+}
+
+void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
+                      absl::Duration spacing,
+                      std::vector<StreamEvent>* events) {
+  const StreamId id = stream.id;
+  RecordEmissions(at, n, spacing);
+  const absl::Time last = at + spacing * (n - 1);
+  last_grant_ = std::max(last_grant_, last);
+  EndReason end = EndReason::kNone;
+  if (stream.remaining > 0) {
+    stream.remaining -= n;
+    if (stream.remaining == 0) end = EndReason::kCountReached;
+  }
+  // Consecutive grants to one stream at one instant travel together.
+  if (spacing == absl::ZeroDuration() && !events->empty() &&
+      events->back().stream == id && events->back().granted_at == at &&
+      events->back().spacing == absl::ZeroDuration() &&
+      events->back().end == EndReason::kNone) {
+    events->back().grants += n;
+    events->back().end = end;
+  } else {
+    events->push_back({id, n, at, spacing, end, epoch_});
+  }
+  if (end != EndReason::kNone) {
+    Close(id);
+    return;
+  }
+  if (stream.wait_limit != absl::InfiniteDuration()) {
+    // The wait limit restarts; the heap entry is refreshed lazily.
+    stream.deadline = last + stream.wait_limit;
+  }
+}
+
+void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
+  // Single steps serve the front stream's turn; between them, whole rounds
+  // are served at once when the limiter allows them (a big burst or idle
+  // credit), so the work does not grow with the number of grants. A round
+  // that does not fit is tried again only after a full round of single
+  // steps, so each step stays constant time.
+  size_t steps_before_rounds = 0;
+  while (!ring_.empty()) {
+    const absl::Time at = DueTime();
+    if (at > now) return;
+    if (steps_before_rounds == 0) {
+      if (ServeRounds(at, now, events)) continue;
+      steps_before_rounds = ring_.size();
+    }
+    --steps_before_rounds;
+    const StreamList::iterator it = ring_.begin();
+    int64_t want = it->turn_left;
+    if (it->remaining > 0) want = std::min(want, it->remaining);
+    const int64_t n = limiter_->AllowedAt(at, want);
+    limiter_->Record(at, n, absl::ZeroDuration());
+    it->turn_left -= n;
+    if (it->turn_left == 0) {
+      // Its turn is over: to the back of the ring (the node moves, the
+      // iterators stay valid).
+      it->turn_left = it->weight;
+      ring_.splice(ring_.end(), ring_, it);
+    }
+    Grant(*it, n, at, absl::ZeroDuration(), events);
+  }
+}
+
+bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
+                            std::vector<StreamEvent>* events) {
+  // Only the front stream can be inside its turn; a round starts at a turn.
+  if (ring_.front().turn_left != ring_.front().weight) return false;
+  const int64_t size = static_cast<int64_t>(ring_.size());
+  // Spaced rounds follow the limiter's regular schedule exactly, from
+  // NextAllowed() while it has no burst to give at once.
+  const absl::Duration spacing = limiter_->Spacing();
+  const bool can_space = spacing > absl::ZeroDuration() &&
+                         at == limiter_->NextAllowed() &&
+                         limiter_->AllowedAt(at, 2) == 1;
+  if (limiter_->AllowedAt(at, size) < size &&
+      !(can_space && limiter_->DueBy(now, size) >= size)) {
+    return false;  // not one round: cheap, no scan
+  }
+  int64_t round = 0;  // grants in one round: <= streams * kMaxWeight
+  int64_t rounds = std::numeric_limits<int64_t>::max();
+  for (const Stream& stream : ring_) {
+    round += stream.weight;
+    if (stream.remaining > 0) {
+      rounds = std::min(rounds, stream.remaining / stream.weight);
+    }
+  }
+  rounds = std::min(rounds, std::numeric_limits<int64_t>::max() / round);
+  const bool spaced = can_space;
+  if (rounds > 0) {
+    const int64_t supply = spaced ? limiter_->DueBy(now, rounds * round)
+                                  : limiter_->AllowedAt(at, rounds * round);
+    rounds = std::min(rounds, supply / round);
+  }
+  if (rounds == 0) return false;
+  limiter_->Record(at, rounds * round, spaced ? spacing : absl::ZeroDuration());
+  if (!spaced) {
+    for (auto it = ring_.begin(); it != ring_.end();) {
+      Stream& stream = *it++;  // Grant may close it
+      Grant(stream, rounds * stream.weight, at, absl::ZeroDuration(), events);
+    }
+    return true;
+  }
+  // Grant j of the rounds falls at at + j * spacing; a stream's u-th grant
+  // of each turn recurs every round.
+  int64_t offset = 0;
+  for (auto it = ring_.begin(); it != ring_.end();) {
+    Stream& stream = *it++;  // Grant may close it
+    const int64_t weight = stream.weight;
+    for (int64_t u = 0; u < weight; ++u) {
+      Grant(stream, rounds, at + spacing * (offset + u), spacing * round,
+            events);
+    }
+    offset += weight;
+  }
+  return true;
+}
+
+void Scheduler::ServeUnlimited(absl::Time now,
+                               std::vector<StreamEvent>* events) {
+  // Every waiting stream gets what it asked for at once; a count-0 stream
+  // one grant per delivery (it is parked until MarkDelivered).
+  while (!ring_.empty()) {
+    const StreamList::iterator it = ring_.begin();
+    const int64_t n = it->remaining > 0 ? it->remaining : 1;
+    if (it->remaining == 0) Park(it);
+    Grant(*it, n, now, absl::ZeroDuration(), events);
+  }
+}
+
+void Scheduler::ExpireWaitLimits(absl::Time now,
+                                 std::vector<StreamEvent>* events) {
+  while (!expiries_.empty() && expiries_.top().deadline <= now) {
+    const Expiry expiry = expiries_.top();
+    expiries_.pop();
+    auto it = streams_.find(expiry.id);
+    if (it == streams_.end()) continue;  // ended meanwhile
+    if (it->second->deadline > now) {
+      expiries_.push({it->second->deadline, expiry.id});  // granted since
+      continue;
+    }
+    End(expiry.id, EndReason::kWaitLimitPassed, events);
+  }
+}
+
+void Scheduler::Advance(absl::Time now, std::vector<StreamEvent>* events) {
+  if (state_ == State::kRunning) {
+    if (config_.mode == Mode::kMonitorOnly) {
+      ServeUnlimited(now, events);
+    } else {
+      ServeLimited(now, events);
+    }
+  }
+  ExpireWaitLimits(now, events);
+}
+
+absl::Time Scheduler::NextWakeup() const {
+  absl::Time next = absl::InfiniteFuture();
+  if (!expiries_.empty()) next = expiries_.top().deadline;
+  if (state_ == State::kRunning && !ring_.empty()) {
+    const absl::Time due =
+        config_.mode == Mode::kMonitorOnly ? absl::InfinitePast() : DueTime();
+    next = std::min(next, due);
+  }
+  return next;
+}
+
+absl::Status Scheduler::Start(absl::Time now) {
+  if (state_ == State::kRunning) {
+    return absl::FailedPreconditionError("throttle is already running");
+  }
+  state_ = State::kRunning;
+  run_started_ = now;
+  monitor_.BeginRun();
+  limiter_->Resume(now);
+  // Streams waited while it was not running; none is owed fuel from then.
+  if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunStats> Scheduler::Stop(absl::Time now,
+                                         std::vector<StreamEvent>* events) {
+  if (state_ != State::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "throttle is not running (state ", StateName(state_), ")"));
+  }
+  runtime_before_ += now - run_started_;
+  state_ = State::kStopped;
+  limiter_->Pause(now);
+  EndAll(EndReason::kStopped, events);
+  return Totals(now);
+}
+
+void Scheduler::EndAll(EndReason reason, std::vector<StreamEvent>* events) {
+  std::vector<StreamId> ids;
+  ids.reserve(streams_.size());
+  for (const auto& [id, it] : streams_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());  // in arrival order, for stable output
+  for (StreamId id : ids) End(id, reason, events);
+}
+
+void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
+  config_ = config;
+  ++epoch_;  // fuel granted before comes back to the monitor, not the limiter
+  limiter_ = MakeLimiter(config, last_grant_);
+  if (state_ == State::kRunning) limiter_->Resume(now);
+  if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
+  // A count-0 stream parked under monitor-only is never woken in a limited
+  // mode: put parked streams back in line, but not held ones (they wait
+  // for their write to drain).
+  if (config.mode != Mode::kMonitorOnly) {
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      auto next = std::next(it);
+      if (!it->held) Unpark(it, now);
+      it = next;
+    }
+  }
+}
+
+HasFuelResult Scheduler::HasFuel(absl::Time now) {
+  if (state_ == State::kStopped) return {false, true};
+  if (state_ != State::kRunning) return {false, false};
+  if (config_.mode == Mode::kMonitorOnly) {
+    RecordEmissions(now, 1, absl::ZeroDuration());
+    return {true, false};
+  }
+  if (!ring_.empty() || limiter_->NextAllowed() > now) return {false, false};
+  limiter_->Record(now, 1, absl::ZeroDuration());
+  last_grant_ = std::max(last_grant_, now);
+  RecordEmissions(now, 1, absl::ZeroDuration());
+  return {true, false};
+}
+
+absl::StatusOr<int64_t> Scheduler::Emit(int64_t n, absl::Time now) {
+  if (!config_.manual_emit) {
+    return absl::FailedPreconditionError(
+        "throttle counts emissions at grant time (manual_emit is false); "
+        "Emit is for manual_emit throttles");
+  }
+  if (state_ != State::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "throttle is not running (state ", StateName(state_), ")"));
+  }
+  monitor_.Record(now, n);
+  return monitor_.total();
+}
+
+RunStats Scheduler::Totals(absl::Time now) const {
+  RunStats stats;
+  stats.runtime = runtime_before_;
+  if (state_ == State::kRunning) stats.runtime += now - run_started_;
+  stats.total_emissions = monitor_.total();
+  const double seconds = absl::ToDoubleSeconds(stats.runtime);
+  if (stats.total_emissions > 0) {
+    stats.mean_seconds_between_emissions =
+        seconds / static_cast<double>(stats.total_emissions);
+  }
+  if (seconds > 0) {
+    stats.mean_emissions_per_second =
+        static_cast<double>(stats.total_emissions) / seconds;
+  }
+  return stats;
+}
+
+MeanStats Scheduler::Mean(absl::Time now) const {
+  return {Totals(now), monitor_.lowest_gap(), monitor_.highest_gap()};
+}
+
+LatestStats Scheduler::Latest(absl::Duration window, absl::Time now) const {
+  LatestStats stats;
+  stats.emissions = monitor_.CountInWindow(now, window);
+  const double seconds = absl::ToDoubleSeconds(window);
+  stats.emissions_per_second = static_cast<double>(stats.emissions) / seconds;
+  if (stats.emissions > 0) {
+    stats.seconds_between_emissions =
+        seconds / static_cast<double>(stats.emissions);
+  }
+  return stats;
+}
+
+}  // namespace throttle::server

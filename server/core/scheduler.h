@@ -1,0 +1,261 @@
+// The scheduler of one throttle: who gets fuel, when, and what it costs.
+//
+// The heart of the scheduler core: plain C++, no gRPC, no threads, no clock
+// of its own. Given the time, it says which waiting streams get fuel now
+// (as StreamEvents) and when it must be woken next (NextWakeup). Every
+// invariant -- the rate, the window bound, fairness, stop, wait limits -- is
+// unit-tested here with a fake clock.
+//
+// Fairness: waiting streams form one ring in arrival order. The stream at
+// the front gets the next grant; after `weight` grants in a row (or when it
+// needs no more) it moves to the back. Serving, cancelling and expiring a
+// stream are O(1) (expiry O(log n) in the wait-limit heap), so the cost of a
+// grant does not grow with the number of open streams.
+//
+// Not thread-safe: the owner (the service) serialises all calls.
+#ifndef THROTTLE_SERVER_CORE_SCHEDULER_H_
+#define THROTTLE_SERVER_CORE_SCHEDULER_H_
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <queue>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/core/limiter.h"
+#include "server/core/monitor.h"
+#include "server/core/throttle_config.h"
+
+namespace throttle::server {
+
+// Identifies an open stream within one scheduler. Never reused.
+using StreamId = uint64_t;
+
+// The life cycle of a throttle: kCreated -> kRunning <-> kStopped.
+enum class State { kCreated, kRunning, kStopped };
+
+// Returns "created", "running" or "stopped".
+const char* StateName(State state);
+
+// Why a stream left the scheduler.
+enum class EndReason {
+  kNone,             // still open
+  kCountReached,     // it got all the grants it asked for
+  kStopped,          // the throttle was stopped (the seed's kill flag)
+  kWaitLimitPassed,  // its wait limit passed without a grant
+  kClosed,           // EndAll(): the throttle was deleted or the server stops
+};
+
+// What a stream asks for.
+struct StreamRequest {
+  int64_t count = 1;   // grants wanted; 0 = until the throttle stops
+  int64_t weight = 1;  // grants per round-robin turn, >= 1
+  // Longest wait for the next grant; restarts at each grant.
+  absl::Duration wait_limit = absl::InfiniteDuration();
+};
+
+// Something that happened to a stream: grants allotted and/or its end.
+struct StreamEvent {
+  StreamId stream = 0;
+  int64_t grants = 0;  // grants allotted
+  // Their nominal times: grant i (from 0) at granted_at + i * spacing;
+  // all at granted_at when spacing is zero.
+  absl::Time granted_at;
+  absl::Duration spacing;
+  EndReason end = EndReason::kNone;  // != kNone: the stream is closed
+  // The configuration they were granted under (see GiveBack).
+  uint64_t epoch = 0;
+};
+
+// The seed's final tuple (Stop) and running totals.
+struct RunStats {
+  absl::Duration runtime;  // summed over all runs
+  int64_t total_emissions = 0;
+  double mean_seconds_between_emissions = 0;  // runtime / total
+  double mean_emissions_per_second = 0;       // total / runtime
+};
+
+// The seed's mean() with lo/hi gaps.
+struct MeanStats {
+  RunStats run;
+  absl::Duration lowest_gap;
+  absl::Duration highest_gap;
+};
+
+// The seed's latest().
+struct LatestStats {
+  int64_t emissions = 0;
+  double seconds_between_emissions = 0;  // window / emissions
+  double emissions_per_second = 0;       // emissions / window
+};
+
+// The answer of HasFuel.
+struct HasFuelResult {
+  bool granted = false;
+  bool stopped = false;
+};
+
+class Scheduler {
+ public:
+  // A throttle in state kCreated. `config` must pass ValidateConfig.
+  explicit Scheduler(const ThrottleConfig& config);
+
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  State state() const { return state_; }
+  const ThrottleConfig& config() const { return config_; }
+  // Streams open and waiting for a grant.
+  int64_t waiting_streams() const {
+    return static_cast<int64_t>(streams_.size());
+  }
+  int64_t total_emissions() const { return monitor_.total(); }
+
+  // Opens a stream at `now`. If the throttle is stopped, or the wait limit
+  // is zero and no fuel is free, the stream ends at once: its event is
+  // appended to *events. Otherwise call Advance(now) to serve it.
+  // `request` must be valid (count >= 0, weight >= 1, wait_limit >= 0).
+  StreamId Open(const StreamRequest& request, absl::Time now,
+                std::vector<StreamEvent>* events);
+
+  // Removes a stream that went away (cancelled, disconnected). No event.
+  // Unknown or already-ended ids are ignored.
+  void Close(StreamId id);
+
+  // Gives back `grants` allotted at nominal times granted_at + i * spacing
+  // under configuration `epoch` (as a StreamEvent said) that never reached
+  // their stream: the monitor uncounts them, and the limiter takes back
+  // what it can without breaking the mode's bound -- nothing for grants of
+  // an earlier configuration -- for the next waiting stream.
+  void GiveBack(absl::Time granted_at, int64_t grants, absl::Duration spacing,
+                uint64_t epoch);
+
+  // Monitor-only mode hands a count-0 stream one grant at a time; the owner
+  // calls this when that grant was written, so the stream gets the next.
+  // Ignored in other modes and for unknown ids.
+  void MarkDelivered(StreamId id, absl::Time now);
+
+  // Takes a waiting stream out of service while its consumer is stalled:
+  // it gets no grants (its wait limit still runs) until Release, also
+  // across Configure. Ignored for unknown ids and streams already held.
+  void Hold(StreamId id);
+  // Puts a held stream back in line, at the back of the ring. Ignored for
+  // unknown ids and streams not held. Call Advance(now) afterwards.
+  void Release(StreamId id, absl::Time now);
+
+  // Allots every grant due at or before `now` and ends streams whose wait
+  // limit passed; appends what happened to *events.
+  void Advance(absl::Time now, std::vector<StreamEvent>* events);
+
+  // When Advance must next be called: absl::InfiniteFuture() if nothing is
+  // pending. May be earlier than needed (a harmless early wake-up).
+  absl::Time NextWakeup() const;
+
+  // Starts or resumes the refill and the monitor. FAILED_PRECONDITION if
+  // the throttle is already running. Call Advance(now) afterwards.
+  absl::Status Start(absl::Time now);
+
+  // Sets the kill flag: every open stream ends with kStopped (appended to
+  // *events). Returns the seed's final tuple. FAILED_PRECONDITION if the
+  // throttle is not running.
+  absl::StatusOr<RunStats> Stop(absl::Time now,
+                                std::vector<StreamEvent>* events);
+
+  // Ends every open stream with `reason` (the throttle is deleted or the
+  // server shuts down).
+  void EndAll(EndReason reason, std::vector<StreamEvent>* events);
+
+  // Replaces the configuration (which must be valid); open streams stay and
+  // are served under the new one from `now`. Call Advance(now) afterwards.
+  void Configure(const ThrottleConfig& config, absl::Time now);
+
+  // Takes one grant if one is free at `now` and no stream is waiting.
+  HasFuelResult HasFuel(absl::Time now);
+
+  // Counts `n` emissions reported by a worker. FAILED_PRECONDITION if the
+  // throttle counts at grant time (not manual_emit) or is not running.
+  // Returns the total since the first Start.
+  absl::StatusOr<int64_t> Emit(int64_t n, absl::Time now);
+
+  // Statistics; `window` in (0, kMaxLatestWindow].
+  LatestStats Latest(absl::Duration window, absl::Time now) const;
+  MeanStats Mean(absl::Time now) const;
+  RunStats Totals(absl::Time now) const;
+
+ private:
+  // A waiting stream. It lives in a node of ring_ or parked_ and moves
+  // between and within them by splicing, so serving the front of the ring
+  // needs no lookup.
+  struct Stream {
+    StreamId id;
+    int64_t remaining;  // grants still wanted; 0 = unlimited
+    int64_t weight;
+    int64_t turn_left;  // grants left in its current round-robin turn
+    absl::Duration wait_limit;
+    absl::Time deadline;  // last grant (or open) + wait_limit
+    bool parked = false;  // in parked_: awaiting delivery, or held
+    bool held = false;    // by Hold, until Release (also across Configure)
+  };
+  using StreamList = std::list<Stream>;
+  struct Expiry {
+    absl::Time deadline;
+    StreamId id;
+    bool operator>(const Expiry& o) const { return deadline > o.deadline; }
+  };
+
+  // Allots `n` grants from nominal time `at`, `spacing` apart.
+  void Grant(Stream& stream, int64_t n, absl::Time at, absl::Duration spacing,
+             std::vector<StreamEvent>* events);
+  void End(StreamId id, EndReason reason, std::vector<StreamEvent>* events);
+  // Moves a parked stream to the back of the ring.
+  void Unpark(StreamList::iterator it, absl::Time now);
+  // Moves a stream from the ring to parked_.
+  void Park(StreamList::iterator it);
+  void PushExpiry(absl::Time deadline, StreamId id);
+  void ExpireWaitLimits(absl::Time now, std::vector<StreamEvent>* events);
+  void ServeLimited(absl::Time now, std::vector<StreamEvent>* events);
+  // Serves as many whole round-robin rounds from `at` to `now` as the
+  // limiter allows and no stream's count cuts short -- all at `at` (a
+  // burst, idle credit) or on the limiter's regular schedule (a late loop,
+  // a high rate); false if not one.
+  bool ServeRounds(absl::Time at, absl::Time now,
+                   std::vector<StreamEvent>* events);
+  void ServeUnlimited(absl::Time now, std::vector<StreamEvent>* events);
+  void RecordEmissions(absl::Time at, int64_t n, absl::Duration spacing);
+  // When the next grant may be dated: what the limiter allows, not before
+  // a stream was waiting, and never before the newest grant.
+  absl::Time DueTime() const;
+
+  ThrottleConfig config_;
+  State state_ = State::kCreated;
+  std::unique_ptr<Limiter> limiter_;
+  Monitor monitor_;
+
+  StreamList ring_;  // waiting, in service order
+  // Out of service: monitor-only count-0 streams awaiting delivery, and
+  // held streams.
+  StreamList parked_;
+  absl::flat_hash_map<StreamId, StreamList::iterator> streams_;  // all open
+  // Time since which the ring has been non-empty: a grant is never given a
+  // nominal time before someone was waiting for it.
+  absl::Time hungry_since_ = absl::InfiniteFuture();
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
+      expiries_;  // lazy: entries of ended streams are skipped
+  StreamId next_id_ = 1;
+
+  // The newest nominal time granted: no grant is dated before it, so fuel
+  // that comes back is never handed out in the past.
+  absl::Time last_grant_ = absl::InfinitePast();
+  uint64_t epoch_ = 0;             // counts Configure calls
+  absl::Duration runtime_before_;  // runtime of completed runs
+  absl::Time run_started_;
+};
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_CORE_SCHEDULER_H_

@@ -1,0 +1,59 @@
+#include "server/core/throttle_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/core/format.h"
+
+namespace throttle::server {
+
+const char* ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kSmooth:
+      return "smooth";
+    case Mode::kWindow:
+      return "window";
+    case Mode::kBucket:
+      return "bucket";
+    case Mode::kUnbounded:
+      return "unbounded";
+    case Mode::kMonitorOnly:
+      return "monitor-only";
+  }
+  return "unknown";
+}
+
+absl::Status ValidateConfig(const ThrottleConfig& config) {
+  if (config.max_n < 1 || config.max_n > kMaxMaxN) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.max_n must be in [1, ", kMaxMaxN, "], got ", config.max_n));
+  }
+  const double per_seconds = absl::ToDoubleSeconds(config.per);
+  if (!(per_seconds > 0) || per_seconds > kMaxPerSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.per_seconds must be in (0, ", FormatDouble(kMaxPerSeconds),
+        "], got ", FormatDouble(per_seconds)));
+  }
+  const double rate = static_cast<double>(config.max_n) / per_seconds;
+  if (rate > kMaxRatePerSecond) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.max_n / config.per_seconds must be at most ",
+        FormatDouble(kMaxRatePerSecond), " per second, got ", config.max_n,
+        " / ", FormatDouble(per_seconds), " = ", FormatDouble(rate)));
+  }
+  if (config.mode == Mode::kWindow && config.max_n > kMaxWindowModeMaxN) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.max_n must be at most ", kMaxWindowModeMaxN,
+                     " in window mode, got ", config.max_n));
+  }
+  if (config.burst < 0 || config.burst > kMaxMaxN) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.burst must be in [0, ", kMaxMaxN, "], got ", config.burst));
+  }
+  if (config.burst != 0 && config.mode != Mode::kBucket) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.burst applies to bucket mode only; got ",
+                     config.burst, " in ", ModeName(config.mode), " mode"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace throttle::server

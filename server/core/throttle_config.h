@@ -1,0 +1,47 @@
+// The configuration of one throttle, as the scheduler core sees it.
+//
+// Part of the scheduler core (no gRPC). The service converts and validates
+// the proto's ThrottleConfig into this struct at its boundary.
+#ifndef THROTTLE_SERVER_CORE_THROTTLE_CONFIG_H_
+#define THROTTLE_SERVER_CORE_THROTTLE_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/core/limits.h"
+
+namespace throttle::server {
+
+// How a throttle shapes its grants; see proto/throttle/v1/throttle.proto.
+enum class Mode {
+  kSmooth,       // grants at least per/max_n apart
+  kWindow,       // at most max_n in any sliding window of `per`
+  kBucket,       // token bucket of capacity `burst`
+  kUnbounded,    // credit accumulates: the mean rate over the run is held
+  kMonitorOnly,  // no limit, counting only
+};
+
+// Returns "smooth", "window", "bucket", "unbounded" or "monitor-only".
+const char* ModeName(Mode mode);
+
+struct ThrottleConfig {
+  int64_t max_n = 1;                      // grants per `per`, >= 1
+  absl::Duration per = absl::Seconds(1);  // > 0
+  Mode mode = Mode::kSmooth;
+  int64_t burst = 0;         // kBucket only; 0 means max_n
+  bool manual_emit = false;  // count emissions only through Emit
+
+  // The bucket capacity in effect: burst, or max_n when burst is 0.
+  int64_t EffectiveBurst() const { return burst > 0 ? burst : max_n; }
+};
+
+// Checks a configuration against the limits of server/limits.h. Returns
+// INVALID_ARGUMENT naming the field (as the proto spells it) and its value when
+// one is out of range, OK otherwise.
+absl::Status ValidateConfig(const ThrottleConfig& config);
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_CORE_THROTTLE_CONFIG_H_

@@ -1,0 +1,261 @@
+#include "server/service/convert.h"
+
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/core/format.h"
+#include "throttle/names.h"
+
+namespace throttle::server {
+namespace {
+
+std::string Quote(absl::string_view s) {
+  constexpr size_t kShown = 40;
+  std::string shown = absl::CHexEscape(s.substr(0, kShown));
+  if (s.size() > kShown) absl::StrAppend(&shown, "...");
+  return absl::StrCat("\"", shown, "\"");
+}
+
+// The one correspondence between the core's modes and the proto's.
+struct ModePair {
+  Mode mode;
+  v1::Mode proto;
+};
+constexpr ModePair kModePairs[] = {
+    {Mode::kSmooth, v1::MODE_SMOOTH},
+    {Mode::kWindow, v1::MODE_WINDOW},
+    {Mode::kBucket, v1::MODE_BUCKET},
+    {Mode::kUnbounded, v1::MODE_UNBOUNDED},
+    {Mode::kMonitorOnly, v1::MODE_MONITOR_ONLY},
+};
+
+// MODE_UNSPECIFIED (and anything unknown) is smooth.
+Mode ModeFromProto(v1::Mode proto) {
+  for (const ModePair& pair : kModePairs) {
+    if (pair.proto == proto) return pair.mode;
+  }
+  return Mode::kSmooth;
+}
+
+v1::Mode ModeToProto(Mode mode) {
+  for (const ModePair& pair : kModePairs) {
+    if (pair.mode == mode) return pair.proto;
+  }
+  return v1::MODE_SMOOTH;
+}
+
+// Checks a rate window given in seconds before it becomes a Duration
+// (NaN and infinities have no Duration), and names the value as sent: a
+// window below the rate limit's 1 / kMaxRatePerSecond (which no max_n >= 1
+// can meet) is refused here, before it could round to a zero Duration and
+// be reported as "got 0".
+absl::StatusOr<absl::Duration> PerFromSeconds(absl::string_view field,
+                                              double seconds) {
+  if (!std::isfinite(seconds) || seconds <= 0 || seconds > kMaxPerSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be finite and in (0, ", FormatDouble(kMaxPerSeconds),
+        "], got ", FormatDouble(seconds)));
+  }
+  if (seconds < kMinPerSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be at least ", FormatDouble(kMinPerSeconds),
+        " (max_n / per_seconds is at most ", FormatDouble(kMaxRatePerSecond),
+        " per second), got ", FormatDouble(seconds)));
+  }
+  return absl::Seconds(seconds);
+}
+
+}  // namespace
+
+absl::StatusOr<absl::Duration> DurationFromProto(
+    absl::string_view field, const google::protobuf::Duration& d) {
+  const bool valid = d.seconds() >= -315576000000 &&
+                     d.seconds() <= 315576000000 && d.nanos() > -1000000000 &&
+                     d.nanos() < 1000000000 &&
+                     !(d.seconds() > 0 && d.nanos() < 0) &&
+                     !(d.seconds() < 0 && d.nanos() > 0);
+  if (!valid) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is not a valid Duration: seconds=", d.seconds(),
+                     " nanos=", d.nanos()));
+  }
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+absl::Status ValidateName(absl::string_view field, absl::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
+  }
+  if (name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", name.size(), " bytes long, the limit is ",
+                     kMaxNameLength, ": ", Quote(name)));
+  }
+  for (char c : name) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " must be printable ASCII without spaces, got ", Quote(name)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateWorkerId(absl::string_view worker_id) {
+  if (worker_id.size() > kMaxWorkerIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker_id is ", worker_id.size(),
+                     " bytes long, the limit is ", kMaxWorkerIdLength));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
+  if (!v1::Mode_IsValid(proto.mode())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.mode has no such value: ", proto.mode()));
+  }
+  absl::StatusOr<absl::Duration> per =
+      PerFromSeconds("config.per_seconds", proto.per_seconds());
+  if (!per.ok()) return per.status();
+  ThrottleConfig config;
+  config.max_n = proto.max_n();
+  config.per = *per;
+  config.mode = ModeFromProto(proto.mode());
+  config.burst = proto.burst();
+  config.manual_emit = proto.manual_emit();
+  if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
+  return config;
+}
+
+v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
+  v1::ThrottleConfig proto;
+  proto.set_max_n(config.max_n);
+  proto.set_per_seconds(absl::ToDoubleSeconds(config.per));
+  proto.set_mode(ModeToProto(config.mode));
+  proto.set_burst(config.mode == Mode::kBucket ? config.EffectiveBurst() : 0);
+  proto.set_manual_emit(config.manual_emit);
+  return proto;
+}
+
+v1::State ToProto(State state) {
+  switch (state) {
+    case State::kCreated:
+      return v1::STATE_CREATED;
+    case State::kRunning:
+      return v1::STATE_RUNNING;
+    case State::kStopped:
+      return v1::STATE_STOPPED;
+  }
+  return v1::STATE_UNSPECIFIED;
+}
+
+absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
+  StreamRequest request;
+  if (proto.has_count()) {
+    if (proto.count() < 0 || proto.count() > kMaxStreamCount) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("count must be in [0, ", kMaxStreamCount,
+                       "] (0 = until stopped), got ", proto.count()));
+    }
+    request.count = proto.count();
+  }
+  if (proto.has_weight()) {
+    if (proto.weight() < 1 || proto.weight() > kMaxWeight) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "weight must be in [1, ", kMaxWeight, "], got ", proto.weight()));
+    }
+    request.weight = proto.weight();
+  }
+  if (proto.has_wait_limit()) {
+    absl::StatusOr<absl::Duration> limit =
+        DurationFromProto("wait_limit", proto.wait_limit());
+    if (!limit.ok()) return limit.status();
+    if (*limit < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("wait_limit must not be negative, got ",
+                       absl::FormatDuration(*limit)));
+    }
+    request.wait_limit = *limit;
+  }
+  if (absl::Status status = ValidateWorkerId(proto.worker_id()); !status.ok()) {
+    return status;
+  }
+  return request;
+}
+
+absl::StatusOr<Mode> ParseMode(absl::string_view name) {
+  // The one parser of mode names (throttle/names.h), as in throttlectl and
+  // the client library.
+  absl::StatusOr<v1::Mode> mode = ModeFromName(name);
+  if (!mode.ok()) return mode.status();
+  return ModeFromProto(*mode);
+}
+
+absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
+    absl::string_view spec) {
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(spec, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  if (parts.empty()) return absl::InvalidArgumentError("empty throttle spec");
+  std::string name(parts[0]);
+  if (absl::Status status = ValidateName("name", name); !status.ok()) {
+    return status;
+  }
+  ThrottleConfig config;
+  bool has_max_n = false;
+  bool has_per = false;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
+    const auto bad = [&] {
+      return absl::InvalidArgumentError(
+          absl::StrCat("throttle ", name, ": bad value in ", Quote(parts[i])));
+    };
+    if (kv.first == "max_n") {
+      if (!absl::SimpleAtoi(kv.second, &config.max_n)) return bad();
+      has_max_n = true;
+    } else if (kv.first == "per") {
+      double seconds = 0;
+      if (!absl::SimpleAtod(kv.second, &seconds)) return bad();
+      absl::StatusOr<absl::Duration> per = PerFromSeconds("per", seconds);
+      if (!per.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("throttle ", name, ": ", per.status().message()));
+      }
+      config.per = *per;
+      has_per = true;
+    } else if (kv.first == "mode") {
+      absl::StatusOr<Mode> mode = ParseMode(kv.second);
+      if (!mode.ok()) return mode.status();
+      config.mode = *mode;
+    } else if (kv.first == "burst") {
+      if (!absl::SimpleAtoi(kv.second, &config.burst)) return bad();
+    } else if (kv.first == "manual_emit") {
+      if (!absl::SimpleAtob(kv.second, &config.manual_emit)) return bad();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
+                       " (known: max_n, per, mode, burst, manual_emit)"));
+    }
+  }
+  if (!has_max_n || !has_per) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("throttle ", name, ": max_n and per are required"));
+  }
+  if (absl::Status status = ValidateConfig(config); !status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("throttle ", name, ": ", status.message()));
+  }
+  return std::make_pair(std::move(name), config);
+}
+
+}  // namespace throttle::server

@@ -1,0 +1,62 @@
+// Conversions at the service boundary: proto requests are validated and
+// turned into scheduler-core types, absl::Status into grpc::Status.
+//
+// Part of the service glue (depends on the generated proto code and gRPC).
+// Every error is INVALID_ARGUMENT and names the field and its value.
+#ifndef THROTTLE_SERVER_SERVICE_CONVERT_H_
+#define THROTTLE_SERVER_SERVICE_CONVERT_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/support/status.h"
+#include "server/core/limits.h"
+#include "server/core/scheduler.h"
+#include "server/core/throttle_config.h"
+#include "throttle/v1/throttle.pb.h"
+
+namespace throttle::server {
+
+// The one mapping from absl::Status to grpc::Status (the codes match).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Checks a throttle name: 1 to kMaxNameLength printable ASCII characters
+// without spaces. `field` is the request field's name for the message.
+absl::Status ValidateName(absl::string_view field, absl::string_view name);
+
+// Checks a worker id: at most kMaxWorkerIdLength bytes.
+absl::Status ValidateWorkerId(absl::string_view worker_id);
+
+// Validates and converts a proto config (the field prefix in messages is
+// "config.").
+absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto);
+
+// The proto form of a core config, with defaults filled in.
+v1::ThrottleConfig ToProto(const ThrottleConfig& config);
+v1::State ToProto(State state);
+
+// Converts a google.protobuf.Duration; INVALID_ARGUMENT naming `field` if
+// it is out of the type's range or its seconds and nanos differ in sign.
+absl::StatusOr<absl::Duration> DurationFromProto(
+    absl::string_view field, const google::protobuf::Duration& d);
+
+// Validates and converts the stream part of an AwaitFuel request (count,
+// weight, wait_limit, worker_id; not the throttle name).
+absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto);
+
+// Parses a throttle declared on the command line or in a config file:
+//   NAME max_n=N per=SECONDS [mode=smooth|window|bucket|unbounded|
+//   monitor-only] [burst=N] [manual_emit=true|false]
+// Returns INVALID_ARGUMENT naming the bad part.
+absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
+    absl::string_view spec);
+
+// Parses a mode name with the one parser of throttle/names.h (also used by
+// throttlectl and the client library): case-insensitive, '_' taken as '-'.
+absl::StatusOr<Mode> ParseMode(absl::string_view name);
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_SERVICE_CONVERT_H_

@@ -1,0 +1,283 @@
+#include "server/service/service.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "server/service/convert.h"
+#include "server/service/fuel_reactor.h"
+#include "server/service/log.h"
+
+namespace throttle::server {
+namespace {
+
+using Entry = ThrottleTable::Entry;
+using Changes = ThrottleTable::Changes;
+
+absl::Status WithThrottle(const std::string& name, const absl::Status& status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("throttle \"", name,
+                                                  "\": ", status.message()));
+}
+
+v1::ThrottleInfo Info(const Entry& entry) {
+  v1::ThrottleInfo info;
+  info.set_name(entry.name);
+  *info.mutable_config() = ToProto(entry.scheduler.config());
+  info.set_state(ToProto(entry.scheduler.state()));
+  info.set_waiting_streams(entry.scheduler.waiting_streams());
+  info.set_total_emissions(entry.scheduler.total_emissions());
+  return info;
+}
+
+}  // namespace
+
+Service::Service(const Clock* clock, Metrics* metrics,
+                 const ServiceOptions& options)
+    : metrics_(metrics), loop_(clock), table_(clock, metrics, &loop_, options) {
+  loop_.Start([this] { return table_.AdvanceDue(); });
+}
+
+Service::~Service() {
+  BeginShutdown();
+  StopRefillLoop();
+}
+
+void Service::BeginShutdown() {
+  table_.CloseAllStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+}
+
+grpc::ServerUnaryReactor* Service::Reply(grpc::CallbackServerContext* context,
+                                         absl::string_view method,
+                                         const absl::Status& status) {
+  const grpc::Status grpc_status = ToGrpcStatus(status);
+  CountCallError(metrics_, method, grpc_status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc_status);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::AwaitFuelResponse>* Service::AwaitFuel(
+    grpc::CallbackServerContext* /*context*/,
+    const v1::AwaitFuelRequest* request) {
+  return NewFuelReactor(&table_, *request);
+}
+
+grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
+                                           const v1::HasFuelRequest* request,
+                                           v1::HasFuelResponse* response) {
+  absl::Status status = ValidateName("throttle", request->throttle());
+  if (status.ok()) {
+    status = table_.Transact(
+        "throttle", request->throttle(),
+        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+          if (absl::Status s = ValidateWorkerId(request->worker_id());
+              !s.ok()) {
+            return s;
+          }
+          const HasFuelResult result = entry.scheduler.HasFuel(now);
+          response->set_granted(result.granted);
+          response->set_stopped(result.stopped);
+          return absl::OkStatus();
+        });
+  }
+  return Reply(context, "HasFuel", status);
+}
+
+grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
+                                        const v1::EmitRequest* request,
+                                        v1::EmitResponse* response) {
+  absl::Status status = ValidateName("throttle", request->throttle());
+  if (status.ok()) {
+    status = table_.Transact(
+        "throttle", request->throttle(),
+        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+          const int64_t count = request->has_count() ? request->count() : 1;
+          if (count < 1 || count > kMaxEmitCount) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "count must be in [1, ", kMaxEmitCount, "], got ", count));
+          }
+          if (absl::Status s = ValidateWorkerId(request->worker_id());
+              !s.ok()) {
+            return s;
+          }
+          absl::StatusOr<int64_t> total = entry.scheduler.Emit(count, now);
+          if (!total.ok()) {
+            return WithThrottle(request->throttle(), total.status());
+          }
+          response->set_total_emissions(*total);
+          return absl::OkStatus();
+        });
+  }
+  return Reply(context, "Emit", status);
+}
+
+grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
+                                         const v1::StartRequest* request,
+                                         v1::StartResponse* response) {
+  absl::Status status = ValidateName("throttle", request->throttle());
+  if (status.ok()) {
+    status = table_.Transact(
+        "throttle", request->throttle(),
+        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+          if (absl::Status s = entry.scheduler.Start(now); !s.ok()) {
+            return WithThrottle(request->throttle(), s);
+          }
+          ++entry.starts;
+          Log(LogLevel::kInfo, "throttle_started",
+              {{"throttle", request->throttle()}});
+          response->set_state(ToProto(entry.scheduler.state()));
+          return absl::OkStatus();
+        });
+  }
+  return Reply(context, "Start", status);
+}
+
+grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
+                                        const v1::StopRequest* request,
+                                        v1::StopResponse* response) {
+  absl::Status status = ValidateName("throttle", request->throttle());
+  if (status.ok()) {
+    status = table_.Transact(
+        "throttle", request->throttle(),
+        [&](Entry& entry, absl::Time now, Changes* changes) -> absl::Status {
+          absl::StatusOr<RunStats> stats =
+              entry.scheduler.Stop(now, &changes->events);
+          if (!stats.ok()) {
+            return WithThrottle(request->throttle(), stats.status());
+          }
+          ++entry.stops;
+          Log(LogLevel::kInfo, "throttle_stopped",
+              {{"throttle", request->throttle()},
+               {"runtime_seconds",
+                absl::StrCat(absl::ToDoubleSeconds(stats->runtime))},
+               {"total_emissions", absl::StrCat(stats->total_emissions)},
+               {"streams_ended", absl::StrCat(changes->events.size())}});
+          response->set_runtime_seconds(absl::ToDoubleSeconds(stats->runtime));
+          response->set_total_emissions(stats->total_emissions);
+          response->set_mean_seconds_between_emissions(
+              stats->mean_seconds_between_emissions);
+          response->set_mean_emissions_per_second(
+              stats->mean_emissions_per_second);
+          return absl::OkStatus();
+        });
+  }
+  return Reply(context, "Stop", status);
+}
+
+grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
+                                          const v1::LatestRequest* request,
+                                          v1::LatestResponse* response) {
+  absl::Duration window = absl::Seconds(1);
+  if (request->has_window()) {
+    absl::StatusOr<absl::Duration> asked =
+        DurationFromProto("window", request->window());
+    if (!asked.ok()) return Reply(context, "Latest", asked.status());
+    if (*asked <= absl::ZeroDuration() || *asked > kMaxLatestWindow) {
+      return Reply(
+          context, "Latest",
+          absl::InvalidArgumentError(absl::StrCat(
+              "window must be in (0, ", absl::FormatDuration(kMaxLatestWindow),
+              "], got ", absl::FormatDuration(*asked))));
+    }
+    window = *asked;
+  }
+  absl::Status status = ValidateName("throttle", request->throttle());
+  if (status.ok()) {
+    status = table_.Read(
+        "throttle", request->throttle(),
+        [&](const Entry& entry, absl::Time now) {
+          const LatestStats stats = entry.scheduler.Latest(window, now);
+          response->set_seconds_between_emissions(
+              stats.seconds_between_emissions);
+          response->set_emissions_per_second(stats.emissions_per_second);
+          response->set_emissions(stats.emissions);
+          response->set_window_seconds(absl::ToDoubleSeconds(window));
+        });
+  }
+  return Reply(context, "Latest", status);
+}
+
+grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
+                                        const v1::MeanRequest* request,
+                                        v1::MeanResponse* response) {
+  absl::Status status = ValidateName("throttle", request->throttle());
+  if (status.ok()) {
+    status =
+        table_.Read("throttle", request->throttle(),
+                    [&](const Entry& entry, absl::Time now) {
+                      const MeanStats stats = entry.scheduler.Mean(now);
+                      response->set_mean_seconds_between_emissions(
+                          stats.run.mean_seconds_between_emissions);
+                      response->set_mean_emissions_per_second(
+                          stats.run.mean_emissions_per_second);
+                      response->set_runtime_seconds(
+                          absl::ToDoubleSeconds(stats.run.runtime));
+                      response->set_total_emissions(stats.run.total_emissions);
+                      response->set_lowest_gap_seconds(
+                          absl::ToDoubleSeconds(stats.lowest_gap));
+                      response->set_highest_gap_seconds(
+                          absl::ToDoubleSeconds(stats.highest_gap));
+                      response->set_state(ToProto(entry.scheduler.state()));
+                    });
+  }
+  return Reply(context, "Mean", status);
+}
+
+grpc::ServerUnaryReactor* Service::CreateThrottle(
+    grpc::CallbackServerContext* context,
+    const v1::CreateThrottleRequest* request,
+    v1::CreateThrottleResponse* response) {
+  if (absl::Status s = ValidateName("name", request->name()); !s.ok()) {
+    return Reply(context, "CreateThrottle", s);
+  }
+  absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
+  if (!config.ok()) return Reply(context, "CreateThrottle", config.status());
+  return Reply(context, "CreateThrottle",
+               table_.Create(request->name(), *config, [&](const Entry& entry) {
+                 *response->mutable_throttle() = Info(entry);
+               }));
+}
+
+grpc::ServerUnaryReactor* Service::ConfigureThrottle(
+    grpc::CallbackServerContext* context,
+    const v1::ConfigureThrottleRequest* request,
+    v1::ConfigureThrottleResponse* response) {
+  absl::Status status = ValidateName("name", request->name());
+  if (status.ok()) {
+    status = table_.Transact(
+        "name", request->name(),
+        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+          absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
+          if (!config.ok()) return config.status();
+          entry.scheduler.Configure(*config, now);
+          *response->mutable_throttle() = Info(entry);
+          Log(LogLevel::kInfo, "throttle_configured",
+              {{"throttle", request->name()},
+               {"config", response->throttle().config().ShortDebugString()},
+               {"open_streams", absl::StrCat(entry.sinks.size())}});
+          return absl::OkStatus();
+        });
+  }
+  return Reply(context, "ConfigureThrottle", status);
+}
+
+grpc::ServerUnaryReactor* Service::DeleteThrottle(
+    grpc::CallbackServerContext* context,
+    const v1::DeleteThrottleRequest* request,
+    v1::DeleteThrottleResponse* /*response*/) {
+  absl::Status status = ValidateName("name", request->name());
+  if (status.ok()) status = table_.Delete("name", request->name());
+  return Reply(context, "DeleteThrottle", status);
+}
+
+grpc::ServerUnaryReactor* Service::ListThrottles(
+    grpc::CallbackServerContext* context,
+    const v1::ListThrottlesRequest* /*request*/,
+    v1::ListThrottlesResponse* response) {
+  table_.ForEach(
+      [&](const Entry& entry) { *response->add_throttles() = Info(entry); });
+  return Reply(context, "ListThrottles", absl::OkStatus());
+}
+
+}  // namespace throttle::server

@@ -1,0 +1,103 @@
+// The gRPC handlers of throttle.v1.Throttle.
+//
+// Part of the service glue, on top of the throttle table (throttle_table.h,
+// which holds every throttle and its streams), the refill loop
+// (refill_loop.h, the one thread that advances throttles when they fall
+// due) and the AwaitFuel reactor (fuel_reactor.h). Each unary handler
+// validates its request, makes one table transaction, and builds the reply.
+#ifndef THROTTLE_SERVER_SERVICE_SERVICE_H_
+#define THROTTLE_SERVER_SERVICE_SERVICE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "server/service/clock.h"
+#include "server/service/metrics.h"
+#include "server/service/refill_loop.h"
+#include "server/service/throttle_table.h"
+#include "throttle/v1/throttle.grpc.pb.h"
+
+namespace throttle::server {
+
+using ServiceOptions = TableOptions;
+
+// Implements throttle.v1.Throttle. Thread-safe.
+class Service final : public v1::Throttle::CallbackService {
+ public:
+  // `clock` and `metrics` are not owned and must outlive the service;
+  // `metrics` may be null (no metrics). Starts the refill loop.
+  Service(const Clock* clock, Metrics* metrics,
+          const ServiceOptions& options = {});
+  // Ends open streams and stops the refill loop.
+  ~Service() override;
+
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // The throttles (for start-up throttles, metrics and tests).
+  ThrottleTable& table() { return table_; }
+
+  // Refuses new streams and ends every open stream with UNAVAILABLE
+  // ("server shutting down"). Unary calls still answer. Idempotent.
+  void BeginShutdown();
+
+  // Stops and joins the refill loop. Idempotent. Call after the gRPC
+  // server has shut down.
+  void StopRefillLoop() { loop_.Stop(); }
+
+  // --- throttle.v1.Throttle ---
+  grpc::ServerWriteReactor<v1::AwaitFuelResponse>* AwaitFuel(
+      grpc::CallbackServerContext* context,
+      const v1::AwaitFuelRequest* request) override;
+  grpc::ServerUnaryReactor* HasFuel(grpc::CallbackServerContext* context,
+                                    const v1::HasFuelRequest* request,
+                                    v1::HasFuelResponse* response) override;
+  grpc::ServerUnaryReactor* Emit(grpc::CallbackServerContext* context,
+                                 const v1::EmitRequest* request,
+                                 v1::EmitResponse* response) override;
+  grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* context,
+                                  const v1::StartRequest* request,
+                                  v1::StartResponse* response) override;
+  grpc::ServerUnaryReactor* Stop(grpc::CallbackServerContext* context,
+                                 const v1::StopRequest* request,
+                                 v1::StopResponse* response) override;
+  grpc::ServerUnaryReactor* Latest(grpc::CallbackServerContext* context,
+                                   const v1::LatestRequest* request,
+                                   v1::LatestResponse* response) override;
+  grpc::ServerUnaryReactor* Mean(grpc::CallbackServerContext* context,
+                                 const v1::MeanRequest* request,
+                                 v1::MeanResponse* response) override;
+  grpc::ServerUnaryReactor* CreateThrottle(
+      grpc::CallbackServerContext* context,
+      const v1::CreateThrottleRequest* request,
+      v1::CreateThrottleResponse* response) override;
+  grpc::ServerUnaryReactor* ConfigureThrottle(
+      grpc::CallbackServerContext* context,
+      const v1::ConfigureThrottleRequest* request,
+      v1::ConfigureThrottleResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteThrottle(
+      grpc::CallbackServerContext* context,
+      const v1::DeleteThrottleRequest* request,
+      v1::DeleteThrottleResponse* response) override;
+  grpc::ServerUnaryReactor* ListThrottles(
+      grpc::CallbackServerContext* context,
+      const v1::ListThrottlesRequest* request,
+      v1::ListThrottlesResponse* response) override;
+
+ private:
+  // Finishes a unary call, counting an error for the metrics.
+  grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                  absl::string_view method,
+                                  const absl::Status& status);
+
+  Metrics* const metrics_;
+  RefillLoop loop_;  // before table_, which kicks it
+  ThrottleTable table_;
+};
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_SERVICE_SERVICE_H_

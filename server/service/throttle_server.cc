@@ -1,0 +1,162 @@
+#include "server/service/throttle_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+#include "prometheus/metric_family.h"
+#include "server/service/log.h"
+#include "server/service/metrics.h"
+#include "server/service/service.h"
+#include "server/service/unparsable_request.h"
+
+namespace throttle::server {
+
+struct ThrottleServer::Impl {
+  ~Impl() {
+    exposer.reset();  // no scrape may reach the service past this point
+    if (metrics != nullptr) metrics->SetSource(nullptr);
+  }
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<Service> service;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<grpc::Server> server;
+  absl::Mutex mu;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+};
+
+absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
+    const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->metrics = std::make_unique<Metrics>();
+  ServiceOptions service_options;
+  service_options.stream_stall_timeout = options.stream_stall_timeout;
+  impl->service = std::make_unique<Service>(options.clock, impl->metrics.get(),
+                                            service_options);
+  impl->metrics->SetSource(&impl->service->table());
+  for (const auto& [name, config] : options.throttles) {
+    absl::Status status = impl->service->table().Create(name, config);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("throttle \"", name, "\": ", status.message()));
+    }
+  }
+  if (!options.metrics_listen.empty()) {
+    try {
+      impl->exposer =
+          std::make_unique<prometheus::Exposer>(options.metrics_listen);
+    } catch (const std::exception& e) {  // civetweb reports bind errors so
+      return absl::UnavailableError(absl::StrCat(
+          "cannot serve metrics on ", options.metrics_listen, ": ", e.what()));
+    }
+    impl->exposer->RegisterCollectable(impl->metrics->registry());
+    impl->exposer->RegisterCollectable(impl->metrics->throttles());
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  RouteProtobufLog();
+  grpc::ServerBuilder builder;
+  {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(NewUnparsableRequestInterceptorFactory(
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            v1::Throttle::service_full_name()),
+        [metrics = impl->metrics.get()](absl::string_view method,
+                                        const grpc::Status& status) {
+          CountCallError(metrics, method, status);
+        }));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
+  int port = 0;
+  builder.AddListeningPort(options.listen_address,
+                           grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(impl->service.get());
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen_address));
+  }
+  // Ready once the throttles declared at start-up exist: say so per service
+  // too, for probes that name it.
+  if (auto* health = impl->server->GetHealthCheckService()) {
+    health->SetServingStatus(v1::Throttle::service_full_name(), true);
+  }
+  return std::unique_ptr<ThrottleServer>(
+      new ThrottleServer(std::move(impl), port));
+}
+
+ThrottleServer::ThrottleServer(std::unique_ptr<Impl> impl, int port)
+    : impl_(std::move(impl)), port_(port) {}
+
+ThrottleServer::~ThrottleServer() { Shutdown(absl::Seconds(5)); }
+
+int ThrottleServer::metrics_port() const {
+  if (impl_->exposer == nullptr) return 0;
+  const std::vector<int> ports = impl_->exposer->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+double ThrottleServer::MetricValue(const std::string& name) const {
+  std::vector<prometheus::MetricFamily> families =
+      impl_->metrics->registry()->Collect();
+  for (auto& family : impl_->metrics->throttles()->Collect()) {
+    families.push_back(std::move(family));
+  }
+  for (const prometheus::MetricFamily& family : families) {
+    if (family.name != name) continue;
+    double sum = 0;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      sum += family.type == prometheus::MetricType::Counter
+                 ? metric.counter.value
+                 : metric.gauge.value;
+    }
+    return sum;
+  }
+  return -1;
+}
+
+bool ThrottleServer::AwaitThrottle(
+    const std::string& name,
+    absl::FunctionRef<bool(int64_t, int64_t)> condition,
+    absl::Duration timeout) const {
+  return impl_->service->table().Await(
+      name,
+      [&](const ThrottleTable::Entry& entry) {
+        return condition(entry.scheduler.waiting_streams(),
+                         entry.scheduler.total_emissions());
+      },
+      timeout);
+}
+
+void ThrottleServer::Shutdown(absl::Duration deadline) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->shut_down) return;
+    impl_->shut_down = true;
+  }
+  // 1. Health says NOT_SERVING; 2. open streams are told (UNAVAILABLE);
+  // 3. the transport drains until the deadline, then cancels what is left;
+  // 4. the refill loop stops.
+  if (auto* health = impl_->server->GetHealthCheckService()) {
+    health->Shutdown();
+  }
+  impl_->service->BeginShutdown();
+  impl_->server->Shutdown(std::chrono::system_clock::now() +
+                          absl::ToChronoNanoseconds(deadline));
+  impl_->server->Wait();
+  impl_->service->StopRefillLoop();
+  Log(LogLevel::kInfo, "server_stopped");
+}
+
+void ThrottleServer::Wait() {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->mu.Await(absl::Condition(&impl_->shut_down));
+  // Shutdown sets the flag first; Server::Wait returns once it is done.
+  impl_->server->Wait();
+}
+
+}  // namespace throttle::server

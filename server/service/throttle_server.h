@@ -1,0 +1,88 @@
+// The throttle gRPC server as a library: what main.cc, the tutorial and the
+// integration tests start.
+//
+// Sits on top of the service glue (service.h), which sits on the scheduler
+// core (scheduler.h). Owns the gRPC server, the service and its refill loop.
+#ifndef THROTTLE_SERVER_SERVICE_THROTTLE_SERVER_H_
+#define THROTTLE_SERVER_SERVICE_THROTTLE_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/core/throttle_config.h"
+#include "server/service/clock.h"
+
+namespace throttle::server {
+
+class Service;
+
+struct ServerOptions {
+  // host:port to listen on; port 0 picks a free port (see port()).
+  std::string listen_address = "127.0.0.1:50051";
+  // Throttles created (in state CREATED) before the server accepts calls.
+  std::vector<std::pair<std::string, ThrottleConfig>> throttles;
+  // host:port of the Prometheus metrics endpoint (HTTP, /metrics); empty
+  // means none. Port 0 picks a free port (see metrics_port()).
+  std::string metrics_listen;
+  // A stream whose previous write has not drained for this long is
+  // stalled (its grants go to the others until it drains).
+  absl::Duration stream_stall_timeout = absl::Milliseconds(500);
+  // Time source; not owned, must outlive the server. Tests may pass a fake.
+  const Clock* clock = RealClock();
+};
+
+// A running throttle server. Thread-safe.
+class ThrottleServer {
+ public:
+  // Builds and starts a server. Returns INVALID_ARGUMENT for a bad throttle
+  // in options.throttles (the message names it), UNAVAILABLE if the address
+  // cannot be bound. Does not block beyond start-up.
+  static absl::StatusOr<std::unique_ptr<ThrottleServer>> Start(
+      const ServerOptions& options);
+
+  ~ThrottleServer();  // Shuts down with a 5 s deadline if not done yet.
+  ThrottleServer(const ThrottleServer&) = delete;
+  ThrottleServer& operator=(const ThrottleServer&) = delete;
+
+  // The port actually bound.
+  int port() const { return port_; }
+  // The metrics endpoint's port; 0 if there is none.
+  int metrics_port() const;
+  // The value of the counter or gauge `name` without labels (or summed
+  // over its labels), as a scrape would show it; -1 if there is none.
+  double MetricValue(const std::string& name) const;
+
+  // Blocks until `condition` holds for the throttle `name` (its waiting
+  // streams and total emissions) or `timeout` passes; returns whether it
+  // holds. For tests and tools that must wait for the server's state
+  // without polling.
+  bool AwaitThrottle(
+      const std::string& name,
+      absl::FunctionRef<bool(int64_t waiting_streams, int64_t total_emissions)>
+          condition,
+      absl::Duration timeout) const;
+
+  // Shuts down in order: new calls are refused, every open AwaitFuel stream
+  // ends with UNAVAILABLE ("server shutting down"), calls still running
+  // after `deadline` are cancelled, then the refill loop is joined. Blocks
+  // until done. Idempotent.
+  void Shutdown(absl::Duration deadline);
+
+  // Blocks until Shutdown has completed (from another thread).
+  void Wait();
+
+ private:
+  struct Impl;
+  explicit ThrottleServer(std::unique_ptr<Impl> impl, int port);
+  std::unique_ptr<Impl> impl_;
+  int port_;
+};
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_SERVICE_THROTTLE_SERVER_H_

@@ -1,0 +1,372 @@
+#include "server/service/throttle_table.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/service/convert.h"
+#include "server/service/log.h"
+
+namespace throttle::server {
+namespace {
+
+GrantBatch BatchOf(const StreamEvent& event) {
+  return {event.granted_at, event.grants, event.spacing, event.epoch};
+}
+
+}  // namespace
+
+ThrottleTable::ThrottleTable(const Clock* clock, Metrics* metrics,
+                             RefillLoop* loop, const TableOptions& options)
+    : clock_(clock), metrics_(metrics), loop_(loop), options_(options) {}
+
+absl::Status ThrottleTable::Create(
+    const std::string& name, const ThrottleConfig& config,
+    absl::FunctionRef<void(const Entry&)> created) {
+  if (absl::Status status = ValidateName("name", name); !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = ValidateConfig(config); !status.ok()) {
+    return status;
+  }
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = throttles_.try_emplace(name, nullptr);
+  if (!inserted) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("name: a throttle named \"", name, "\" already exists"));
+  }
+  it->second = std::make_unique<Entry>(name, next_uid_++, config);
+  by_uid_.emplace(it->second->uid, it->second.get());
+  Log(LogLevel::kInfo, "throttle_created",
+      {{"throttle", name}, {"config", ToProto(config).ShortDebugString()}});
+  created(*it->second);
+  return absl::OkStatus();
+}
+
+absl::Status ThrottleTable::Delete(absl::string_view field,
+                                   const std::string& name) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry* entry = FindLocked(name);
+    if (entry == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat(field, ": no throttle named \"", name, "\""));
+    }
+    Changes changes;
+    changes.closed_status =
+        grpc::Status(grpc::StatusCode::NOT_FOUND,
+                     absl::StrCat("throttle \"", name, "\" was deleted"));
+    entry->scheduler.EndAll(EndReason::kClosed, &changes.events);
+    CollectLocked(*entry, changes, &out);
+    Log(LogLevel::kInfo, "throttle_deleted",
+        {{"throttle", name},
+         {"streams_ended", absl::StrCat(changes.events.size())}});
+    if (entry->queued_wakeup != absl::InfiniteFuture()) {
+      wakeups_.erase({entry->queued_wakeup, entry->uid});
+    }
+    by_uid_.erase(entry->uid);
+    throttles_.erase(name);
+  }
+  Deliver(std::move(out));
+  return absl::OkStatus();
+}
+
+absl::Status ThrottleTable::Transact(
+    absl::string_view field, const std::string& name,
+    absl::FunctionRef<absl::Status(Entry&, absl::Time, Changes*)> change) {
+  std::vector<Delivery> out;
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry* entry = FindLocked(name);
+    if (entry == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat(field, ": no throttle named \"", name, "\""));
+    }
+    Changes changes;
+    status = change(*entry, clock_->Now(), &changes);
+    CollectLocked(*entry, changes, &out);
+    SettleLocked(*entry, &out);
+  }
+  Deliver(std::move(out));
+  return status;
+}
+
+absl::Status ThrottleTable::Read(
+    absl::string_view field, const std::string& name,
+    absl::FunctionRef<void(const Entry&, absl::Time)> read) const {
+  absl::MutexLock lock(&mu_);
+  const Entry* entry = FindLocked(name);
+  if (entry == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat(field, ": no throttle named \"", name, "\""));
+  }
+  read(*entry, clock_->Now());
+  return absl::OkStatus();
+}
+
+void ThrottleTable::ForEach(absl::FunctionRef<void(const Entry&)> read) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, entry] : throttles_) read(*entry);
+}
+
+grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
+                                       const std::string& name,
+                                       const StreamRequest& request,
+                                       uint64_t* uid, StreamId* id) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "server shutting down");
+    }
+    Entry* entry = FindLocked(name);
+    if (entry == nullptr) {
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("throttle: no throttle named \"", name, "\""));
+    }
+    Changes changes;
+    *id = entry->scheduler.Open(request, clock_->Now(), &changes.events);
+    *uid = entry->uid;
+    entry->sinks.emplace(*id, sink);
+    CollectLocked(*entry, changes, &out);
+    SettleLocked(*entry, &out);
+  }
+  Deliver(std::move(out));
+  return grpc::Status::OK;
+}
+
+void ThrottleTable::CloseStream(uint64_t uid, StreamId id,
+                                const std::vector<GrantBatch>& undelivered) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry* entry = FindByUidLocked(uid);
+    if (entry == nullptr) return;
+    DropStreamLocked(*entry, id);
+    for (const GrantBatch& u : undelivered) GiveBackLocked(*entry, u);
+    SettleLocked(*entry, &out);
+  }
+  Deliver(std::move(out));
+}
+
+void ThrottleTable::StreamDrained(uint64_t uid, StreamId id) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry* entry = FindByUidLocked(uid);
+    if (entry == nullptr) return;
+    entry->scheduler.MarkDelivered(id, clock_->Now());
+    SettleLocked(*entry, &out);
+  }
+  Deliver(std::move(out));
+}
+
+void ThrottleTable::StreamResumed(uint64_t uid, StreamId id) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    Entry* entry = FindByUidLocked(uid);
+    if (entry == nullptr) return;
+    if (entry->stalled.erase(id) == 0) {
+      // The sink's stall is still on its way here: it is over already.
+      entry->drained_early.insert(id);
+      return;
+    }
+    entry->scheduler.Release(id, clock_->Now());
+    SettleLocked(*entry, &out);
+  }
+  Deliver(std::move(out));
+}
+
+absl::Time ThrottleTable::AdvanceDue() {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    // Only the throttles that are due: the others cost nothing.
+    const absl::Time now = clock_->Now();
+    std::vector<Entry*> due;
+    while (!wakeups_.empty() && wakeups_.begin()->first <= now) {
+      due.push_back(FindByUidLocked(wakeups_.begin()->second));
+      due.back()->queued_wakeup = absl::InfiniteFuture();
+      wakeups_.erase(wakeups_.begin());
+    }
+    for (Entry* entry : due) {
+      Changes changes;
+      entry->scheduler.Advance(now, &changes.events);
+      CollectLocked(*entry, changes, &out);
+      FileWakeupLocked(*entry, /*kick=*/false);
+    }
+    if (metrics_ != nullptr) {
+      metrics_->CountRefillWakeup(static_cast<int64_t>(due.size()));
+    }
+  }
+  Deliver(std::move(out));
+  absl::MutexLock lock(&mu_);
+  return wakeups_.empty() ? absl::InfiniteFuture() : wakeups_.begin()->first;
+}
+
+void ThrottleTable::CloseAllStreams(const grpc::Status& status) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+    Log(LogLevel::kInfo, "streams_closing",
+        {{"reason", status.error_message()}});
+    for (auto& [name, entry] : throttles_) {
+      Changes changes;
+      changes.closed_status = status;
+      entry->scheduler.EndAll(EndReason::kClosed, &changes.events);
+      CollectLocked(*entry, changes, &out);
+    }
+  }
+  Deliver(std::move(out));
+}
+
+bool ThrottleTable::Await(const std::string& name,
+                          absl::FunctionRef<bool(const Entry&)> condition,
+                          absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto holds = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const Entry* entry = FindLocked(name);
+    return entry != nullptr && condition(*entry);
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&holds), timeout);
+}
+
+std::vector<ThrottleSnapshot> ThrottleTable::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::vector<ThrottleSnapshot> snapshots;
+  for (const auto& [name, entry] : throttles_) {
+    const Scheduler& scheduler = entry->scheduler;
+    ThrottleSnapshot s;
+    s.name = name;
+    s.mode = ModeName(scheduler.config().mode);
+    s.state = StateName(scheduler.state());
+    s.grants = entry->grants;
+    s.given_back = entry->given_back;
+    s.emissions = scheduler.total_emissions();
+    s.waiting_streams = scheduler.waiting_streams();
+    s.open_streams = static_cast<int64_t>(entry->sinks.size());
+    s.stalled_streams = static_cast<int64_t>(entry->stalled.size());
+    s.stalls = entry->stalls;
+    s.configured_rate = static_cast<double>(scheduler.config().max_n) /
+                        absl::ToDoubleSeconds(scheduler.config().per);
+    s.achieved_rate =
+        scheduler.Latest(absl::Seconds(1), now).emissions_per_second;
+    s.starts = entry->starts;
+    s.stops = entry->stops;
+    snapshots.push_back(std::move(s));
+  }
+  return snapshots;
+}
+
+ThrottleTable::Entry* ThrottleTable::FindLocked(absl::string_view name) const {
+  auto it = throttles_.find(name);
+  return it == throttles_.end() ? nullptr : it->second.get();
+}
+
+ThrottleTable::Entry* ThrottleTable::FindByUidLocked(uint64_t uid) const {
+  auto it = by_uid_.find(uid);
+  return it == by_uid_.end() ? nullptr : it->second;
+}
+
+void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
+                                  std::vector<Delivery>* out) {
+  const absl::Time now = clock_->Now();
+  for (const StreamEvent& event : changes.events) {
+    auto it = entry.sinks.find(event.stream);
+    if (it == entry.sinks.end()) {
+      // Its sink already left: the fuel goes back at once.
+      if (event.grants > 0) {
+        GiveBackLocked(entry, BatchOf(event));
+      }
+      continue;
+    }
+    StreamSink* sink = it->second;
+    if (event.end != EndReason::kNone) {
+      entry.sinks.erase(it);
+      entry.stalled.erase(event.stream);
+      entry.drained_early.erase(event.stream);
+    }
+    if (event.grants > 0) {
+      entry.grants = SaturatingAdd(entry.grants, event.grants);
+      if (metrics_ != nullptr) {
+        metrics_->ObserveLateness(now - event.granted_at);
+      }
+    }
+    sink->Ref();
+    out->push_back({sink, entry.uid, event.stream, BatchOf(event), event.end,
+                    changes.closed_status});
+  }
+}
+
+void ThrottleTable::SettleLocked(Entry& entry, std::vector<Delivery>* out) {
+  Changes changes;
+  entry.scheduler.Advance(clock_->Now(), &changes.events);
+  CollectLocked(entry, changes, out);
+  FileWakeupLocked(entry, /*kick=*/true);
+}
+
+void ThrottleTable::FileWakeupLocked(Entry& entry, bool kick) {
+  const absl::Time next = entry.scheduler.NextWakeup();
+  if (next != entry.queued_wakeup) {
+    if (entry.queued_wakeup != absl::InfiniteFuture()) {
+      wakeups_.erase({entry.queued_wakeup, entry.uid});
+    }
+    if (next != absl::InfiniteFuture()) wakeups_.insert({next, entry.uid});
+    entry.queued_wakeup = next;
+  }
+  if (kick && next != absl::InfiniteFuture()) loop_->Kick(next);
+}
+
+void ThrottleTable::GiveBackLocked(Entry& entry,
+                                   const GrantBatch& undelivered) {
+  entry.scheduler.GiveBack(undelivered.granted_at, undelivered.grants,
+                           undelivered.spacing, undelivered.epoch);
+  entry.grants -= undelivered.grants;
+  entry.given_back = SaturatingAdd(entry.given_back, undelivered.grants);
+}
+
+void ThrottleTable::DropStreamLocked(Entry& entry, StreamId id) {
+  entry.sinks.erase(id);
+  entry.stalled.erase(id);
+  entry.drained_early.erase(id);
+  entry.scheduler.Close(id);
+}
+
+void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
+  while (!deliveries.empty()) {
+    std::vector<Delivery> more;
+    const absl::Time now = clock_->Now();
+    for (const Delivery& delivery : deliveries) {
+      StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
+      delivery.sink->Unref();
+      if (rejected.grants.empty() && !rejected.gone && !rejected.stalled) {
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      Entry* entry = FindByUidLocked(delivery.uid);
+      if (entry == nullptr) continue;
+      if (rejected.gone) DropStreamLocked(*entry, delivery.stream);
+      if (rejected.stalled &&
+          entry->drained_early.erase(delivery.stream) == 0 &&
+          entry->sinks.contains(delivery.stream)) {
+        entry->scheduler.Hold(delivery.stream);
+        entry->stalled.insert(delivery.stream);
+        ++entry->stalls;
+        Log(LogLevel::kWarning, "stream_stalled",
+            {{"throttle", entry->name},
+             {"stream", absl::StrCat(delivery.stream)},
+             {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
+      }
+      for (const GrantBatch& u : rejected.grants) GiveBackLocked(*entry, u);
+      SettleLocked(*entry, &more);
+    }
+    deliveries = std::move(more);
+  }
+}
+
+}  // namespace throttle::server

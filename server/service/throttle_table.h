@@ -1,0 +1,236 @@
+// The throttle table: every throttle by name and by uid, with its
+// scheduler and the sinks of its open streams, under the service's one
+// mutex.
+//
+// Part of the service glue. Every change to a throttle goes through one
+// transaction (Transact, or the stream calls): apply the change, advance
+// the scheduler to now, refile its wake-up (kicking the refill loop if it
+// is earlier), and hand what fell due to the stream sinks after the mutex
+// is released -- so no caller can forget the advance. Grants a sink cannot
+// take come back here and go to the next waiting stream.
+#ifndef THROTTLE_SERVER_SERVICE_THROTTLE_TABLE_H_
+#define THROTTLE_SERVER_SERVICE_THROTTLE_TABLE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/support/status.h"
+#include "server/core/scheduler.h"
+#include "server/service/clock.h"
+#include "server/service/metrics.h"
+#include "server/service/refill_loop.h"
+
+namespace throttle::server {
+
+class StreamSink;
+
+// Grants allotted together, as a StreamEvent says: `grants` at
+// granted_at + i * spacing under configuration `epoch`. Grants that never
+// reach their stream go back whole, as they came.
+struct GrantBatch {
+  absl::Time granted_at;
+  int64_t grants = 0;
+  absl::Duration spacing;
+  uint64_t epoch = 0;
+};
+
+// What the table hands a stream: grants and/or its end.
+struct Delivery {
+  StreamSink* sink;  // referenced; released after delivery
+  uint64_t uid;      // of the throttle
+  StreamId stream;
+  GrantBatch batch;  // may be empty (grants == 0)
+  EndReason end;
+  grpc::Status closed_status;  // for EndReason::kClosed
+};
+
+// Where an open stream's grants go (the AwaitFuel reactor). Thread-safe.
+class StreamSink {
+ public:
+  // What a delivery left undone.
+  struct Rejected {
+    std::vector<GrantBatch> grants;  // to give back
+    bool gone = false;               // the stream is gone: forget it
+    bool stalled = false;            // its write did not drain: hold it
+  };
+
+  virtual void Ref() = 0;
+  virtual void Unref() = 0;
+  // Queues a delivery at `now`; never blocks.
+  virtual Rejected Deliver(const Delivery& delivery, absl::Time now) = 0;
+
+ protected:
+  ~StreamSink() = default;
+};
+
+struct TableOptions {
+  // A stream whose previous write has not drained for this long is stalled.
+  absl::Duration stream_stall_timeout = absl::Milliseconds(500);
+};
+
+// Thread-safe.
+class ThrottleTable final : public ThrottleStatsSource {
+ public:
+  // One throttle, as a transaction sees it.
+  struct Entry {
+    Entry(std::string name, uint64_t uid, const ThrottleConfig& config)
+        : name(std::move(name)), uid(uid), scheduler(config) {}
+    const std::string name;
+    const uint64_t uid;  // never reused, unlike names
+    Scheduler scheduler;
+    absl::flat_hash_map<StreamId, StreamSink*> sinks;
+    absl::flat_hash_set<StreamId> stalled;  // held until their write drains
+    // Streams whose write drained before their stall was recorded here.
+    absl::flat_hash_set<StreamId> drained_early;
+    // Where this throttle stands in wakeups_ (InfiniteFuture: not there).
+    absl::Time queued_wakeup = absl::InfiniteFuture();
+    // For the metrics.
+    int64_t grants = 0;      // handed to streams, minus those given back
+    int64_t given_back = 0;  // came back undelivered
+    int64_t stalls = 0;      // times a stream was stalled
+    int64_t starts = 0;
+    int64_t stops = 0;
+  };
+
+  // What a transaction's change produced besides its status: scheduler
+  // events to deliver, and the status a kClosed end finishes streams with.
+  struct Changes {
+    std::vector<StreamEvent> events;
+    grpc::Status closed_status;
+  };
+
+  // `clock`, `metrics` and `loop` are not owned and must outlive the table;
+  // `metrics` may be null.
+  ThrottleTable(const Clock* clock, Metrics* metrics, RefillLoop* loop,
+                const TableOptions& options);
+  ThrottleTable(const ThrottleTable&) = delete;
+  ThrottleTable& operator=(const ThrottleTable&) = delete;
+
+  const Clock* clock() const { return clock_; }
+  Metrics* metrics() const { return metrics_; }
+  absl::Duration stream_stall_timeout() const {
+    return options_.stream_stall_timeout;
+  }
+
+  // Creates a throttle in state kCreated and runs `created` on it under
+  // the mutex. INVALID_ARGUMENT for a bad name or config (the message names
+  // the field), ALREADY_EXISTS if taken.
+  absl::Status Create(
+      const std::string& name, const ThrottleConfig& config,
+      absl::FunctionRef<void(const Entry&)> created = [](const Entry&) {})
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Deletes a throttle; its open streams end with NOT_FOUND. NOT_FOUND if
+  // there is none (`field` names the request field).
+  absl::Status Delete(absl::string_view field, const std::string& name)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The transaction: runs `change` on the throttle `name` under the mutex,
+  // then advances it, refiles its wake-up and delivers what fell due.
+  // Returns NOT_FOUND (naming `field`) if there is no such throttle, else
+  // the change's status. Does not block beyond the mutex.
+  absl::Status Transact(
+      absl::string_view field, const std::string& name,
+      absl::FunctionRef<absl::Status(Entry&, absl::Time now, Changes*)> change)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Runs `read` on the throttle `name` (or every throttle, in name order)
+  // under the mutex. NOT_FOUND naming `field` if there is none.
+  absl::Status Read(absl::string_view field, const std::string& name,
+                    absl::FunctionRef<void(const Entry&, absl::Time now)> read)
+      const ABSL_LOCKS_EXCLUDED(mu_);
+  void ForEach(absl::FunctionRef<void(const Entry&)> read) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Streams (for the AwaitFuel reactor) ---
+
+  // Opens a stream of `sink` on the throttle `name`; its first grants are
+  // delivered before this returns. Sets *uid and *id. NOT_FOUND if there
+  // is no such throttle, UNAVAILABLE once new streams are refused.
+  grpc::Status OpenStream(StreamSink* sink, const std::string& name,
+                          const StreamRequest& request, uint64_t* uid,
+                          StreamId* id) ABSL_LOCKS_EXCLUDED(mu_);
+  // The stream went away: forget it and give back what it did not get.
+  void CloseStream(uint64_t uid, StreamId id,
+                   const std::vector<GrantBatch>& undelivered)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A monitor-only count-0 stream's grant was written: it gets the next.
+  void StreamDrained(uint64_t uid, StreamId id) ABSL_LOCKS_EXCLUDED(mu_);
+  // A stalled stream's write drained: it is back in line.
+  void StreamResumed(uint64_t uid, StreamId id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- For the refill loop and shutdown ---
+
+  // Advances every throttle that is due, delivers what fell due, and
+  // returns when it must run next.
+  absl::Time AdvanceDue() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Refuses new streams and ends every open stream with `status`.
+  // Idempotent: only the first call ends streams.
+  void CloseAllStreams(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Blocks until `condition` holds for the throttle `name` or `timeout`
+  // passes (real time: a test's generous deadline). Returns whether it
+  // holds. `condition` runs under the mutex.
+  bool Await(const std::string& name,
+             absl::FunctionRef<bool(const Entry&)> condition,
+             absl::Duration timeout) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  std::vector<ThrottleSnapshot> Snapshot() const override
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  Entry* FindLocked(absl::string_view name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Entry* FindByUidLocked(uint64_t uid) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Turns events into deliveries (taking sink references); grants of
+  // streams that already left go back at once.
+  void CollectLocked(Entry& entry, const Changes& changes,
+                     std::vector<Delivery>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The end of every transaction: advance to now, collect, refile.
+  void SettleLocked(Entry& entry, std::vector<Delivery>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Files `entry` in wakeups_ at its next wake-up; `kick` also tells the
+  // refill loop (not needed from inside the loop's own pass).
+  void FileWakeupLocked(Entry& entry, bool kick)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GiveBackLocked(Entry& entry, const GrantBatch& undelivered)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropStreamLocked(Entry& entry, StreamId id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands deliveries to their sinks; what a sink rejects is given back
+  // (which may deliver more). Must not hold mu_.
+  void Deliver(std::vector<Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Clock* const clock_;
+  Metrics* const metrics_;
+  RefillLoop* const loop_;
+  const TableOptions options_;
+  mutable absl::Mutex mu_;
+  absl::btree_map<std::string, std::unique_ptr<Entry>, std::less<>> throttles_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Entry*> by_uid_ ABSL_GUARDED_BY(mu_);
+  // Throttles by the time their scheduler must next be advanced, so a
+  // wake-up visits only the throttles that are due.
+  absl::btree_set<std::pair<absl::Time, uint64_t>> wakeups_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t next_uid_ ABSL_GUARDED_BY(mu_) = 1;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace throttle::server
+
+#endif  // THROTTLE_SERVER_SERVICE_THROTTLE_TABLE_H_
