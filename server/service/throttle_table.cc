@@ -138,42 +138,38 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
 
 void ThrottleTable::CloseStream(uint64_t uid, StreamId id,
                                 const std::vector<GrantBatch>& undelivered) {
-  std::vector<Delivery> out;
-  {
-    absl::MutexLock lock(&mu_);
-    Entry* entry = FindByUidLocked(uid);
-    if (entry == nullptr) return;
-    DropStreamLocked(*entry, id);
-    for (const GrantBatch& u : undelivered) GiveBackLocked(*entry, u);
-    SettleLocked(*entry, &out);
-  }
-  Deliver(std::move(out));
+  TransactStream(
+      uid, [&](Entry& entry, absl::Time) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        DropStreamLocked(entry, id);
+        for (const GrantBatch& u : undelivered) GiveBackLocked(entry, u);
+      });
 }
 
 void ThrottleTable::StreamDrained(uint64_t uid, StreamId id) {
-  std::vector<Delivery> out;
-  {
-    absl::MutexLock lock(&mu_);
-    Entry* entry = FindByUidLocked(uid);
-    if (entry == nullptr) return;
-    entry->scheduler.MarkDelivered(id, clock_->Now());
-    SettleLocked(*entry, &out);
-  }
-  Deliver(std::move(out));
+  TransactStream(uid, [&](Entry& entry, absl::Time now) {
+    entry.scheduler.MarkDelivered(id, now);
+  });
 }
 
 void ThrottleTable::StreamResumed(uint64_t uid, StreamId id) {
+  TransactStream(uid, [&](Entry& entry, absl::Time now) {
+    if (entry.stalled.erase(id) == 0) {
+      // The sink's stall is still on its way here: it is over already.
+      entry.drained_early.insert(id);
+      return;
+    }
+    entry.scheduler.Release(id, now);
+  });
+}
+
+void ThrottleTable::TransactStream(
+    uint64_t uid, absl::FunctionRef<void(Entry&, absl::Time now)> change) {
   std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     Entry* entry = FindByUidLocked(uid);
-    if (entry == nullptr) return;
-    if (entry->stalled.erase(id) == 0) {
-      // The sink's stall is still on its way here: it is over already.
-      entry->drained_early.insert(id);
-      return;
-    }
-    entry->scheduler.Release(id, clock_->Now());
+    if (entry == nullptr) return;  // the throttle was deleted
+    change(*entry, clock_->Now());
     SettleLocked(*entry, &out);
   }
   Deliver(std::move(out));

@@ -195,6 +195,11 @@ class ThrottleTable final : public ThrottleStatsSource {
   Entry* FindLocked(absl::string_view name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Entry* FindByUidLocked(uint64_t uid) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The transaction of the stream calls: `change` on the throttle with
+  // `uid` (nothing if it was deleted), then settle and deliver.
+  void TransactStream(uint64_t uid,
+                      absl::FunctionRef<void(Entry&, absl::Time now)> change)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Turns events into deliveries (taking sink references); grants of
   // streams that already left go back at once.
   void CollectLocked(Entry& entry, const Changes& changes,
