@@ -20,7 +20,9 @@ const char* StateName(State state) {
 }
 
 Scheduler::Scheduler(const ThrottleConfig& config)
-    : config_(config), limiter_(MakeLimiter(config, absl::InfinitePast())) {}
+    : config_(config),
+      limiter_(MakeLimiter(config, absl::InfinitePast())),
+      epoch_(config.manual_emit ? 1 : 0) {}
 
 StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
                          std::vector<StreamEvent>* events) {
@@ -88,7 +90,8 @@ void Scheduler::GiveBack(absl::Time granted_at, int64_t grants,
   if (epoch == epoch_) {
     limiter_->GiveBack(granted_at + spacing * (grants - 1), grants);
   }
-  if (!config_.manual_emit) monitor_.Remove(granted_at, grants);
+  // Uncounted only if the monitor counted them when they were granted.
+  if ((epoch & 1) == 0) monitor_.Remove(granted_at, grants);
 }
 
 absl::Time Scheduler::DueTime() const {
@@ -344,7 +347,9 @@ void Scheduler::EndAll(EndReason reason, std::vector<StreamEvent>* events) {
 
 void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
   config_ = config;
-  ++epoch_;  // fuel granted before comes back to the monitor, not the limiter
+  // Fuel granted before comes back to the monitor (if it counted it), not
+  // to the new limiter.
+  epoch_ = (epoch_ | 1) + 1 + (config.manual_emit ? 1 : 0);
   limiter_ = MakeLimiter(config, last_grant_);
   if (state_ == State::kRunning) limiter_->Resume(now);
   if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);

@@ -68,7 +68,8 @@ struct StreamEvent {
   absl::Time granted_at;
   absl::Duration spacing;
   EndReason end = EndReason::kNone;  // != kNone: the stream is closed
-  // The configuration they were granted under (see GiveBack).
+  // Opaque: the configuration they were granted under, and whether the
+  // monitor counted them (see GiveBack).
   uint64_t epoch = 0;
 };
 
@@ -127,11 +128,12 @@ class Scheduler {
   // Unknown or already-ended ids are ignored.
   void Close(StreamId id);
 
-  // Gives back `grants` allotted at nominal times granted_at + i * spacing
-  // under configuration `epoch` (as a StreamEvent said) that never reached
-  // their stream: the monitor uncounts them, and the limiter takes back
-  // what it can without breaking the mode's bound -- nothing for grants of
-  // an earlier configuration -- for the next waiting stream.
+  // Gives back a batch of grants that never reached its stream, exactly as
+  // one StreamEvent reported it (`grants` at granted_at + i * spacing under
+  // configuration `epoch`; a batch goes back whole, never split): the monitor
+  // uncounts them, and the limiter takes back what it can without breaking the
+  // mode's bound -- nothing for grants of an earlier configuration -- for the
+  // next waiting stream.
   void GiveBack(absl::Time granted_at, int64_t grants, absl::Duration spacing,
                 uint64_t epoch);
 
@@ -251,7 +253,9 @@ class Scheduler {
   // The newest nominal time granted: no grant is dated before it, so fuel
   // that comes back is never handed out in the past.
   absl::Time last_grant_ = absl::InfinitePast();
-  uint64_t epoch_ = 0;             // counts Configure calls
+  // Configure calls * 2, plus 1 while manual_emit (the monitor does not
+  // count grants): what a StreamEvent's epoch says.
+  uint64_t epoch_ = 0;
   absl::Duration runtime_before_;  // runtime of completed runs
   absl::Time run_started_;
 };

@@ -140,7 +140,12 @@ class Harness {
         TRACE("%s MarkDelivered(%llu)\n", Since(now_).c_str(),
               static_cast<unsigned long long>(id));
         scheduler_.MarkDelivered(id, now_);
-        if (config_.mode == Mode::kMonitorOnly) SetHeld(id, false);
+        if (config_.mode == Mode::kMonitorOnly) {
+          auto it = streams_.find(id);
+          if (it != streams_.end() && !it->second.held) {
+            it->second.awaiting = false;
+          }
+        }
         break;
       }
       case 5:
@@ -205,9 +210,11 @@ class Harness {
     int64_t granted = 0;
     Life life = Life::kOpen;
     EndReason end = EndReason::kNone;
-    // Out of service until released: Hold, or monitor-only awaiting
-    // MarkDelivered.
+    // Out of service: held by Hold until Release (also across Configure),
+    // or, in monitor-only mode, awaiting MarkDelivered.
     bool held = false;
+    bool awaiting = false;
+    bool OutOfService() const { return held || awaiting; }
   };
   // Fuel granted and not given back (yet), in the order granted: grant i
   // at granted_at + i * spacing.
@@ -215,7 +222,9 @@ class Harness {
     absl::Time granted_at;
     absl::Duration spacing;
     int64_t grants;
-    int epoch;
+    int epoch;      // the model's count of configurations
+    uint64_t tag;   // the StreamEvent's epoch, for GiveBack
+    bool counted;   // by the monitor when granted (not manual_emit)
     bool has_fuel;  // taken by HasFuel: it reached its worker, never back
   };
 
@@ -273,13 +282,14 @@ class Harness {
     auto it = streams_.find(id);
     if (it != streams_.end() && it->second.life == Life::kOpen) {
       it->second.held = held;
+      if (!held) it->second.awaiting = false;  // Release puts it in line
     }
   }
 
   // Open streams that wait for fuel (not held).
   bool AnyoneWaits() const {
     for (StreamId id : open_) {
-      if (!streams_.at(id).held) return true;
+      if (!streams_.at(id).OutOfService()) return true;
     }
     return false;
   }
@@ -297,14 +307,15 @@ class Harness {
         in.Range(0, static_cast<int64_t>(outstanding_.size()) - 1));
     Batch& batch = outstanding_[i];
     if (batch.has_fuel) return;
-    const int64_t n = in.Range(1, batch.grants);
+    // A batch goes back whole, as its StreamEvent said (the contract of
+    // Scheduler::GiveBack; the service never splits one).
+    const int64_t n = batch.grants;
     TRACE("%s GiveBack(%s, %lld)\n", Since(now_).c_str(),
           Since(batch.granted_at).c_str(), static_cast<long long>(n));
-    scheduler_.GiveBack(batch.granted_at + batch.spacing * (batch.grants - n),
-                        n, batch.spacing, static_cast<uint64_t>(batch.epoch));
-    if (!config_.manual_emit) expected_total_ -= std::min(n, expected_total_);
+    scheduler_.GiveBack(batch.granted_at, n, batch.spacing, batch.tag);
+    if (batch.counted) expected_total_ -= std::min(n, expected_total_);
     if (batch.epoch == epoch_) {
-      // The last n of the batch never were.
+      // The batch never was.
       epoch_grants_ -= n;
       for (int64_t k = batch.grants - n; k < batch.grants; ++k) {
         auto it = log_.find(batch.granted_at + k * batch.spacing);
@@ -383,6 +394,11 @@ class Harness {
     const ThrottleConfig config = DecodeConfig(in);
     TraceConfig((Since(now_) + " Configure").c_str(), config);
     scheduler_.Configure(config, now_);
+    // A limited mode puts streams awaiting delivery back in line; held
+    // streams stay held.
+    if (config.mode != Mode::kMonitorOnly) {
+      for (StreamId id : open_) streams_.at(id).awaiting = false;
+    }
     config_ = config;
     ++epoch_;
     epoch_started_ = now_;
@@ -407,8 +423,9 @@ class Harness {
     // Only when no stream waits (monitor-only streams wait for delivery,
     // not for fuel).
     if (config_.mode != Mode::kMonitorOnly) FUZZ_CHECK(!AnyoneWaits());
-    outstanding_.push_back(
-        {now_, absl::ZeroDuration(), 1, epoch_, /*has_fuel=*/true});
+    outstanding_.push_back({now_, absl::ZeroDuration(), 1, epoch_, 0,
+                            !config_.manual_emit,
+                            /*has_fuel=*/true});
     RecordGrants(now_, 1, absl::ZeroDuration());
   }
 
@@ -488,14 +505,15 @@ class Harness {
           stream.deadline =
               std::max(stream.deadline, last + stream.request.wait_limit);
         }
-        FUZZ_CHECK(!stream.held);  // a held stream gets nothing
+        FUZZ_CHECK(!stream.OutOfService());  // a held stream gets nothing
         outstanding_.push_back({event.granted_at, spacing, event.grants, epoch_,
+                                event.epoch, !config_.manual_emit,
                                 /*has_fuel=*/false});
         RecordGrants(event.granted_at, event.grants, spacing);
         // Monitor-only serves a count-0 stream one grant per delivery.
         if (config_.mode == Mode::kMonitorOnly && count == 0 &&
             event.end == EndReason::kNone) {
-          stream.held = true;
+          stream.awaiting = true;
         }
       }
       switch (event.end) {
