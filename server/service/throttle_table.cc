@@ -11,6 +11,12 @@ GrantBatch BatchOf(const StreamEvent& event) {
   return {event.granted_at, event.grants, event.spacing, event.epoch};
 }
 
+// NOT_FOUND naming the request field and the name sent.
+absl::Status NoSuchThrottle(absl::string_view field, absl::string_view name) {
+  return absl::NotFoundError(
+      absl::StrCat(field, ": no throttle named \"", name, "\""));
+}
+
 }  // namespace
 
 ThrottleTable::ThrottleTable(const Clock* clock, Metrics* metrics,
@@ -47,8 +53,7 @@ absl::Status ThrottleTable::Delete(absl::string_view field,
     absl::MutexLock lock(&mu_);
     Entry* entry = FindLocked(name);
     if (entry == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat(field, ": no throttle named \"", name, "\""));
+      return NoSuchThrottle(field, name);
     }
     Changes changes;
     changes.closed_status =
@@ -78,8 +83,7 @@ absl::Status ThrottleTable::Transact(
     absl::MutexLock lock(&mu_);
     Entry* entry = FindLocked(name);
     if (entry == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat(field, ": no throttle named \"", name, "\""));
+      return NoSuchThrottle(field, name);
     }
     Changes changes;
     status = change(*entry, clock_->Now(), &changes);
@@ -96,8 +100,7 @@ absl::Status ThrottleTable::Read(
   absl::MutexLock lock(&mu_);
   const Entry* entry = FindLocked(name);
   if (entry == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat(field, ": no throttle named \"", name, "\""));
+    return NoSuchThrottle(field, name);
   }
   read(*entry, clock_->Now());
   return absl::OkStatus();
@@ -121,9 +124,7 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
     }
     Entry* entry = FindLocked(name);
     if (entry == nullptr) {
-      return grpc::Status(
-          grpc::StatusCode::NOT_FOUND,
-          absl::StrCat("throttle: no throttle named \"", name, "\""));
+      return ToGrpcStatus(NoSuchThrottle("throttle", name));
     }
     Changes changes;
     *id = entry->scheduler.Open(request, clock_->Now(), &changes.events);
