@@ -66,102 +66,88 @@ grpc::ServerWriteReactor<v1::AwaitFuelResponse>* Service::AwaitFuel(
 grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
                                            const v1::HasFuelRequest* request,
                                            v1::HasFuelResponse* response) {
-  absl::Status status = ValidateName("throttle", request->throttle());
-  if (status.ok()) {
-    status = table_.Transact(
-        "throttle", request->throttle(),
-        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
-          if (absl::Status s = ValidateWorkerId(request->worker_id());
-              !s.ok()) {
-            return s;
-          }
-          const HasFuelResult result = entry.scheduler.HasFuel(now);
-          response->set_granted(result.granted);
-          response->set_stopped(result.stopped);
-          return absl::OkStatus();
-        });
-  }
+  absl::Status status = table_.Transact(
+      "throttle", request->throttle(),
+      [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+        if (absl::Status s = ValidateWorkerId(request->worker_id()); !s.ok()) {
+          return s;
+        }
+        const HasFuelResult result = entry.scheduler.HasFuel(now);
+        response->set_granted(result.granted);
+        response->set_stopped(result.stopped);
+        return absl::OkStatus();
+      });
   return Reply(context, "HasFuel", status);
 }
 
 grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
                                         const v1::EmitRequest* request,
                                         v1::EmitResponse* response) {
-  absl::Status status = ValidateName("throttle", request->throttle());
-  if (status.ok()) {
-    status = table_.Transact(
-        "throttle", request->throttle(),
-        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
-          const int64_t count = request->has_count() ? request->count() : 1;
-          if (count < 1 || count > kMaxEmitCount) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "count must be in [1, ", kMaxEmitCount, "], got ", count));
-          }
-          if (absl::Status s = ValidateWorkerId(request->worker_id());
-              !s.ok()) {
-            return s;
-          }
-          absl::StatusOr<int64_t> total = entry.scheduler.Emit(count, now);
-          if (!total.ok()) {
-            return WithThrottle(request->throttle(), total.status());
-          }
-          response->set_total_emissions(*total);
-          return absl::OkStatus();
-        });
-  }
+  absl::Status status = table_.Transact(
+      "throttle", request->throttle(),
+      [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+        const int64_t count = request->has_count() ? request->count() : 1;
+        if (count < 1 || count > kMaxEmitCount) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "count must be in [1, ", kMaxEmitCount, "], got ", count));
+        }
+        if (absl::Status s = ValidateWorkerId(request->worker_id()); !s.ok()) {
+          return s;
+        }
+        absl::StatusOr<int64_t> total = entry.scheduler.Emit(count, now);
+        if (!total.ok()) {
+          return WithThrottle(request->throttle(), total.status());
+        }
+        response->set_total_emissions(*total);
+        return absl::OkStatus();
+      });
   return Reply(context, "Emit", status);
 }
 
 grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
                                          const v1::StartRequest* request,
                                          v1::StartResponse* response) {
-  absl::Status status = ValidateName("throttle", request->throttle());
-  if (status.ok()) {
-    status = table_.Transact(
-        "throttle", request->throttle(),
-        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
-          if (absl::Status s = entry.scheduler.Start(now); !s.ok()) {
-            return WithThrottle(request->throttle(), s);
-          }
-          ++entry.starts;
-          Log(LogLevel::kInfo, "throttle_started",
-              {{"throttle", request->throttle()}});
-          response->set_state(ToProto(entry.scheduler.state()));
-          return absl::OkStatus();
-        });
-  }
+  absl::Status status = table_.Transact(
+      "throttle", request->throttle(),
+      [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+        if (absl::Status s = entry.scheduler.Start(now); !s.ok()) {
+          return WithThrottle(request->throttle(), s);
+        }
+        ++entry.starts;
+        Log(LogLevel::kInfo, "throttle_started",
+            {{"throttle", request->throttle()}});
+        response->set_state(ToProto(entry.scheduler.state()));
+        return absl::OkStatus();
+      });
   return Reply(context, "Start", status);
 }
 
 grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
                                         const v1::StopRequest* request,
                                         v1::StopResponse* response) {
-  absl::Status status = ValidateName("throttle", request->throttle());
-  if (status.ok()) {
-    status = table_.Transact(
-        "throttle", request->throttle(),
-        [&](Entry& entry, absl::Time now, Changes* changes) -> absl::Status {
-          absl::StatusOr<RunStats> stats =
-              entry.scheduler.Stop(now, &changes->events);
-          if (!stats.ok()) {
-            return WithThrottle(request->throttle(), stats.status());
-          }
-          ++entry.stops;
-          Log(LogLevel::kInfo, "throttle_stopped",
-              {{"throttle", request->throttle()},
-               {"runtime_seconds",
-                absl::StrCat(absl::ToDoubleSeconds(stats->runtime))},
-               {"total_emissions", absl::StrCat(stats->total_emissions)},
-               {"streams_ended", absl::StrCat(changes->events.size())}});
-          response->set_runtime_seconds(absl::ToDoubleSeconds(stats->runtime));
-          response->set_total_emissions(stats->total_emissions);
-          response->set_mean_seconds_between_emissions(
-              stats->mean_seconds_between_emissions);
-          response->set_mean_emissions_per_second(
-              stats->mean_emissions_per_second);
-          return absl::OkStatus();
-        });
-  }
+  absl::Status status = table_.Transact(
+      "throttle", request->throttle(),
+      [&](Entry& entry, absl::Time now, Changes* changes) -> absl::Status {
+        absl::StatusOr<RunStats> stats =
+            entry.scheduler.Stop(now, &changes->events);
+        if (!stats.ok()) {
+          return WithThrottle(request->throttle(), stats.status());
+        }
+        ++entry.stops;
+        Log(LogLevel::kInfo, "throttle_stopped",
+            {{"throttle", request->throttle()},
+             {"runtime_seconds",
+              absl::StrCat(absl::ToDoubleSeconds(stats->runtime))},
+             {"total_emissions", absl::StrCat(stats->total_emissions)},
+             {"streams_ended", absl::StrCat(changes->events.size())}});
+        response->set_runtime_seconds(absl::ToDoubleSeconds(stats->runtime));
+        response->set_total_emissions(stats->total_emissions);
+        response->set_mean_seconds_between_emissions(
+            stats->mean_seconds_between_emissions);
+        response->set_mean_emissions_per_second(
+            stats->mean_emissions_per_second);
+        return absl::OkStatus();
+      });
   return Reply(context, "Stop", status);
 }
 
@@ -182,45 +168,36 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
     }
     window = *asked;
   }
-  absl::Status status = ValidateName("throttle", request->throttle());
-  if (status.ok()) {
-    status = table_.Read(
-        "throttle", request->throttle(),
-        [&](const Entry& entry, absl::Time now) {
-          const LatestStats stats = entry.scheduler.Latest(window, now);
-          response->set_seconds_between_emissions(
-              stats.seconds_between_emissions);
-          response->set_emissions_per_second(stats.emissions_per_second);
-          response->set_emissions(stats.emissions);
-          response->set_window_seconds(absl::ToDoubleSeconds(window));
-        });
-  }
+  absl::Status status = table_.Read(
+      "throttle", request->throttle(), [&](const Entry& entry, absl::Time now) {
+        const LatestStats stats = entry.scheduler.Latest(window, now);
+        response->set_seconds_between_emissions(
+            stats.seconds_between_emissions);
+        response->set_emissions_per_second(stats.emissions_per_second);
+        response->set_emissions(stats.emissions);
+        response->set_window_seconds(absl::ToDoubleSeconds(window));
+      });
   return Reply(context, "Latest", status);
 }
 
 grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
                                         const v1::MeanRequest* request,
                                         v1::MeanResponse* response) {
-  absl::Status status = ValidateName("throttle", request->throttle());
-  if (status.ok()) {
-    status =
-        table_.Read("throttle", request->throttle(),
-                    [&](const Entry& entry, absl::Time now) {
-                      const MeanStats stats = entry.scheduler.Mean(now);
-                      response->set_mean_seconds_between_emissions(
-                          stats.run.mean_seconds_between_emissions);
-                      response->set_mean_emissions_per_second(
-                          stats.run.mean_emissions_per_second);
-                      response->set_runtime_seconds(
-                          absl::ToDoubleSeconds(stats.run.runtime));
-                      response->set_total_emissions(stats.run.total_emissions);
-                      response->set_lowest_gap_seconds(
-                          absl::ToDoubleSeconds(stats.lowest_gap));
-                      response->set_highest_gap_seconds(
-                          absl::ToDoubleSeconds(stats.highest_gap));
-                      response->set_state(ToProto(entry.scheduler.state()));
-                    });
-  }
+  absl::Status status = table_.Read(
+      "throttle", request->throttle(), [&](const Entry& entry, absl::Time now) {
+        const MeanStats stats = entry.scheduler.Mean(now);
+        response->set_mean_seconds_between_emissions(
+            stats.run.mean_seconds_between_emissions);
+        response->set_mean_emissions_per_second(
+            stats.run.mean_emissions_per_second);
+        response->set_runtime_seconds(absl::ToDoubleSeconds(stats.run.runtime));
+        response->set_total_emissions(stats.run.total_emissions);
+        response->set_lowest_gap_seconds(
+            absl::ToDoubleSeconds(stats.lowest_gap));
+        response->set_highest_gap_seconds(
+            absl::ToDoubleSeconds(stats.highest_gap));
+        response->set_state(ToProto(entry.scheduler.state()));
+      });
   return Reply(context, "Mean", status);
 }
 
@@ -243,22 +220,19 @@ grpc::ServerUnaryReactor* Service::ConfigureThrottle(
     grpc::CallbackServerContext* context,
     const v1::ConfigureThrottleRequest* request,
     v1::ConfigureThrottleResponse* response) {
-  absl::Status status = ValidateName("name", request->name());
-  if (status.ok()) {
-    status = table_.Transact(
-        "name", request->name(),
-        [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
-          absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
-          if (!config.ok()) return config.status();
-          entry.scheduler.Configure(*config, now);
-          *response->mutable_throttle() = Info(entry);
-          Log(LogLevel::kInfo, "throttle_configured",
-              {{"throttle", request->name()},
-               {"config", response->throttle().config().ShortDebugString()},
-               {"open_streams", absl::StrCat(entry.sinks.size())}});
-          return absl::OkStatus();
-        });
-  }
+  absl::Status status = table_.Transact(
+      "name", request->name(),
+      [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+        absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
+        if (!config.ok()) return config.status();
+        entry.scheduler.Configure(*config, now);
+        *response->mutable_throttle() = Info(entry);
+        Log(LogLevel::kInfo, "throttle_configured",
+            {{"throttle", request->name()},
+             {"config", response->throttle().config().ShortDebugString()},
+             {"open_streams", absl::StrCat(entry.sinks.size())}});
+        return absl::OkStatus();
+      });
   return Reply(context, "ConfigureThrottle", status);
 }
 
@@ -266,9 +240,8 @@ grpc::ServerUnaryReactor* Service::DeleteThrottle(
     grpc::CallbackServerContext* context,
     const v1::DeleteThrottleRequest* request,
     v1::DeleteThrottleResponse* /*response*/) {
-  absl::Status status = ValidateName("name", request->name());
-  if (status.ok()) status = table_.Delete("name", request->name());
-  return Reply(context, "DeleteThrottle", status);
+  return Reply(context, "DeleteThrottle",
+               table_.Delete("name", request->name()));
 }
 
 grpc::ServerUnaryReactor* Service::ListThrottles(

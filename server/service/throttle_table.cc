@@ -51,10 +51,9 @@ absl::Status ThrottleTable::Delete(absl::string_view field,
   std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
-    Entry* entry = FindLocked(name);
-    if (entry == nullptr) {
-      return NoSuchThrottle(field, name);
-    }
+    absl::StatusOr<Entry*> found = LookupLocked(field, name);
+    if (!found.ok()) return found.status();
+    Entry* entry = *found;
     Changes changes;
     changes.closed_status =
         grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -81,10 +80,9 @@ absl::Status ThrottleTable::Transact(
   absl::Status status;
   {
     absl::MutexLock lock(&mu_);
-    Entry* entry = FindLocked(name);
-    if (entry == nullptr) {
-      return NoSuchThrottle(field, name);
-    }
+    absl::StatusOr<Entry*> found = LookupLocked(field, name);
+    if (!found.ok()) return found.status();
+    Entry* entry = *found;
     Changes changes;
     status = change(*entry, clock_->Now(), &changes);
     CollectLocked(*entry, changes, &out);
@@ -98,11 +96,9 @@ absl::Status ThrottleTable::Read(
     absl::string_view field, const std::string& name,
     absl::FunctionRef<void(const Entry&, absl::Time)> read) const {
   absl::MutexLock lock(&mu_);
-  const Entry* entry = FindLocked(name);
-  if (entry == nullptr) {
-    return NoSuchThrottle(field, name);
-  }
-  read(*entry, clock_->Now());
+  absl::StatusOr<Entry*> entry = LookupLocked(field, name);
+  if (!entry.ok()) return entry.status();
+  read(**entry, clock_->Now());
   return absl::OkStatus();
 }
 
@@ -263,6 +259,16 @@ std::vector<ThrottleSnapshot> ThrottleTable::Snapshot() const {
 ThrottleTable::Entry* ThrottleTable::FindLocked(absl::string_view name) const {
   auto it = throttles_.find(name);
   return it == throttles_.end() ? nullptr : it->second.get();
+}
+
+absl::StatusOr<ThrottleTable::Entry*> ThrottleTable::LookupLocked(
+    absl::string_view field, absl::string_view name) const {
+  if (absl::Status status = ValidateName(field, name); !status.ok()) {
+    return status;
+  }
+  Entry* entry = FindLocked(name);
+  if (entry == nullptr) return NoSuchThrottle(field, name);
+  return entry;
 }
 
 ThrottleTable::Entry* ThrottleTable::FindByUidLocked(uint64_t uid) const {

@@ -24,6 +24,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
@@ -132,22 +133,25 @@ class ThrottleTable final : public ThrottleStatsSource {
       absl::FunctionRef<void(const Entry&)> created = [](const Entry&) {})
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Deletes a throttle; its open streams end with NOT_FOUND. NOT_FOUND if
-  // there is none (`field` names the request field).
+  // Deletes a throttle; its open streams end with NOT_FOUND.
+  // INVALID_ARGUMENT for a bad name, NOT_FOUND if there is none (`field`
+  // names the request field).
   absl::Status Delete(absl::string_view field, const std::string& name)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // The transaction: runs `change` on the throttle `name` under the mutex,
   // then advances it, refiles its wake-up and delivers what fell due.
-  // Returns NOT_FOUND (naming `field`) if there is no such throttle, else
-  // the change's status. Does not block beyond the mutex.
+  // Returns INVALID_ARGUMENT for a bad name and NOT_FOUND if there is no
+  // such throttle (naming `field`), else the change's status. Does not block
+  // beyond the mutex.
   absl::Status Transact(
       absl::string_view field, const std::string& name,
       absl::FunctionRef<absl::Status(Entry&, absl::Time now, Changes*)> change)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Runs `read` on the throttle `name` (or every throttle, in name order)
-  // under the mutex. NOT_FOUND naming `field` if there is none.
+  // under the mutex. INVALID_ARGUMENT or NOT_FOUND naming `field` as
+  // Transact.
   absl::Status Read(absl::string_view field, const std::string& name,
                     absl::FunctionRef<void(const Entry&, absl::Time now)> read)
       const ABSL_LOCKS_EXCLUDED(mu_);
@@ -195,6 +199,11 @@ class ThrottleTable final : public ThrottleStatsSource {
   Entry* FindLocked(absl::string_view name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Entry* FindByUidLocked(uint64_t uid) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The throttle a request names in `field`: INVALID_ARGUMENT for a bad
+  // name, NOT_FOUND for none.
+  absl::StatusOr<Entry*> LookupLocked(absl::string_view field,
+                                      absl::string_view name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The transaction of the stream calls: `change` on the throttle with
   // `uid` (nothing if it was deleted), then settle and deliver.
   void TransactStream(uint64_t uid,
