@@ -216,11 +216,11 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
   // Spaced rounds follow the limiter's regular schedule exactly, from
   // NextAllowed() while it has no burst to give at once.
   const absl::Duration spacing = limiter_->Spacing();
-  const bool can_space = spacing > absl::ZeroDuration() &&
-                         at == limiter_->NextAllowed() &&
-                         limiter_->AllowedAt(at, 2) == 1;
+  const bool spaced = spacing > absl::ZeroDuration() &&
+                      at == limiter_->NextAllowed() &&
+                      limiter_->AllowedAt(at, 2) == 1;
   if (limiter_->AllowedAt(at, size) < size &&
-      !(can_space && limiter_->DueBy(now, size) >= size)) {
+      !(spaced && limiter_->DueBy(now, size) >= size)) {
     return false;  // not one round: cheap, no scan
   }
   int64_t round = 0;  // grants in one round: <= streams * kMaxWeight
@@ -232,7 +232,6 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
     }
   }
   rounds = std::min(rounds, std::numeric_limits<int64_t>::max() / round);
-  const bool spaced = can_space;
   if (rounds > 0) {
     const int64_t supply = spaced ? limiter_->DueBy(now, rounds * round)
                                   : limiter_->AllowedAt(at, rounds * round);
