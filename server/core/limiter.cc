@@ -48,6 +48,16 @@ class GcraLimiter final : public Limiter {
     if (newest_ == absl::InfinitePast() || last < newest_) return;
     tat_ -= interval_ * n;
   }
+  LimiterState Save() const override {
+    LimiterState state;
+    state.tat = tat_;
+    state.newest = newest_;
+    return state;
+  }
+  void Load(const LimiterState& state) override {
+    tat_ = state.tat;
+    newest_ = state.newest;
+  }
 
  private:
   const absl::Duration interval_;
@@ -119,12 +129,20 @@ class WindowLimiter final : public Limiter {
     size_ -= undone;
     if (it->n == 0) log_.erase(it);
   }
+  LimiterState Save() const override {
+    LimiterState state;
+    state.runs.assign(log_.begin(), log_.end());
+    return state;
+  }
+  void Load(const LimiterState& state) override {
+    log_.clear();
+    size_ = 0;
+    for (const Run& run : state.runs)
+      Record(run.at, run.n, absl::ZeroDuration());
+  }
 
  private:
-  struct Run {
-    absl::Time at;
-    int64_t n;
-  };
+  using Run = LimiterState::Run;
   const int64_t max_n_;
   const absl::Duration per_;
   std::deque<Run> log_;
@@ -169,6 +187,22 @@ class UnboundedLimiter final : public Limiter {
     paused_ = false;
     origin_ = started_ ? origin_ + (now - paused_at_) : now;
     started_ = true;
+  }
+  LimiterState Save() const override {
+    LimiterState state;
+    state.started = started_;
+    state.paused = paused_;
+    state.origin = origin_;
+    state.paused_at = paused_at_;
+    state.granted = granted_;
+    return state;
+  }
+  void Load(const LimiterState& state) override {
+    started_ = state.started;
+    paused_ = state.paused;
+    origin_ = state.origin;
+    paused_at_ = state.paused_at;
+    granted_ = state.granted;
   }
 
  private:

@@ -14,11 +14,32 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "server/core/throttle_config.h"
 
 namespace throttle::server {
+
+// A limiter's state, to be stored and restored across a restart or a
+// failover (see Scheduler::Save). Each mode uses its own fields.
+struct LimiterState {
+  // Smooth and bucket (GCRA): theoretical arrival time, newest grant.
+  absl::Time tat = absl::InfinitePast();
+  absl::Time newest = absl::InfinitePast();
+  // Window: the last max_n grants as runs sharing a nominal time.
+  struct Run {
+    absl::Time at;
+    int64_t n = 0;
+  };
+  std::vector<Run> runs;
+  // Unbounded: grant k is allowed at origin + k * interval.
+  bool started = false;
+  bool paused = true;
+  absl::Time origin = absl::UnixEpoch();
+  absl::Time paused_at = absl::UnixEpoch();
+  int64_t granted = 0;
+};
 
 class Limiter {
  public:
@@ -65,6 +86,12 @@ class Limiter {
   // unbounded limiter cares: credit does not accumulate while stopped.
   virtual void Pause(absl::Time /*now*/) {}
   virtual void Resume(absl::Time /*now*/) {}
+
+  // The state, and its restore into a limiter made for the same
+  // configuration (no grant recorded yet). Load trusts its input to come
+  // from Save of the same mode.
+  virtual LimiterState Save() const { return {}; }
+  virtual void Load(const LimiterState& /*state*/) {}
 };
 
 // Makes the limiter for `config` (which must be valid). `last_grant` is the

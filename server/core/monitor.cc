@@ -12,6 +12,15 @@ int64_t Monitor::BucketOf(absl::Time t) {
 
 void Monitor::BeginRun() { run_has_emission_ = false; }
 
+void Monitor::RestoreTotals(const MonitorTotals& totals) {
+  total_ = totals.total;
+  pruned_cumulative_ = totals.total;
+  has_gap_ = totals.has_gap;
+  lowest_gap_ = totals.lowest_gap;
+  highest_gap_ = totals.highest_gap;
+  run_has_emission_ = false;
+}
+
 void Monitor::NoteGap(absl::Duration gap) {
   gap = std::max(gap, absl::ZeroDuration());
   if (!has_gap_) {

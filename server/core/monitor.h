@@ -20,6 +20,15 @@ namespace throttle::server {
 
 inline constexpr absl::Duration kMonitorResolution = absl::Milliseconds(1);
 
+// What a monitor keeps across a restart or a failover: the totals, not
+// the history behind Latest.
+struct MonitorTotals {
+  int64_t total = 0;
+  bool has_gap = false;
+  absl::Duration lowest_gap;
+  absl::Duration highest_gap;
+};
+
 class Monitor {
  public:
   // A new run begins at `now` (Start): gaps are not measured across runs.
@@ -50,6 +59,13 @@ class Monitor {
   absl::Duration highest_gap() const {
     return has_gap_ ? highest_gap_ : absl::ZeroDuration();
   }
+
+  MonitorTotals Totals() const {
+    return {total_, has_gap_, lowest_gap_, highest_gap_};
+  }
+  // Restores totals into a monitor that has counted nothing yet; the next
+  // emission starts a new run (no gap is measured across the restore).
+  void RestoreTotals(const MonitorTotals& totals);
 
  private:
   struct Entry {

@@ -95,7 +95,49 @@ void Scheduler::GiveBack(absl::Time granted_at, int64_t grants,
 }
 
 absl::Time Scheduler::DueTime() const {
+  if (reserved_left() <= 0 || deadline_passed_) return absl::InfiniteFuture();
   return std::max({limiter_->NextAllowed(), hungry_since_, last_grant_});
+}
+
+void Scheduler::RecordGrants(absl::Time at, int64_t n, absl::Duration spacing) {
+  limiter_->Record(at, n, spacing);
+  grants_recorded_ += n;
+}
+
+bool Scheduler::BeforeGrantDeadline(absl::Time now) {
+  if (now >= grant_deadline_) deadline_passed_ = true;
+  return !deadline_passed_;
+}
+
+void Scheduler::SetGrantDeadline(absl::Time deadline) {
+  grant_deadline_ = deadline;
+  deadline_passed_ = false;
+}
+
+SchedulerState Scheduler::Save() const {
+  SchedulerState state;
+  state.state = state_;
+  state.last_grant = last_grant_;
+  state.runtime_before = runtime_before_;
+  state.run_started = run_started_;
+  state.limiter = limiter_->Save();
+  state.monitor = monitor_.Totals();
+  return state;
+}
+
+void Scheduler::Restore(const SchedulerState& state, int64_t unreported,
+                        absl::Time now) {
+  state_ = state.state;
+  last_grant_ = state.last_grant;
+  runtime_before_ = state.runtime_before;
+  run_started_ = state.run_started;
+  limiter_->Load(state.limiter);
+  monitor_.RestoreTotals(state.monitor);
+  if (unreported > 0 && limited()) {
+    const absl::Time at = std::max(now, last_grant_);
+    limiter_->Record(at, unreported, absl::ZeroDuration());
+    last_grant_ = at;
+  }
 }
 
 void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
@@ -183,6 +225,7 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
   // credit), so the work does not grow with the number of grants. A round
   // that does not fit is tried again only after a full round of single
   // steps, so each step stays constant time.
+  if (!BeforeGrantDeadline(now)) return;
   size_t steps_before_rounds = 0;
   while (!ring_.empty()) {
     const absl::Time at = DueTime();
@@ -193,10 +236,10 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
     }
     --steps_before_rounds;
     const StreamList::iterator it = ring_.begin();
-    int64_t want = it->turn_left;
+    int64_t want = std::min(it->turn_left, reserved_left());
     if (it->remaining > 0) want = std::min(want, it->remaining);
     const int64_t n = limiter_->AllowedAt(at, want);
-    limiter_->Record(at, n, absl::ZeroDuration());
+    RecordGrants(at, n, absl::ZeroDuration());
     it->turn_left -= n;
     if (it->turn_left == 0) {
       // Its turn is over: to the back of the ring (the node moves, the
@@ -231,14 +274,14 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
       rounds = std::min(rounds, stream.remaining / stream.weight);
     }
   }
-  rounds = std::min(rounds, std::numeric_limits<int64_t>::max() / round);
+  rounds = std::min(rounds, reserved_left() / round);
   if (rounds > 0) {
     const int64_t supply = spaced ? limiter_->DueBy(now, rounds * round)
                                   : limiter_->AllowedAt(at, rounds * round);
     rounds = std::min(rounds, supply / round);
   }
   if (rounds == 0) return false;
-  limiter_->Record(at, rounds * round, spaced ? spacing : absl::ZeroDuration());
+  RecordGrants(at, rounds * round, spaced ? spacing : absl::ZeroDuration());
   if (!spaced) {
     for (auto it = ring_.begin(); it != ring_.end();) {
       Stream& stream = *it++;  // Grant may close it
@@ -265,6 +308,7 @@ void Scheduler::ServeUnlimited(absl::Time now,
                                std::vector<StreamEvent>* events) {
   // Every waiting stream gets what it asked for at once; a count-0 stream
   // one grant per delivery (it is parked until MarkDelivered).
+  if (!BeforeGrantDeadline(now)) return;
   while (!ring_.empty()) {
     const StreamList::iterator it = ring_.begin();
     const int64_t n = it->remaining > 0 ? it->remaining : 1;
@@ -303,8 +347,9 @@ absl::Time Scheduler::NextWakeup() const {
   absl::Time next = absl::InfiniteFuture();
   if (!expiries_.empty()) next = expiries_.top().deadline;
   if (state_ == State::kRunning && !ring_.empty()) {
-    const absl::Time due =
-        config_.mode == Mode::kMonitorOnly ? absl::InfinitePast() : DueTime();
+    const absl::Time due = config_.mode != Mode::kMonitorOnly ? DueTime()
+                           : deadline_passed_ ? absl::InfiniteFuture()
+                                              : absl::InfinitePast();
     next = std::min(next, due);
   }
   return next;
@@ -366,13 +411,17 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
 
 HasFuelResult Scheduler::HasFuel(absl::Time now) {
   if (state_ == State::kStopped) return {false, true};
-  if (state_ != State::kRunning) return {false, false};
+  if (state_ != State::kRunning || !BeforeGrantDeadline(now)) {
+    return {false, false};
+  }
   if (config_.mode == Mode::kMonitorOnly) {
     RecordEmissions(now, 1, absl::ZeroDuration());
     return {true, false};
   }
-  if (!ring_.empty() || limiter_->NextAllowed() > now) return {false, false};
-  limiter_->Record(now, 1, absl::ZeroDuration());
+  if (!ring_.empty() || reserved_left() <= 0 || limiter_->NextAllowed() > now) {
+    return {false, false};
+  }
+  RecordGrants(now, 1, absl::ZeroDuration());
   last_grant_ = std::max(last_grant_, now);
   RecordEmissions(now, 1, absl::ZeroDuration());
   return {true, false};

@@ -17,6 +17,7 @@
 #define THROTTLE_SERVER_CORE_SCHEDULER_H_
 
 #include <cstdint>
+#include <limits>
 #include <list>
 #include <memory>
 #include <queue>
@@ -99,6 +100,18 @@ struct LatestStats {
 struct HasFuelResult {
   bool granted = false;
   bool stopped = false;
+};
+
+// What a throttle's scheduler keeps across a restart or a failover
+// (Scheduler::Save): its state, limiter and totals -- not its streams,
+// whose workers reconnect, nor the history behind Latest.
+struct SchedulerState {
+  State state = State::kCreated;
+  absl::Time last_grant = absl::InfinitePast();
+  absl::Duration runtime_before;
+  absl::Time run_started = absl::UnixEpoch();  // of the current run
+  LimiterState limiter;
+  MonitorTotals monitor;
 };
 
 class Scheduler {
@@ -184,6 +197,31 @@ class Scheduler {
   // Returns the total since the first Start.
   absl::StatusOr<int64_t> Emit(int64_t n, absl::Time now);
 
+  // --- Durable state and reservations (docs/DECISIONS.md) ---
+
+  SchedulerState Save() const;
+  // Restores `state` into a scheduler just made for the same configuration
+  // (no stream opened, nothing granted). `unreported` grants that a
+  // previous server may have made after the state was saved -- at most
+  // its reservation, and all before `now` -- are assumed made at `now`,
+  // the latest they can have been: later grants only constrain the next
+  // ones more, so the mode's bound holds across the two servers.
+  void Restore(const SchedulerState& state, int64_t unreported, absl::Time now);
+
+  // Grants the limiter recorded (gives back do not lower it).
+  int64_t grants_recorded() const { return grants_recorded_; }
+  // Whether grants are limited at all: monitor-only needs no reservation.
+  bool limited() const { return config_.mode != Mode::kMonitorOnly; }
+  // A limited throttle allots grants only while grants_recorded() <
+  // grant_limit() (no limit by default): the grants reserved so far.
+  int64_t grant_limit() const { return grant_limit_; }
+  // Raising the limit: call Advance(now) afterwards.
+  void SetGrantLimit(int64_t limit) { grant_limit_ = limit; }
+  // No grant is allotted, in any mode, by an Advance or HasFuel at or after
+  // `deadline` (the end of a leader's lease), until a later deadline is
+  // set: call Advance(now) afterwards.
+  void SetGrantDeadline(absl::Time deadline);
+
   // Statistics; `window` in (0, kMaxLatestWindow].
   LatestStats Latest(absl::Duration window, absl::Time now) const;
   MeanStats Mean(absl::Time now) const;
@@ -230,8 +268,15 @@ class Scheduler {
   void ServeUnlimited(absl::Time now, std::vector<StreamEvent>* events);
   void RecordEmissions(absl::Time at, int64_t n, absl::Duration spacing);
   // When the next grant may be dated: what the limiter allows, not before
-  // a stream was waiting, and never before the newest grant.
+  // a stream was waiting, and never before the newest grant; never while
+  // no grant is reserved or the grant deadline has passed.
   absl::Time DueTime() const;
+  // Records `n` grants in the limiter and against the grant limit.
+  void RecordGrants(absl::Time at, int64_t n, absl::Duration spacing);
+  // Grants still reserved (limited modes).
+  int64_t reserved_left() const { return grant_limit_ - grants_recorded_; }
+  // False (and latched) once `now` reaches the grant deadline.
+  bool BeforeGrantDeadline(absl::Time now);
 
   ThrottleConfig config_;
   State state_ = State::kCreated;
@@ -258,6 +303,11 @@ class Scheduler {
   uint64_t epoch_ = 0;
   absl::Duration runtime_before_;  // runtime of completed runs
   absl::Time run_started_;
+
+  int64_t grants_recorded_ = 0;
+  int64_t grant_limit_ = std::numeric_limits<int64_t>::max();
+  absl::Time grant_deadline_ = absl::InfiniteFuture();
+  bool deadline_passed_ = false;
 };
 
 }  // namespace throttle::server
