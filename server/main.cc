@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,9 @@
 #include "absl/time/time.h"
 #include "server/service/convert.h"
 #include "server/service/log.h"
+#include "server/service/record.h"
 #include "server/service/throttle_server.h"
+#include "server/state/file_store.h"
 #include "server/usage.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -33,6 +36,13 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long calls may drain on SIGTERM before they are cancelled");
+ABSL_FLAG(std::string, state_dir, "",
+          "directory where every throttle (config, state, statistics, "
+          "limiter) is kept across restarts; empty: nothing is kept");
+ABSL_FLAG(absl::Duration, reservation_ahead, absl::Milliseconds(250),
+          "with durable state, grants are reserved in the store this much "
+          "of a throttle's rate at a time (at least 2 grants); a restart or "
+          "takeover loses at most one such chunk");
 ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Milliseconds(500),
           "a stream whose previous write has not drained for this long is "
           "stalled: its grants go to the other streams until it drains");
@@ -87,6 +97,20 @@ int main(int argc, char** argv) {
     if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
     options.throttles.push_back(*std::move(parsed));
   }
+
+  std::unique_ptr<throttle::server::StateStore> store;
+  if (const std::string dir = absl::GetFlag(FLAGS_state_dir); !dir.empty()) {
+    auto opened = throttle::server::OpenFileStore(dir);
+    if (!opened.ok()) return Fail(std::string(opened.status().message()));
+    store = *std::move(opened);
+    options.store = store.get();
+  }
+  options.reservation_ahead = absl::GetFlag(FLAGS_reservation_ahead);
+  if (options.reservation_ahead <= absl::ZeroDuration()) {
+    return Fail("--reservation_ahead must be > 0, got " +
+                absl::FormatDuration(options.reservation_ahead));
+  }
+  options.writer = throttle::server::WriterName();
 
   // Block the signals before gRPC starts its threads, then wait for them
   // here: no handler runs in a random thread.

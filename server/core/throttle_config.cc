@@ -1,5 +1,8 @@
 #include "server/core/throttle_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "server/core/format.h"
 
@@ -54,6 +57,13 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
                      config.burst, " in ", ModeName(config.mode), " mode"));
   }
   return absl::OkStatus();
+}
+
+int64_t ReservationChunk(const ThrottleConfig& config, absl::Duration ahead) {
+  const double grants = std::ceil(static_cast<double>(config.max_n) *
+                                  absl::FDivDuration(ahead, config.per));
+  return static_cast<int64_t>(
+      std::clamp(grants, 2.0, static_cast<double>(kMaxMaxN)));
 }
 
 }  // namespace throttle::server

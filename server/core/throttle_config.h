@@ -42,6 +42,12 @@ struct ThrottleConfig {
 // one is out of range, OK otherwise.
 absl::Status ValidateConfig(const ThrottleConfig& config);
 
+// How many grants a server reserves at a time for a throttle with durable
+// state (docs/DECISIONS.md, "Durable state"): what the configured rate
+// hands out in `ahead`, and at least 2, so one reservation is always
+// ahead of use. Also the most a takeover can lose.
+int64_t ReservationChunk(const ThrottleConfig& config, absl::Duration ahead);
+
 }  // namespace throttle::server
 
 #endif  // THROTTLE_SERVER_CORE_THROTTLE_CONFIG_H_

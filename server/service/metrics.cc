@@ -133,6 +133,33 @@ Metrics::Metrics()
            .Name("throttle_rpc_errors_total")
            .Help("Calls that ended with a non-OK status, by method and code.")
            .Register(*registry_);
+  state_write_latency_ =
+      &prometheus::BuildHistogram()
+           .Name("throttle_state_write_seconds")
+           .Help("Time of one write to the state store (disk or etcd).")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{
+                        1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
+                        0.25, 1, 2.5});
+  auto& writes =
+      prometheus::BuildCounter()
+          .Name("throttle_state_writes_total")
+          .Help("Writes to the state store, by result (ok or error).")
+          .Register(*registry_);
+  state_writes_ok_ = &writes.Add({{"result", "ok"}});
+  state_writes_failed_ = &writes.Add({{"result", "error"}});
+  state_records_ = &prometheus::BuildCounter()
+                        .Name("throttle_state_records_written_total")
+                        .Help("Throttle records written to the state store.")
+                        .Register(*registry_)
+                        .Add({});
+}
+
+void Metrics::ObserveStateWrite(absl::Duration latency, int64_t records,
+                                bool ok) {
+  state_write_latency_->Observe(absl::ToDoubleSeconds(latency));
+  (ok ? state_writes_ok_ : state_writes_failed_)->Increment();
+  if (ok) state_records_->Increment(static_cast<double>(records));
 }
 
 std::shared_ptr<prometheus::Collectable> Metrics::throttles() const {

@@ -70,6 +70,9 @@ class Metrics {
   void CountRefillWakeup(int64_t throttles_advanced);
   // A call finished with a non-OK status.
   void CountError(absl::string_view method, grpc::StatusCode code);
+  // A write of `records` throttle records to the state store took
+  // `latency` and succeeded or not.
+  void ObserveStateWrite(absl::Duration latency, int64_t records, bool ok);
 
  private:
   class ThrottleCollector;
@@ -78,6 +81,10 @@ class Metrics {
   prometheus::Counter* wakeups_;
   prometheus::Counter* advances_;
   prometheus::Family<prometheus::Counter>* errors_;
+  prometheus::Histogram* state_write_latency_;
+  prometheus::Counter* state_writes_ok_;
+  prometheus::Counter* state_writes_failed_;
+  prometheus::Counter* state_records_;
   std::shared_ptr<ThrottleCollector> throttles_;
 };
 

@@ -57,6 +57,28 @@ grpc::ServerUnaryReactor* Service::Reply(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+grpc::ServerUnaryReactor* Service::ReplyStored(
+    grpc::CallbackServerContext* context, absl::string_view method,
+    const absl::Status& status, const std::string& name) {
+  if (!status.ok() || persister_ == nullptr) {
+    return Reply(context, method, status);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  persister_->Persist(name, [this, reactor, method = std::string(method),
+                             name](absl::Status stored) {
+    grpc::Status reply = grpc::Status::OK;
+    if (!stored.ok()) {
+      reply = grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("throttle \"", name,
+                       "\": the change is not stored: ", stored.message()));
+    }
+    CountCallError(metrics_, method, reply);
+    reactor->Finish(reply);
+  });
+  return reactor;
+}
+
 grpc::ServerWriteReactor<v1::AwaitFuelResponse>* Service::AwaitFuel(
     grpc::CallbackServerContext* /*context*/,
     const v1::AwaitFuelRequest* request) {
@@ -119,7 +141,7 @@ grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
         response->set_state(ToProto(entry.scheduler.state()));
         return absl::OkStatus();
       });
-  return Reply(context, "Start", status);
+  return ReplyStored(context, "Start", status, request->throttle());
 }
 
 grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
@@ -148,7 +170,7 @@ grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
             stats->mean_emissions_per_second);
         return absl::OkStatus();
       });
-  return Reply(context, "Stop", status);
+  return ReplyStored(context, "Stop", status, request->throttle());
 }
 
 grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
@@ -210,10 +232,13 @@ grpc::ServerUnaryReactor* Service::CreateThrottle(
   }
   absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
   if (!config.ok()) return Reply(context, "CreateThrottle", config.status());
-  return Reply(context, "CreateThrottle",
-               table_.Create(request->name(), *config, [&](const Entry& entry) {
-                 *response->mutable_throttle() = Info(entry);
-               }));
+  return ReplyStored(context, "CreateThrottle",
+                     table_.Create(request->name(), *config,
+                                   [&](const Entry& entry) {
+                                     *response->mutable_throttle() =
+                                         Info(entry);
+                                   }),
+                     request->name());
 }
 
 grpc::ServerUnaryReactor* Service::ConfigureThrottle(
@@ -233,15 +258,15 @@ grpc::ServerUnaryReactor* Service::ConfigureThrottle(
              {"open_streams", absl::StrCat(entry.sinks.size())}});
         return absl::OkStatus();
       });
-  return Reply(context, "ConfigureThrottle", status);
+  return ReplyStored(context, "ConfigureThrottle", status, request->name());
 }
 
 grpc::ServerUnaryReactor* Service::DeleteThrottle(
     grpc::CallbackServerContext* context,
     const v1::DeleteThrottleRequest* request,
     v1::DeleteThrottleResponse* /*response*/) {
-  return Reply(context, "DeleteThrottle",
-               table_.Delete("name", request->name()));
+  return ReplyStored(context, "DeleteThrottle",
+                     table_.Delete("name", request->name()), request->name());
 }
 
 grpc::ServerUnaryReactor* Service::ListThrottles(

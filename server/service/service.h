@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/service/clock.h"
 #include "server/service/metrics.h"
+#include "server/service/persister.h"
 #include "server/service/refill_loop.h"
 #include "server/service/throttle_table.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -39,6 +40,10 @@ class Service final : public v1::Throttle::CallbackService {
 
   // The throttles (for start-up throttles, metrics and tests).
   ThrottleTable& table() { return table_; }
+
+  // Controller calls that change a throttle answer only once `persister`
+  // stored it (not owned; null: nothing is stored). Set before serving.
+  void SetPersister(Persister* persister) { persister_ = persister; }
 
   // Refuses new streams and ends every open stream with UNAVAILABLE
   // ("server shutting down"). Unary calls still answer. Idempotent.
@@ -92,8 +97,15 @@ class Service final : public v1::Throttle::CallbackService {
   grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
                                   absl::string_view method,
                                   const absl::Status& status);
+  // Reply, once the change to throttle `name` is stored (if it succeeded
+  // and there is a persister): a failed store answers UNAVAILABLE.
+  grpc::ServerUnaryReactor* ReplyStored(grpc::CallbackServerContext* context,
+                                        absl::string_view method,
+                                        const absl::Status& status,
+                                        const std::string& name);
 
   Metrics* const metrics_;
+  Persister* persister_ = nullptr;
   RefillLoop loop_;  // before table_, which kicks it
   ThrottleTable table_;
 };

@@ -7,8 +7,11 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
 #include "prometheus/metric_family.h"
+#include "server/service/convert.h"
 #include "server/service/log.h"
 #include "server/service/metrics.h"
+#include "server/service/persister.h"
+#include "server/service/record.h"
 #include "server/service/service.h"
 #include "server/service/unparsable_request.h"
 
@@ -21,6 +24,7 @@ struct ThrottleServer::Impl {
   }
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<Service> service;
+  std::unique_ptr<Persister> persister;  // after service: uses its table
   std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<grpc::Server> server;
   absl::Mutex mu;
@@ -36,12 +40,47 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
   impl->service = std::make_unique<Service>(options.clock, impl->metrics.get(),
                                             service_options);
   impl->metrics->SetSource(&impl->service->table());
+  ThrottleTable& table = impl->service->table();
+  if (options.store != nullptr) {
+    PersisterOptions persister_options;
+    persister_options.writer = options.writer;
+    impl->persister = std::make_unique<Persister>(
+        &table, options.store, impl->metrics.get(), persister_options,
+        options.on_store_refused);
+    table.EnableReservations(impl->persister.get(), options.reservation_ahead);
+    absl::StatusOr<std::vector<ThrottleRecord>> records =
+        options.store->LoadAll();
+    if (!records.ok()) return records.status();
+    for (const ThrottleRecord& record : *records) {
+      absl::StatusOr<StoredThrottle> stored = FromRecord(record);
+      if (!stored.ok()) return stored.status();
+      if (absl::Status s = table.Restore(*stored); !s.ok()) return s;
+    }
+    Log(LogLevel::kInfo, "state_restored",
+        {{"store", options.store->Describe()},
+         {"throttles", absl::StrCat(records->size())}});
+  }
   for (const auto& [name, config] : options.throttles) {
-    absl::Status status = impl->service->table().Create(name, config);
+    absl::Status status = table.Create(name, config);
+    if (absl::IsAlreadyExists(status) && options.store != nullptr) {
+      Log(LogLevel::kInfo, "throttle_declared_but_stored",
+          {{"throttle", name},
+           {"declared", ToProto(config).ShortDebugString()},
+           {"kept", "the stored throttle (its config and state win)"}});
+      continue;
+    }
     if (!status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("throttle \"", name, "\": ", status.message()));
     }
+  }
+  if (impl->persister != nullptr) {
+    if (absl::Status s = impl->persister->PersistAll(); !s.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot store the throttles in ",
+                       options.store->Describe(), ": ", s.message()));
+    }
+    impl->service->SetPersister(impl->persister.get());
   }
   if (!options.metrics_listen.empty()) {
     try {
@@ -149,7 +188,17 @@ void ThrottleServer::Shutdown(absl::Duration deadline) {
                           absl::ToChronoNanoseconds(deadline));
   impl_->server->Wait();
   impl_->service->StopRefillLoop();
+  if (impl_->persister != nullptr) {
+    if (absl::Status s = impl_->persister->Stop(); !s.ok()) {
+      Log(LogLevel::kWarning, "state_not_stored_at_shutdown",
+          {{"error", std::string(s.message())}});
+    }
+  }
   Log(LogLevel::kInfo, "server_stopped");
+}
+
+void ThrottleServer::SetGrantDeadline(absl::Time deadline) {
+  impl_->service->table().SetGrantDeadline(deadline);
 }
 
 void ThrottleServer::Wait() {

@@ -6,6 +6,7 @@
 #ifndef THROTTLE_SERVER_SERVICE_THROTTLE_SERVER_H_
 #define THROTTLE_SERVER_SERVICE_THROTTLE_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "server/core/throttle_config.h"
 #include "server/service/clock.h"
+#include "server/state/state_store.h"
 
 namespace throttle::server {
 
@@ -34,6 +36,20 @@ struct ServerOptions {
   absl::Duration stream_stall_timeout = absl::Milliseconds(500);
   // Time source; not owned, must outlive the server. Tests may pass a fake.
   const Clock* clock = RealClock();
+
+  // Durable state (docs/DECISIONS.md, "Durable state"): where throttles
+  // are stored, or null for none. Not owned; must outlive the server. The
+  // stored throttles are restored at start; one declared in `throttles`
+  // is created only if none of its name is stored.
+  StateStore* store = nullptr;
+  // With a store, grants are reserved in chunks of this much of a
+  // throttle's rate (at least 2 grants); a takeover loses at most one.
+  absl::Duration reservation_ahead = absl::Milliseconds(250);
+  // Written into each stored record (host:pid), for operators.
+  std::string writer;
+  // Runs when the store refuses a write (FAILED_PRECONDITION: a deposed
+  // leader), from the persister's thread.
+  std::function<void(const absl::Status&)> on_store_refused;
 };
 
 // A running throttle server. Thread-safe.
@@ -67,9 +83,14 @@ class ThrottleServer {
           condition,
       absl::Duration timeout) const;
 
+  // No grant at or after `deadline` (the end of a leader's lease) until a
+  // later one is set. Thread-safe.
+  void SetGrantDeadline(absl::Time deadline);
+
   // Shuts down in order: new calls are refused, every open AwaitFuel stream
   // ends with UNAVAILABLE ("server shutting down"), calls still running
-  // after `deadline` are cancelled, then the refill loop is joined. Blocks
+  // after `deadline` are cancelled, then the refill loop is joined and,
+  // with a store, every throttle is stored with nothing reserved. Blocks
   // until done. Idempotent.
   void Shutdown(absl::Duration deadline);
 

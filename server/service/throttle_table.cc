@@ -1,5 +1,7 @@
 #include "server/service/throttle_table.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "server/service/convert.h"
 #include "server/service/log.h"
@@ -15,6 +17,11 @@ GrantBatch BatchOf(const StreamEvent& event) {
 absl::Status NoSuchThrottle(absl::string_view field, absl::string_view name) {
   return absl::NotFoundError(
       absl::StrCat(field, ": no throttle named \"", name, "\""));
+}
+
+absl::Status NameTaken(absl::string_view name) {
+  return absl::AlreadyExistsError(
+      absl::StrCat("name: a throttle named \"", name, "\" already exists"));
 }
 
 }  // namespace
@@ -33,17 +40,166 @@ absl::Status ThrottleTable::Create(
     return status;
   }
   absl::MutexLock lock(&mu_);
-  auto [it, inserted] = throttles_.try_emplace(name, nullptr);
-  if (!inserted) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("name: a throttle named \"", name, "\" already exists"));
+  if (FindLocked(name) != nullptr) {
+    return NameTaken(name);
   }
-  it->second = std::make_unique<Entry>(name, next_uid_++, config);
-  by_uid_.emplace(it->second->uid, it->second.get());
+  Entry& entry = AddLocked(name, config);
   Log(LogLevel::kInfo, "throttle_created",
       {{"throttle", name}, {"config", ToProto(config).ShortDebugString()}});
-  created(*it->second);
+  created(entry);
+  CheckReservationLocked(entry);
   return absl::OkStatus();
+}
+
+ThrottleTable::Entry& ThrottleTable::AddLocked(const std::string& name,
+                                               const ThrottleConfig& config) {
+  auto entry = std::make_unique<Entry>(name, next_uid_++, config);
+  Entry& added = *entry;
+  by_uid_.emplace(added.uid, &added);
+  throttles_.emplace(name, std::move(entry));
+  if (reservations_ != nullptr) added.scheduler.SetGrantLimit(0);
+  added.scheduler.SetGrantDeadline(grant_deadline_);
+  return added;
+}
+
+void ThrottleTable::EnableReservations(ReservationListener* listener,
+                                       absl::Duration ahead) {
+  absl::MutexLock lock(&mu_);
+  reservations_ = listener;
+  reservation_ahead_ = ahead;
+}
+
+absl::Status ThrottleTable::Restore(const StoredThrottle& stored) {
+  absl::MutexLock lock(&mu_);
+  if (FindLocked(stored.name) != nullptr) {
+    return NameTaken(stored.name);
+  }
+  Entry& entry = AddLocked(stored.name, stored.config);
+  entry.scheduler.Restore(stored.state, stored.reserved, clock_->Now());
+  entry.starts = stored.starts;
+  entry.stops = stored.stops;
+  entry.stored_emissions = stored.state.monitor.total;
+  Log(LogLevel::kInfo, "throttle_restored",
+      {{"throttle", stored.name},
+       {"config", ToProto(stored.config).ShortDebugString()},
+       {"state", StateName(stored.state.state)},
+       {"total_emissions", absl::StrCat(stored.state.monitor.total)},
+       {"assumed_grants", absl::StrCat(stored.reserved)}});
+  CheckReservationLocked(entry);
+  return absl::OkStatus();
+}
+
+StoredThrottle ThrottleTable::StoredLocked(const Entry& entry,
+                                           int64_t grant_limit) const {
+  StoredThrottle stored;
+  stored.name = entry.name;
+  stored.config = entry.scheduler.config();
+  stored.state = entry.scheduler.Save();
+  if (reservations_ != nullptr && entry.scheduler.limited()) {
+    stored.reserved = grant_limit - entry.scheduler.grants_recorded();
+  }
+  stored.starts = entry.starts;
+  stored.stops = entry.stops;
+  return stored;
+}
+
+ThrottleTable::StoreBatch ThrottleTable::CollectForStore(
+    const std::vector<std::string>& names, const std::vector<uint64_t>& renew,
+    StoreScope scope) {
+  absl::MutexLock lock(&mu_);
+  StoreBatch batch;
+  absl::flat_hash_set<uint64_t> taken;
+  if (scope == StoreScope::kRelease) {
+    for (auto& [name, entry] : throttles_) {
+      batch.throttles.push_back(
+          StoredLocked(*entry, entry->scheduler.grants_recorded()));
+    }
+    return batch;
+  }
+  for (uint64_t uid : renew) {
+    Entry* entry = FindByUidLocked(uid);
+    if (entry == nullptr || !taken.insert(uid).second) continue;
+    const Scheduler& scheduler = entry->scheduler;
+    const int64_t limit =
+        std::max(scheduler.grant_limit(),
+                 SaturatingAdd(
+                     scheduler.grants_recorded(),
+                     ReservationChunk(scheduler.config(), reservation_ahead_)));
+    batch.throttles.push_back(StoredLocked(*entry, limit));
+    batch.limits.emplace_back(uid, limit);
+    batch.renewed.push_back(uid);
+    entry->stored_emissions = scheduler.total_emissions();
+  }
+  auto add = [&](Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!taken.insert(entry.uid).second) return;
+    batch.throttles.push_back(
+        StoredLocked(entry, entry.scheduler.grant_limit()));
+    entry.stored_emissions = entry.scheduler.total_emissions();
+  };
+  for (const std::string& name : names) {
+    Entry* entry = FindLocked(name);
+    if (entry == nullptr) {
+      batch.deleted.push_back(name);
+    } else {
+      add(*entry);
+    }
+  }
+  if (scope != StoreScope::kNamed) {
+    for (auto& [name, entry] : throttles_) {
+      if (scope == StoreScope::kAll ||
+          entry->stored_emissions != entry->scheduler.total_emissions()) {
+        add(*entry);
+      }
+    }
+  }
+  return batch;
+}
+
+void ThrottleTable::StoreDone(const StoreBatch& batch, bool durable) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    for (uint64_t uid : batch.renewed) {
+      if (Entry* entry = FindByUidLocked(uid)) entry->reservation_asked = false;
+    }
+    if (!durable) return;  // asked again by the persister's retry
+    for (const auto& [uid, limit] : batch.limits) {
+      Entry* entry = FindByUidLocked(uid);
+      if (entry == nullptr) continue;
+      entry->scheduler.SetGrantLimit(
+          std::max(limit, entry->scheduler.grant_limit()));
+      SettleLocked(*entry, &out);
+    }
+  }
+  Deliver(std::move(out));
+}
+
+void ThrottleTable::SetGrantDeadline(absl::Time deadline) {
+  std::vector<Delivery> out;
+  {
+    absl::MutexLock lock(&mu_);
+    const bool later = deadline > grant_deadline_;
+    grant_deadline_ = deadline;
+    for (auto& [name, entry] : throttles_) {
+      entry->scheduler.SetGrantDeadline(deadline);
+      if (later) SettleLocked(*entry, &out);
+    }
+  }
+  Deliver(std::move(out));
+}
+
+void ThrottleTable::CheckReservationLocked(Entry& entry) {
+  if (reservations_ == nullptr || entry.reservation_asked ||
+      !entry.scheduler.limited()) {
+    return;
+  }
+  const Scheduler& scheduler = entry.scheduler;
+  const int64_t left = scheduler.grant_limit() - scheduler.grants_recorded();
+  if (left > ReservationChunk(scheduler.config(), reservation_ahead_) / 2) {
+    return;
+  }
+  entry.reservation_asked = true;
+  reservations_->ReservationLow(entry.uid);
 }
 
 absl::Status ThrottleTable::Delete(absl::string_view field,
@@ -189,6 +345,7 @@ absl::Time ThrottleTable::AdvanceDue() {
       entry->scheduler.Advance(now, &changes.events);
       CollectLocked(*entry, changes, &out);
       FileWakeupLocked(*entry, /*kick=*/false);
+      CheckReservationLocked(*entry);
     }
     if (metrics_ != nullptr) {
       metrics_->CountRefillWakeup(static_cast<int64_t>(due.size()));
@@ -311,6 +468,7 @@ void ThrottleTable::SettleLocked(Entry& entry, std::vector<Delivery>* out) {
   entry.scheduler.Advance(clock_->Now(), &changes.events);
   CollectLocked(entry, changes, out);
   FileWakeupLocked(entry, /*kick=*/true);
+  CheckReservationLocked(entry);
 }
 
 void ThrottleTable::FileWakeupLocked(Entry& entry, bool kick) {

@@ -31,6 +31,7 @@
 #include "server/core/scheduler.h"
 #include "server/service/clock.h"
 #include "server/service/metrics.h"
+#include "server/service/record.h"
 #include "server/service/refill_loop.h"
 
 namespace throttle::server {
@@ -76,6 +77,17 @@ class StreamSink {
   ~StreamSink() = default;
 };
 
+// Told that a throttle's reserved grants run low (durable state; see
+// persister.h). Called under the table's mutex: must not block nor call
+// back into the table.
+class ReservationListener {
+ public:
+  virtual void ReservationLow(uint64_t uid) = 0;
+
+ protected:
+  ~ReservationListener() = default;
+};
+
 struct TableOptions {
   // A stream whose previous write has not drained for this long is stalled.
   absl::Duration stream_stall_timeout = absl::Milliseconds(500);
@@ -103,6 +115,19 @@ class ThrottleTable final : public ThrottleStatsSource {
     int64_t stalls = 0;      // times a stream was stalled
     int64_t starts = 0;
     int64_t stops = 0;
+    // Durable state: a reservation was asked for and not yet confirmed;
+    // the total emissions last stored.
+    bool reservation_asked = false;
+    int64_t stored_emissions = -1;
+  };
+
+  // What the persister stores in one write, and the grant limits it
+  // confirms once the write is durable.
+  struct StoreBatch {
+    std::vector<StoredThrottle> throttles;
+    std::vector<std::string> deleted;  // named, but no longer there
+    std::vector<std::pair<uint64_t, int64_t>> limits;  // uid -> grant limit
+    std::vector<uint64_t> renewed;  // uids whose reservation this renews
   };
 
   // What a transaction's change produced besides its status: scheduler
@@ -195,6 +220,37 @@ class ThrottleTable final : public ThrottleStatsSource {
   std::vector<ThrottleSnapshot> Snapshot() const override
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // --- Durable state (for the persister and the leader) ---
+
+  // From now on a limited throttle grants only what it has reserved: its
+  // grants are limited to those `listener` was asked for (ReservationLow)
+  // and SetGrantLimits confirmed, `ahead` worth of its rate at a time.
+  // Call before any throttle exists.
+  void EnableReservations(ReservationListener* listener, absl::Duration ahead)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Brings back a stored throttle, assuming its reserved grants made now.
+  // ALREADY_EXISTS if the name is taken.
+  absl::Status Restore(const StoredThrottle& stored) ABSL_LOCKS_EXCLUDED(mu_);
+  // Which throttles a store covers besides those named and renewed.
+  enum class StoreScope {
+    kNamed,    // no others
+    kChanged,  // those whose emissions changed since they were last stored
+    kAll,      // every throttle
+    kRelease,  // every throttle, with nothing reserved: no grant follows
+  };
+  // What to store: the throttles `names` (those gone as deleted), those
+  // `renew` asks a new reservation for, and those of `scope`.
+  StoreBatch CollectForStore(const std::vector<std::string>& names,
+                             const std::vector<uint64_t>& renew,
+                             StoreScope scope) ABSL_LOCKS_EXCLUDED(mu_);
+  // The write of `batch` is durable: its grant limits hold (and the
+  // throttles advance); or it failed: its renewals may be asked again.
+  void StoreDone(const StoreBatch& batch, bool durable)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // No grant at or after `deadline` (the end of a leader's lease) in any
+  // throttle, until a later one is set.
+  void SetGrantDeadline(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   Entry* FindLocked(absl::string_view name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -221,6 +277,13 @@ class ThrottleTable final : public ThrottleStatsSource {
   // refill loop (not needed from inside the loop's own pass).
   void FileWakeupLocked(Entry& entry, bool kick)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks for a new reservation when fewer than half a chunk are left.
+  void CheckReservationLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new entry under the table's reservations and grant deadline.
+  Entry& AddLocked(const std::string& name, const ThrottleConfig& config)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  StoredThrottle StoredLocked(const Entry& entry, int64_t grant_limit) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GiveBackLocked(Entry& entry, const GrantBatch& undelivered)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropStreamLocked(Entry& entry, StreamId id)
@@ -243,6 +306,9 @@ class ThrottleTable final : public ThrottleStatsSource {
       ABSL_GUARDED_BY(mu_);
   uint64_t next_uid_ ABSL_GUARDED_BY(mu_) = 1;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  ReservationListener* reservations_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::Duration reservation_ahead_ ABSL_GUARDED_BY(mu_);
+  absl::Time grant_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };
 
 }  // namespace throttle::server

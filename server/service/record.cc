@@ -1,0 +1,137 @@
+#include "server/service/record.h"
+
+#include <unistd.h>
+
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "server/service/convert.h"
+
+namespace throttle::server {
+namespace {
+
+int64_t Ns(absl::Duration d) {
+  if (d == absl::InfiniteDuration()) return std::numeric_limits<int64_t>::max();
+  if (d == -absl::InfiniteDuration()) {
+    return std::numeric_limits<int64_t>::min();
+  }
+  return absl::ToInt64Nanoseconds(d);
+}
+int64_t Ns(absl::Time t) {
+  if (t == absl::InfiniteFuture()) return std::numeric_limits<int64_t>::max();
+  if (t == absl::InfinitePast()) return std::numeric_limits<int64_t>::min();
+  return absl::ToUnixNanos(t);
+}
+absl::Duration DurationOf(int64_t ns) {
+  if (ns == std::numeric_limits<int64_t>::max()) {
+    return absl::InfiniteDuration();
+  }
+  if (ns == std::numeric_limits<int64_t>::min()) {
+    return -absl::InfiniteDuration();
+  }
+  return absl::Nanoseconds(ns);
+}
+absl::Time TimeOf(int64_t ns) {
+  if (ns == std::numeric_limits<int64_t>::max()) return absl::InfiniteFuture();
+  if (ns == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
+  return absl::FromUnixNanos(ns);
+}
+
+State StateOf(v1::State state) {
+  switch (state) {
+    case v1::STATE_RUNNING:
+      return State::kRunning;
+    case v1::STATE_STOPPED:
+      return State::kStopped;
+    default:
+      return State::kCreated;
+  }
+}
+
+}  // namespace
+
+std::string WriterName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host, ":", getpid());
+}
+
+ThrottleRecord ToRecord(const StoredThrottle& stored, absl::Time written,
+                        const std::string& writer) {
+  ThrottleRecord r;
+  r.set_name(stored.name);
+  *r.mutable_config() = ToProto(stored.config);
+  r.set_state(ToProto(stored.state.state));
+  r.set_last_grant_unix_ns(Ns(stored.state.last_grant));
+  r.set_runtime_before_ns(Ns(stored.state.runtime_before));
+  r.set_run_started_unix_ns(Ns(stored.state.run_started));
+  const LimiterState& l = stored.state.limiter;
+  state::v1::LimiterState* lp = r.mutable_limiter();
+  lp->set_tat_unix_ns(Ns(l.tat));
+  lp->set_newest_unix_ns(Ns(l.newest));
+  for (const LimiterState::Run& run : l.runs) {
+    state::v1::LimiterRun* rp = lp->add_runs();
+    rp->set_at_unix_ns(Ns(run.at));
+    rp->set_n(run.n);
+  }
+  lp->set_started(l.started);
+  lp->set_paused(l.paused);
+  lp->set_origin_unix_ns(Ns(l.origin));
+  lp->set_paused_at_unix_ns(Ns(l.paused_at));
+  lp->set_granted(l.granted);
+  const MonitorTotals& m = stored.state.monitor;
+  r.set_total_emissions(m.total);
+  r.set_has_gap(m.has_gap);
+  r.set_lowest_gap_ns(Ns(m.lowest_gap));
+  r.set_highest_gap_ns(Ns(m.highest_gap));
+  r.set_reserved(stored.reserved);
+  r.set_starts(stored.starts);
+  r.set_stops(stored.stops);
+  r.set_written_unix_ns(Ns(written));
+  r.set_writer(writer);
+  return r;
+}
+
+absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& r) {
+  auto bad = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("stored throttle \"", r.name(),
+                                            "\" cannot be restored: ", why));
+  };
+  if (absl::Status s = ValidateName("name", r.name()); !s.ok()) {
+    return bad(s.message());
+  }
+  absl::StatusOr<ThrottleConfig> config = FromProto(r.config());
+  if (!config.ok()) return bad(config.status().message());
+  if (r.reserved() < 0 || r.total_emissions() < 0) {
+    return bad("negative counts");
+  }
+  StoredThrottle s;
+  s.name = r.name();
+  s.config = *config;
+  s.state.state = StateOf(r.state());
+  s.state.last_grant = TimeOf(r.last_grant_unix_ns());
+  s.state.runtime_before = DurationOf(r.runtime_before_ns());
+  s.state.run_started = TimeOf(r.run_started_unix_ns());
+  const state::v1::LimiterState& lp = r.limiter();
+  s.state.limiter.tat = TimeOf(lp.tat_unix_ns());
+  s.state.limiter.newest = TimeOf(lp.newest_unix_ns());
+  for (const state::v1::LimiterRun& run : lp.runs()) {
+    if (run.n() <= 0) return bad("a window run without grants");
+    s.state.limiter.runs.push_back({TimeOf(run.at_unix_ns()), run.n()});
+  }
+  s.state.limiter.started = lp.started();
+  s.state.limiter.paused = lp.paused();
+  s.state.limiter.origin = TimeOf(lp.origin_unix_ns());
+  s.state.limiter.paused_at = TimeOf(lp.paused_at_unix_ns());
+  s.state.limiter.granted = lp.granted();
+  s.state.monitor.total = r.total_emissions();
+  s.state.monitor.has_gap = r.has_gap();
+  s.state.monitor.lowest_gap = DurationOf(r.lowest_gap_ns());
+  s.state.monitor.highest_gap = DurationOf(r.highest_gap_ns());
+  s.reserved = r.reserved();
+  s.starts = r.starts();
+  s.stops = r.stops();
+  return s;
+}
+
+}  // namespace throttle::server

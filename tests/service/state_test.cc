@@ -1,0 +1,236 @@
+// Durable state on local disk (--state_dir) through real gRPC on
+// 127.0.0.1:0: what a restarted server brings back, what a declared
+// throttle does against a stored one, and that a controller call is
+// answered only once it is stored. A fake clock; no sleeping.
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "server/service/throttle_server.h"
+#include "server/state/file_store.h"
+#include "tests/support/fake_clock.h"
+#include "throttle/v1/throttle.grpc.pb.h"
+
+namespace throttle::server {
+namespace {
+
+class StateTest : public ::testing::Test {
+ public:
+  void SetUp() override {
+    char dir[] = "/tmp/throttle-state-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    auto store = OpenFileStore(dir_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    options_.listen_address = "127.0.0.1:0";
+    options_.clock = &clock_;
+    options_.store = store_.get();
+    StartServer();
+  }
+  void TearDown() override {
+    StopServer();
+    std::system(absl::StrCat("rm -rf ", dir_).c_str());
+  }
+
+  void StartServer() {
+    auto started = ThrottleServer::Start(options_);
+    ASSERT_TRUE(started.ok()) << started.status();
+    server_ = *std::move(started);
+    stub_ = v1::Throttle::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials()));
+  }
+  void StopServer() {
+    if (server_) server_->Shutdown(absl::Seconds(5));
+    server_.reset();
+  }
+  void Restart() {
+    StopServer();
+    StartServer();
+  }
+
+  std::unique_ptr<grpc::ClientContext> Context() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(30));
+    return context;
+  }
+  grpc::Status Create(const std::string& name, v1::Mode mode, int64_t max_n) {
+    v1::CreateThrottleRequest request;
+    request.set_name(name);
+    request.mutable_config()->set_max_n(max_n);
+    request.mutable_config()->set_per_seconds(1);
+    request.mutable_config()->set_mode(mode);
+    v1::CreateThrottleResponse response;
+    return stub_->CreateThrottle(Context().get(), request, &response);
+  }
+  grpc::Status Start(const std::string& name) {
+    v1::StartRequest request;
+    request.set_throttle(name);
+    v1::StartResponse response;
+    return stub_->Start(Context().get(), request, &response);
+  }
+  v1::ThrottleInfo Info(const std::string& name) {
+    v1::ListThrottlesResponse response;
+    EXPECT_TRUE(stub_
+                    ->ListThrottles(Context().get(), v1::ListThrottlesRequest(),
+                                    &response)
+                    .ok());
+    for (const v1::ThrottleInfo& info : response.throttles()) {
+      if (info.name() == name) return info;
+    }
+    return {};
+  }
+  v1::MeanResponse Mean(const std::string& name) {
+    v1::MeanRequest request;
+    request.set_throttle(name);
+    v1::MeanResponse response;
+    EXPECT_TRUE(stub_->Mean(Context().get(), request, &response).ok());
+    return response;
+  }
+  // Takes `n` grants on one AwaitFuel call; returns how many came.
+  int64_t Take(const std::string& name, int64_t n) {
+    v1::AwaitFuelRequest request;
+    request.set_throttle(name);
+    request.set_count(n);
+    auto context = Context();
+    auto reader = stub_->AwaitFuel(context.get(), request);
+    int64_t got = 0;
+    v1::AwaitFuelResponse response;
+    while (reader->Read(&response)) got += response.grants();
+    EXPECT_TRUE(reader->Finish().ok());
+    return got;
+  }
+  std::vector<ThrottleRecord> Stored() {
+    auto other = OpenFileStore(dir_);  // what a new process would read
+    EXPECT_TRUE(other.ok());
+    auto records = (*other)->LoadAll();
+    EXPECT_TRUE(records.ok()) << records.status();
+    return records.ok() ? *records : std::vector<ThrottleRecord>{};
+  }
+
+ protected:
+  std::string dir_;
+  testing::FakeClock clock_;
+  std::unique_ptr<StateStore> store_;
+  ServerOptions options_;
+  std::unique_ptr<ThrottleServer> server_;
+  std::unique_ptr<v1::Throttle::Stub> stub_;
+};
+
+TEST_F(StateTest, ARunningThrottleComesBackRunningWithItsStatistics) {
+  ASSERT_TRUE(Create("t", v1::MODE_BUCKET, 10).ok());  // a full bucket of 10
+  ASSERT_TRUE(Start("t").ok());
+  EXPECT_EQ(Take("t", 5), 5);
+  clock_.Advance(absl::Seconds(2));
+  const v1::MeanResponse before = Mean("t");
+
+  Restart();
+  const v1::ThrottleInfo info = Info("t");
+  EXPECT_EQ(info.state(), v1::STATE_RUNNING);
+  EXPECT_EQ(info.config().mode(), v1::MODE_BUCKET);
+  EXPECT_EQ(info.config().max_n(), 10);
+  const v1::MeanResponse after = Mean("t");
+  EXPECT_EQ(after.total_emissions(), 5);
+  EXPECT_DOUBLE_EQ(after.runtime_seconds(), before.runtime_seconds());
+  // Workers get fuel again without a Start.
+  EXPECT_EQ(Take("t", 3), 3);
+  EXPECT_EQ(Mean("t").total_emissions(), 8);
+}
+
+TEST_F(StateTest, TheStoredThrottleWinsOverTheDeclaredOne) {
+  StopServer();
+  ThrottleConfig declared;
+  declared.max_n = 4;
+  options_.throttles = {{"d", declared}};
+  StartServer();
+  ASSERT_TRUE(Start("d").ok());
+  v1::ConfigureThrottleRequest request;
+  request.set_name("d");
+  request.mutable_config()->set_max_n(50);
+  request.mutable_config()->set_per_seconds(1);
+  v1::ConfigureThrottleResponse response;
+  ASSERT_TRUE(
+      stub_->ConfigureThrottle(Context().get(), request, &response).ok());
+
+  Restart();  // still declares max_n=4
+  const v1::ThrottleInfo info = Info("d");
+  EXPECT_EQ(info.config().max_n(), 50);
+  EXPECT_EQ(info.state(), v1::STATE_RUNNING);
+}
+
+TEST_F(StateTest, ADeletedThrottleStaysDeleted) {
+  ASSERT_TRUE(Create("gone", v1::MODE_SMOOTH, 5).ok());
+  v1::DeleteThrottleRequest request;
+  request.set_name("gone");
+  v1::DeleteThrottleResponse response;
+  ASSERT_TRUE(stub_->DeleteThrottle(Context().get(), request, &response).ok());
+  Restart();
+  v1::MeanRequest mean;
+  mean.set_throttle("gone");
+  v1::MeanResponse ignored;
+  EXPECT_EQ(stub_->Mean(Context().get(), mean, &ignored).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(StateTest, AControllerCallIsAnsweredOnlyOnceItIsStored) {
+  ASSERT_TRUE(Create("a", v1::MODE_WINDOW, 7).ok());
+  std::vector<ThrottleRecord> stored = Stored();  // read at once, no waiting
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].name(), "a");
+  EXPECT_EQ(stored[0].config().max_n(), 7);
+  EXPECT_EQ(stored[0].state(), v1::STATE_CREATED);
+
+  ASSERT_TRUE(Start("a").ok());
+  stored = Stored();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].state(), v1::STATE_RUNNING);
+}
+
+TEST_F(StateTest, GrantsAreReservedInTheStoreBeforeTheyAreMade) {
+  ASSERT_TRUE(Create("w", v1::MODE_WINDOW, 100).ok());
+  ASSERT_TRUE(Start("w").ok());
+  EXPECT_EQ(Take("w", 60), 60);  // a burst: 25 reserved at a time
+  // Whatever a crash left on disk now covers every grant made: the stored
+  // log plus what is reserved beyond it.
+  const std::vector<ThrottleRecord> stored = Stored();
+  ASSERT_EQ(stored.size(), 1u);
+  int64_t logged = 0;
+  for (const auto& run : stored[0].limiter().runs()) logged += run.n();
+  EXPECT_GE(logged + stored[0].reserved(), 60);
+  EXPECT_GE(server_->MetricValue("throttle_state_records_written_total"), 3);
+}
+
+TEST_F(StateTest, ANewServerOnACrashedServersStateKeepsTheWindow) {
+  // Window 10 per 1 s: a server grants the whole window, then "crashes"
+  // (its directory is copied as it is, with no final write). A new server
+  // on the copy grants nothing more in that window.
+  ASSERT_TRUE(Create("w", v1::MODE_WINDOW, 10).ok());
+  ASSERT_TRUE(Start("w").ok());
+  EXPECT_EQ(Take("w", 10), 10);
+  const std::string copy = dir_ + "-copy";
+  ASSERT_EQ(std::system(absl::StrCat("cp -r ", dir_, " ", copy).c_str()), 0);
+  StopServer();
+  auto copied = OpenFileStore(copy);
+  ASSERT_TRUE(copied.ok());
+  options_.store = copied->get();
+  clock_.Advance(absl::Milliseconds(500));
+  StartServer();
+  v1::HasFuelRequest has;
+  has.set_throttle("w");
+  v1::HasFuelResponse answer;
+  ASSERT_TRUE(stub_->HasFuel(Context().get(), has, &answer).ok());
+  EXPECT_FALSE(answer.granted());
+  clock_.Advance(absl::Milliseconds(600));  // the window has passed
+  EXPECT_EQ(Take("w", 2), 2);
+  StopServer();
+  std::system(absl::StrCat("rm -rf ", copy).c_str());
+}
+
+}  // namespace
+}  // namespace throttle::server
