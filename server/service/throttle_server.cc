@@ -19,13 +19,19 @@ namespace throttle::server {
 
 struct ThrottleServer::Impl {
   ~Impl() {
-    exposer.reset();  // no scrape may reach the service past this point
+    // No scrape may reach the service past this point.
+    exposer.reset();
+    if (shared_exposer != nullptr) {
+      shared_exposer->RemoveCollectable(metrics->registry());
+      shared_exposer->RemoveCollectable(metrics->throttles());
+    }
     if (metrics != nullptr) metrics->SetSource(nullptr);
   }
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<Service> service;
   std::unique_ptr<Persister> persister;  // after service: uses its table
   std::unique_ptr<prometheus::Exposer> exposer;
+  prometheus::Exposer* shared_exposer = nullptr;  // not owned
   std::unique_ptr<grpc::Server> server;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -37,10 +43,12 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
   impl->metrics = std::make_unique<Metrics>();
   ServiceOptions service_options;
   service_options.stream_stall_timeout = options.stream_stall_timeout;
+  service_options.grant_log = options.grant_log;
   impl->service = std::make_unique<Service>(options.clock, impl->metrics.get(),
                                             service_options);
   impl->metrics->SetSource(&impl->service->table());
   ThrottleTable& table = impl->service->table();
+  table.SetGrantDeadline(options.grant_deadline);
   if (options.store != nullptr) {
     PersisterOptions persister_options;
     persister_options.writer = options.writer;
@@ -92,6 +100,11 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     }
     impl->exposer->RegisterCollectable(impl->metrics->registry());
     impl->exposer->RegisterCollectable(impl->metrics->throttles());
+  }
+  if (options.metrics_exposer != nullptr) {
+    impl->shared_exposer = options.metrics_exposer;
+    impl->shared_exposer->RegisterCollectable(impl->metrics->registry());
+    impl->shared_exposer->RegisterCollectable(impl->metrics->throttles());
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -195,6 +208,13 @@ void ThrottleServer::Shutdown(absl::Duration deadline) {
     }
   }
   Log(LogLevel::kInfo, "server_stopped");
+}
+
+absl::Status ThrottleServer::Handover() {
+  SetGrantDeadline(absl::InfinitePast());
+  impl_->service->BeginShutdown();
+  if (impl_->persister == nullptr) return absl::OkStatus();
+  return impl_->persister->Stop();
 }
 
 void ThrottleServer::SetGrantDeadline(absl::Time deadline) {

@@ -17,7 +17,12 @@
 #include "absl/time/time.h"
 #include "server/core/throttle_config.h"
 #include "server/service/clock.h"
+#include "server/service/grant_log.h"
 #include "server/state/state_store.h"
+
+namespace prometheus {
+class Exposer;
+}  // namespace prometheus
 
 namespace throttle::server {
 
@@ -34,6 +39,9 @@ struct ServerOptions {
   // A stream whose previous write has not drained for this long is
   // stalled (its grants go to the others until it drains).
   absl::Duration stream_stall_timeout = absl::Milliseconds(500);
+  // Every grant a stream took is logged here (grant_log.h); not owned,
+  // may be null.
+  GrantLog* grant_log = nullptr;
   // Time source; not owned, must outlive the server. Tests may pass a fake.
   const Clock* clock = RealClock();
 
@@ -50,6 +58,13 @@ struct ServerOptions {
   // Runs when the store refuses a write (FAILED_PRECONDITION: a deposed
   // leader), from the persister's thread.
   std::function<void(const absl::Status&)> on_store_refused;
+  // No grant at or after this time until SetGrantDeadline moves it (a
+  // leader's lease deadline); set before the first call is served.
+  absl::Time grant_deadline = absl::InfiniteFuture();
+  // An exposer that outlives the server (the always-on metrics port of a
+  // high-available node), instead of metrics_listen: the server's metrics
+  // are exposed there while it runs. Not owned.
+  prometheus::Exposer* metrics_exposer = nullptr;
 };
 
 // A running throttle server. Thread-safe.
@@ -86,6 +101,11 @@ class ThrottleServer {
   // No grant at or after `deadline` (the end of a leader's lease) until a
   // later one is set. Thread-safe.
   void SetGrantDeadline(absl::Time deadline);
+
+  // Before a leader resigns: grants stop, every open AwaitFuel stream ends
+  // with UNAVAILABLE, and every throttle is stored with nothing reserved
+  // (so whoever takes over loses no capacity). Shutdown must follow.
+  absl::Status Handover();
 
   // Shuts down in order: new calls are refused, every open AwaitFuel stream
   // ends with UNAVAILABLE ("server shutting down"), calls still running

@@ -498,6 +498,18 @@ void ThrottleTable::DropStreamLocked(Entry& entry, StreamId id) {
   entry.scheduler.Close(id);
 }
 
+void ThrottleTable::LogGrants(const Delivery& delivery) {
+  std::string name;
+  {
+    absl::MutexLock lock(&mu_);
+    const Entry* entry = FindByUidLocked(delivery.uid);
+    if (entry == nullptr) return;
+    name = entry->name;
+  }
+  options_.grant_log->Append(name, delivery.batch.granted_at,
+                             delivery.batch.grants, delivery.batch.spacing);
+}
+
 void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
   while (!deliveries.empty()) {
     std::vector<Delivery> more;
@@ -505,6 +517,10 @@ void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
     for (const Delivery& delivery : deliveries) {
       StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
       delivery.sink->Unref();
+      if (options_.grant_log != nullptr && delivery.batch.grants > 0 &&
+          rejected.grants.empty()) {
+        LogGrants(delivery);
+      }
       if (rejected.grants.empty() && !rejected.gone && !rejected.stalled) {
         continue;
       }

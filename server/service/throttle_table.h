@@ -30,6 +30,7 @@
 #include "grpcpp/support/status.h"
 #include "server/core/scheduler.h"
 #include "server/service/clock.h"
+#include "server/service/grant_log.h"
 #include "server/service/metrics.h"
 #include "server/service/record.h"
 #include "server/service/refill_loop.h"
@@ -91,6 +92,8 @@ class ReservationListener {
 struct TableOptions {
   // A stream whose previous write has not drained for this long is stalled.
   absl::Duration stream_stall_timeout = absl::Milliseconds(500);
+  // Every batch a stream took is logged here (not owned; null: none).
+  GrantLog* grant_log = nullptr;
 };
 
 // Thread-safe.
@@ -288,6 +291,8 @@ class ThrottleTable final : public ThrottleStatsSource {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropStreamLocked(Entry& entry, StreamId id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends a delivered batch to options_.grant_log.
+  void LogGrants(const Delivery& delivery) ABSL_LOCKS_EXCLUDED(mu_);
   // Hands deliveries to their sinks; what a sink rejects is given back
   // (which may deliver more). Must not hold mu_.
   void Deliver(std::vector<Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
