@@ -31,6 +31,14 @@ class Clock {
   virtual bool WaitUntil(absl::Mutex* mu, const absl::Condition& condition,
                          absl::Time deadline) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) = 0;
+
+  // Wall-clock time minus Now(): what turns a point of this clock into a
+  // date that another process or host understands (stored state, lease
+  // deadlines, the grant log) and back. A fake clock's is zero.
+  virtual absl::Duration WallOffset() const { return absl::ZeroDuration(); }
+
+  absl::Time ToWall(absl::Time t) const { return t + WallOffset(); }
+  absl::Time FromWall(absl::Time wall) const { return wall - WallOffset(); }
 };
 
 // Returns the process-wide monotonic clock (std::chrono::steady_clock).

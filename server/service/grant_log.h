@@ -1,5 +1,5 @@
 // An audit log of every grant handed to a stream: one line per batch,
-// "<throttle> <first nominal time, unix ns> <grants> <spacing ns>
+// "<throttle> <first nominal time, wall clock, unix ns> <grants> <spacing ns>
 // <writer>", flushed at once. For tests and audits of the bounds across a
 // failover (--grant_log); it costs a write per batch, so it is off by
 // default. Grants queued on a stream that then stalls come back and are

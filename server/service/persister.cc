@@ -71,12 +71,12 @@ absl::Status Persister::Write(const ThrottleTable::StoreBatch& batch) {
   }
   std::vector<ThrottleRecord> records;
   records.reserve(batch.throttles.size());
-  const absl::Time now = absl::Now();
+  const absl::Time now = WallNow();
   for (const StoredThrottle& stored : batch.throttles) {
-    records.push_back(ToRecord(stored, now, options_.writer));
+    records.push_back(ToRecord(stored, *table_->clock(), options_.writer));
   }
   const absl::Status status = store_->Write(records, batch.deleted);
-  const absl::Duration latency = absl::Now() - now;
+  const absl::Duration latency = WallNow() - now;
   if (metrics_ != nullptr) {
     metrics_->ObserveStateWrite(latency, static_cast<int64_t>(records.size()),
                                 status.ok());
@@ -92,7 +92,7 @@ absl::Status Persister::Write(const ThrottleTable::StoreBatch& batch) {
 }
 
 void Persister::Run() {
-  absl::Time next_stats = absl::Now() + options_.stats_interval;
+  absl::Time next_stats = WallNow() + options_.stats_interval;
   while (true) {
     std::vector<Pending> pending;
     std::vector<uint64_t> renew;
@@ -101,20 +101,20 @@ void Persister::Run() {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || !pending_.empty() ||
-               (!renew_.empty() && absl::Now() >= retry_at_);
+               (!renew_.empty() && WallNow() >= retry_at_);
       };
       absl::Time wake = next_stats;
       if (!renew_.empty()) wake = std::min(wake, retry_at_);
       mu_.AwaitWithDeadline(absl::Condition(&ready), wake);
       pending.swap(pending_);
-      if (absl::Now() >= retry_at_) {
+      if (WallNow() >= retry_at_) {
         renew.assign(renew_.begin(), renew_.end());
         renew_.clear();
       }
       stopping = stopping_;
     }
     StoreScope scope = StoreScope::kNamed;
-    if (const absl::Time now = absl::Now(); now >= next_stats) {
+    if (const absl::Time now = WallNow(); now >= next_stats) {
       scope = StoreScope::kChanged;
       next_stats = now + options_.stats_interval;
     }
@@ -133,7 +133,7 @@ void Persister::Run() {
     if (!status.ok() && !batch.renewed.empty()) {
       absl::MutexLock lock(&mu_);
       renew_.insert(batch.renewed.begin(), batch.renewed.end());
-      retry_at_ = absl::Now() + options_.retry_after;
+      retry_at_ = WallNow() + options_.retry_after;
     }
     for (Pending& p : pending) p.done(status);
     if (stopping) break;

@@ -22,6 +22,7 @@ class SteadyClock final : public Clock {
     }
     return mu->AwaitWithTimeout(condition, deadline - Now());
   }
+  absl::Duration WallOffset() const override { return absl::Now() - Now(); }
 };
 
 }  // namespace

@@ -56,28 +56,30 @@ std::string WriterName() {
   return absl::StrCat(host, ":", getpid());
 }
 
-ThrottleRecord ToRecord(const StoredThrottle& stored, absl::Time written,
+ThrottleRecord ToRecord(const StoredThrottle& stored, const Clock& clock,
                         const std::string& writer) {
+  const absl::Duration offset = clock.WallOffset();
+  auto Wall = [offset](absl::Time t) { return Ns(t + offset); };
   ThrottleRecord r;
   r.set_name(stored.name);
   *r.mutable_config() = ToProto(stored.config);
   r.set_state(ToProto(stored.state.state));
-  r.set_last_grant_unix_ns(Ns(stored.state.last_grant));
+  r.set_last_grant_unix_ns(Wall(stored.state.last_grant));
   r.set_runtime_before_ns(Ns(stored.state.runtime_before));
-  r.set_run_started_unix_ns(Ns(stored.state.run_started));
+  r.set_run_started_unix_ns(Wall(stored.state.run_started));
   const LimiterState& l = stored.state.limiter;
   state::v1::LimiterState* lp = r.mutable_limiter();
-  lp->set_tat_unix_ns(Ns(l.tat));
-  lp->set_newest_unix_ns(Ns(l.newest));
+  lp->set_tat_unix_ns(Wall(l.tat));
+  lp->set_newest_unix_ns(Wall(l.newest));
   for (const LimiterState::Run& run : l.runs) {
     state::v1::LimiterRun* rp = lp->add_runs();
-    rp->set_at_unix_ns(Ns(run.at));
+    rp->set_at_unix_ns(Wall(run.at));
     rp->set_n(run.n);
   }
   lp->set_started(l.started);
   lp->set_paused(l.paused);
-  lp->set_origin_unix_ns(Ns(l.origin));
-  lp->set_paused_at_unix_ns(Ns(l.paused_at));
+  lp->set_origin_unix_ns(Wall(l.origin));
+  lp->set_paused_at_unix_ns(Wall(l.paused_at));
   lp->set_granted(l.granted);
   const MonitorTotals& m = stored.state.monitor;
   r.set_total_emissions(m.total);
@@ -87,12 +89,15 @@ ThrottleRecord ToRecord(const StoredThrottle& stored, absl::Time written,
   r.set_reserved(stored.reserved);
   r.set_starts(stored.starts);
   r.set_stops(stored.stops);
-  r.set_written_unix_ns(Ns(written));
+  r.set_written_unix_ns(Ns(WallNow()));
   r.set_writer(writer);
   return r;
 }
 
-absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& r) {
+absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& r,
+                                          const Clock& clock) {
+  const absl::Duration offset = clock.WallOffset();
+  auto Local = [offset](int64_t ns) { return TimeOf(ns) - offset; };
   auto bad = [&](absl::string_view why) {
     return absl::DataLossError(absl::StrCat("stored throttle \"", r.name(),
                                             "\" cannot be restored: ", why));
@@ -109,20 +114,20 @@ absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& r) {
   s.name = r.name();
   s.config = *config;
   s.state.state = StateOf(r.state());
-  s.state.last_grant = TimeOf(r.last_grant_unix_ns());
+  s.state.last_grant = Local(r.last_grant_unix_ns());
   s.state.runtime_before = DurationOf(r.runtime_before_ns());
-  s.state.run_started = TimeOf(r.run_started_unix_ns());
+  s.state.run_started = Local(r.run_started_unix_ns());
   const state::v1::LimiterState& lp = r.limiter();
-  s.state.limiter.tat = TimeOf(lp.tat_unix_ns());
-  s.state.limiter.newest = TimeOf(lp.newest_unix_ns());
+  s.state.limiter.tat = Local(lp.tat_unix_ns());
+  s.state.limiter.newest = Local(lp.newest_unix_ns());
   for (const state::v1::LimiterRun& run : lp.runs()) {
     if (run.n() <= 0) return bad("a window run without grants");
-    s.state.limiter.runs.push_back({TimeOf(run.at_unix_ns()), run.n()});
+    s.state.limiter.runs.push_back({Local(run.at_unix_ns()), run.n()});
   }
   s.state.limiter.started = lp.started();
   s.state.limiter.paused = lp.paused();
-  s.state.limiter.origin = TimeOf(lp.origin_unix_ns());
-  s.state.limiter.paused_at = TimeOf(lp.paused_at_unix_ns());
+  s.state.limiter.origin = Local(lp.origin_unix_ns());
+  s.state.limiter.paused_at = Local(lp.paused_at_unix_ns());
   s.state.limiter.granted = lp.granted();
   s.state.monitor.total = r.total_emissions();
   s.state.monitor.has_gap = r.has_gap();

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/scheduler.h"
+#include "server/service/clock.h"
 #include "server/state/state_store.h"
 
 namespace throttle::server {
@@ -26,7 +27,9 @@ struct StoredThrottle {
   int64_t stops = 0;
 };
 
-ThrottleRecord ToRecord(const StoredThrottle& stored, absl::Time written,
+// Points in time are stored as wall-clock dates (`clock`'s ToWall), so a
+// server on another host, or after a reboot, reads them right.
+ThrottleRecord ToRecord(const StoredThrottle& stored, const Clock& clock,
                         const std::string& writer);
 
 // This process as a record's writer: "host:pid".
@@ -34,7 +37,8 @@ std::string WriterName();
 
 // DATA_LOSS naming the throttle if the record is not one this server can
 // restore (a bad name or configuration).
-absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& record);
+absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& record,
+                                          const Clock& clock);
 
 }  // namespace throttle::server
 

@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
                                             service_options);
   impl->metrics->SetSource(&impl->service->table());
   ThrottleTable& table = impl->service->table();
-  table.SetGrantDeadline(options.grant_deadline);
+  table.SetGrantDeadline(options.clock->FromWall(options.grant_deadline));
   if (options.store != nullptr) {
     PersisterOptions persister_options;
     persister_options.writer = options.writer;
@@ -60,7 +60,8 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
         options.store->LoadAll();
     if (!records.ok()) return records.status();
     for (const ThrottleRecord& record : *records) {
-      absl::StatusOr<StoredThrottle> stored = FromRecord(record);
+      absl::StatusOr<StoredThrottle> stored =
+          FromRecord(record, *options.clock);
       if (!stored.ok()) return stored.status();
       if (absl::Status s = table.Restore(*stored); !s.ok()) return s;
     }
@@ -218,7 +219,8 @@ absl::Status ThrottleServer::Handover() {
 }
 
 void ThrottleServer::SetGrantDeadline(absl::Time deadline) {
-  impl_->service->table().SetGrantDeadline(deadline);
+  ThrottleTable& table = impl_->service->table();
+  table.SetGrantDeadline(table.clock()->FromWall(deadline));
 }
 
 void ThrottleServer::Wait() {

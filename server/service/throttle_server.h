@@ -58,8 +58,8 @@ struct ServerOptions {
   // Runs when the store refuses a write (FAILED_PRECONDITION: a deposed
   // leader), from the persister's thread.
   std::function<void(const absl::Status&)> on_store_refused;
-  // No grant at or after this time until SetGrantDeadline moves it (a
-  // leader's lease deadline); set before the first call is served.
+  // No grant at or after this wall-clock time until SetGrantDeadline moves
+  // it (a leader's lease deadline); set before the first call is served.
   absl::Time grant_deadline = absl::InfiniteFuture();
   // An exposer that outlives the server (the always-on metrics port of a
   // high-available node), instead of metrics_listen: the server's metrics
@@ -98,8 +98,8 @@ class ThrottleServer {
           condition,
       absl::Duration timeout) const;
 
-  // No grant at or after `deadline` (the end of a leader's lease) until a
-  // later one is set. Thread-safe.
+  // No grant at or after the wall-clock time `deadline` (the end of a
+  // leader's lease) until a later one is set. Thread-safe.
   void SetGrantDeadline(absl::Time deadline);
 
   // Before a leader resigns: grants stop, every open AwaitFuel stream ends

@@ -232,5 +232,40 @@ TEST_F(StateTest, ANewServerOnACrashedServersStateKeepsTheWindow) {
   std::system(absl::StrCat("rm -rf ", copy).c_str());
 }
 
+TEST_F(StateTest, NoGrantAtOrAfterTheGrantDeadline) {
+  ASSERT_TRUE(Create("d", v1::MODE_BUCKET, 10).ok());
+  ASSERT_TRUE(Start("d").ok());
+  server_->SetGrantDeadline(clock_.Now() + absl::Seconds(1));
+  EXPECT_EQ(Take("d", 2), 2);
+  clock_.Advance(absl::Seconds(1));
+  v1::HasFuelRequest has;
+  has.set_throttle("d");
+  v1::HasFuelResponse answer;
+  ASSERT_TRUE(stub_->HasFuel(Context().get(), has, &answer).ok());
+  EXPECT_FALSE(answer.granted());  // the bucket has 8 left, but too late
+  server_->SetGrantDeadline(clock_.Now() + absl::Seconds(5));
+  ASSERT_TRUE(stub_->HasFuel(Context().get(), has, &answer).ok());
+  EXPECT_TRUE(answer.granted());
+}
+
+TEST_F(StateTest, TheGrantDeadlineIsAWallClockTimeOnTheRealClock) {
+  // A leader's lease deadline is a wall-clock time; the server's own clock
+  // is monotonic. A deadline a second ago must stop every grant.
+  StopServer();
+  options_.clock = RealClock();
+  options_.grant_deadline = absl::Now() - absl::Seconds(1);
+  StartServer();
+  ASSERT_TRUE(Create("r", v1::MODE_BUCKET, 10).ok());
+  ASSERT_TRUE(Start("r").ok());
+  v1::HasFuelRequest has;
+  has.set_throttle("r");
+  v1::HasFuelResponse answer;
+  ASSERT_TRUE(stub_->HasFuel(Context().get(), has, &answer).ok());
+  EXPECT_FALSE(answer.granted());
+  server_->SetGrantDeadline(absl::Now() + absl::Seconds(60));
+  ASSERT_TRUE(stub_->HasFuel(Context().get(), has, &answer).ok());
+  EXPECT_TRUE(answer.granted());
+}
+
 }  // namespace
 }  // namespace throttle::server
