@@ -13,6 +13,10 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+#include "server/ha/ha_node.h"
 #include "server/service/convert.h"
 #include "server/service/log.h"
 #include "server/service/record.h"
@@ -43,6 +47,25 @@ ABSL_FLAG(absl::Duration, reservation_ahead, absl::Milliseconds(250),
           "with durable state, grants are reserved in the store this much "
           "of a throttle's rate at a time (at least 2 grants); a restart or "
           "takeover loses at most one such chunk");
+ABSL_FLAG(std::string, etcd_endpoints, "",
+          "high availability: etcd client endpoints host:port,...; the "
+          "servers of one --cluster elect a leader that serves (with its "
+          "state in etcd) while the others stand by with the serving port "
+          "closed");
+ABSL_FLAG(std::string, cluster, "default",
+          "with --etcd_endpoints: servers with the same name share one "
+          "leader and one state");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(2),
+          "with --etcd_endpoints: the leader's lease; a dead leader is "
+          "replaced after about this long (etcd may raise it)");
+ABSL_FLAG(std::string, health_listen, "",
+          "host:port of an always-on gRPC health endpoint (grpc.health.v1, "
+          "SERVING while the process runs, leader or standby: for liveness "
+          "probes); empty: none");
+ABSL_FLAG(std::string, grant_log, "",
+          "append one line per grant batch a stream took (throttle, nominal "
+          "time, count, spacing, server) to this file, for audits of the "
+          "bounds across restarts and failovers; empty: none");
 ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Milliseconds(500),
           "a stream whose previous write has not drained for this long is "
           "stalled: its grants go to the other streams until it drains");
@@ -52,6 +75,89 @@ namespace {
 int Fail(const std::string& message) {
   std::fprintf(stderr, "throttle_server: %s\n", message.c_str());
   return 1;
+}
+
+// Writes `port` to --port_file (if set) atomically.
+bool WritePortFile(int port) {
+  const std::string path = absl::GetFlag(FLAGS_port_file);
+  if (path.empty()) return true;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// Blocks until SIGTERM or SIGINT (blocked in every thread) and logs it.
+void AwaitSignal(const sigset_t& signals) {
+  int signal = 0;
+  sigwait(&signals, &signal);
+  throttle::server::Log(throttle::server::LogLevel::kInfo,
+                        "server_shutting_down",
+                        {{"signal", absl::StrCat(signal)}});
+}
+
+// A high-available node: an always-on health endpoint and metrics port,
+// and the node that serves while it leads.
+int RunHighAvailable(const throttle::server::ServerOptions& options,
+                     const sigset_t& signals) {
+  throttle::server::HaOptions ha;
+  ha.etcd_endpoints = absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',',
+                                     absl::SkipWhitespace());
+  ha.cluster = absl::GetFlag(FLAGS_cluster);
+  ha.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  ha.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (ha.lease_ttl < absl::Seconds(1)) {
+    return Fail("--lease_ttl must be at least 1s, got " +
+                absl::FormatDuration(ha.lease_ttl));
+  }
+  if (absl::Status s = throttle::server::ValidateName("--cluster", ha.cluster);
+      !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  ha.server = options;
+  ha.server.metrics_listen.clear();
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (!options.metrics_listen.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(options.metrics_listen);
+    } catch (const std::exception& e) {
+      return Fail("cannot serve metrics on " + options.metrics_listen + ": " +
+                  e.what());
+    }
+    ha.server.metrics_exposer = exposer.get();
+  }
+  std::unique_ptr<grpc::Server> health;
+  if (const std::string listen = absl::GetFlag(FLAGS_health_listen);
+      !listen.empty()) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
+    health = builder.BuildAndStart();
+    if (health == nullptr)
+      return Fail("cannot listen on --health_listen " + listen);
+  }
+  ha.on_leading = [](int port) {
+    if (!WritePortFile(port)) {
+      throttle::server::Log(throttle::server::LogLevel::kError,
+                            "port_file_not_written",
+                            {{"path", absl::GetFlag(FLAGS_port_file)}});
+    }
+  };
+  auto node = throttle::server::HaNode::Start(ha);
+  if (!node.ok()) return Fail(std::string(node.status().message()));
+  if (exposer != nullptr) exposer->RegisterCollectable((*node)->registry());
+  throttle::server::Log(throttle::server::LogLevel::kInfo, "node_started",
+                        {{"address", options.listen_address},
+                         {"cluster", ha.cluster},
+                         {"etcd", absl::GetFlag(FLAGS_etcd_endpoints)}});
+  AwaitSignal(signals);
+  (*node)->Shutdown();
+  if (exposer != nullptr) exposer->RemoveCollectable((*node)->registry());
+  if (health != nullptr) health->Shutdown();
+  return 0;
 }
 
 }  // namespace
@@ -98,19 +204,19 @@ int main(int argc, char** argv) {
     options.throttles.push_back(*std::move(parsed));
   }
 
-  std::unique_ptr<throttle::server::StateStore> store;
-  if (const std::string dir = absl::GetFlag(FLAGS_state_dir); !dir.empty()) {
-    auto opened = throttle::server::OpenFileStore(dir);
-    if (!opened.ok()) return Fail(std::string(opened.status().message()));
-    store = *std::move(opened);
-    options.store = store.get();
-  }
   options.reservation_ahead = absl::GetFlag(FLAGS_reservation_ahead);
   if (options.reservation_ahead <= absl::ZeroDuration()) {
     return Fail("--reservation_ahead must be > 0, got " +
                 absl::FormatDuration(options.reservation_ahead));
   }
   options.writer = throttle::server::WriterName();
+  std::unique_ptr<throttle::server::GrantLog> grant_log;
+  if (const std::string path = absl::GetFlag(FLAGS_grant_log); !path.empty()) {
+    auto opened = throttle::server::GrantLog::Open(path, options.writer);
+    if (!opened.ok()) return Fail(std::string(opened.status().message()));
+    grant_log = *std::move(opened);
+    options.grant_log = grant_log.get();
+  }
 
   // Block the signals before gRPC starts its threads, then wait for them
   // here: no handler runs in a random thread.
@@ -120,6 +226,22 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  if (!absl::GetFlag(FLAGS_etcd_endpoints).empty()) {
+    if (!absl::GetFlag(FLAGS_state_dir).empty()) {
+      return Fail(
+          "--state_dir and --etcd_endpoints exclude each other: with etcd "
+          "the state is kept in etcd");
+    }
+    return RunHighAvailable(options, signals);
+  }
+
+  std::unique_ptr<throttle::server::StateStore> store;
+  if (const std::string dir = absl::GetFlag(FLAGS_state_dir); !dir.empty()) {
+    auto opened = throttle::server::OpenFileStore(dir);
+    if (!opened.ok()) return Fail(std::string(opened.status().message()));
+    store = *std::move(opened);
+    options.store = store.get();
+  }
   auto server = throttle::server::ThrottleServer::Start(options);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   throttle::server::Log(
@@ -128,23 +250,10 @@ int main(int argc, char** argv) {
        {"port", absl::StrCat((*server)->port())},
        {"metrics_port", absl::StrCat((*server)->metrics_port())},
        {"throttles", absl::StrCat(options.throttles.size())}});
-  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << (*server)->port() << "\n";
-      if (!out) return Fail("cannot write --port_file " + path);
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      return Fail("cannot write --port_file " + path);
-    }
+  if (!WritePortFile((*server)->port())) {
+    return Fail("cannot write --port_file " + absl::GetFlag(FLAGS_port_file));
   }
-
-  int signal = 0;
-  sigwait(&signals, &signal);
-  throttle::server::Log(throttle::server::LogLevel::kInfo,
-                        "server_shutting_down",
-                        {{"signal", absl::StrCat(signal)}});
+  AwaitSignal(signals);
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   return 0;
 }
