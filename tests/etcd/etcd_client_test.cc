@@ -598,5 +598,22 @@ TEST(EtcdDownTest, CallsFailWhileEtcdIsDownAndWorkAfterItRestarts) {
   EXPECT_TRUE(answered.ok()) << answered.status();
 }
 
+TEST(EtcdDownTest, KeepAliveOnceReopensAStreamThatWentStale) {
+  absl::StatusOr<std::unique_ptr<EtcdProcess>> etcd = EtcdProcess::Start("");
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  std::unique_ptr<Client> client = ConnectTo((*etcd)->endpoint());
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<int64_t> lease =
+      client->GrantLease(absl::Seconds(30), nullptr);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_TRUE(client->KeepAliveOnce(*lease).ok());  // opens the stream
+  // The stream breaks with no call in flight to notice.
+  (*etcd)->Kill();
+  ASSERT_TRUE((*etcd)->Restart().ok());
+  // One call: the stale stream fails, a fresh one answers.
+  absl::StatusOr<absl::Duration> answered = client->KeepAliveOnce(*lease);
+  EXPECT_TRUE(answered.ok()) << answered.status();
+}
+
 }  // namespace
 }  // namespace throttle::etcd
