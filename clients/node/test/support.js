@@ -3,10 +3,14 @@
 //
 // Environment (set by clients/node/run_tests.sh):
 //   THROTTLE_SERVER   path of throttle_server (required)
+//   THROTTLE_ETCD     path of etcd (failover; default: etcd on PATH, else
+//                     /usr/bin/etcd)
 'use strict';
 
 const childProcess = require('node:child_process');
 const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -206,6 +210,207 @@ function serverFixture() {
   return fixture;
 }
 
+// Resolves n different TCP ports of 127.0.0.1 that are free now (held
+// together while picked, so that they differ).
+async function freePorts(n) {
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i += 1) {
+      const server = net.createServer();
+      servers.push(server);
+      await new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', resolve);
+      });
+    }
+    return servers.map((s) => s.address().port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r()))));
+  }
+}
+
+// The etcd binary: $THROTTLE_ETCD, else etcd on PATH, else /usr/bin/etcd;
+// '' if there is none (as tests/support/etcd_process.cc).
+function findEtcd() {
+  const executable = (file) => {
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return fs.statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (process.env.THROTTLE_ETCD) return process.env.THROTTLE_ETCD;
+  const dirs = (process.env.PATH || '').split(':').filter((d) => d !== '');
+  return [...dirs.map((d) => path.join(d, 'etcd')), '/usr/bin/etcd'].find(executable) || '';
+}
+
+// Resolves whether the etcd at `endpoint` says it is healthy.
+function etcdHealthy(endpoint) {
+  return new Promise((resolve) => {
+    const request = http.get(`http://${endpoint}/health`, { timeout: 1000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (s) => (body += s));
+      response.on('end', () => resolve(body.includes('"true"')));
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(false));
+  });
+}
+
+// A single etcd member on free ports of 127.0.0.1, with the fast raft
+// timings of tests/support/etcd_process.cc (--election-timeout=500
+// --heartbeat-interval=50: a 1 s lease is granted as asked and its expiry
+// seen within about 0.5 s). Its data and log are in a temporary directory.
+// start() waits (up to GENEROUS) until /health answers true; close() stops
+// it (SIGTERM, SIGKILL after 10 s) and removes the directory.
+class Etcd {
+  constructor() {
+    this.binary = findEtcd();
+    if (!this.binary) {
+      throw new Error(
+        'no etcd on PATH or at /usr/bin/etcd: install etcd-server (scripts/setup.sh does)',
+      );
+    }
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'throttle_etcd.'));
+    this.logPath = path.join(this.dir, 'etcd.log');
+    this.clientPort = 0;
+    this.process = null;
+  }
+
+  get endpoint() {
+    return `127.0.0.1:${this.clientPort}`;
+  }
+
+  async start() {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      // Fresh ports if another process took ours.
+      const [clientPort, peerPort] = await freePorts(2);
+      this.clientPort = clientPort;
+      const client = `http://127.0.0.1:${clientPort}`;
+      const peer = `http://127.0.0.1:${peerPort}`;
+      this.process = childProcess.spawn(
+        this.binary,
+        [
+          '--name=s1',
+          `--data-dir=${path.join(this.dir, 'data')}`,
+          `--listen-client-urls=${client}`,
+          `--advertise-client-urls=${client}`,
+          `--listen-peer-urls=${peer}`,
+          `--initial-advertise-peer-urls=${peer}`,
+          `--initial-cluster=s1=${peer}`,
+          '--initial-cluster-state=new',
+          '--election-timeout=500',
+          '--heartbeat-interval=50',
+          '--logger=zap',
+          `--log-outputs=${this.logPath}`,
+        ],
+        { stdio: 'ignore' },
+      );
+      const child = this.process;
+      const up = await waitFor(
+        async () => child.exitCode !== null || (await etcdHealthy(this.endpoint)),
+      );
+      if (up && child.exitCode === null) return this;
+      await this.stop();
+    }
+    throw new Error(`etcd did not become healthy:\n${this.log().slice(-4000)}`);
+  }
+
+  async stop() {
+    const child = this.process;
+    if (child === null) return;
+    this.process = null;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      if ((await exitOf(child, 10)) === null) {
+        child.kill('SIGKILL');
+        await exitOf(child);
+      }
+    }
+  }
+
+  log() {
+    try {
+      return fs.readFileSync(this.logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async close() {
+    await this.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// A high-available throttle_server (--etcd_endpoints) on a fixed port of
+// 127.0.0.1: it leads or stands by with that port closed, so it cannot pick
+// port 0. start() resolves once the server campaigns (its log says
+// "campaigning"); leading() tells whether it has led since, from its
+// --port_file, which a server writes each time it starts leading. start()
+// again after stop() or kill() restarts it on the same port. kill() is
+// SIGKILL (a crash: the lease stays until its TTL passes).
+class HaServer extends Server {
+  constructor(etcd, port, cluster, { leaseTtl = '1s', flags = [] } = {}) {
+    super(
+      [
+        `--etcd_endpoints=${etcd.endpoint}`,
+        `--cluster=${cluster}`,
+        `--lease_ttl=${leaseTtl}`,
+        ...flags,
+      ],
+      port,
+    );
+    this.portFile = null;
+  }
+
+  async start() {
+    if (this.process !== null) throw new Error('HaServer.start: already running');
+    this.portFile = path.join(this.dir, `port.${process.hrtime.bigint()}`);
+    const logFrom = this.log().length;
+    const log = fs.openSync(this.logPath, 'a');
+    const child = childProcess.spawn(
+      SERVER,
+      [`--listen=${this.address}`, `--port_file=${this.portFile}`, ...this.flags],
+      { stdio: ['ignore', log, log] },
+    );
+    this.process = child;
+    fs.closeSync(log);
+    const campaigning = await waitFor(
+      () => child.exitCode !== null || this.log().slice(logFrom).includes('event=campaigning'),
+    );
+    if (!campaigning || child.exitCode !== null) {
+      await this.stop();
+      throw new Error(`throttle_server did not campaign:\n${this.log().slice(logFrom)}`);
+    }
+    return this;
+  }
+
+  // Whether this run of the server has led (it may have lost the lead since).
+  leading() {
+    return this.portFile !== null && fs.existsSync(this.portFile);
+  }
+
+  // SIGKILL and wait.
+  async kill() {
+    const child = this.process;
+    if (child === null) return;
+    this.process = null;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exitOf(child);
+    }
+  }
+}
+
+// The gRPC target that names every server: "ipv4:HOST:PORT,HOST:PORT"
+// (gRPC's pick_first takes the first address that accepts).
+function ipv4Target(...servers) {
+  return `ipv4:${servers.map((s) => s.address).join(',')}`;
+}
+
 module.exports = {
   SERVER,
   GENEROUS,
@@ -216,4 +421,9 @@ module.exports = {
   WorkerProcess,
   serverFixture,
   unavailableServer,
+  freePorts,
+  findEtcd,
+  Etcd,
+  HaServer,
+  ipv4Target,
 };

@@ -5,15 +5,22 @@ Environment (set by clients/python/run_tests.sh):
   THROTTLE_SERVER        path of throttle_server (required)
   THROTTLE_TEST_WORKER   path of the C++ tests/test_worker (mixed fleet)
   THROTTLE_PY_GENERATED  directory of the generated code (or PYTHONPATH)
+  THROTTLE_ETCD          path of etcd (failover; default: etcd on PATH, else
+                         /usr/bin/etcd)
+  THROTTLECTL            path of cli/throttlectl (failover; set by
+                         tests/polyglot.cmake)
 """
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import unittest
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_CLIENT = os.path.dirname(HERE)
@@ -23,6 +30,7 @@ sys.path.insert(0, PYTHON_CLIENT)
 
 SERVER = os.environ.get("THROTTLE_SERVER", "")
 TEST_WORKER = os.environ.get("THROTTLE_TEST_WORKER", "")
+THROTTLECTL = os.environ.get("THROTTLECTL", "")
 # Deadline of every wait on a condition: generous, for a loaded 2-core box.
 GENEROUS = 60.0
 
@@ -219,3 +227,158 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def free_ports(n):
+    """n different TCP ports of 127.0.0.1 that are free now (held together
+    while picked, so that they differ)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def find_etcd():
+    """The etcd binary: $THROTTLE_ETCD, else etcd on PATH, else
+    /usr/bin/etcd; "" if there is none (as tests/support/etcd_process.cc)."""
+    found = os.environ.get("THROTTLE_ETCD") or shutil.which("etcd")
+    if not found and os.access("/usr/bin/etcd", os.X_OK):
+        found = "/usr/bin/etcd"
+    return found or ""
+
+
+class Etcd:
+    """A single etcd member on free ports of 127.0.0.1, with the fast raft
+    timings of tests/support/etcd_process.cc (--election-timeout=500
+    --heartbeat-interval=50: a 1 s lease is granted as asked and its expiry
+    seen within about 0.5 s). Its data and log are in a temporary directory.
+    start() waits (up to GENEROUS) until /health answers true; close()
+    stops it (SIGTERM, SIGKILL after 10 s) and removes the directory."""
+
+    def __init__(self):
+        self.binary = find_etcd()
+        if not self.binary:
+            raise RuntimeError("no etcd on PATH or at /usr/bin/etcd: install "
+                               "etcd-server (scripts/setup.sh does)")
+        self._tmp = tempfile.TemporaryDirectory(prefix="throttle_etcd.")
+        self.log_path = os.path.join(self._tmp.name, "etcd.log")
+        self.client_port = 0
+        self.process = None
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.client_port}"
+
+    def start(self):
+        for _ in range(3):  # fresh ports if another process took ours
+            self.client_port, peer_port = free_ports(2)
+            client = f"http://127.0.0.1:{self.client_port}"
+            peer = f"http://127.0.0.1:{peer_port}"
+            self.process = subprocess.Popen(
+                [self.binary, "--name=s1",
+                 "--data-dir=" + os.path.join(self._tmp.name, "data"),
+                 "--listen-client-urls=" + client,
+                 "--advertise-client-urls=" + client,
+                 "--listen-peer-urls=" + peer,
+                 "--initial-advertise-peer-urls=" + peer,
+                 "--initial-cluster=s1=" + peer,
+                 "--initial-cluster-state=new", "--election-timeout=500",
+                 "--heartbeat-interval=50", "--logger=zap",
+                 "--log-outputs=" + self.log_path],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if wait_for(lambda: self._healthy() or
+                        self.process.poll() is not None):
+                if self.process.poll() is None:
+                    return self
+            self.stop()
+        raise RuntimeError("etcd did not become healthy:\n" +
+                           self.log()[-4000:])
+
+    def _healthy(self):
+        try:
+            with urllib.request.urlopen(
+                    f"http://{self.endpoint}/health", timeout=1) as r:
+                return b'"true"' in r.read()
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        self.stop()
+        self._tmp.cleanup()
+
+
+class HaServer(Server):
+    """A high-available throttle_server (--etcd_endpoints) on a fixed port
+    of 127.0.0.1: it leads or stands by with that port closed, so it cannot
+    pick port 0. start() returns once the server campaigns (its log says
+    "campaigning"); leading() tells whether it has led since, from its
+    --port_file, which a server writes each time it starts leading. start()
+    again after stop() or kill() restarts it on the same port. kill() is
+    SIGKILL (a crash: the lease stays until its TTL passes)."""
+
+    def __init__(self, etcd, port, cluster, *flags, lease_ttl="1s"):
+        super().__init__(f"--etcd_endpoints={etcd.endpoint}",
+                         f"--cluster={cluster}", f"--lease_ttl={lease_ttl}",
+                         *flags, port=port)
+        self._port_file = None
+
+    def start(self):
+        if self.process is not None:
+            raise RuntimeError("HaServer.start: already running")
+        self._port_file = os.path.join(self._tmp.name,
+                                       f"port.{time.time_ns()}")
+        log_from = len(self.log())
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [SERVER, f"--listen={self.address}",
+             f"--port_file={self._port_file}"] + self.flags,
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        campaigning = wait_for(lambda: "event=campaigning" in self.log(
+        )[log_from:] or self.process.poll() is not None)
+        if not campaigning or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("throttle_server did not campaign:\n" +
+                               self.log()[log_from:])
+        return self
+
+    def leading(self):
+        """Whether this run of the server has led (it may have lost the lead
+        since)."""
+        return self._port_file is not None and os.path.exists(self._port_file)
+
+    def kill(self):
+        """SIGKILL and wait."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def ipv4_target(*servers):
+    """The gRPC target that names every server: "ipv4:HOST:PORT,HOST:PORT"
+    (gRPC's pick_first takes the first address that accepts)."""
+    return "ipv4:" + ",".join(s.address for s in servers)
