@@ -1,7 +1,8 @@
 # tests/polyglot.cmake: the polyglot clients (clients/python, clients/node)
 # against the real server binary, included from tests/CMakeLists.txt. Each
-# test starts and stops its own servers on 127.0.0.1:0 and cleans up its
-# processes and temporary files. Needs what clients/setup.sh installs
+# test starts and stops its own servers on 127.0.0.1:0 (the failover tests:
+# on free ports picked first, since a standby does not listen) and cleans
+# up its processes and temporary files. Needs what clients/setup.sh installs
 # (python3-grpcio, python3-protobuf, grpc_python_plugin, node and
 # clients/node/node_modules); the Python tests generate the Python gRPC
 # code into a temporary directory themselves.
@@ -30,9 +31,25 @@ add_test(NAME polyglot_node_errors
 add_test(NAME polyglot_node_tutorial
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/tutorial.test.js)
+# Failover (also needs etcd, found on PATH or at /usr/bin/etcd, or
+# $THROTTLE_ETCD): a real etcd and two high-available servers of one
+# cluster; Python and Node workers and controllers on the multi-address
+# target ride through a kill -9 of the leader and a SIGTERM hand-over;
+# throttlectl lists through the same target with either server leading.
+add_test(NAME polyglot_python_failover
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_failover)
+set_tests_properties(polyglot_python_failover PROPERTIES
+  ENVIRONMENT "THROTTLECTL=$<TARGET_FILE:throttlectl>")
+add_test(NAME polyglot_node_failover
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/failover.test.js)
 
 set_tests_properties(
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
   polyglot_node_errors polyglot_node_tutorial
+  polyglot_python_failover polyglot_node_failover
   PROPERTIES TIMEOUT 600 LABELS polyglot)
+set_tests_properties(polyglot_python_failover polyglot_node_failover
+  PROPERTIES LABELS "polyglot;ha")
 unset(_polyglot_clients)
