@@ -2,8 +2,9 @@
 # Offline checks of deploy/ with npm tools (no cluster, no Docker engine):
 #   run.sh manifests    Kubernetes manifests and compose.yaml
 #                       (validate-manifests.mjs)
-#   run.sh dockerfile   the repository's Dockerfile, with dockerfile-utils and
-#                       dockerfilelint; any finding, warnings too, fails
+#   run.sh dockerfile   the repository's Dockerfile and deploy/etcd/Dockerfile,
+#                       with dockerfile-utils and dockerfilelint; any finding,
+#                       warnings too, fails
 # Installs node/npm (Debian) and this folder's locked npm packages when
 # missing. Exit status 0 when clean, 1 on a finding, 2 on a usage error.
 set -euo pipefail
@@ -34,16 +35,19 @@ case "${1:-}" in
     exec node "$here/validate-manifests.mjs" "$repo/deploy"
     ;;
   dockerfile)
-    dockerfile="$repo/Dockerfile"
     status=0
-    findings=$("$here/node_modules/.bin/dockerfile-utils" lint "$dockerfile") ||
-      status=1
-    if [[ -n $findings ]]; then
-      echo "$findings"
-      status=1
-    fi
-    "$here/node_modules/.bin/dockerfilelint" "$dockerfile" || status=1
-    ((status == 0)) && echo "Dockerfile: dockerfile-utils and dockerfilelint found nothing"
+    for dockerfile in "$repo/Dockerfile" "$repo/deploy/etcd/Dockerfile"; do
+      name=${dockerfile#"$repo/"}
+      findings=$("$here/node_modules/.bin/dockerfile-utils" lint "$dockerfile") ||
+        status=1
+      if [[ -n $findings ]]; then
+        echo "$name:"
+        echo "$findings"
+        status=1
+      fi
+      "$here/node_modules/.bin/dockerfilelint" "$dockerfile" || status=1
+    done
+    ((status == 0)) && echo "Dockerfile, deploy/etcd/Dockerfile: dockerfile-utils and dockerfilelint found nothing"
     exit "$status"
     ;;
   *)
