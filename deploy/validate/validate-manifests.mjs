@@ -9,9 +9,13 @@
 //     (the schemas alone let most of them through);
 //   - held to the project's rules: every container has resource requests
 //     and limits and runs read-only, unprivileged, with no capabilities;
-//     the server has gRPC probes; Services, volumes and the kustomization
-//     refer to things that exist; the ConfigMap carries the same throttles
-//     as deploy/throttles.conf.
+//     the server has gRPC probes; a single server runs as 1 replica,
+//     recreated; a high-available one (--etcd_endpoints) as 2 or more with
+//     liveness on --health_listen, readiness on the serving port, and what
+//     that asks of the rollout (see checkServer); Services, volumes,
+//     StatefulSets, etcd endpoints and the kustomization refer to things
+//     that exist; the ConfigMap carries the same throttles as
+//     deploy/throttles.conf.
 // DEPLOY_DIR/compose.yaml is parsed and its references checked.
 // Prints one line per problem and exits 1 if there is any.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
@@ -126,7 +130,9 @@ function checkPodRules(where, doc, byKind) {
   const pod = podSpecOf(doc);
   if (!pod) return;
   const name = `${where} ${doc.kind}/${doc.metadata?.name}`;
-  const volumes = new Set((pod.volumes ?? []).map((v) => v.name));
+  const volumes = new Set([...(pod.volumes ?? []),
+    ...(doc.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata ?? {})]
+    .map((v) => v.name));
   for (const v of pod.volumes ?? []) {
     const cm = v.configMap?.name;
     if (cm && !byKind("ConfigMap").some((d) => d.metadata?.name === cm)) {
@@ -159,30 +165,108 @@ function checkPodRules(where, doc, byKind) {
   }
 }
 
-function checkServer(where, doc) {
+// The value of --NAME=VALUE in `args`, or undefined.
+const flagValue = (args, name) =>
+  (args ?? []).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+// The port of "host:port".
+const portOf = (hostPort) => Number(hostPort.split(":").pop());
+const selects = (selector, labels) =>
+  Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+// How many pods maxUnavailable allows (rounded down, as the controller
+// does; 25% when unset).
+function maxUnavailablePods(strategy, replicas) {
+  const v = strategy?.rollingUpdate?.maxUnavailable ?? "25%";
+  return typeof v === "string" ? Math.floor((parseInt(v, 10) * replicas) / 100) : v;
+}
+
+function checkServer(where, doc, byKind) {
   const pod = podSpecOf(doc);
   const server = pod?.containers?.find((c) => c.name === "server");
   if (!server) return problem(where, "the server Deployment has no container 'server'");
-  for (const probe of ["readinessProbe", "livenessProbe"]) {
-    if (server[probe]?.grpc?.port !== 50051) {
-      problem(where, `server ${probe} is not grpc on port 50051`);
+  const args = server.args ?? [];
+  if (flagValue(args, "config") === undefined) {
+    problem(where, "server args have no --config=FILE");
+  }
+  if (server.readinessProbe?.grpc?.port !== 50051) {
+    problem(where, "server readinessProbe is not grpc on the serving port 50051");
+  }
+  const replicas = doc.spec.replicas ?? 1;
+  const strategy = doc.spec.strategy ?? {};
+  const etcd = flagValue(args, "etcd_endpoints");
+  if (etcd === undefined) {
+    // One server holds the one global queue: a second one, even for the
+    // moment of a rolling update, would hand out the full rate too.
+    if (replicas !== 1) {
+      problem(where, "without --etcd_endpoints the server must run as exactly 1 replica (one global queue)");
+    }
+    if (strategy.type !== "Recreate") {
+      problem(where, "without --etcd_endpoints the strategy must be Recreate (a rolling update runs two servers side by side)");
+    }
+    if (server.livenessProbe?.grpc?.port !== 50051) {
+      problem(where, "server livenessProbe is not grpc on port 50051");
+    }
+    return;
+  }
+  if (flagValue(args, "state_dir") !== undefined) {
+    problem(where, "--state_dir and --etcd_endpoints exclude each other");
+  }
+  if (replicas < 2) {
+    problem(where, "with --etcd_endpoints run at least 2 replicas (a leader and a standby)");
+  }
+  const health = flagValue(args, "health_listen");
+  if (health === undefined) {
+    problem(where, "with --etcd_endpoints the server needs --health_listen (the standby's liveness)");
+  } else if (server.livenessProbe?.grpc?.port !== portOf(health)) {
+    problem(where, `server livenessProbe is not grpc on the --health_listen port ${portOf(health)} (a standby keeps 50051 closed and would be restarted)`);
+  }
+  // Only the leader is Ready, so Kubernetes counts 1 available replica at
+  // most: a rolling update may remove the old leader only if it may leave
+  // 0 available, and the Deployment never "completes".
+  if (strategy.type !== "Recreate" && maxUnavailablePods(strategy, replicas) < replicas) {
+    problem(where, "with --etcd_endpoints only the leader is Ready: a rolling update needs maxUnavailable 100% (or strategy Recreate), else it never progresses");
+  }
+  if (doc.spec.progressDeadlineSeconds !== 2147483647) {
+    problem(where, "with --etcd_endpoints set progressDeadlineSeconds: 2147483647 (no deadline): only the leader is Ready, so the rollout never completes and would be marked failed");
+  }
+  for (const pdb of byKind("PodDisruptionBudget")) {
+    if (selects(pdb.spec?.selector?.matchLabels, doc.spec.template.metadata?.labels)) {
+      problem(where, `PodDisruptionBudget ${pdb.metadata?.name} selects the high-available servers: with only the leader Ready it allows 0 disruptions and blocks the leader's eviction (every drain of its node)`);
     }
   }
-  if (doc.spec.replicas !== 1) {
-    problem(where, "the server must run as exactly 1 replica (one global queue)");
-  }
-  if (!(server.args ?? []).some((a) => a.startsWith("--config="))) {
-    problem(where, "server args have no --config=FILE");
+  for (const endpoint of etcd.split(",")) {
+    const host = endpoint.slice(0, endpoint.lastIndexOf(":"));
+    if (/^[0-9.]+$/.test(host)) continue;
+    const svc = byKind("Service").find((d) => d.metadata?.name === host.split(".")[0]);
+    if (!svc) {
+      problem(where, `--etcd_endpoints ${endpoint}: no Service ${host.split(".")[0]} in the manifests`);
+    } else if (!(svc.spec?.ports ?? []).some((p) => p.port === portOf(endpoint))) {
+      problem(where, `--etcd_endpoints ${endpoint}: Service ${svc.metadata.name} has no port ${portOf(endpoint)}`);
+    }
   }
 }
 
+// A StatefulSet's serviceName must be a headless Service that selects it.
+function checkStatefulSet(where, doc, byKind) {
+  const svc = byKind("Service").find((d) => d.metadata?.name === doc.spec?.serviceName);
+  if (!svc) {
+    return problem(where, `StatefulSet ${doc.metadata?.name}: no Service ${doc.spec?.serviceName} (serviceName)`);
+  }
+  if (svc.spec?.clusterIP !== "None") {
+    problem(where, `StatefulSet ${doc.metadata?.name}: Service ${svc.metadata.name} is not headless (clusterIP: None)`);
+  }
+  if (!selects(svc.spec?.selector, doc.spec?.template?.metadata?.labels)) {
+    problem(where, `StatefulSet ${doc.metadata?.name}: Service ${svc.metadata.name} does not select its pods`);
+  }
+}
+
+const workloadKinds = ["Deployment", "StatefulSet"];
+
 function checkService(where, svc, byKind) {
   const selector = svc.spec?.selector ?? {};
-  const pods = byKind("Deployment").filter((d) =>
-    Object.entries(selector).every(
-      ([k, v]) => d.spec?.template?.metadata?.labels?.[k] === v));
+  const pods = workloadKinds.flatMap(byKind).filter((d) =>
+    selects(selector, d.spec?.template?.metadata?.labels));
   if (pods.length === 0) {
-    return problem(where, `Service ${svc.metadata?.name} selects no Deployment`);
+    return problem(where, `Service ${svc.metadata?.name} selects no Deployment or StatefulSet`);
   }
   const portNames = new Set(pods.flatMap((d) => d.spec.template.spec.containers
     .flatMap((c) => (c.ports ?? []).map((p) => p.name))));
@@ -255,6 +339,34 @@ function checkCompose(file) {
       if (!existsSync(dockerfile)) problem(file, `service ${name}: no ${dockerfile}`);
     }
   }
+  // The hosts in --address, --etcd_endpoints and THROTTLE_ADDRESS are
+  // services or network aliases of this file.
+  const reachable = new Set(Object.keys(services));
+  for (const s of Object.values(services)) {
+    const networks = s.networks && !Array.isArray(s.networks) ? s.networks : {};
+    for (const n of Object.values(networks)) {
+      for (const alias of n?.aliases ?? []) reachable.add(alias);
+    }
+  }
+  for (const [name, s] of Object.entries(services)) {
+    const env = Array.isArray(s.environment)
+      ? Object.fromEntries(s.environment.map((e) => e.split(/=(.*)/s)))
+      : s.environment ?? {};
+    const text = [s.command, s.entrypoint].flat().filter(Boolean).join(" ");
+    const targets = [...text.matchAll(/--(?:address|etcd_endpoints)=["']?([^\s"']+)/g)]
+      .map((m) => m[1]);
+    if (env.THROTTLE_ADDRESS) targets.push(env.THROTTLE_ADDRESS);
+    for (const target of targets) {
+      if (/^(ipv4|ipv6|unix):/.test(target)) continue;
+      for (const endpoint of target.replace(/^dns:\/\/[^/]*\//, "").split(",")) {
+        const host = endpoint.slice(0, endpoint.lastIndexOf(":"));
+        if (host === "localhost" || /^[0-9.]+$/.test(host)) continue;
+        if (!reachable.has(host)) {
+          problem(file, `service ${name}: ${target}: no service or network alias ${host}`);
+        }
+      }
+    }
+  }
 }
 
 // --- main -------------------------------------------------------------------
@@ -281,9 +393,10 @@ for (const { file, index, doc } of docs) {
   checkPodRules(where, doc, byKind);
   if (doc.kind === "Service") checkService(where, doc, byKind);
   if (doc.kind === "ConfigMap") checkConfigMap(where, doc);
+  if (doc.kind === "StatefulSet") checkStatefulSet(where, doc, byKind);
   if (doc.kind === "Deployment" &&
       doc.spec?.template?.metadata?.labels?.["app.kubernetes.io/component"] === "server") {
-    checkServer(where, doc);
+    checkServer(where, doc, byKind);
   }
 }
 if (!byKind("Deployment").length) problem(k8sDir, "no Deployment");
