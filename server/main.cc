@@ -5,10 +5,12 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
@@ -17,6 +19,8 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
 #include "server/ha/ha_node.h"
+#include "server/security/policy.h"
+#include "server/security/tokens.h"
 #include "server/service/convert.h"
 #include "server/service/log.h"
 #include "server/service/record.h"
@@ -62,6 +66,34 @@ ABSL_FLAG(std::string, health_listen, "",
           "host:port of an always-on gRPC health endpoint (grpc.health.v1, "
           "SERVING while the process runs, leader or standby: for liveness "
           "probes); empty: none");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate (chain) of the server: serve TLS (with "
+          "--tls_key); re-read when the file changes");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require client certificates signed by it (mTLS)");
+ABSL_FLAG(std::string, policy, "",
+          "policy file: which identity may call what on which throttles "
+          "(docs/SECURITY.md); re-read when it changes; empty: everyone may "
+          "call everything");
+ABSL_FLAG(std::string, token_file, "",
+          "bearer tokens (stored hashed) and the identities they prove; "
+          "re-read when it changes");
+ABSL_FLAG(std::string, check_policy, "",
+          "check this policy file, print its rules and exit (0 if valid)");
+ABSL_FLAG(std::string, hash_token, "",
+          "print the token file line's hash of this token and exit");
+ABSL_FLAG(int64_t, max_streams, 10000,
+          "open AwaitFuel streams per server; beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_streams_per_client, 1000,
+          "open AwaitFuel streams per client identity (or peer host when it "
+          "proves none); beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_throttles, 10000,
+          "throttles per server; CreateThrottle beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_message_bytes, 65536,
+          "largest request message accepted; beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(bool, reflection, true,
+          "serve gRPC server reflection (lists and describes the API)");
 ABSL_FLAG(std::string, grant_log, "",
           "append one line per grant batch a stream took (throttle, nominal "
           "time, count, spacing, server) to this file, for audits of the "
@@ -179,7 +211,50 @@ int main(int argc, char** argv) {
   }
   throttle::server::SetLogLevel(level);
 
+  if (const std::string path = absl::GetFlag(FLAGS_check_policy);
+      !path.empty()) {
+    auto policy = throttle::server::Policy::Load(path);
+    if (!policy.ok()) return Fail(std::string(policy.status().message()));
+    for (const auto& rule : policy->rules()) {
+      std::printf("%s:%d: %s is %s on %s\n", path.c_str(), rule.line,
+                  rule.identity.c_str(), throttle::server::RoleName(rule.role),
+                  absl::StrJoin(rule.throttles, " ").c_str());
+    }
+    std::printf("%s: %zu rules, valid\n", path.c_str(), policy->rules().size());
+    return 0;
+  }
+  if (const std::string token = absl::GetFlag(FLAGS_hash_token);
+      !token.empty()) {
+    std::printf("%s\n", throttle::server::HashToken(token).c_str());
+    return 0;
+  }
+
   throttle::server::ServerOptions options;
+  options.security.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.security.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.security.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.security.policy_file = absl::GetFlag(FLAGS_policy);
+  options.security.token_file = absl::GetFlag(FLAGS_token_file);
+  options.reflection = absl::GetFlag(FLAGS_reflection);
+  for (const auto& [flag, value, out] :
+       {std::tuple<const char*, int64_t, int64_t*>{
+            "max_streams", absl::GetFlag(FLAGS_max_streams),
+            &options.max_streams},
+        {"max_streams_per_client", absl::GetFlag(FLAGS_max_streams_per_client),
+         &options.max_streams_per_client},
+        {"max_throttles", absl::GetFlag(FLAGS_max_throttles),
+         &options.max_throttles}}) {
+    if (value < 1) {
+      return Fail(absl::StrCat("--", flag, " must be at least 1, got ", value));
+    }
+    *out = value;
+  }
+  const int64_t message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (message_bytes < 1024 || message_bytes > (int64_t{1} << 30)) {
+    return Fail(absl::StrCat(
+        "--max_message_bytes must be in [1024, 2^30], got ", message_bytes));
+  }
+  options.max_message_bytes = static_cast<int>(message_bytes);
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.stream_stall_timeout = absl::GetFlag(FLAGS_stream_stall_timeout);

@@ -208,6 +208,11 @@ void HaNode::Term() {
     // Stop granting, store everything with nothing reserved, and only then
     // resign: the next leader loses no capacity and need not wait.
     const absl::Time begun = absl::Now();
+    {
+      // The lease is given up on purpose: its keeper's loss is no news.
+      absl::MutexLock lock(&mu_);
+      lost_ = true;
+    }
     if (absl::Status s = (*server)->Handover(); !s.ok()) {
       Log(LogLevel::kWarning, "handover_not_stored",
           {{"error", std::string(s.message())}});

@@ -31,8 +31,14 @@ class FuelReactor final
     : public grpc::ServerWriteReactor<v1::AwaitFuelResponse>,
       public StreamSink {
  public:
-  FuelReactor(ThrottleTable* table, const v1::AwaitFuelRequest& request)
-      : table_(table) {
+  FuelReactor(ThrottleTable* table, const v1::AwaitFuelRequest& request,
+              const grpc::Status& admitted,
+              std::unique_ptr<StreamLimits::Slot> slot)
+      : table_(table), slot_(std::move(slot)) {
+    if (!admitted.ok()) {
+      FinishOnce(admitted);
+      return;
+    }
     absl::StatusOr<StreamRequest> stream_request = FromProto(request);
     absl::Status status = stream_request.ok()
                               ? ValidateName("throttle", request.throttle())
@@ -254,8 +260,9 @@ class FuelReactor final
   }
 
   ThrottleTable* const table_;
-  std::atomic<int> refs_{1};  // gRPC's, until OnDone
-  bool unlimited_ = false;    // count 0: until the throttle stops
+  const std::unique_ptr<StreamLimits::Slot> slot_;  // freed with the reactor
+  std::atomic<int> refs_{1};                        // gRPC's, until OnDone
+  bool unlimited_ = false;  // count 0: until the throttle stops
   // Set in the constructor, before any callback that reads them can run.
   bool bound_ = false;  // the stream is open in the table
   uint64_t uid_ = 0;    // of its throttle
@@ -278,8 +285,9 @@ class FuelReactor final
 }  // namespace
 
 grpc::ServerWriteReactor<v1::AwaitFuelResponse>* NewFuelReactor(
-    ThrottleTable* table, const v1::AwaitFuelRequest& request) {
-  return new FuelReactor(table, request);
+    ThrottleTable* table, const v1::AwaitFuelRequest& request,
+    const grpc::Status& admitted, std::unique_ptr<StreamLimits::Slot> slot) {
+  return new FuelReactor(table, request, admitted, std::move(slot));
 }
 
 }  // namespace throttle::server

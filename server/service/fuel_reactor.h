@@ -4,18 +4,25 @@
 #ifndef THROTTLE_SERVER_SERVICE_FUEL_REACTOR_H_
 #define THROTTLE_SERVER_SERVICE_FUEL_REACTOR_H_
 
+#include <memory>
+
 #include "grpcpp/grpcpp.h"
+#include "server/service/stream_limits.h"
 #include "server/service/throttle_table.h"
 #include "throttle/v1/throttle.pb.h"
 
 namespace throttle::server {
 
 // Starts serving one AwaitFuel call: validates the request, opens its
-// stream in `table` (or finishes the call with the error). The reactor is
-// owned by gRPC and deletes itself when the call is done and no delivery
-// holds it. `table` must outlive every call.
+// stream in `table` (or finishes the call with the error). `admitted` is
+// the verdict of the service's checks (identity, policy, limits): a call
+// not admitted ends at once with it. The reactor holds `slot` (its place
+// under the stream limits; may be null) until it is deleted. The reactor
+// is owned by gRPC and deletes itself when the call is done and no
+// delivery holds it. `table` must outlive every call.
 grpc::ServerWriteReactor<v1::AwaitFuelResponse>* NewFuelReactor(
-    ThrottleTable* table, const v1::AwaitFuelRequest& request);
+    ThrottleTable* table, const v1::AwaitFuelRequest& request,
+    const grpc::Status& admitted, std::unique_ptr<StreamLimits::Slot> slot);
 
 }  // namespace throttle::server
 

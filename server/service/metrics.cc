@@ -133,6 +133,12 @@ Metrics::Metrics()
            .Name("throttle_rpc_errors_total")
            .Help("Calls that ended with a non-OK status, by method and code.")
            .Register(*registry_);
+  limits_reached_ = &prometheus::BuildCounter()
+                         .Name("throttle_limit_rejections_total")
+                         .Help(
+                             "Calls refused with RESOURCE_EXHAUSTED because "
+                             "a limit was reached, by the limit's flag.")
+                         .Register(*registry_);
   state_write_latency_ =
       &prometheus::BuildHistogram()
            .Name("throttle_state_write_seconds")
@@ -153,6 +159,10 @@ Metrics::Metrics()
                         .Help("Throttle records written to the state store.")
                         .Register(*registry_)
                         .Add({});
+}
+
+void Metrics::CountLimitReached(absl::string_view limit) {
+  limits_reached_->Add({{"limit", std::string(limit)}}).Increment();
 }
 
 void Metrics::ObserveStateWrite(absl::Duration latency, int64_t records,

@@ -70,6 +70,8 @@ class Metrics {
   void CountRefillWakeup(int64_t throttles_advanced);
   // A call finished with a non-OK status.
   void CountError(absl::string_view method, grpc::StatusCode code);
+  // A call was refused because the limit named by its flag was reached.
+  void CountLimitReached(absl::string_view limit);
   // A write of `records` throttle records to the state store took
   // `latency` and succeeded or not.
   void ObserveStateWrite(absl::Duration latency, int64_t records, bool ok);
@@ -81,6 +83,7 @@ class Metrics {
   prometheus::Counter* wakeups_;
   prometheus::Counter* advances_;
   prometheus::Family<prometheus::Counter>* errors_;
+  prometheus::Family<prometheus::Counter>* limits_reached_;
   prometheus::Histogram* state_write_latency_;
   prometheus::Counter* state_writes_ok_;
   prometheus::Counter* state_writes_failed_;

@@ -33,7 +33,12 @@ v1::ThrottleInfo Info(const Entry& entry) {
 
 Service::Service(const Clock* clock, Metrics* metrics,
                  const ServiceOptions& options)
-    : metrics_(metrics), loop_(clock), table_(clock, metrics, &loop_, options) {
+    : metrics_(metrics),
+      authorizer_(options.authorizer),
+      stream_limits_(options.max_streams, options.max_streams_per_client,
+                     metrics),
+      loop_(clock),
+      table_(clock, metrics, &loop_, options.table) {
   loop_.Start([this] { return table_.AdvanceDue(); });
 }
 
@@ -79,15 +84,41 @@ grpc::ServerUnaryReactor* Service::ReplyStored(
   return reactor;
 }
 
+absl::Status Service::Admit(grpc::CallbackServerContext* context,
+                            absl::string_view method,
+                            absl::string_view throttle,
+                            std::string* identity) const {
+  if (authorizer_ == nullptr) return absl::OkStatus();
+  return authorizer_->Check(*context, method, throttle, identity);
+}
+
 grpc::ServerWriteReactor<v1::AwaitFuelResponse>* Service::AwaitFuel(
-    grpc::CallbackServerContext* /*context*/,
-    const v1::AwaitFuelRequest* request) {
-  return NewFuelReactor(&table_, *request);
+    grpc::CallbackServerContext* context, const v1::AwaitFuelRequest* request) {
+  std::string identity;
+  absl::Status admitted =
+      Admit(context, "AwaitFuel", request->throttle(), &identity);
+  std::unique_ptr<StreamLimits::Slot> slot;
+  if (admitted.ok()) {
+    absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> admission =
+        stream_limits_.Admit(identity.empty() ? PeerHost(context->peer())
+                                              : identity);
+    if (admission.ok()) {
+      slot = *std::move(admission);
+    } else {
+      admitted = admission.status();
+    }
+  }
+  return NewFuelReactor(&table_, *request, ToGrpcStatus(admitted),
+                        std::move(slot));
 }
 
 grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
                                            const v1::HasFuelRequest* request,
                                            v1::HasFuelResponse* response) {
+  if (absl::Status s = Admit(context, "HasFuel", request->throttle());
+      !s.ok()) {
+    return Reply(context, "HasFuel", s);
+  }
   absl::Status status = table_.Transact(
       "throttle", request->throttle(),
       [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
@@ -105,6 +136,9 @@ grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
                                         const v1::EmitRequest* request,
                                         v1::EmitResponse* response) {
+  if (absl::Status s = Admit(context, "Emit", request->throttle()); !s.ok()) {
+    return Reply(context, "Emit", s);
+  }
   absl::Status status = table_.Transact(
       "throttle", request->throttle(),
       [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
@@ -129,6 +163,9 @@ grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
                                          const v1::StartRequest* request,
                                          v1::StartResponse* response) {
+  if (absl::Status s = Admit(context, "Start", request->throttle()); !s.ok()) {
+    return Reply(context, "Start", s);
+  }
   absl::Status status = table_.Transact(
       "throttle", request->throttle(),
       [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
@@ -147,6 +184,9 @@ grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
                                         const v1::StopRequest* request,
                                         v1::StopResponse* response) {
+  if (absl::Status s = Admit(context, "Stop", request->throttle()); !s.ok()) {
+    return Reply(context, "Stop", s);
+  }
   absl::Status status = table_.Transact(
       "throttle", request->throttle(),
       [&](Entry& entry, absl::Time now, Changes* changes) -> absl::Status {
@@ -176,6 +216,9 @@ grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
                                           const v1::LatestRequest* request,
                                           v1::LatestResponse* response) {
+  if (absl::Status s = Admit(context, "Latest", request->throttle()); !s.ok()) {
+    return Reply(context, "Latest", s);
+  }
   absl::Duration window = absl::Seconds(1);
   if (request->has_window()) {
     absl::StatusOr<absl::Duration> asked =
@@ -205,6 +248,9 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
                                         const v1::MeanRequest* request,
                                         v1::MeanResponse* response) {
+  if (absl::Status s = Admit(context, "Mean", request->throttle()); !s.ok()) {
+    return Reply(context, "Mean", s);
+  }
   absl::Status status = table_.Read(
       "throttle", request->throttle(), [&](const Entry& entry, absl::Time now) {
         const MeanStats stats = entry.scheduler.Mean(now);
@@ -227,6 +273,10 @@ grpc::ServerUnaryReactor* Service::CreateThrottle(
     grpc::CallbackServerContext* context,
     const v1::CreateThrottleRequest* request,
     v1::CreateThrottleResponse* response) {
+  if (absl::Status s = Admit(context, "CreateThrottle", request->name());
+      !s.ok()) {
+    return Reply(context, "CreateThrottle", s);
+  }
   if (absl::Status s = ValidateName("name", request->name()); !s.ok()) {
     return Reply(context, "CreateThrottle", s);
   }
@@ -245,6 +295,10 @@ grpc::ServerUnaryReactor* Service::ConfigureThrottle(
     grpc::CallbackServerContext* context,
     const v1::ConfigureThrottleRequest* request,
     v1::ConfigureThrottleResponse* response) {
+  if (absl::Status s = Admit(context, "ConfigureThrottle", request->name());
+      !s.ok()) {
+    return Reply(context, "ConfigureThrottle", s);
+  }
   absl::Status status = table_.Transact(
       "name", request->name(),
       [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
@@ -265,6 +319,10 @@ grpc::ServerUnaryReactor* Service::DeleteThrottle(
     grpc::CallbackServerContext* context,
     const v1::DeleteThrottleRequest* request,
     v1::DeleteThrottleResponse* /*response*/) {
+  if (absl::Status s = Admit(context, "DeleteThrottle", request->name());
+      !s.ok()) {
+    return Reply(context, "DeleteThrottle", s);
+  }
   return ReplyStored(context, "DeleteThrottle",
                      table_.Delete("name", request->name()), request->name());
 }
@@ -273,8 +331,17 @@ grpc::ServerUnaryReactor* Service::ListThrottles(
     grpc::CallbackServerContext* context,
     const v1::ListThrottlesRequest* /*request*/,
     v1::ListThrottlesResponse* response) {
-  table_.ForEach(
-      [&](const Entry& entry) { *response->add_throttles() = Info(entry); });
+  std::string identity;
+  if (absl::Status s = Admit(context, "ListThrottles", "", &identity);
+      !s.ok()) {
+    return Reply(context, "ListThrottles", s);
+  }
+  // Only the throttles the caller's policy names.
+  table_.ForEach([&](const Entry& entry) {
+    if (authorizer_ == nullptr || authorizer_->MayList(identity, entry.name)) {
+      *response->add_throttles() = Info(entry);
+    }
+  });
   return Reply(context, "ListThrottles", absl::OkStatus());
 }
 

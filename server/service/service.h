@@ -14,16 +14,25 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/security/security.h"
 #include "server/service/clock.h"
 #include "server/service/metrics.h"
 #include "server/service/persister.h"
 #include "server/service/refill_loop.h"
+#include "server/service/stream_limits.h"
 #include "server/service/throttle_table.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
 
-using ServiceOptions = TableOptions;
+struct ServiceOptions {
+  TableOptions table;
+  // Open AwaitFuel streams per server and per client (stream_limits.h).
+  int64_t max_streams = 10'000;
+  int64_t max_streams_per_client = 1'000;
+  // Who may call what; not owned; null: everyone, everything.
+  const Authorizer* authorizer = nullptr;
+};
 
 // Implements throttle.v1.Throttle. Thread-safe.
 class Service final : public v1::Throttle::CallbackService {
@@ -104,7 +113,15 @@ class Service final : public v1::Throttle::CallbackService {
                                         const absl::Status& status,
                                         const std::string& name);
 
+  // The caller's identity and whether it may call `method` on `throttle`
+  // ("" for ListThrottles); OK without an authorizer.
+  absl::Status Admit(grpc::CallbackServerContext* context,
+                     absl::string_view method, absl::string_view throttle,
+                     std::string* identity = nullptr) const;
+
   Metrics* const metrics_;
+  const Authorizer* const authorizer_;
+  StreamLimits stream_limits_;
   Persister* persister_ = nullptr;
   RefillLoop loop_;  // before table_, which kicks it
   ThrottleTable table_;

@@ -28,6 +28,7 @@ struct ThrottleServer::Impl {
     if (metrics != nullptr) metrics->SetSource(nullptr);
   }
   std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<Authorizer> authorizer;  // before service: it uses it
   std::unique_ptr<Service> service;
   std::unique_ptr<Persister> persister;  // after service: uses its table
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -41,9 +42,20 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->metrics = std::make_unique<Metrics>();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.security);
+  if (!credentials.ok()) return credentials.status();
+  absl::StatusOr<std::unique_ptr<Authorizer>> authorizer =
+      Authorizer::Start(options.security);
+  if (!authorizer.ok()) return authorizer.status();
+  impl->authorizer = *std::move(authorizer);
   ServiceOptions service_options;
-  service_options.stream_stall_timeout = options.stream_stall_timeout;
-  service_options.grant_log = options.grant_log;
+  service_options.table.stream_stall_timeout = options.stream_stall_timeout;
+  service_options.table.grant_log = options.grant_log;
+  service_options.table.max_throttles = options.max_throttles;
+  service_options.max_streams = options.max_streams;
+  service_options.max_streams_per_client = options.max_streams_per_client;
+  service_options.authorizer = impl->authorizer.get();
   impl->service = std::make_unique<Service>(options.clock, impl->metrics.get(),
                                             service_options);
   impl->metrics->SetSource(&impl->service->table());
@@ -108,7 +120,9 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     impl->shared_exposer->RegisterCollectable(impl->metrics->throttles());
   }
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  if (options.reflection) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  }
   RouteProtobufLog();
   grpc::ServerBuilder builder;
   {
@@ -125,14 +139,24 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   int port = 0;
-  builder.AddListeningPort(options.listen_address,
-                           grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.listen_address, *credentials, &port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(impl->service.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen_address));
   }
+  const SecurityOptions& security = options.security;
+  Log(security.tls_cert.empty() ? LogLevel::kWarning : LogLevel::kInfo,
+      "transport",
+      {{"security", security.tls_cert.empty()        ? "plaintext"
+                    : security.tls_client_ca.empty() ? "tls"
+                                                     : "mtls"},
+       {"policy", security.policy_file.empty() ? "none (everyone may call "
+                                                 "everything)"
+                                               : security.policy_file},
+       {"tokens", security.token_file.empty() ? "none" : security.token_file}});
   // Ready once the throttles declared at start-up exist: say so per service
   // too, for probes that name it.
   if (auto* health = impl->server->GetHealthCheckService()) {

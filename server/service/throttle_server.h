@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/throttle_config.h"
+#include "server/security/security.h"
 #include "server/service/clock.h"
 #include "server/service/grant_log.h"
 #include "server/state/state_store.h"
@@ -61,6 +62,16 @@ struct ServerOptions {
   // No grant at or after this wall-clock time until SetGrantDeadline moves
   // it (a leader's lease deadline); set before the first call is served.
   absl::Time grant_deadline = absl::InfiniteFuture();
+  // Transport security and who may call what (security.h); plaintext and
+  // everyone by default.
+  SecurityOptions security;
+  // Limits (RESOURCE_EXHAUSTED beyond them, naming the flag).
+  int64_t max_streams = 10'000;
+  int64_t max_streams_per_client = 1'000;
+  int64_t max_throttles = 10'000;
+  int max_message_bytes = 64 * 1024;
+  // gRPC server reflection (lists and describes the API).
+  bool reflection = true;
   // An exposer that outlives the server (the always-on metrics port of a
   // high-available node), instead of metrics_listen: the server's metrics
   // are exposed there while it runs. Not owned.

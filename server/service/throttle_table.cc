@@ -43,6 +43,12 @@ absl::Status ThrottleTable::Create(
   if (FindLocked(name) != nullptr) {
     return NameTaken(name);
   }
+  if (static_cast<int64_t>(throttles_.size()) >= options_.max_throttles) {
+    if (metrics_ != nullptr) metrics_->CountLimitReached("max_throttles");
+    return absl::ResourceExhaustedError(
+        absl::StrCat("--max_throttles: this server has ", throttles_.size(),
+                     " throttles, its limit"));
+  }
   Entry& entry = AddLocked(name, config);
   Log(LogLevel::kInfo, "throttle_created",
       {{"throttle", name}, {"config", ToProto(config).ShortDebugString()}});

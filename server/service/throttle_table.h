@@ -94,6 +94,9 @@ struct TableOptions {
   absl::Duration stream_stall_timeout = absl::Milliseconds(500);
   // Every batch a stream took is logged here (not owned; null: none).
   GrantLog* grant_log = nullptr;
+  // Create refuses a throttle beyond this many (RESOURCE_EXHAUSTED);
+  // stored throttles are always restored.
+  int64_t max_throttles = 10'000;
 };
 
 // Thread-safe.
@@ -155,7 +158,8 @@ class ThrottleTable final : public ThrottleStatsSource {
 
   // Creates a throttle in state kCreated and runs `created` on it under
   // the mutex. INVALID_ARGUMENT for a bad name or config (the message names
-  // the field), ALREADY_EXISTS if taken.
+  // the field), ALREADY_EXISTS if taken, RESOURCE_EXHAUSTED beyond
+  // max_throttles.
   absl::Status Create(
       const std::string& name, const ThrottleConfig& config,
       absl::FunctionRef<void(const Entry&)> created = [](const Entry&) {})
