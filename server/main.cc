@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -62,6 +63,13 @@ ABSL_FLAG(std::string, cluster, "default",
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(2),
           "with --etcd_endpoints: the leader's lease; a dead leader is "
           "replaced after about this long (etcd may raise it)");
+ABSL_FLAG(std::string, etcd_tls_ca, "",
+          "with --etcd_endpoints: PEM CA of etcd's certificate: talk TLS to "
+          "etcd");
+ABSL_FLAG(std::string, etcd_tls_cert, "",
+          "with --etcd_tls_ca: PEM client certificate for etcd's "
+          "--client-cert-auth");
+ABSL_FLAG(std::string, etcd_tls_key, "", "PEM private key of --etcd_tls_cert");
 ABSL_FLAG(std::string, health_listen, "",
           "host:port of an always-on gRPC health endpoint (grpc.health.v1, "
           "SERVING while the process runs, leader or standby: for liveness "
@@ -148,6 +156,27 @@ int RunHighAvailable(const throttle::server::ServerOptions& options,
   if (absl::Status s = throttle::server::ValidateName("--cluster", ha.cluster);
       !s.ok()) {
     return Fail(std::string(s.message()));
+  }
+  if (const std::string ca = absl::GetFlag(FLAGS_etcd_tls_ca); !ca.empty()) {
+    grpc::SslCredentialsOptions tls;
+    for (const auto& [flag, path, out] :
+         {std::tuple<const char*, std::string, std::string*>{
+              "etcd_tls_ca", ca, &tls.pem_root_certs},
+          {"etcd_tls_cert", absl::GetFlag(FLAGS_etcd_tls_cert),
+           &tls.pem_cert_chain},
+          {"etcd_tls_key", absl::GetFlag(FLAGS_etcd_tls_key),
+           &tls.pem_private_key}}) {
+      if (path.empty()) continue;
+      std::ifstream in(path);
+      std::stringstream pem;
+      pem << in.rdbuf();
+      if (!in) return Fail(absl::StrCat("--", flag, ": cannot read ", path));
+      *out = pem.str();
+    }
+    if (tls.pem_cert_chain.empty() != tls.pem_private_key.empty()) {
+      return Fail("--etcd_tls_cert and --etcd_tls_key go together");
+    }
+    ha.etcd_credentials = grpc::SslCredentials(tls);
   }
   ha.server = options;
   ha.server.metrics_listen.clear();

@@ -31,6 +31,7 @@
 
 namespace grpc {
 class Channel;
+class ChannelCredentials;
 class ClientContext;
 }  // namespace grpc
 
@@ -49,6 +50,9 @@ struct ClientOptions {
   absl::Duration rpc_timeout = absl::Seconds(2);
   // Keys per Range call when GetPrefix pages through a prefix.
   int64_t page_size = 1000;
+  // TLS to etcd (--cert-file, --client-cert-auth): grpc::SslCredentials
+  // with etcd's CA and a client certificate. Null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 // A key as etcd stores it. Revisions are etcd's (cluster-wide, increasing);

@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<HaNode>> HaNode::Start(
     const HaOptions& options) {
   etcd::ClientOptions client_options;
   client_options.endpoints = options.etcd_endpoints;
+  client_options.credentials = options.etcd_credentials;
   // Writes and keepalives must fail well within a lease, not hang.
   client_options.rpc_timeout =
       std::min(absl::Seconds(2),

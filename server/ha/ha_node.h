@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/credentials.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -33,6 +34,8 @@ namespace throttle::server {
 struct HaOptions {
   std::vector<std::string> etcd_endpoints;  // host:port
   std::string cluster = "default";  // servers of one cluster share state
+  // TLS to etcd; null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> etcd_credentials;
   // The lease's TTL: a dead leader is replaced after about this long;
   // etcd may raise it (to 2 s with its default timings).
   absl::Duration lease_ttl = absl::Seconds(2);
