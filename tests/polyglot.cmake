@@ -9,6 +9,7 @@
 #
 #   ctest -L polyglot --output-on-failure
 set(_polyglot_clients ${CMAKE_CURRENT_LIST_DIR}/../clients)
+set(_polyglot_make_certs ${CMAKE_CURRENT_LIST_DIR}/support/make_certs.sh)
 
 # Python (unittest): bad input as status codes, stop/timeouts/reconnect.
 add_test(NAME polyglot_python_errors
@@ -44,12 +45,31 @@ set_tests_properties(polyglot_python_failover PROPERTIES
 add_test(NAME polyglot_node_failover
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/failover.test.js)
+# TLS, mTLS and bearer tokens (also needs openssl, for make_certs.sh): a
+# server with client certificates required and one without, both with a
+# policy and a token file; a worker certificate gets fuel and may not stop
+# (PERMISSION_DENIED), an admin token creates and deletes, a wrong token is
+# UNAUTHENTICATED, plaintext and failed handshakes are UNAVAILABLE, a token
+# without TLS is refused when the client is made; the environment
+# variables THROTTLE_TLS_CA, ... and their precedence.
+add_test(NAME polyglot_python_tls
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_tls)
+add_test(NAME polyglot_node_tls
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/tls.test.js)
+set_tests_properties(polyglot_python_tls polyglot_node_tls PROPERTIES
+  ENVIRONMENT "THROTTLE_MAKE_CERTS=${_polyglot_make_certs}")
 
 set_tests_properties(
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
   polyglot_node_errors polyglot_node_tutorial
   polyglot_python_failover polyglot_node_failover
+  polyglot_python_tls polyglot_node_tls
   PROPERTIES TIMEOUT 600 LABELS polyglot)
 set_tests_properties(polyglot_python_failover polyglot_node_failover
   PROPERTIES LABELS "polyglot;ha")
+set_tests_properties(polyglot_python_tls polyglot_node_tls
+  PROPERTIES LABELS "polyglot;tls")
 unset(_polyglot_clients)
+unset(_polyglot_make_certs)

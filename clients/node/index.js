@@ -50,6 +50,7 @@
 // performance.now(), a monotonic clock, never on Date.now().
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const grpc = require('@grpc/grpc-js');
@@ -178,6 +179,150 @@ function channelOptions(initial, max, extra = {}) {
   };
 }
 
+// --- TLS, mTLS and bearer tokens ---------------------------------------
+//
+// The `security` option of a Throttle: {caFile, certFile, keyFile, token,
+// tokenFile}, the same settings as the C++ library, throttlectl and the
+// Python client's ChannelSecurity.
+//   caFile              PEM file of the CA that signed the server's
+//                       certificate (unset: the system's roots)
+//   certFile, keyFile   PEM client certificate and its private key, for a
+//                       server that requires them (mTLS); both or neither
+//   token               a bearer token, sent as "authorization: Bearer
+//                       TOKEN" on every call
+//   tokenFile           or a file whose first line (trimmed) is the token
+// Nothing set: plaintext; any of caFile, certFile, keyFile: TLS. A token
+// needs TLS (gRPC refuses call credentials on a plaintext channel). The
+// files are read when the Throttle is made (it opens its channel then).
+
+// The environment variable of each setting, read when a Throttle is given
+// neither `security` nor `credentials` (an explicit `security` wins whole:
+// the environment is then not read, so `security: {}` is plaintext).
+const SECURITY_ENV = Object.freeze({
+  caFile: 'THROTTLE_TLS_CA',
+  certFile: 'THROTTLE_TLS_CERT',
+  keyFile: 'THROTTLE_TLS_KEY',
+  token: 'THROTTLE_TOKEN',
+  tokenFile: 'THROTTLE_TOKEN_FILE',
+});
+
+// The `security` settings `given`, completed by the environment variables
+// (SECURITY_ENV; unset or empty: not set), as the C++ library's
+// ChannelSecurityFromEnvironment(flags) and throttlectl do: a setting given
+// wins over its variable, and the pairs are taken whole (certFile or
+// keyFile keeps both THROTTLE_TLS_CERT and THROTTLE_TLS_KEY out, token or
+// tokenFile both THROTTLE_TOKEN and THROTTLE_TOKEN_FILE), so that a setting
+// never pairs with half of a pair from the environment. `env` defaults to
+// process.env. new Throttle(address, name, {security:
+// securityFromEnv({caFile: 'ca.pem'})}).
+function securityFromEnv(given = {}, env = process.env) {
+  const security = {};
+  for (const group of [['caFile'], ['certFile', 'keyFile'], ['token', 'tokenFile']]) {
+    const fromEnv = !group.some((key) => given[key]);
+    for (const key of group) {
+      const value = fromEnv ? env[SECURITY_ENV[key]] : given[key];
+      if (value) security[key] = value;
+    }
+  }
+  for (const key of Object.keys(given)) {
+    if (!(key in SECURITY_ENV)) security[key] = given[key]; // refused later, by name
+  }
+  return security;
+}
+
+const invalid = (message) => new ThrottleError(grpc.status.INVALID_ARGUMENT, message);
+
+// Reads the file of the setting `name`; ThrottleError INVALID_ARGUMENT
+// naming the setting and the file if it cannot be read, or (`pem`) holds
+// no PEM block.
+function readSetting(name, file, pem = true) {
+  let data;
+  try {
+    data = fs.readFileSync(file);
+  } catch (error) {
+    throw invalid(`${name}: cannot read ${file}: ${error.code || error.message}`);
+  }
+  if (pem && !data.includes('-----BEGIN ')) throw invalid(`${name}: ${file} holds no PEM block`);
+  return data;
+}
+
+// A header value grpc-js can send: printable ASCII, no surrounding spaces.
+function checkToken(name, token) {
+  if (!/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(token)) {
+    throw invalid(
+      `${name}: a bearer token is printable ASCII without surrounding spaces or line breaks`,
+    );
+  }
+}
+
+// The grpc-js ChannelCredentials of `security` (see above). `names` are the
+// settings' names for the messages: the option's keys, or the environment
+// variables. Throws ThrottleError INVALID_ARGUMENT naming them for an
+// unknown key, settings that cannot work (a certificate without its key, a
+// token and a token file, a token without TLS), a file that cannot be read
+// or an empty token file.
+function securityCredentials(security, names) {
+  if (security === null || typeof security !== 'object') {
+    throw invalid('security: an object {caFile, certFile, keyFile, token, tokenFile}');
+  }
+  const unknown = Object.keys(security).filter((k) => !(k in SECURITY_ENV));
+  if (unknown.length > 0) {
+    throw invalid(
+      `security: unknown setting ${unknown.join(', ')}; ` +
+        `one of ${Object.keys(SECURITY_ENV).join(', ')}`,
+    );
+  }
+  const set = (key) =>
+    security[key] !== undefined && security[key] !== null && security[key] !== '';
+  if (set('certFile') !== set('keyFile')) {
+    throw invalid(
+      `${names.certFile} and ${names.keyFile} go together ` +
+        '(a client certificate and its private key)',
+    );
+  }
+  if (set('token') && set('tokenFile')) {
+    throw invalid(`${names.token} and ${names.tokenFile}: give one of them, not both`);
+  }
+  const tls = set('caFile') || set('certFile');
+  if ((set('token') || set('tokenFile')) && !tls) {
+    throw invalid(
+      `${set('token') ? names.token : names.tokenFile} needs TLS: set ${names.caFile} ` +
+        `(or ${names.certFile} and ${names.keyFile}); ` +
+        'gRPC refuses call credentials on a plaintext channel',
+    );
+  }
+  if (set('token')) checkToken(names.token, String(security.token));
+  if (!tls) return grpc.credentials.createInsecure();
+  const ssl = grpc.credentials.createSsl(
+    set('caFile') ? readSetting(names.caFile, security.caFile) : null,
+    set('keyFile') ? readSetting(names.keyFile, security.keyFile) : null,
+    set('certFile') ? readSetting(names.certFile, security.certFile) : null,
+  );
+  let token = set('token') ? String(security.token) : null;
+  if (set('tokenFile')) {
+    const text = readSetting(names.tokenFile, security.tokenFile, false).toString('utf8');
+    token = text.split(/\r?\n/)[0].trim();
+    if (token === '') {
+      throw invalid(
+        `${names.tokenFile}: ${security.tokenFile} is empty (the token is its first line)`,
+      );
+    }
+    checkToken(`${names.tokenFile} ${security.tokenFile}`, token);
+  }
+  if (token === null) return ssl;
+  const bearer = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${token}`);
+    callback(null, metadata);
+  });
+  return grpc.credentials.combineChannelCredentials(ssl, bearer);
+}
+
+// The option names of the settings, for messages: security.caFile, ...
+const SECURITY_OPTION_NAMES = Object.freeze(
+  Object.fromEntries(Object.keys(SECURITY_ENV).map((k) => [k, `security.${k}`])),
+);
+
 // The seed's kill_flag. In a worker, set by awaitFuel()/hasFuel() when the
 // server says the throttle stopped and cleared by the next grant (it was
 // restarted); in the controller set by stop() and cleared by start().
@@ -251,11 +396,38 @@ function sleep(seconds, signal) {
 // to a finite awaitFuel timeout to form the call's deadline), callTimeout
 // (deadline of unary calls, seconds), waitForReady (false: unary calls to an
 // unreachable server fail at once with UNAVAILABLE; true: they wait for it
-// up to callTimeout; awaitFuel always waits), credentials (default
-// insecure), channelOptions (extra grpc-js options; the reconnect backoff
-// is set from backoffInitial and backoffMax, see channelOptions()).
+// up to callTimeout; awaitFuel always waits), security (TLS, mTLS, a
+// bearer token: {caFile, certFile, keyFile, token, tokenFile}, see above;
+// unset: from the environment variables THROTTLE_TLS_CA,
+// THROTTLE_TLS_CERT, THROTTLE_TLS_KEY, THROTTLE_TOKEN,
+// THROTTLE_TOKEN_FILE, none set: plaintext; an explicit `security` wins
+// whole, the environment is then not read, so `security: {}` is
+// plaintext), credentials (grpc-js ChannelCredentials of your own, instead
+// of security; the environment is then not read either), channelOptions
+// (extra grpc-js options; the reconnect backoff is set from backoffInitial
+// and backoffMax, see channelOptions()).
+//
+// Throws ThrottleError INVALID_ARGUMENT naming the setting for security
+// settings that cannot work (a token without TLS, a certificate without
+// its key, a file that cannot be read, ...) or both security and
+// credentials. The handle keeps no token in its options: this.options.
+// security holds the settings without `token`, and toJSON() writes those,
+// so a literal token never reaches another process's argv or a log; give
+// a process made by fromJSON() its token by tokenFile (or, when its
+// parent had no explicit security, by THROTTLE_TOKEN).
 class Throttle {
   constructor(address, name, options = {}) {
+    const { security, credentials } = options;
+    if (security !== undefined && credentials != null) {
+      throw invalid('security and credentials: give one of them, not both');
+    }
+    let channelCredentials = credentials;
+    if (channelCredentials == null) {
+      channelCredentials =
+        security === undefined
+          ? securityCredentials(securityFromEnv(), SECURITY_ENV)
+          : securityCredentials(security, SECURITY_OPTION_NAMES);
+    }
     this.address = address;
     this.name = name;
     this.options = {
@@ -268,10 +440,14 @@ class Throttle {
       waitForReady: false,
       ...options,
     };
+    if (security !== undefined) {
+      const { token, ...files } = security; // eslint-disable-line no-unused-vars
+      this.options.security = files;
+    }
     this.killFlag = new KillFlag();
     this.client = new proto.Throttle(
       address,
-      this.options.credentials || grpc.credentials.createInsecure(),
+      channelCredentials,
       channelOptions(
         this.options.backoffInitial,
         this.options.backoffMax,
@@ -609,6 +785,8 @@ module.exports = {
   Backoff,
   KillFlag,
   channelOptions,
+  SECURITY_ENV,
+  securityFromEnv,
   status: grpc.status,
   proto,
 };

@@ -5,9 +5,12 @@
 //   THROTTLE_SERVER   path of throttle_server (required)
 //   THROTTLE_ETCD     path of etcd (failover; default: etcd on PATH, else
 //                     /usr/bin/etcd)
+//   THROTTLE_MAKE_CERTS  path of tests/support/make_certs.sh (TLS; default:
+//                     found from this directory)
 'use strict';
 
 const childProcess = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
@@ -15,6 +18,9 @@ const os = require('node:os');
 const path = require('node:path');
 
 const SERVER = process.env.THROTTLE_SERVER || '';
+const MAKE_CERTS =
+  process.env.THROTTLE_MAKE_CERTS ||
+  path.join(__dirname, '..', '..', '..', 'tests', 'support', 'make_certs.sh');
 // Deadline of every wait on a condition: generous, for a loaded 2-core box.
 const GENEROUS = 60;
 
@@ -411,8 +417,77 @@ function ipv4Target(...servers) {
   return `ipv4:${servers.map((s) => s.address).join(',')}`;
 }
 
+// A test PKI made by tests/support/make_certs.sh in a temporary directory
+// (ca.pem; server.pem/key for 127.0.0.1 and localhost; worker, controller,
+// admin, tenant-b .pem/.key with the URI SAN spiffe://throttle.test/NAME;
+// rogue-ca.pem, rogue.pem/key from another CA), and the policy and token
+// files of a test written next to them. close() removes it all.
+class Pki {
+  constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'throttle_pki.'));
+    const made = childProcess.spawnSync('bash', [MAKE_CERTS, this.dir], {
+      encoding: 'utf8',
+      timeout: GENEROUS * 1000,
+    });
+    if (made.status !== 0) {
+      this.close();
+      throw new Error(
+        `${MAKE_CERTS} failed (${made.error || made.signal || made.status}):\n` +
+          `${made.stdout}${made.stderr}`,
+      );
+    }
+  }
+
+  // The path of a file of the PKI: path('ca.pem').
+  path(name) {
+    return path.join(this.dir, name);
+  }
+
+  // Writes a file (a policy, a token file) here; returns its path.
+  write(name, text) {
+    fs.writeFileSync(this.path(name), text);
+    return this.path(name);
+  }
+
+  // A token file (--token_file) for {NAME: TOKEN}; returns its path.
+  tokens(tokens) {
+    const hash = (t) => crypto.createHash('sha256').update(t).digest('hex');
+    return this.write(
+      'tokens.txt',
+      Object.entries(tokens)
+        .map(([name, token]) => `${name} sha256:${hash(token)}\n`)
+        .join(''),
+    );
+  }
+
+  // throttle_server's TLS flags: its certificate, and with clientCa client
+  // certificates required (mTLS).
+  serverFlags({ clientCa = true } = {}) {
+    const flags = [`--tls_cert=${this.path('server.pem')}`, `--tls_key=${this.path('server.key')}`];
+    if (clientCa) flags.push(`--tls_client_ca=${this.path('ca.pem')}`);
+    return flags;
+  }
+
+  // A Throttle `security` option that trusts ca.pem, with the client
+  // certificate `client` ('worker', ...) if given; `extra` is merged last.
+  security(client, extra = {}) {
+    const security = { caFile: this.path('ca.pem') };
+    if (client) {
+      security.certFile = this.path(`${client}.pem`);
+      security.keyFile = this.path(`${client}.key`);
+    }
+    return { ...security, ...extra };
+  }
+
+  close() {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 module.exports = {
   SERVER,
+  MAKE_CERTS,
+  Pki,
   GENEROUS,
   sleep,
   waitFor,

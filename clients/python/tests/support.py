@@ -9,7 +9,10 @@ Environment (set by clients/python/run_tests.sh):
                          /usr/bin/etcd)
   THROTTLECTL            path of cli/throttlectl (failover; set by
                          tests/polyglot.cmake)
+  THROTTLE_MAKE_CERTS    path of tests/support/make_certs.sh (TLS; default:
+                         found from this directory)
 """
+import hashlib
 import os
 import shutil
 import signal
@@ -31,6 +34,8 @@ sys.path.insert(0, PYTHON_CLIENT)
 SERVER = os.environ.get("THROTTLE_SERVER", "")
 TEST_WORKER = os.environ.get("THROTTLE_TEST_WORKER", "")
 THROTTLECTL = os.environ.get("THROTTLECTL", "")
+MAKE_CERTS = os.environ.get("THROTTLE_MAKE_CERTS") or os.path.join(
+    os.path.dirname(CLIENTS), "tests", "support", "make_certs.sh")
 # Deadline of every wait on a condition: generous, for a loaded 2-core box.
 GENEROUS = 60.0
 
@@ -382,3 +387,65 @@ def ipv4_target(*servers):
     """The gRPC target that names every server: "ipv4:HOST:PORT,HOST:PORT"
     (gRPC's pick_first takes the first address that accepts)."""
     return "ipv4:" + ",".join(s.address for s in servers)
+
+
+class Pki:
+    """A test PKI made by tests/support/make_certs.sh in a temporary
+    directory (ca.pem; server.pem/key for 127.0.0.1 and localhost;
+    worker, controller, admin, tenant-b .pem/.key with the URI SAN
+    spiffe://throttle.test/NAME; rogue-ca.pem, rogue.pem/key from another
+    CA), and the policy and token files of a test written next to them.
+    close() removes it all."""
+
+    def __init__(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="throttle_pki.")
+        self.dir = self._tmp.name
+        try:
+            subprocess.run(["bash", MAKE_CERTS, self.dir], check=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=GENEROUS)
+        except (OSError, subprocess.SubprocessError) as error:
+            output = getattr(error, "stdout", b"") or b""
+            self.close()
+            raise RuntimeError(f"{MAKE_CERTS} failed: {error}\n"
+                               f"{output.decode(errors='replace')}") from None
+
+    def path(self, name):
+        """The path of a file of the PKI: path("ca.pem")."""
+        return os.path.join(self.dir, name)
+
+    def write(self, name, text):
+        """Writes a file (a policy, a token file) here; returns its path."""
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def tokens(self, **tokens):
+        """A token file (--token_file) for NAME=TOKEN pairs; returns its
+        path."""
+        return self.write("tokens.txt", "".join(
+            f"{name} sha256:{hashlib.sha256(token.encode()).hexdigest()}\n"
+            for name, token in tokens.items()))
+
+    def server_flags(self, client_ca=True):
+        """throttle_server's TLS flags: its certificate, and with client_ca
+        client certificates required (mTLS)."""
+        flags = [f"--tls_cert={self.path('server.pem')}",
+                 f"--tls_key={self.path('server.key')}"]
+        if client_ca:
+            flags.append(f"--tls_client_ca={self.path('ca.pem')}")
+        return flags
+
+    def security(self, client=None, **kwargs):
+        """A ChannelSecurity that trusts ca.pem, with the client
+        certificate `client` ("worker", ...) if given."""
+        from throttle_client import ChannelSecurity
+        if client is not None:
+            kwargs.setdefault("cert_file", self.path(f"{client}.pem"))
+            kwargs.setdefault("key_file", self.path(f"{client}.key"))
+        kwargs.setdefault("ca_file", self.path("ca.pem"))
+        return ChannelSecurity(**kwargs)
+
+    def close(self):
+        self._tmp.cleanup()

@@ -22,15 +22,22 @@ of the Python library mp_throttle:
     throttle.close()                   # every later call: CANCELLED
 
 Errors raise ThrottleError, whose .code is the grpc.StatusCode.
+
+TLS, mTLS and bearer tokens: Throttle(..., security=ChannelSecurity(
+ca_file=, cert_file=, key_file=, token= or token_file=)), or the
+environment variables THROTTLE_TLS_CA, THROTTLE_TLS_CERT, THROTTLE_TLS_KEY,
+THROTTLE_TOKEN, THROTTLE_TOKEN_FILE when no security is given (see
+security.py).
 """
 from .backoff import Backoff
 from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,
                      ThrottleInfo, channel_options)
 from .errors import ThrottleError
 from .outcome import FuelOutcome
+from .security import ChannelSecurity
 
 __all__ = [
-    "Backoff", "FuelOutcome", "KillFlag", "LatestStats", "MeanStats",
+    "Backoff", "ChannelSecurity", "FuelOutcome", "KillFlag", "LatestStats", "MeanStats",
     "StopStats", "Throttle", "ThrottleError", "ThrottleInfo",
     "channel_options"
 ]

@@ -25,6 +25,7 @@ from ._proto import pb, pb_grpc
 from .backoff import Backoff
 from .errors import ThrottleError
 from .outcome import FuelOutcome
+from .security import ChannelSecurity
 
 # The error of every call after close(), and of a call close() ended.
 _CLOSED = "throttle_client.Throttle is closed"
@@ -177,9 +178,14 @@ os.register_at_fork(after_in_child=_reset_open_lock)
 class _ProcessState:
     """What must not cross a fork: the channel, its stub, the lock, calls."""
 
-    def __init__(self, address, options):
+    def __init__(self, address, options, security):
         self.pid = os.getpid()
-        self.channel = grpc.insecure_channel(address, options=options)
+        credentials = security.channel_credentials()  # reads its files
+        if credentials is None:
+            self.channel = grpc.insecure_channel(address, options=options)
+        else:
+            self.channel = grpc.secure_channel(address, credentials,
+                                               options=options)
         self.stub = pb_grpc.ThrottleStub(self.channel)
         self.lock = threading.Lock()
         self.active = set()  # calls in flight, for close()
@@ -203,11 +209,26 @@ class Throttle:
       (await_fuel always waits.)
     channel_options: extra gRPC channel arguments (the reconnect backoff
       is set from backoff_initial and backoff_max: see channel_options()).
+    security: a ChannelSecurity (TLS, mTLS, a bearer token); None takes it
+      from the environment (ChannelSecurity.from_env(): THROTTLE_TLS_CA,
+      THROTTLE_TLS_CERT, THROTTLE_TLS_KEY, THROTTLE_TOKEN,
+      THROTTLE_TOKEN_FILE; none set: plaintext). An explicit one wins
+      whole: the environment is then not read. Raises ValueError for
+      settings that cannot work (a token without TLS, ...), TypeError for
+      something else than a ChannelSecurity. Its files are read when this
+      process opens its channel (its first call): a file that cannot be
+      read fails that call with ThrottleError INVALID_ARGUMENT.
     """
 
     def __init__(self, address, name, *, worker_id="", weight=1,
                  backoff_initial=0.05, backoff_max=2.0, deadline_slack=0.2,
-                 call_timeout=10.0, wait_for_ready=False, channel_options=()):
+                 call_timeout=10.0, wait_for_ready=False, channel_options=(),
+                 security=None):
+        if security is None:
+            security = ChannelSecurity.from_env()
+        elif not isinstance(security, ChannelSecurity):
+            raise TypeError("security: a throttle_client.ChannelSecurity, "
+                            f"not {type(security).__name__}")
         self.address = address
         self.name = name
         self.worker_id = worker_id
@@ -218,6 +239,7 @@ class Throttle:
         self.call_timeout = call_timeout
         self.wait_for_ready = wait_for_ready
         self.channel_options = tuple(channel_options)
+        self.security = security
         self.kill_flag = KillFlag()
         self._state = None
         self._surplus = 0  # grants received beyond what was asked for
@@ -259,7 +281,8 @@ class Throttle:
                         self.address,
                         channel_options(self.backoff_initial,
                                         self.backoff_max,
-                                        self.channel_options))
+                                        self.channel_options),
+                        self.security)
                     self._state = state
                     self._surplus = 0
         return state
