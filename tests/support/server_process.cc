@@ -1,13 +1,21 @@
 #include "tests/support/server_process.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 namespace throttle::testing {
 
@@ -81,6 +89,90 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   return true;
+}
+
+absl::StatusOr<std::vector<int>> PickFreePorts(int n) {
+  std::vector<int> fds;
+  std::vector<int> ports;
+  absl::Status status;
+  for (int i = 0; i < n && status.ok(); ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) fds.push_back(fd);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (fd < 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      status = absl::InternalError(
+          absl::StrCat("picking a free port: ", std::strerror(errno)));
+    } else {
+      ports.push_back(ntohs(address.sin_port));
+    }
+  }
+  for (int fd : fds) close(fd);
+  if (!status.ok()) return status;
+  return ports;
+}
+
+absl::StatusOr<Subprocess> SpawnServer(const std::vector<std::string>& flags,
+                                       const std::string& log_path) {
+  // The shell only redirects and then becomes the server (exec): the pid
+  // stays the server's, so signals reach it directly.
+  std::vector<std::string> argv = {
+      "/bin/sh", "-c",     "log=$1; shift; exec \"$@\" >>\"$log\" 2>&1",
+      "sh",      log_path, THROTTLE_SERVER_BINARY};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return Subprocess::Spawn(argv);
+}
+
+WorkerFleet::WorkerFleet(const TempDir& dir, const std::string& address,
+                         const std::string& throttle, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::string output = dir.File(absl::StrCat("worker", i, ".out"));
+    absl::StatusOr<Subprocess> worker =
+        StartWorker(address, throttle, absl::StrCat("w", i), output);
+    EXPECT_TRUE(worker.ok()) << worker.status();
+    if (!worker.ok()) continue;
+    outputs_.push_back(std::move(output));
+    workers_.push_back(*std::move(worker));
+  }
+}
+
+int64_t WorkerFleet::Grants(size_t i) const {
+  return CountLines(outputs_[i], "fuel");
+}
+
+std::vector<int64_t> WorkerFleet::GrantCounts() const {
+  std::vector<int64_t> counts;
+  for (size_t i = 0; i < outputs_.size(); ++i) counts.push_back(Grants(i));
+  return counts;
+}
+
+int64_t WorkerFleet::TotalGrants() const {
+  int64_t total = 0;
+  for (int64_t grants : GrantCounts()) total += grants;
+  return total;
+}
+
+bool WorkerFleet::EachGrewPast(const std::vector<int64_t>& before) const {
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    if (i >= before.size() || Grants(i) <= before[i]) return false;
+  }
+  return true;
+}
+
+bool WorkerFleet::AllRunning() {
+  for (Subprocess& worker : workers_) {
+    if (worker.Wait(absl::ZeroDuration()).ok()) return false;
+  }
+  return true;
+}
+
+std::string WorkerFleet::LastLine(size_t i) const {
+  const std::vector<std::string> lines = ReadLines(outputs_[i]);
+  return lines.empty() ? "" : lines.back();
 }
 
 }  // namespace throttle::testing

@@ -53,6 +53,49 @@ int64_t CountLines(const std::string& path, const std::string& line);
 // Polls `condition` every 10 ms until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 
+// `n` distinct ports of 127.0.0.1 that were free when picked (each bound to
+// port 0, all held together, then closed). INTERNAL if a socket fails.
+absl::StatusOr<std::vector<int>> PickFreePorts(int n);
+
+// Starts throttle_server with `flags` as they are (no --listen or
+// --port_file added) and returns at once, without waiting for a port: a
+// high-available standby does not serve until it leads. Its standard
+// output and error (the logfmt log) are appended to `log_path`; the
+// process is the server itself (its pid is the one in its grant log).
+absl::StatusOr<Subprocess> SpawnServer(const std::vector<std::string>& flags,
+                                       const std::string& log_path);
+
+// A few test_worker processes on one throttle, each writing to a file of
+// its own in a TempDir. Kills (SIGKILL) and reaps the workers still running
+// on destruction. Not thread-safe.
+class WorkerFleet {
+ public:
+  // Starts `n` workers "w0".."w<n-1>" on `address` (any target the client
+  // library takes, e.g. "ipv4:127.0.0.1:P1,127.0.0.1:P2") and `throttle`,
+  // writing to dir/worker<i>.out. A worker that cannot be started fails
+  // the current test (size() is then smaller).
+  WorkerFleet(const TempDir& dir, const std::string& address,
+              const std::string& throttle, int n);
+
+  size_t size() const { return workers_.size(); }
+  Subprocess& worker(size_t i) { return workers_[i]; }
+  // The "fuel" lines worker `i` wrote so far.
+  int64_t Grants(size_t i) const;
+  // Grants(i) of every worker, in order, and their sum.
+  std::vector<int64_t> GrantCounts() const;
+  int64_t TotalGrants() const;
+  // Whether every worker wrote more "fuel" lines than `before[i]`.
+  bool EachGrewPast(const std::vector<int64_t>& before) const;
+  // Whether every worker is still running (none exited or was killed).
+  bool AllRunning();
+  // The last line worker `i` wrote ("" if none).
+  std::string LastLine(size_t i) const;
+
+ private:
+  std::vector<std::string> outputs_;
+  std::vector<Subprocess> workers_;
+};
+
 }  // namespace throttle::testing
 
 #endif  // THROTTLE_TESTS_SUPPORT_SERVER_PROCESS_H_
