@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -139,8 +140,20 @@ void AwaitSignal(const sigset_t& signals) {
                         {{"signal", absl::StrCat(signal)}});
 }
 
-// A high-available node: an always-on health endpoint and metrics port,
-// and the node that serves while it leads.
+// The always-on health endpoint of --health_listen (SERVING while the
+// process runs); null when the flag is empty. Fails if it cannot listen.
+bool StartHealth(std::unique_ptr<grpc::Server>* health) {
+  const std::string listen = absl::GetFlag(FLAGS_health_listen);
+  if (listen.empty()) return true;
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
+  *health = builder.BuildAndStart();
+  return *health != nullptr;
+}
+
+// A high-available node: an always-on metrics port and the node that
+// serves while it leads.
 int RunHighAvailable(const throttle::server::ServerOptions& options,
                      const sigset_t& signals) {
   throttle::server::HaOptions ha;
@@ -156,6 +169,17 @@ int RunHighAvailable(const throttle::server::ServerOptions& options,
   if (absl::Status s = throttle::server::ValidateName("--cluster", ha.cluster);
       !s.ok()) {
     return Fail(std::string(s.message()));
+  }
+  if (ha.etcd_endpoints.size() > 1) {
+    for (const std::string& endpoint : ha.etcd_endpoints) {
+      if (endpoint.empty() || !absl::ascii_isdigit(endpoint[0])) {
+        return Fail(
+            "--etcd_endpoints: several endpoints must be IPv4 host:port; "
+            "for names give one name that resolves to every member (a "
+            "Kubernetes Service, say), got " +
+            absl::GetFlag(FLAGS_etcd_endpoints));
+      }
+    }
   }
   if (const std::string ca = absl::GetFlag(FLAGS_etcd_tls_ca); !ca.empty()) {
     grpc::SslCredentialsOptions tls;
@@ -190,16 +214,6 @@ int RunHighAvailable(const throttle::server::ServerOptions& options,
     }
     ha.server.metrics_exposer = exposer.get();
   }
-  std::unique_ptr<grpc::Server> health;
-  if (const std::string listen = absl::GetFlag(FLAGS_health_listen);
-      !listen.empty()) {
-    grpc::EnableDefaultHealthCheckService(true);
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
-    health = builder.BuildAndStart();
-    if (health == nullptr)
-      return Fail("cannot listen on --health_listen " + listen);
-  }
   ha.on_leading = [](int port) {
     if (!WritePortFile(port)) {
       throttle::server::Log(throttle::server::LogLevel::kError,
@@ -217,7 +231,6 @@ int RunHighAvailable(const throttle::server::ServerOptions& options,
   AwaitSignal(signals);
   (*node)->Shutdown();
   if (exposer != nullptr) exposer->RemoveCollectable((*node)->registry());
-  if (health != nullptr) health->Shutdown();
   return 0;
 }
 
@@ -330,13 +343,20 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  std::unique_ptr<grpc::Server> health;
+  if (!StartHealth(&health)) {
+    return Fail("cannot listen on --health_listen " +
+                absl::GetFlag(FLAGS_health_listen));
+  }
   if (!absl::GetFlag(FLAGS_etcd_endpoints).empty()) {
     if (!absl::GetFlag(FLAGS_state_dir).empty()) {
       return Fail(
           "--state_dir and --etcd_endpoints exclude each other: with etcd "
           "the state is kept in etcd");
     }
-    return RunHighAvailable(options, signals);
+    const int rc = RunHighAvailable(options, signals);
+    if (health != nullptr) health->Shutdown();
+    return rc;
   }
 
   std::unique_ptr<throttle::server::StateStore> store;
@@ -359,5 +379,6 @@ int main(int argc, char** argv) {
   }
   AwaitSignal(signals);
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  if (health != nullptr) health->Shutdown();
   return 0;
 }

@@ -30,9 +30,13 @@ absl::StatusOr<std::unique_ptr<HaNode>> HaNode::Start(
   absl::StatusOr<std::unique_ptr<etcd::Client>> client =
       etcd::Client::Connect(client_options);
   if (!client.ok()) return client.status();
+  // Not fatal: the node campaigns as soon as etcd answers (an etcd that
+  // starts after the servers, as in a fresh deployment, is normal).
   if (absl::Status s = (*client)->CheckHealth(); !s.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("--etcd_endpoints: etcd is not reachable: ", s.message()));
+    Log(LogLevel::kWarning, "etcd_unreachable",
+        {{"etcd", (*client)->target()},
+         {"error", std::string(s.message())},
+         {"then", "campaigning once it answers"}});
   }
   std::unique_ptr<HaNode> node(new HaNode(options, *std::move(client)));
   node->thread_ = std::thread([n = node.get()] { n->Run(); });

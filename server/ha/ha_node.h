@@ -52,8 +52,8 @@ struct HaOptions {
 // Thread-safe.
 class HaNode {
  public:
-  // Connects to etcd and starts campaigning. UNAVAILABLE if etcd cannot be
-  // reached.
+  // Connects to etcd and starts campaigning (as soon as etcd answers).
+  // INVALID_ARGUMENT for bad endpoints.
   static absl::StatusOr<std::unique_ptr<HaNode>> Start(
       const HaOptions& options);
   ~HaNode();  // Shutdown() if not done
