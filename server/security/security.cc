@@ -183,8 +183,11 @@ absl::Status Authorizer::Reload(bool first) {
 absl::StatusOr<std::string> Authorizer::Identify(
     const grpc::ServerContextBase& context) const {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  const bool tls =
-      auth != nullptr && Property(*auth, "transport_security_type") == "ssl";
+  // "ssl" for SslServerCredentials, "tls" for the TlsServerCredentials
+  // this server uses (grpc_security_constants.h has both).
+  const std::string transport =
+      auth == nullptr ? "" : Property(*auth, "transport_security_type");
+  const bool tls = transport == "ssl" || transport == "tls";
   const auto& metadata = context.client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
     const absl::string_view header(it->second.data(), it->second.size());
