@@ -9,17 +9,23 @@
 // here make the channel's reconnect backoff that of the Tank (TankOptions),
 // so that a worker reconnects within about its own cap after any outage.
 //
-// A caller that makes its own channel (TLS credentials, a channel shared by
-// a Tank and a Controller) passes ReconnectChannelArguments() to
-// grpc::CreateCustomChannel to get the same behaviour.
+// CreateChannel makes such a channel with TLS, mTLS or a bearer token from
+// files (ChannelSecurity), for a Tank and a Controller alike; the same
+// options are read from the environment by ChannelSecurityFromEnvironment.
+// A caller that makes its own channel otherwise passes
+// ReconnectChannelArguments() to grpc::CreateCustomChannel to get the same
+// reconnect behaviour.
 #ifndef THROTTLE_CHANNEL_H_
 #define THROTTLE_CHANNEL_H_
 
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace throttle {
@@ -51,6 +57,75 @@ grpc::ChannelArguments ReconnectChannelArguments(
 // block and does not fail: connection problems show up in the calls.
 std::shared_ptr<grpc::Channel> CreateInsecureChannel(
     const std::string& target,
+    absl::Duration backoff_initial = kDefaultBackoffInitial,
+    absl::Duration backoff_max = kDefaultBackoffMax);
+
+// How a channel proves who the server is and who the client is: TLS with
+// the server verified against `ca_file`, a client certificate (mTLS), and
+// a bearer token sent as "authorization: Bearer TOKEN". Every field is
+// optional; nothing set means plaintext. docs/clients.md ("TLS and tokens")
+// lists each option with its throttlectl flag, its environment variable and
+// its name in the Python and Node clients.
+struct ChannelSecurity {
+  // PEM roots the server's certificate must chain to. Empty: the channel is
+  // plaintext, unless a client certificate is given (then gRPC's default
+  // roots: the system's CA bundle). A token needs TLS, and so a CA file or
+  // a client certificate: give the system bundle
+  // (/etc/ssl/certs/ca-certificates.crt on Debian) for a server with a
+  // publicly trusted certificate.
+  std::string ca_file;
+  // PEM client certificate (chain) and its private key, for mTLS: both or
+  // neither.
+  std::string cert_file;
+  std::string key_file;
+  // Bearer token, or a file whose first line (trimmed) is the token; at most
+  // one of the two. The file is read again by each MakeChannelCredentials,
+  // so a new channel picks up a rotated token.
+  std::string token;
+  std::string token_file;
+};
+
+// The environment variables of ChannelSecurity's fields.
+inline constexpr char kEnvTlsCa[] = "THROTTLE_TLS_CA";
+inline constexpr char kEnvTlsCert[] = "THROTTLE_TLS_CERT";
+inline constexpr char kEnvTlsKey[] = "THROTTLE_TLS_KEY";
+inline constexpr char kEnvToken[] = "THROTTLE_TOKEN";
+inline constexpr char kEnvTokenFile[] = "THROTTLE_TOKEN_FILE";
+
+// `flags` completed from the environment: a field comes from its variable
+// (kEnvTlsCa, ...; unset and empty are alike) unless the caller's flags
+// set it. The pairs go together: when `flags` sets the certificate or the
+// key, neither comes from the environment, and likewise for the token and
+// the token file, so that a flag never mixes with half of a pair from the
+// environment. Never fails (MakeChannelCredentials checks the result).
+ChannelSecurity ChannelSecurityFromEnvironment(
+    const ChannelSecurity& flags = ChannelSecurity());
+
+// As above, reading variables through `lookup` (null for an unset one)
+// instead of std::getenv: for tests.
+ChannelSecurity ChannelSecurityFromEnvironment(
+    const ChannelSecurity& flags,
+    absl::FunctionRef<const char*(const char*)> lookup);
+
+// The channel credentials `security` describes: insecure when nothing is
+// set, else TLS (with the client certificate and the token as given).
+// Reads the files now. INVALID_ARGUMENT naming the field (and its flag and
+// variable) for a file that cannot be read or holds no PEM block, a
+// certificate without its key or a key without its certificate, both a
+// token and a token file, an empty token or one that cannot be sent in a
+// header, and a token without TLS (no ca_file and no client certificate):
+// gRPC would refuse it on a plaintext channel with a late "Invalid
+// credentials" on every call. Does not block beyond reading the files.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+MakeChannelCredentials(const ChannelSecurity& security);
+
+// A channel to `target` with MakeChannelCredentials(security) and
+// ReconnectChannelArguments(backoff_initial, backoff_max): what a Tank or a
+// Controller is given to speak TLS. Fails as MakeChannelCredentials does;
+// otherwise does not block: connection problems (an unreachable server, a
+// refused handshake) show up in the calls as UNAVAILABLE.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
+    const std::string& target, const ChannelSecurity& security,
     absl::Duration backoff_initial = kDefaultBackoffInitial,
     absl::Duration backoff_max = kDefaultBackoffMax);
 

@@ -66,7 +66,22 @@ class Controller {
   explicit Controller(const std::string& target,
                       ControllerOptions options = ControllerOptions());
 
-  // As above over `channel`, whose ownership is shared.
+  // As above over `channel`, whose ownership is shared: for TLS, mTLS or a
+  // token, one made by CreateChannel (throttle/channel.h):
+  //
+  //   throttle::ChannelSecurity security;
+  //   security.ca_file = "ca.pem";
+  //   security.token_file = "/run/secrets/throttle-token";
+  //   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+  //       throttle::CreateChannel("throttle.example:50051", security);
+  //   if (!channel.ok()) return channel.status();  // INVALID_ARGUMENT
+  //   throttle::Controller controller(*channel);
+  //
+  // Calls the server refuses fail with UNAUTHENTICATED (no or a bad
+  // identity) or PERMISSION_DENIED (the server's policy; the message names
+  // the method, the throttle and the identity); a refused handshake (no or
+  // an untrusted client certificate, plaintext to a TLS server) shows up as
+  // UNAVAILABLE.
   explicit Controller(std::shared_ptr<grpc::ChannelInterface> channel,
                       ControllerOptions options = ControllerOptions());
 

@@ -103,9 +103,23 @@ class Tank {
   Tank(const std::string& target, std::string throttle,
        TankOptions options = TankOptions());
 
-  // As above over `channel` (for example one with TLS credentials, or one
-  // shared with a Controller; give it ReconnectChannelArguments()). The Tank
-  // shares ownership of the channel.
+  // As above over `channel`, whose ownership the Tank shares: one with TLS,
+  // mTLS or a token (throttle/channel.h), or one shared with a Controller.
+  // Make it with CreateChannel, passing the options' backoff so that the
+  // channel reconnects on the Tank's schedule:
+  //
+  //   throttle::ChannelSecurity security;
+  //   security.ca_file = "ca.pem";        // verify the server
+  //   security.cert_file = "worker.pem";  // mTLS: who this worker is
+  //   security.key_file = "worker.key";
+  //   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+  //       throttle::CreateChannel("throttle.example:50051", security,
+  //                               options.backoff_initial,
+  //                               options.backoff_max);
+  //   if (!channel.ok()) return channel.status();  // INVALID_ARGUMENT
+  //   throttle::Tank tank(*channel, "crawl", options);
+  //
+  // A channel made otherwise should carry ReconnectChannelArguments().
   Tank(std::shared_ptr<grpc::ChannelInterface> channel, std::string throttle,
        TankOptions options = TankOptions());
 
