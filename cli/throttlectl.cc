@@ -36,6 +36,9 @@ constexpr FlagSpec kFlags[] = {
     {"max_n", false, Scope::kConfig},      {"per", false, Scope::kConfig},
     {"mode", false, Scope::kConfig},       {"burst", false, Scope::kConfig},
     {"manual_emit", true, Scope::kConfig}, {"window", false, Scope::kLatest},
+    {"tls_ca", false, Scope::kGlobal},     {"tls_cert", false, Scope::kGlobal},
+    {"tls_key", false, Scope::kGlobal},    {"token", false, Scope::kGlobal},
+    {"token_file", false, Scope::kGlobal},
 };
 
 struct CommandSpec {
@@ -227,6 +230,19 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
     invocation.address = std::string(env_address);
   }
   if (invocation.address.empty()) return UsageError("--address is empty");
+  for (auto [flag, field] : {std::pair<const char*, std::string*>{
+                                 "tls_ca", &invocation.security.ca_file},
+                             {"tls_cert", &invocation.security.cert_file},
+                             {"tls_key", &invocation.security.key_file},
+                             {"token", &invocation.security.token},
+                             {"token_file", &invocation.security.token_file}}) {
+    if (auto it = flags.find(flag); it != flags.end()) {
+      if (it->second.empty()) {
+        return UsageError(absl::StrCat("--", flag, " is empty"));
+      }
+      *field = it->second;
+    }
+  }
   if (auto it = flags.find("json"); it != flags.end()) {
     absl::StatusOr<bool> json = ParseBool("json", it->second);
     if (!json.ok()) return json.status();
@@ -294,7 +310,8 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
 }
 
 std::string Usage() {
-  return R"(Usage: throttlectl [--address=HOST:PORT] [--json] COMMAND [NAME] [FLAGS]
+  return R"(Usage: throttlectl [--address=HOST:PORT] [--json] [SECURITY FLAGS]
+                   COMMAND [NAME] [FLAGS]
 
 Controls the throttles of a throttle server.
 
@@ -325,9 +342,28 @@ Flags:
   --help, -h            Print this help.
   --version             Print throttlectl's version.
 
-Exit status: 0 on success, 1 if the server returned an error, 2 on a usage
-error.
+Security flags (plaintext when none is given; each flag overrides its
+environment variable):
+  --tls_ca=FILE         PEM CA the server's certificate must chain to: turns
+                        on TLS. Default: $THROTTLE_TLS_CA.
+  --tls_cert=FILE       PEM client certificate, for mTLS (with --tls_key).
+                        Default: $THROTTLE_TLS_CERT. Without --tls_ca the
+                        server is verified against the system's CAs.
+  --tls_key=FILE        Private key of --tls_cert. Default: $THROTTLE_TLS_KEY.
+  --token=TOKEN         Bearer token (TLS only). Default: $THROTTLE_TOKEN.
+                        Other users can see a command line: prefer
+                        --token_file or the variable.
+  --token_file=FILE     File whose first line is the bearer token.
+                        Default: $THROTTLE_TOKEN_FILE.
+
+Exit status: 0 on success, 1 if the server returned an error (for example
+UNAUTHENTICATED or PERMISSION_DENIED, printed as the server said it), 2 on a
+usage error (including an unreadable certificate, key or token file).
 )";
+}
+
+std::string ErrorLine(const absl::Status& status) {
+  return absl::StrReplaceAll(status.ToString(), {{"\r\n", " "}, {"\n", " "}});
 }
 
 absl::Status Execute(const Invocation& invocation, const Controller& controller,

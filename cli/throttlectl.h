@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "throttle/channel.h"
 #include "throttle/controller.h"
 #include "throttle/v1/throttle.pb.h"
 
@@ -46,10 +47,15 @@ struct Invocation {
   v1::ThrottleConfig config;
   // latest: --window (1 s unless given).
   absl::Duration window = absl::Seconds(1);
+  // --tls_ca, --tls_cert, --tls_key, --token, --token_file as given: the
+  // caller completes them from the environment
+  // (ChannelSecurityFromEnvironment) and makes the channel (CreateChannel).
+  ChannelSecurity security;
 };
 
 // Parses the arguments after the program name:
-//   [--address=HOST:PORT] [--json] COMMAND [NAME] [command flags]
+//   [--address=HOST:PORT] [--json] [security flags] COMMAND [NAME]
+//   [command flags]
 // --help (or -h, or the command help) gives kHelp and --version kVersion,
 // whatever else is there.
 // Flags may appear anywhere, as --flag=value or --flag value; "--" ends
@@ -62,6 +68,11 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
 
 // The help text printed by --help.
 std::string Usage();
+
+// `status` as the one line throttlectl prints for it: "CODE: message",
+// any line breaks of the message folded into spaces. The server's
+// messages (UNAUTHENTICATED, PERMISSION_DENIED, ...) are kept as they are.
+std::string ErrorLine(const absl::Status& status);
 
 // Runs `invocation` (any command but kHelp and kVersion) with `controller` and
 // writes the result to `out`: readable text, or one line of JSON if

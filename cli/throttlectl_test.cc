@@ -240,5 +240,35 @@ TEST(ToTextTest, StartPrintsState) {
   EXPECT_EQ(ToText(response), "State: running\n");
 }
 
+TEST(ParseArgsTest, SecurityFlagsAnywhere) {
+  const absl::StatusOr<Invocation> invocation =
+      Parse({"--tls_ca=ca.pem", "list", "--tls-cert", "c.pem", "--tls_key=k",
+             "--token_file=/run/t"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->security.ca_file, "ca.pem");
+  EXPECT_EQ(invocation->security.cert_file, "c.pem");
+  EXPECT_EQ(invocation->security.key_file, "k");
+  EXPECT_EQ(invocation->security.token, "");
+  EXPECT_EQ(invocation->security.token_file, "/run/t");
+  const absl::StatusOr<Invocation> token =
+      Parse({"stop", "crawl", "--token", "abc"});
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->security.token, "abc");
+}
+
+TEST(ParseArgsTest, EmptySecurityFlagIsAUsageError) {
+  const absl::StatusOr<Invocation> invocation = Parse({"list", "--tls_ca="});
+  EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(invocation.status().message(), "--tls_ca is empty");
+}
+
+TEST(ErrorLineTest, KeepsTheServersMessageOnOneLine) {
+  EXPECT_EQ(ErrorLine(absl::PermissionDeniedError(
+                "Stop on throttle \"t\" is not allowed")),
+            "PERMISSION_DENIED: Stop on throttle \"t\" is not allowed");
+  EXPECT_EQ(ErrorLine(absl::UnavailableError("failed\nto connect\r\nat all")),
+            "UNAVAILABLE: failed to connect at all");
+}
+
 }  // namespace
 }  // namespace throttle::cli
