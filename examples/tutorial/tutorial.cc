@@ -10,9 +10,15 @@
 // then starts the throttle, sleeps 5 s, stops it and prints the seed's four
 // lines. With --stats it prints latest() and mean() every 0.5 s for 10 s
 // first, as in "Get the stats".
+//
+// Against a server with TLS, mTLS or tokens, give --address and the
+// security flags (--tls_ca, --tls_cert, --tls_key, --token, --token_file,
+// or their THROTTLE_* environment variables): the controller and every
+// worker connect with them (throttle/channel.h).
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -20,9 +26,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "grpcpp/channel.h"
 #include "server/service/throttle_server.h"
 #include "server/usage.h"
 #include "tests/support/subprocess.h"
+#include "throttle/channel.h"
 #include "throttle/controller.h"
 #include "throttle/names.h"
 #include "throttle/tank.h"
@@ -40,6 +48,20 @@ ABSL_FLAG(absl::Duration, run, absl::Seconds(5),
           "how long the throttle runs (without --stats)");
 ABSL_FLAG(bool, stats, false,
           "print latest() and mean() every 0.5 s for 10 s before stopping");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA the server's certificate must chain to (turns on TLS); "
+          "default $THROTTLE_TLS_CA");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate for mTLS, with --tls_key; default "
+          "$THROTTLE_TLS_CERT");
+ABSL_FLAG(std::string, tls_key, "",
+          "private key of --tls_cert; default $THROTTLE_TLS_KEY");
+ABSL_FLAG(std::string, token, "",
+          "bearer token, TLS only; default $THROTTLE_TOKEN (prefer it or "
+          "--token_file: a command line is visible to other users)");
+ABSL_FLAG(std::string, token_file, "",
+          "file whose first line is the bearer token; default "
+          "$THROTTLE_TOKEN_FILE");
 ABSL_FLAG(bool, worker, false, "internal: run as a worker process");
 ABSL_FLAG(std::string, worker_id, "", "internal: the worker's id");
 
@@ -50,12 +72,45 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
+// The security flags as given (the environment not yet read).
+throttle::ChannelSecurity SecurityFlags() {
+  throttle::ChannelSecurity flags;
+  flags.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  flags.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  flags.key_file = absl::GetFlag(FLAGS_tls_key);
+  flags.token = absl::GetFlag(FLAGS_token);
+  flags.token_file = absl::GetFlag(FLAGS_token_file);
+  return flags;
+}
+
+// The command-line flags that give a worker process `security`. A worker
+// gets the flags as given and reads the environment it inherits itself, so
+// that a token from THROTTLE_TOKEN never lands on a command line.
+std::vector<std::string> SecurityArgs(
+    const throttle::ChannelSecurity& security) {
+  std::vector<std::string> args;
+  for (const auto& [flag, value] :
+       {std::pair<const char*, const std::string&>{"tls_ca", security.ca_file},
+        {"tls_cert", security.cert_file},
+        {"tls_key", security.key_file},
+        {"token", security.token},
+        {"token_file", security.token_file}}) {
+    if (!value.empty()) args.push_back(absl::StrCat("--", flag, "=", value));
+  }
+  return args;
+}
+
 // The seed's worker: block until fuel, work, repeat until the kill flag.
 int RunWorker(const std::string& address, const std::string& throttle,
               const std::string& worker_id) {
   throttle::TankOptions options;
   options.worker_id = worker_id;
-  throttle::Tank tank(address, throttle, options);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      throttle::CreateChannel(
+          address, throttle::ChannelSecurityFromEnvironment(SecurityFlags()),
+          options.backoff_initial, options.backoff_max);
+  if (!channel.ok()) return Fail(channel.status());
+  throttle::Tank tank(*channel, throttle, options);
   int64_t grants = 0;
   while (!tank.killed()) {
     throttle::FuelResult fuel = tank.AwaitFuel();
@@ -102,8 +157,16 @@ int main(int argc, char** argv) {
     return RunWorker(address, name, absl::GetFlag(FLAGS_worker_id));
   }
 
+  const throttle::ChannelSecurity security =
+      throttle::ChannelSecurityFromEnvironment(SecurityFlags());
   std::unique_ptr<throttle::server::ThrottleServer> server;
   if (address.empty()) {
+    if (!SecurityArgs(security).empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "the security flags (--tls_ca, --tls_cert, --tls_key, --token, "
+          "--token_file or their THROTTLE_* variables) need --address: the "
+          "tutorial's own server is plaintext"));
+    }
     throttle::server::ServerOptions options;
     options.listen_address = "127.0.0.1:0";
     auto started = throttle::server::ThrottleServer::Start(options);
@@ -113,7 +176,10 @@ int main(int argc, char** argv) {
   }
 
   // throttle = Throttle(4, 1)
-  throttle::Controller controller(address);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      throttle::CreateChannel(address, security);
+  if (!channel.ok()) return Fail(channel.status());
+  throttle::Controller controller(*channel);
   throttle::v1::ThrottleConfig config;
   config.set_max_n(absl::GetFlag(FLAGS_max_n));
   config.set_per_seconds(absl::GetFlag(FLAGS_per));
@@ -133,9 +199,13 @@ int main(int argc, char** argv) {
   // workerpool = Pool(processes=4, initializer=work, initargs=(throttle,))
   std::vector<throttle::Subprocess> workers;
   for (int i = 0; i < absl::GetFlag(FLAGS_workers); ++i) {
-    auto worker = throttle::Subprocess::Spawn(
-        {throttle::SelfExecutable(), "--worker", "--address=" + address,
-         "--throttle=" + name, absl::StrCat("--worker_id=worker-", i + 1)});
+    std::vector<std::string> argv = {
+        throttle::SelfExecutable(), "--worker", "--address=" + address,
+        "--throttle=" + name, absl::StrCat("--worker_id=worker-", i + 1)};
+    for (std::string& arg : SecurityArgs(SecurityFlags())) {
+      argv.push_back(std::move(arg));
+    }
+    auto worker = throttle::Subprocess::Spawn(argv);
     if (!worker.ok()) return Fail(worker.status());
     workers.push_back(*std::move(worker));
   }

@@ -2,23 +2,50 @@
 // the client library and writes one line per grant ("fuel"), then one line
 // saying how it ended ("stopped" or "error <status>"). Flushes every line,
 // so a test can count grants of a worker it kills.
+//
+// With --tls_ca, --tls_cert, --tls_key, --token, --token_file (or their
+// THROTTLE_* environment variables) it connects over TLS, mTLS or with a
+// token (throttle/channel.h); a bad security option is "error <status>"
+// before "ready", exit 1.
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/channel.h"
+#include "throttle/channel.h"
 #include "throttle/tank.h"
 
 ABSL_FLAG(std::string, address, "", "host:port of the server");
 ABSL_FLAG(std::string, throttle, "", "throttle name");
 ABSL_FLAG(std::string, worker_id, "", "worker id");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA of the server (TLS)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mTLS)");
+ABSL_FLAG(std::string, tls_key, "", "private key of --tls_cert");
+ABSL_FLAG(std::string, token, "", "bearer token (TLS only)");
+ABSL_FLAG(std::string, token_file, "", "file holding the bearer token");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   throttle::TankOptions options;
   options.worker_id = absl::GetFlag(FLAGS_worker_id);
-  throttle::Tank tank(absl::GetFlag(FLAGS_address),
-                      absl::GetFlag(FLAGS_throttle), options);
+  throttle::ChannelSecurity flags;
+  flags.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  flags.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  flags.key_file = absl::GetFlag(FLAGS_tls_key);
+  flags.token = absl::GetFlag(FLAGS_token);
+  flags.token_file = absl::GetFlag(FLAGS_token_file);
+  const absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      throttle::CreateChannel(absl::GetFlag(FLAGS_address),
+                              throttle::ChannelSecurityFromEnvironment(flags),
+                              options.backoff_initial, options.backoff_max);
+  if (!channel.ok()) {
+    std::printf("error %s\n", channel.status().ToString().c_str());
+    return 1;
+  }
+  throttle::Tank tank(*channel, absl::GetFlag(FLAGS_throttle), options);
   std::printf("ready\n");
   std::fflush(stdout);
   while (!tank.killed()) {
