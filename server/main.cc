@@ -329,7 +329,8 @@ int main(int argc, char** argv) {
   options.writer = throttle::server::WriterName();
   std::unique_ptr<throttle::server::GrantLog> grant_log;
   if (const std::string path = absl::GetFlag(FLAGS_grant_log); !path.empty()) {
-    auto opened = throttle::server::GrantLog::Open(path, options.writer);
+    auto opened =
+        throttle::server::GrantLog::Open(path, options.writer, *options.clock);
     if (!opened.ok()) return Fail(std::string(opened.status().message()));
     grant_log = *std::move(opened);
     options.grant_log = grant_log.get();

@@ -19,27 +19,34 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/service/clock.h"
 
 namespace throttle::server {
 
 class GrantLog {
  public:
   // Appends to `path`. INVALID_ARGUMENT naming --grant_log if it cannot.
+  // Times are written as wall-clock dates with the clock's WallOffset taken
+  // once, now: offsets read per line jitter by tens of microseconds, which
+  // an audit of a window bound would read as over-grants.
   static absl::StatusOr<std::unique_ptr<GrantLog>> Open(const std::string& path,
-                                                        std::string writer);
+                                                        std::string writer,
+                                                        const Clock& clock);
   ~GrantLog();
   GrantLog(const GrantLog&) = delete;
   GrantLog& operator=(const GrantLog&) = delete;
 
+  // `granted_at` is a point of the clock given to Open.
   void Append(absl::string_view throttle, absl::Time granted_at, int64_t grants,
               absl::Duration spacing) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  GrantLog(std::FILE* file, std::string writer)
-      : file_(file), writer_(std::move(writer)) {}
+  GrantLog(std::FILE* file, std::string writer, absl::Duration wall_offset)
+      : file_(file), writer_(std::move(writer)), wall_offset_(wall_offset) {}
   absl::Mutex mu_;
   std::FILE* const file_ ABSL_PT_GUARDED_BY(mu_);
   const std::string writer_;
+  const absl::Duration wall_offset_;
 };
 
 }  // namespace throttle::server

@@ -512,7 +512,7 @@ void ThrottleTable::LogGrants(const Delivery& delivery) {
     if (entry == nullptr) return;
     name = entry->name;
   }
-  options_.grant_log->Append(name, clock_->ToWall(delivery.batch.granted_at),
+  options_.grant_log->Append(name, delivery.batch.granted_at,
                              delivery.batch.grants, delivery.batch.spacing);
 }
 
