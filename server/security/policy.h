@@ -12,7 +12,8 @@
 //   token:deployer                  admin       *
 //
 // An identity is what the call proves: the SPIFFE URI of a verified client
-// certificate (else its subject, "CN=...,O=..."), or "token:NAME" for a
+// certificate (else its subject as gRPC prints it, last RDN first:
+// "O=...,CN=..."), or "token:NAME" for a
 // bearer token listed in the token file (tokens.h). Patterns use '*'
 // (any run of characters) and '?' (one character), as shell globs without
 // brackets. A call is allowed when some rule matches its identity, its

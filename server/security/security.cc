@@ -243,6 +243,11 @@ absl::Status Authorizer::Check(const grpc::ServerContextBase& context,
   const bool allowed = throttle.empty()
                            ? policy->HasRole(*who, Role::kController)
                            : policy->Allows(*who, method, throttle);
+  if (!allowed && throttle.empty()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(method, " is not allowed for \"", *who,
+                     "\" (needs role controller on some throttle)"));
+  }
   if (!allowed) {
     return absl::PermissionDeniedError(absl::StrCat(
         method, " on throttle \"", throttle, "\" is not allowed for \"", *who,

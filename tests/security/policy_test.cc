@@ -16,7 +16,7 @@ constexpr char kPolicy[] = R"(# a comment
 spiffe://throttle.test/worker/*  worker      crawl api-*
 spiffe://throttle.test/ops       controller  *   # any throttle
 token:deployer                   admin       b-*
-CN=legacy,O=throttle             WORKER      legacy
+O=throttle,CN=legacy             WORKER      legacy
 )";
 
 TEST(Policy, RolesCoverTheRolesBelowThemOnTheirThrottles) {
@@ -33,7 +33,7 @@ TEST(Policy, RolesCoverTheRolesBelowThemOnTheirThrottles) {
   EXPECT_FALSE(policy->Allows(ops, "DeleteThrottle", "anything"));
   EXPECT_TRUE(policy->Allows("token:deployer", "CreateThrottle", "b-1"));
   EXPECT_FALSE(policy->Allows("token:deployer", "CreateThrottle", "crawl"));
-  EXPECT_TRUE(policy->Allows("CN=legacy,O=throttle", "Emit", "legacy"));
+  EXPECT_TRUE(policy->Allows("O=throttle,CN=legacy", "Emit", "legacy"));
   EXPECT_FALSE(policy->Allows("someone", "AwaitFuel", "crawl"));
   EXPECT_FALSE(policy->Allows(ops, "NoSuchMethod", "crawl"));
   EXPECT_TRUE(policy->HasRole(ops, Role::kController));
