@@ -31,14 +31,22 @@ struct FlagSpec {
 };
 
 constexpr FlagSpec kFlags[] = {
-    {"address", false, Scope::kGlobal},    {"json", true, Scope::kGlobal},
-    {"help", true, Scope::kGlobal},        {"version", true, Scope::kGlobal},
-    {"max_n", false, Scope::kConfig},      {"per", false, Scope::kConfig},
-    {"mode", false, Scope::kConfig},       {"burst", false, Scope::kConfig},
-    {"manual_emit", true, Scope::kConfig}, {"window", false, Scope::kLatest},
-    {"tls_ca", false, Scope::kGlobal},     {"tls_cert", false, Scope::kGlobal},
-    {"tls_key", false, Scope::kGlobal},    {"token", false, Scope::kGlobal},
+    {"address", false, Scope::kGlobal},
+    {"json", true, Scope::kGlobal},
+    {"help", true, Scope::kGlobal},
+    {"version", true, Scope::kGlobal},
+    {"max_n", false, Scope::kConfig},
+    {"per", false, Scope::kConfig},
+    {"mode", false, Scope::kConfig},
+    {"burst", false, Scope::kConfig},
+    {"manual_emit", true, Scope::kConfig},
+    {"window", false, Scope::kLatest},
+    {"tls_ca", false, Scope::kGlobal},
+    {"tls_cert", false, Scope::kGlobal},
+    {"tls_key", false, Scope::kGlobal},
+    {"token", false, Scope::kGlobal},
     {"token_file", false, Scope::kGlobal},
+    {"tls_server_name", false, Scope::kGlobal},
 };
 
 struct CommandSpec {
@@ -230,12 +238,14 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
     invocation.address = std::string(env_address);
   }
   if (invocation.address.empty()) return UsageError("--address is empty");
-  for (auto [flag, field] : {std::pair<const char*, std::string*>{
-                                 "tls_ca", &invocation.security.ca_file},
-                             {"tls_cert", &invocation.security.cert_file},
-                             {"tls_key", &invocation.security.key_file},
-                             {"token", &invocation.security.token},
-                             {"token_file", &invocation.security.token_file}}) {
+  for (auto [flag, field] :
+       {std::pair<const char*, std::string*>{"tls_ca",
+                                             &invocation.security.ca_file},
+        {"tls_cert", &invocation.security.cert_file},
+        {"tls_key", &invocation.security.key_file},
+        {"token", &invocation.security.token},
+        {"token_file", &invocation.security.token_file},
+        {"tls_server_name", &invocation.security.server_name}}) {
     if (auto it = flags.find(flag); it != flags.end()) {
       if (it->second.empty()) {
         return UsageError(absl::StrCat("--", flag, " is empty"));
@@ -355,6 +365,12 @@ environment variable):
                         --token_file or the variable.
   --token_file=FILE     File whose first line is the bearer token.
                         Default: $THROTTLE_TOKEN_FILE.
+  --tls_server_name=NAME
+                        The name the server's certificate must hold (TLS
+                        only), instead of the host of --address. Needed for
+                        a multi-address --address (ipv4:A:P,B:P): the name
+                        in every server's certificate. Default:
+                        $THROTTLE_TLS_SERVER_NAME.
 
 Exit status: 0 on success, 1 if the server returned an error (for example
 UNAUTHENTICATED or PERMISSION_DENIED, printed as the server said it), 2 on a

@@ -47,9 +47,10 @@ struct Invocation {
   v1::ThrottleConfig config;
   // latest: --window (1 s unless given).
   absl::Duration window = absl::Seconds(1);
-  // --tls_ca, --tls_cert, --tls_key, --token, --token_file as given: the
-  // caller completes them from the environment
-  // (ChannelSecurityFromEnvironment) and makes the channel (CreateChannel).
+  // --tls_ca, --tls_cert, --tls_key, --token, --token_file,
+  // --tls_server_name as given: the caller completes them from the
+  // environment (ChannelSecurityFromEnvironment) and makes the channel
+  // (CreateChannel).
   ChannelSecurity security;
 };
 

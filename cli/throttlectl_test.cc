@@ -254,6 +254,14 @@ TEST(ParseArgsTest, SecurityFlagsAnywhere) {
       Parse({"stop", "crawl", "--token", "abc"});
   ASSERT_TRUE(token.ok()) << token.status();
   EXPECT_EQ(token->security.token, "abc");
+  const absl::StatusOr<Invocation> named =
+      Parse({"--address=ipv4:10.0.0.1:50051,10.0.0.2:50051", "list",
+             "--tls_server_name", "throttle.example"});
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->address, "ipv4:10.0.0.1:50051,10.0.0.2:50051");
+  EXPECT_EQ(named->security.server_name, "throttle.example");
+  EXPECT_EQ(Parse({"list", "--tls_server_name="}).status().message(),
+            "--tls_server_name is empty");
 }
 
 TEST(ParseArgsTest, EmptySecurityFlagIsAUsageError) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -41,6 +42,8 @@ constexpr Option kCert = {"cert_file", "--tls_cert", kEnvTlsCert};
 constexpr Option kKey = {"key_file", "--tls_key", kEnvTlsKey};
 constexpr Option kToken = {"token", "--token", kEnvToken};
 constexpr Option kTokenFile = {"token_file", "--token_file", kEnvTokenFile};
+constexpr Option kServerName = {"server_name", "--tls_server_name",
+                                kEnvTlsServerName};
 
 // "ca_file (--tls_ca, THROTTLE_TLS_CA)": the start of each error, readable
 // by a C++ caller and a throttlectl user alike.
@@ -117,6 +120,22 @@ absl::StatusOr<std::string> Token(const ChannelSecurity& security) {
   return token;
 }
 
+// Why `name` cannot be server_name; empty if it can. gRPC would take
+// anything, and a list ("10.0.0.1,10.0.0.2") or a stray space would only
+// show at the handshake, as "Peer name ... is not in peer certificate".
+std::string ServerNameProblem(absl::string_view name) {
+  for (const char c : name) {
+    if (c <= ' ' || c > '~') {
+      return "the name holds a space, a control or a non-ASCII character";
+    }
+    if (c == ',') {
+      return "one name, not a list: the name every server of the target "
+             "has in its certificate";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 ChannelSecurity ChannelSecurityFromEnvironment(const ChannelSecurity& flags) {
@@ -141,6 +160,9 @@ ChannelSecurity ChannelSecurityFromEnvironment(
     security.token = env(kEnvToken);
     security.token_file = env(kEnvTokenFile);
   }
+  if (security.server_name.empty()) {
+    security.server_name = env(kEnvTlsServerName);
+  }
   return security;
 }
 
@@ -155,8 +177,23 @@ MakeChannelCredentials(const ChannelSecurity& security) {
   }
   absl::StatusOr<std::string> token = Token(security);
   if (!token.ok()) return token.status();
+  if (!security.server_name.empty()) {
+    const std::string problem = ServerNameProblem(security.server_name);
+    if (!problem.empty()) {
+      return Invalid(kServerName,
+                     absl::StrCat("\"", absl::CHexEscape(security.server_name),
+                                  "\": ", problem));
+    }
+  }
   const bool tls = !security.ca_file.empty() || !security.cert_file.empty();
   if (!tls) {
+    if (!security.server_name.empty()) {
+      return Invalid(
+          kServerName,
+          absl::StrCat("the name to check the server's certificate against "
+                       "needs TLS, and this channel would be plaintext; give ",
+                       Name(kCa), " to verify the server"));
+    }
     if (!token->empty()) {
       return Invalid(
           security.token.empty() ? kTokenFile : kToken,
@@ -205,6 +242,17 @@ grpc::ChannelArguments ReconnectChannelArguments(absl::Duration backoff_initial,
   return args;
 }
 
+grpc::ChannelArguments ChannelArgumentsFor(const ChannelSecurity& security,
+                                           absl::Duration backoff_initial,
+                                           absl::Duration backoff_max) {
+  grpc::ChannelArguments args =
+      ReconnectChannelArguments(backoff_initial, backoff_max);
+  if (!security.server_name.empty()) {
+    args.SetSslTargetNameOverride(security.server_name);
+  }
+  return args;
+}
+
 std::shared_ptr<grpc::Channel> CreateInsecureChannel(
     const std::string& target, absl::Duration backoff_initial,
     absl::Duration backoff_max) {
@@ -221,7 +269,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
   if (!credentials.ok()) return credentials.status();
   return grpc::CreateCustomChannel(
       target, *credentials,
-      ReconnectChannelArguments(backoff_initial, backoff_max));
+      ChannelArgumentsFor(security, backoff_initial, backoff_max));
 }
 
 }  // namespace throttle

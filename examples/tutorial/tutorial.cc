@@ -13,8 +13,10 @@
 //
 // Against a server with TLS, mTLS or tokens, give --address and the
 // security flags (--tls_ca, --tls_cert, --tls_key, --token, --token_file,
-// or their THROTTLE_* environment variables): the controller and every
-// worker connect with them (throttle/channel.h).
+// --tls_server_name, or their THROTTLE_* environment variables): the
+// controller and every worker connect with them (throttle/channel.h).
+// --tls_server_name names the servers' certificate for a multi-address
+// --address (ipv4:10.0.0.1:50051,10.0.0.2:50051).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -62,6 +64,10 @@ ABSL_FLAG(std::string, token, "",
 ABSL_FLAG(std::string, token_file, "",
           "file whose first line is the bearer token; default "
           "$THROTTLE_TOKEN_FILE");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "the name the server's certificate must hold (TLS only), instead "
+          "of the host of --address; needed for a multi-address --address; "
+          "default $THROTTLE_TLS_SERVER_NAME");
 ABSL_FLAG(bool, worker, false, "internal: run as a worker process");
 ABSL_FLAG(std::string, worker_id, "", "internal: the worker's id");
 
@@ -80,6 +86,7 @@ throttle::ChannelSecurity SecurityFlags() {
   flags.key_file = absl::GetFlag(FLAGS_tls_key);
   flags.token = absl::GetFlag(FLAGS_token);
   flags.token_file = absl::GetFlag(FLAGS_token_file);
+  flags.server_name = absl::GetFlag(FLAGS_tls_server_name);
   return flags;
 }
 
@@ -94,7 +101,8 @@ std::vector<std::string> SecurityArgs(
         {"tls_cert", security.cert_file},
         {"tls_key", security.key_file},
         {"token", security.token},
-        {"token_file", security.token_file}}) {
+        {"token_file", security.token_file},
+        {"tls_server_name", security.server_name}}) {
     if (!value.empty()) args.push_back(absl::StrCat("--", flag, "=", value));
   }
   return args;
@@ -164,8 +172,8 @@ int main(int argc, char** argv) {
     if (!SecurityArgs(security).empty()) {
       return Fail(absl::InvalidArgumentError(
           "the security flags (--tls_ca, --tls_cert, --tls_key, --token, "
-          "--token_file or their THROTTLE_* variables) need --address: the "
-          "tutorial's own server is plaintext"));
+          "--token_file, --tls_server_name or their THROTTLE_* variables) "
+          "need --address: the tutorial's own server is plaintext"));
     }
     throttle::server::ServerOptions options;
     options.listen_address = "127.0.0.1:0";

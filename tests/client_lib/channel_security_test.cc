@@ -13,6 +13,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
+#include "grpc/grpc.h"
+#include "grpc/grpc_security_constants.h"
 #include "gtest/gtest.h"
 #include "throttle/channel.h"
 
@@ -189,6 +191,90 @@ TEST_F(ChannelSecurityTest, CreateChannelFailsAsMakeChannelCredentials) {
   EXPECT_NE(*plain, nullptr);
 }
 
+TEST_F(ChannelSecurityTest, ServerNameWithoutTlsIsRefusedClearly) {
+  ChannelSecurity security;
+  security.server_name = "throttle.example";
+  const absl::Status status = Make(security);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(
+      status.message(),
+      "server_name (--tls_server_name, THROTTLE_TLS_SERVER_NAME): "))
+      << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("needs TLS"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("plaintext"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("ca_file (--tls_ca"));
+  EXPECT_EQ(CreateChannel("127.0.0.1:1", security).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  security.ca_file = Pem("ca.pem");
+  EXPECT_TRUE(Make(security).ok()) << Make(security);
+  ChannelSecurity mtls;  // a client certificate alone is TLS too
+  mtls.cert_file = Pem("c.pem");
+  mtls.key_file = Pem("k.pem");
+  mtls.server_name = "throttle.example";
+  EXPECT_TRUE(Make(mtls).ok()) << Make(mtls);
+}
+
+TEST_F(ChannelSecurityTest, ServerNameIsOneName) {
+  ChannelSecurity security;
+  security.ca_file = Pem("ca.pem");
+  for (const char* name : {"localhost", "127.0.0.1", "throttle.example",
+                           "throttle.prod.svc.cluster.local"}) {
+    security.server_name = name;
+    EXPECT_TRUE(Make(security).ok()) << name << ": " << Make(security);
+  }
+  security.server_name = "10.0.0.1,10.0.0.2";
+  absl::Status status = Make(security);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(status.message(), "server_name (")) << status;
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("\"10.0.0.1,10.0.0.2\": one name, not a list"));
+  security.server_name = "throttle.example\n";
+  status = Make(security);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("\"throttle.example\\n\": the name holds a space"));
+}
+
+// The value of the string argument `key` of `args`; "" when absent.
+std::string StringArgument(const grpc::ChannelArguments& args,
+                           const char* key) {
+  const grpc_channel_args c = args.c_channel_args();
+  for (size_t i = 0; i < c.num_args; ++i) {
+    if (std::string(c.args[i].key) == key &&
+        c.args[i].type == GRPC_ARG_STRING) {
+      return c.args[i].value.string;
+    }
+  }
+  return "";
+}
+
+int IntArgument(const grpc::ChannelArguments& args, const char* key) {
+  const grpc_channel_args c = args.c_channel_args();
+  for (size_t i = 0; i < c.num_args; ++i) {
+    if (std::string(c.args[i].key) == key &&
+        c.args[i].type == GRPC_ARG_INTEGER) {
+      return c.args[i].value.integer;
+    }
+  }
+  return -1;
+}
+
+TEST(ChannelArgumentsForTest, ServerNameIsTheSslTargetNameOverride) {
+  ChannelSecurity security;
+  EXPECT_EQ(StringArgument(ChannelArgumentsFor(security),
+                           GRPC_SSL_TARGET_NAME_OVERRIDE_ARG),
+            "");
+  security.server_name = "throttle.example";
+  const grpc::ChannelArguments args = ChannelArgumentsFor(
+      security, absl::Milliseconds(30), absl::Milliseconds(700));
+  EXPECT_EQ(StringArgument(args, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG),
+            "throttle.example");
+  // And the reconnect arguments, as ReconnectChannelArguments.
+  EXPECT_EQ(IntArgument(args, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS), 30);
+  EXPECT_EQ(IntArgument(args, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS), 700);
+}
+
 // The environment as a map, for ChannelSecurityFromEnvironment.
 ChannelSecurity FromEnv(const ChannelSecurity& flags,
                         const std::map<std::string, std::string>& env) {
@@ -202,7 +288,7 @@ ChannelSecurity FromEnv(const ChannelSecurity& flags,
 const std::map<std::string, std::string> kFullEnvironment = {
     {"THROTTLE_TLS_CA", "env-ca"},     {"THROTTLE_TLS_CERT", "env-cert"},
     {"THROTTLE_TLS_KEY", "env-key"},   {"THROTTLE_TOKEN", "env-token"},
-    {"THROTTLE_TOKEN_FILE", "env-tf"},
+    {"THROTTLE_TOKEN_FILE", "env-tf"}, {"THROTTLE_TLS_SERVER_NAME", "env-sn"},
 };
 
 TEST(ChannelSecurityFromEnvironmentTest, ReadsEveryVariable) {
@@ -212,6 +298,7 @@ TEST(ChannelSecurityFromEnvironmentTest, ReadsEveryVariable) {
   EXPECT_EQ(s.key_file, "env-key");
   EXPECT_EQ(s.token, "env-token");
   EXPECT_EQ(s.token_file, "env-tf");
+  EXPECT_EQ(s.server_name, "env-sn");
 }
 
 TEST(ChannelSecurityFromEnvironmentTest, UnsetAndEmptyLeaveFieldsEmpty) {
@@ -228,12 +315,14 @@ TEST(ChannelSecurityFromEnvironmentTest, FlagsOverrideTheEnvironment) {
   flags.cert_file = "flag-cert";
   flags.key_file = "flag-key";
   flags.token = "flag-token";
+  flags.server_name = "flag-sn";
   const ChannelSecurity s = FromEnv(flags, kFullEnvironment);
   EXPECT_EQ(s.ca_file, "flag-ca");
   EXPECT_EQ(s.cert_file, "flag-cert");
   EXPECT_EQ(s.key_file, "flag-key");
   EXPECT_EQ(s.token, "flag-token");
   EXPECT_EQ(s.token_file, "") << "a token flag keeps THROTTLE_TOKEN_FILE out";
+  EXPECT_EQ(s.server_name, "flag-sn");
 }
 
 TEST(ChannelSecurityFromEnvironmentTest, PairsNeverMixFlagAndEnvironment) {
@@ -246,6 +335,7 @@ TEST(ChannelSecurityFromEnvironmentTest, PairsNeverMixFlagAndEnvironment) {
   EXPECT_EQ(s.key_file, "");
   EXPECT_EQ(s.token, "");
   EXPECT_EQ(s.token_file, "flag-tf");
+  EXPECT_EQ(s.server_name, "env-sn") << "a name of its own, no pair";
 }
 
 TEST(ChannelSecurityFromEnvironmentTest, ReadsTheProcessEnvironment) {

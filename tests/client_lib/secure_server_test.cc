@@ -1,9 +1,13 @@
 // The client library's TLS, mTLS and tokens (throttle/channel.h) against
 // the real server in-process on 127.0.0.1:0 with ServerOptions.security:
-// who gets in, what the policy lets each identity do, certificate
-// rotation, tenant isolation and the per-identity limits. The certificates
-// are made by tests/support/make_certs.sh in a temporary directory for each
-// test (about a second).
+// who gets in, what the policy lets each identity do, the server's name
+// through a multi-address target (server_name), certificate rotation,
+// tenant isolation and the per-identity limits. The certificates are made
+// by tests/support/make_certs.sh in a temporary directory for each test
+// (about a second).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -301,26 +305,107 @@ TEST_F(SecureServerTest, ClientsWithoutAGoodCertificateCannotConnect) {
   }
 }
 
+// A port of 127.0.0.1 that nothing listens on: bound to port 0, then
+// closed (refused at once, as a standby's serving port is).
+int ClosedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof(address);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), size), 0);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
 // gRPC checks the server's certificate against the whole target, and a
 // multi-address target (high availability, docs/clients.md "Failover") is
-// no name in it: such a channel needs the certificate's name given.
+// no name in it: such a channel needs ChannelSecurity::server_name, a name
+// of the servers' certificates (server.pem: IP 127.0.0.1, DNS localhost).
 TEST_F(SecureServerTest, MultiAddressTargetNeedsTheCertificatesName) {
   StartServer();
-  const std::string target = absl::StrCat("ipv4:127.0.0.1:", server_->port(),
-                                          ",127.0.0.1:", server_->port());
-  auto plain = CreateChannel(target, As("admin"));
-  ASSERT_TRUE(plain.ok()) << plain.status();
-  const absl::Status refused = Controller(*plain).ListThrottles().status();
+  // A closed port first, as a standby's: pick_first passes on to the
+  // server.
+  const std::string addresses =
+      absl::StrCat("127.0.0.1:", ClosedPort(), ",127.0.0.1:", server_->port());
+  const std::string target = absl::StrCat("ipv4:", addresses);
+  auto unnamed = CreateChannel(target, As("admin"));
+  ASSERT_TRUE(unnamed.ok()) << unnamed.status();
+  const absl::Status refused = Controller(*unnamed).ListThrottles().status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
   EXPECT_THAT(std::string(refused.message()),
-              HasSubstr("is not in peer certificate"));
+              HasSubstr(absl::StrCat("Peer name ", addresses,
+                                     " is not in peer certificate")));
 
-  auto credentials = MakeChannelCredentials(As("admin"));
+  // The certificate's DNS name or its IP address: calls and a worker's
+  // stream work.
+  for (const char* name : {"127.0.0.1", "localhost"}) {
+    ChannelSecurity named = As("controller");
+    named.server_name = name;
+    auto channel = CreateChannel(target, named);
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    auto list = Controller(*channel).ListThrottles();
+    EXPECT_TRUE(list.ok()) << name << ": " << list.status();
+  }
+  ChannelSecurity controller = As("controller");
+  controller.server_name = "localhost";
+  auto controller_channel = CreateChannel(target, controller);
+  ASSERT_TRUE(controller_channel.ok()) << controller_channel.status();
+  ASSERT_TRUE(Controller(*controller_channel).Start("t").ok());
+  ChannelSecurity worker = As("worker");
+  worker.server_name = "localhost";
+  auto worker_channel = CreateChannel(target, worker);
+  ASSERT_TRUE(worker_channel.ok()) << worker_channel.status();
+  const FuelResult fuel =
+      Tank(*worker_channel, "t").AwaitFuel(absl::Seconds(10));
+  EXPECT_TRUE(fuel.ok()) << fuel.status;
+
+  // A name the certificate does not hold is refused as the target was,
+  // also for a single address: the name replaces the target's host.
+  ChannelSecurity wrong = As("admin");
+  wrong.server_name = "throttle.example";
+  for (const std::string& to : {target, Target()}) {
+    auto channel = CreateChannel(to, wrong);
+    ASSERT_TRUE(channel.ok()) << channel.status();
+    const absl::Status status = Controller(*channel).ListThrottles().status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << to;
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("Peer name throttle.example is not in peer "
+                          "certificate"))
+        << to;
+  }
+
+  // A channel of one's own: the credentials do not carry the name, the
+  // arguments of ChannelArgumentsFor do.
+  ChannelSecurity admin = As("admin");
+  admin.server_name = "localhost";
+  auto credentials = MakeChannelCredentials(admin);
   ASSERT_TRUE(credentials.ok()) << credentials.status();
-  grpc::ChannelArguments args = ReconnectChannelArguments();
-  args.SetSslTargetNameOverride("localhost");
-  Controller named(grpc::CreateCustomChannel(target, *credentials, args));
-  EXPECT_TRUE(named.ListThrottles().ok());
+  grpc::ChannelArguments args = ChannelArgumentsFor(admin);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  Controller own(grpc::CreateCustomChannel(target, *credentials, args));
+  EXPECT_TRUE(own.ListThrottles().ok());
+  Controller bare(grpc::CreateCustomChannel(target, *credentials,
+                                            ReconnectChannelArguments()));
+  const absl::Status bare_status = bare.ListThrottles().status();
+  EXPECT_EQ(bare_status.code(), absl::StatusCode::kUnavailable) << bare_status;
+  EXPECT_THAT(std::string(bare_status.message()),
+              HasSubstr("is not in peer certificate"));
+}
+
+TEST_F(SecureServerTest, ServerNameOnPlaintextIsRefusedBeforeAnyCall) {
+  options_.security = server::SecurityOptions();  // a plaintext server
+  StartServer();
+  ChannelSecurity security;
+  security.server_name = "localhost";
+  const auto channel = CreateChannel(Target(), security);
+  EXPECT_EQ(channel.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(channel.status().message()),
+              HasSubstr("server_name (--tls_server_name, "
+                        "THROTTLE_TLS_SERVER_NAME): "));
+  EXPECT_THAT(std::string(channel.status().message()), HasSubstr("needs TLS"));
 }
 
 // --- rotation ----------------------------------------------------------------

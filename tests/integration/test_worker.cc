@@ -3,10 +3,10 @@
 // saying how it ended ("stopped" or "error <status>"). Flushes every line,
 // so a test can count grants of a worker it kills.
 //
-// With --tls_ca, --tls_cert, --tls_key, --token, --token_file (or their
-// THROTTLE_* environment variables) it connects over TLS, mTLS or with a
-// token (throttle/channel.h); a bad security option is "error <status>"
-// before "ready", exit 1.
+// With --tls_ca, --tls_cert, --tls_key, --token, --token_file,
+// --tls_server_name (or their THROTTLE_* environment variables) it connects
+// over TLS, mTLS or with a token (throttle/channel.h); a bad security
+// option is "error <status>" before "ready", exit 1.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mTLS)");
 ABSL_FLAG(std::string, tls_key, "", "private key of --tls_cert");
 ABSL_FLAG(std::string, token, "", "bearer token (TLS only)");
 ABSL_FLAG(std::string, token_file, "", "file holding the bearer token");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name the server's certificate must hold (TLS only)");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
   flags.key_file = absl::GetFlag(FLAGS_tls_key);
   flags.token = absl::GetFlag(FLAGS_token);
   flags.token_file = absl::GetFlag(FLAGS_token_file);
+  flags.server_name = absl::GetFlag(FLAGS_tls_server_name);
   const absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       throttle::CreateChannel(absl::GetFlag(FLAGS_address),
                               throttle::ChannelSecurityFromEnvironment(flags),

@@ -2,7 +2,10 @@
 # The C++ programs against the real server over TLS: throttlectl with
 # client certificates (mTLS) and a bearer token, given as flags and as
 # THROTTLE_* variables (flags win), one clear line with the right exit
-# status for each refusal; a test_worker and the tutorial over mTLS.
+# status for each refusal; a test_worker and the tutorial over mTLS;
+# throttlectl, a test_worker and the tutorial through a multi-address
+# target (a closed port first, as a standby's) with --tls_server_name or
+# THROTTLE_TLS_SERVER_NAME, which fails without it.
 # Usage: tls_end_to_end_test.sh THROTTLE_SERVER THROTTLECTL TEST_WORKER
 #          TUTORIAL MAKE_CERTS
 set -euo pipefail
@@ -17,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 unset THROTTLE_ADDRESS THROTTLE_TLS_CA THROTTLE_TLS_CERT THROTTLE_TLS_KEY \
-  THROTTLE_TOKEN THROTTLE_TOKEN_FILE
+  THROTTLE_TOKEN THROTTLE_TOKEN_FILE THROTTLE_TLS_SERVER_NAME
 
 pki="$dir/pki"
 bash "$make_certs" "$pki"
@@ -94,20 +97,69 @@ expect 1 '^throttlectl: UNAVAILABLE: .*certificate verify failed' \
   expect 1 'PERMISSION_DENIED: DeleteThrottle' delete api
 )
 
-# A worker over mTLS gets fuel until the throttle stops; one with a bad
-# option says so before "ready".
+# A multi-address target, as with high availability: gRPC checks the
+# server's certificate against the whole target ("Peer name A,B is not in
+# peer certificate") unless --tls_server_name gives a name of it
+# (server.pem: IP 127.0.0.1, DNS localhost). The first address is a port
+# nothing listens on (that of a server started and stopped), as a
+# standby's: pick_first passes on to the second.
+start gone
+port_gone=$(cat "$dir/gone.port")
+kill "${pids[-1]}"
+wait "${pids[-1]}" 2>/dev/null || true
+addresses="127.0.0.1:$port_gone,127.0.0.1:$port_mtls"
+multi="--address=ipv4:$addresses"
+# shellcheck disable=SC2046
+expect 1 "^throttlectl: UNAVAILABLE: .*Peer name $addresses is not in peer certificate" \
+  "$multi" $(as controller) list
+# shellcheck disable=SC2046
+"$ctl" "$multi" $(as controller) --tls_server_name=localhost list |
+  grep -q '^crawl .*running' || fail "list with --tls_server_name=localhost"
+# shellcheck disable=SC2046
+"$ctl" "$multi" $(as controller) --tls_server_name=127.0.0.1 list |
+  grep -q '^crawl .*running' || fail "list with --tls_server_name=127.0.0.1"
+# shellcheck disable=SC2046
+THROTTLE_TLS_SERVER_NAME=localhost "$ctl" "$multi" $(as controller) list |
+  grep -q '^crawl .*running' || fail "list with THROTTLE_TLS_SERVER_NAME"
+# A name the certificate does not hold is refused as the target was; the
+# flag wins over the variable.
+# shellcheck disable=SC2046
+expect 1 '^throttlectl: UNAVAILABLE: .*Peer name throttle.example is not in peer certificate' \
+  "$multi" $(as controller) --tls_server_name=throttle.example list
+# shellcheck disable=SC2046
+THROTTLE_TLS_SERVER_NAME=throttle.example "$ctl" "$multi" $(as controller) \
+  --tls_server_name=localhost list >/dev/null || fail "--tls_server_name over the variable"
+# Refused before any call: without TLS, and a list of names.
+expect 2 '^throttlectl: server_name \(--tls_server_name, THROTTLE_TLS_SERVER_NAME\): the name .* needs TLS' \
+  "$multi" --tls_server_name=localhost list
+# shellcheck disable=SC2046
+expect 2 '^throttlectl: server_name \(--tls_server_name, THROTTLE_TLS_SERVER_NAME\): "127.0.0.1,localhost": one name, not a list' \
+  "$multi" $(as controller) --tls_server_name=127.0.0.1,localhost list
+
+# A worker over mTLS gets fuel until the throttle stops, one through the
+# multi-address target too; one with a bad option says so before "ready".
 : >"$dir/worker.out"
+: >"$dir/worker2.out"
 # shellcheck disable=SC2046
 "$worker_bin" --address=127.0.0.1:"$port_mtls" --throttle=crawl \
   --worker_id=w1 $(as worker) >"$dir/worker.out" &
 worker=$!
 pids+=("$worker")
-for _ in $(seq 300); do grep -q '^fuel' "$dir/worker.out" && break; sleep 0.1; done
-grep -q '^fuel' "$dir/worker.out" || fail "worker: $(cat "$dir/worker.out")"
+# shellcheck disable=SC2046
+"$worker_bin" "$multi" --throttle=crawl --worker_id=w2 $(as worker) \
+  --tls_server_name=localhost >"$dir/worker2.out" &
+worker2=$!
+pids+=("$worker2")
+for out in worker worker2; do
+  for _ in $(seq 300); do grep -q '^fuel' "$dir/$out.out" && break; sleep 0.1; done
+  grep -q '^fuel' "$dir/$out.out" || fail "$out: $(cat "$dir/$out.out")"
+done
 # shellcheck disable=SC2046
 "$ctl" "$mtls" $(as controller) stop crawl >/dev/null
 wait "$worker" || fail "worker exited $?: $(tail -1 "$dir/worker.out")"
 [[ $(tail -1 "$dir/worker.out") == stopped ]] || fail "worker: $(tail -1 "$dir/worker.out")"
+wait "$worker2" || fail "worker2 exited $?: $(tail -1 "$dir/worker2.out")"
+[[ $(tail -1 "$dir/worker2.out") == stopped ]] || fail "worker2: $(tail -1 "$dir/worker2.out")"
 code=0
 "$worker_bin" --address=127.0.0.1:"$port_mtls" --throttle=crawl \
   --tls_cert="$pki/worker.pem" >"$dir/worker.out" || code=$?
@@ -122,6 +174,13 @@ fi
 "$tutorial" --address=127.0.0.1:"$port_mtls" $(as admin) --workers=2 \
   --run=1s >"$dir/tutorial.out" 2>"$dir/tutorial.err" ||
   fail "tutorial: $(cat "$dir/tutorial.err")"
+grep -q '^Total: [1-9]' "$dir/tutorial.out" || fail "tutorial: $(cat "$dir/tutorial.out")"
+# Through the multi-address target, the name from the environment (which
+# the workers inherit).
+# shellcheck disable=SC2046
+THROTTLE_TLS_SERVER_NAME=localhost "$tutorial" "$multi" $(as admin) --workers=2 \
+  --run=1s >"$dir/tutorial.out" 2>"$dir/tutorial.err" ||
+  fail "tutorial through $multi: $(cat "$dir/tutorial.err")"
 grep -q '^Total: [1-9]' "$dir/tutorial.out" || fail "tutorial: $(cat "$dir/tutorial.out")"
 
 # Tokens over TLS, on the second server: as a file, the variable, a flag.

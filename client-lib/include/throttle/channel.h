@@ -14,7 +14,8 @@
 // options are read from the environment by ChannelSecurityFromEnvironment.
 // A caller that makes its own channel otherwise passes
 // ReconnectChannelArguments() to grpc::CreateCustomChannel to get the same
-// reconnect behaviour.
+// reconnect behaviour, and with TLS MakeChannelCredentials(security) and
+// ChannelArgumentsFor(security) (which carries ChannelSecurity::server_name).
 #ifndef THROTTLE_CHANNEL_H_
 #define THROTTLE_CHANNEL_H_
 
@@ -83,6 +84,19 @@ struct ChannelSecurity {
   // so a new channel picks up a rotated token.
   std::string token;
   std::string token_file;
+  // The name the server's certificate must hold (a DNS name or an IP
+  // address of its subject alternative names), also sent as the calls'
+  // :authority. Empty: the host of the target, as gRPC takes it. Set it
+  // for a multi-address target (ipv4:10.0.0.1:50051,10.0.0.2:50051, high
+  // availability), which gRPC would otherwise check as one name ("Peer name
+  // 10.0.0.1:50051,10.0.0.2:50051 is not in peer certificate"): the name
+  // that every server of the cluster has in its certificate, such as
+  // "throttle.example". A name, without a port. TLS only. CreateChannel
+  // honours it; a caller that makes its own channel from
+  // MakeChannelCredentials must pass ChannelArgumentsFor(security) (or call
+  // grpc::ChannelArguments::SetSslTargetNameOverride itself): the
+  // credentials alone do not carry it.
+  std::string server_name;
 };
 
 // The environment variables of ChannelSecurity's fields.
@@ -91,9 +105,11 @@ inline constexpr char kEnvTlsCert[] = "THROTTLE_TLS_CERT";
 inline constexpr char kEnvTlsKey[] = "THROTTLE_TLS_KEY";
 inline constexpr char kEnvToken[] = "THROTTLE_TOKEN";
 inline constexpr char kEnvTokenFile[] = "THROTTLE_TOKEN_FILE";
+inline constexpr char kEnvTlsServerName[] = "THROTTLE_TLS_SERVER_NAME";
 
 // `flags` completed from the environment: a field comes from its variable
-// (kEnvTlsCa, ...; unset and empty are alike) unless the caller's flags
+// (kEnvTlsCa, ..., kEnvTlsServerName; unset and empty are alike) unless the
+// caller's flags
 // set it. The pairs go together: when `flags` sets the certificate or the
 // key, neither comes from the environment, and likewise for the token and
 // the token file, so that a flag never mixes with half of a pair from the
@@ -115,13 +131,37 @@ ChannelSecurity ChannelSecurityFromEnvironment(
 // token and a token file, an empty token or one that cannot be sent in a
 // header, and a token without TLS (no ca_file and no client certificate):
 // gRPC would refuse it on a plaintext channel with a late "Invalid
-// credentials" on every call. Does not block beyond reading the files.
+// credentials" on every call. Likewise a server_name without TLS (there is
+// no certificate to check it against) and one that is not a single name
+// (a space, a comma, a control or non-ASCII character). The credentials do
+// not carry server_name: see ChannelArgumentsFor. Does not block beyond
+// reading the files.
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
 MakeChannelCredentials(const ChannelSecurity& security);
 
+// The channel arguments of CreateChannel(target, security, backoff_initial,
+// backoff_max): ReconnectChannelArguments(backoff_initial, backoff_max)
+// and, when security.server_name is set,
+// SetSslTargetNameOverride(server_name) (the name the server's certificate
+// is checked against, and the calls' :authority). For a caller that makes
+// its own channel:
+//
+//   auto credentials = throttle::MakeChannelCredentials(security);
+//   if (!credentials.ok()) return credentials.status();
+//   grpc::ChannelArguments args = throttle::ChannelArgumentsFor(security);
+//   // ... args.SetInt(...) of its own ...
+//   auto channel = grpc::CreateCustomChannel(target, *credentials, args);
+//
+// Never fails and reads no file: MakeChannelCredentials checks server_name.
+grpc::ChannelArguments ChannelArgumentsFor(
+    const ChannelSecurity& security,
+    absl::Duration backoff_initial = kDefaultBackoffInitial,
+    absl::Duration backoff_max = kDefaultBackoffMax);
+
 // A channel to `target` with MakeChannelCredentials(security) and
-// ReconnectChannelArguments(backoff_initial, backoff_max): what a Tank or a
-// Controller is given to speak TLS. Fails as MakeChannelCredentials does;
+// ChannelArgumentsFor(security, backoff_initial, backoff_max): what a Tank
+// or a Controller is given to speak TLS (with security.server_name, also
+// through a multi-address target). Fails as MakeChannelCredentials does;
 // otherwise does not block: connection problems (an unreachable server, a
 // refused handshake) show up in the calls as UNAVAILABLE.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
