@@ -51,7 +51,10 @@ add_test(NAME polyglot_node_failover
 # (PERMISSION_DENIED), an admin token creates and deletes, a wrong token is
 # UNAUTHENTICATED, plaintext and failed handshakes are UNAVAILABLE, a token
 # without TLS is refused when the client is made; the environment
-# variables THROTTLE_TLS_CA, ... and their precedence.
+# variables THROTTLE_TLS_CA, ... and their precedence; a multi-address
+# target (a closed port, then the server) with server_name / serverName
+# (THROTTLE_TLS_SERVER_NAME), and without it: Python fails "Peer name ... is
+# not in peer certificate", Node checks the first address's host.
 add_test(NAME polyglot_python_tls
   COMMAND bash ${_polyglot_clients}/python/run_tests.sh
     $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_tls)

@@ -182,8 +182,8 @@ function channelOptions(initial, max, extra = {}) {
 // --- TLS, mTLS and bearer tokens ---------------------------------------
 //
 // The `security` option of a Throttle: {caFile, certFile, keyFile, token,
-// tokenFile}, the same settings as the C++ library, throttlectl and the
-// Python client's ChannelSecurity.
+// tokenFile, serverName}, the same settings as the C++ library,
+// throttlectl and the Python client's ChannelSecurity.
 //   caFile              PEM file of the CA that signed the server's
 //                       certificate (unset: the system's roots)
 //   certFile, keyFile   PEM client certificate and its private key, for a
@@ -191,9 +191,21 @@ function channelOptions(initial, max, extra = {}) {
 //   token               a bearer token, sent as "authorization: Bearer
 //                       TOKEN" on every call
 //   tokenFile           or a file whose first line (trimmed) is the token
+//   serverName          the name the server's certificate must hold (a DNS
+//                       name or an IP address of its subject alternative
+//                       names), also the calls' :authority; unset: the
+//                       host of the target's first address (grpc-js).
+//                       Set it for a multi-address target
+//                       ('ipv4:10.0.0.1:50051,10.0.0.2:50051'): grpc-js
+//                       checks every server's certificate against the first
+//                       address, so the second server's certificate fails
+//                       unless it holds that address too. The name every
+//                       server of the cluster has in its certificate; one
+//                       name, without a port. TLS only.
 // Nothing set: plaintext; any of caFile, certFile, keyFile: TLS. A token
-// needs TLS (gRPC refuses call credentials on a plaintext channel). The
-// files are read when the Throttle is made (it opens its channel then).
+// and a serverName need TLS (gRPC refuses call credentials on a plaintext
+// channel). The files are read when the Throttle is made (it opens its
+// channel then).
 
 // The environment variable of each setting, read when a Throttle is given
 // neither `security` nor `credentials` (an explicit `security` wins whole:
@@ -204,6 +216,7 @@ const SECURITY_ENV = Object.freeze({
   keyFile: 'THROTTLE_TLS_KEY',
   token: 'THROTTLE_TOKEN',
   tokenFile: 'THROTTLE_TOKEN_FILE',
+  serverName: 'THROTTLE_TLS_SERVER_NAME',
 });
 
 // The `security` settings `given`, completed by the environment variables
@@ -217,7 +230,8 @@ const SECURITY_ENV = Object.freeze({
 // securityFromEnv({caFile: 'ca.pem'})}).
 function securityFromEnv(given = {}, env = process.env) {
   const security = {};
-  for (const group of [['caFile'], ['certFile', 'keyFile'], ['token', 'tokenFile']]) {
+  const groups = [['caFile'], ['certFile', 'keyFile'], ['token', 'tokenFile'], ['serverName']];
+  for (const group of groups) {
     const fromEnv = !group.some((key) => given[key]);
     for (const key of group) {
       const value = fromEnv ? env[SECURITY_ENV[key]] : given[key];
@@ -255,15 +269,48 @@ function checkToken(name, token) {
   }
 }
 
+// One name: grpc-js would take anything, and a list or a stray space would
+// only show at the handshake.
+function checkServerName(name, serverName) {
+  if (!/^[\x21-\x7e]+$/.test(serverName)) {
+    throw invalid(
+      `${name}: ${JSON.stringify(serverName)}: the name holds a space, a control ` +
+        'or a non-ASCII character',
+    );
+  }
+  if (serverName.includes(',')) {
+    throw invalid(
+      `${name}: ${JSON.stringify(serverName)}: one name, not a list: the name every ` +
+        'server of the target has in its certificate',
+    );
+  }
+}
+
+// The grpc-js channel options of `security`: the certificate's name
+// (grpc.ssl_target_name_override) and the calls' :authority
+// (grpc.default_authority, as C-core makes it of the name) when serverName
+// is set. Checked by securityCredentials.
+function securityChannelOptions(security) {
+  const name = security && security.serverName;
+  if (name === undefined || name === null || name === '') return {};
+  return {
+    'grpc.ssl_target_name_override': String(name),
+    'grpc.default_authority': String(name),
+  };
+}
+
 // The grpc-js ChannelCredentials of `security` (see above). `names` are the
 // settings' names for the messages: the option's keys, or the environment
 // variables. Throws ThrottleError INVALID_ARGUMENT naming them for an
 // unknown key, settings that cannot work (a certificate without its key, a
-// token and a token file, a token without TLS), a file that cannot be read
-// or an empty token file.
+// token and a token file, a token or a serverName without TLS, a
+// serverName that is not one name), a file that cannot be read or an empty
+// token file.
 function securityCredentials(security, names) {
   if (security === null || typeof security !== 'object') {
-    throw invalid('security: an object {caFile, certFile, keyFile, token, tokenFile}');
+    throw invalid(
+      'security: an object {caFile, certFile, keyFile, token, tokenFile, serverName}',
+    );
   }
   const unknown = Object.keys(security).filter((k) => !(k in SECURITY_ENV));
   if (unknown.length > 0) {
@@ -290,6 +337,16 @@ function securityCredentials(security, names) {
         `(or ${names.certFile} and ${names.keyFile}); ` +
         'gRPC refuses call credentials on a plaintext channel',
     );
+  }
+  if (set('serverName')) {
+    checkServerName(names.serverName, String(security.serverName));
+    if (!tls) {
+      throw invalid(
+        `${names.serverName} needs TLS: it is the name the server's certificate is ` +
+          `checked against, and this channel would be plaintext; set ${names.caFile} ` +
+          `(or ${names.certFile} and ${names.keyFile})`,
+      );
+    }
   }
   if (set('token')) checkToken(names.token, String(security.token));
   if (!tls) return grpc.credentials.createInsecure();
@@ -397,10 +454,11 @@ function sleep(seconds, signal) {
 // (deadline of unary calls, seconds), waitForReady (false: unary calls to an
 // unreachable server fail at once with UNAVAILABLE; true: they wait for it
 // up to callTimeout; awaitFuel always waits), security (TLS, mTLS, a
-// bearer token: {caFile, certFile, keyFile, token, tokenFile}, see above;
-// unset: from the environment variables THROTTLE_TLS_CA,
-// THROTTLE_TLS_CERT, THROTTLE_TLS_KEY, THROTTLE_TOKEN,
-// THROTTLE_TOKEN_FILE, none set: plaintext; an explicit `security` wins
+// bearer token, the server's name for a multi-address target: {caFile,
+// certFile, keyFile, token, tokenFile, serverName}, see above; unset: from
+// the environment variables THROTTLE_TLS_CA, THROTTLE_TLS_CERT,
+// THROTTLE_TLS_KEY, THROTTLE_TOKEN, THROTTLE_TOKEN_FILE,
+// THROTTLE_TLS_SERVER_NAME, none set: plaintext; an explicit `security` wins
 // whole, the environment is then not read, so `security: {}` is
 // plaintext), credentials (grpc-js ChannelCredentials of your own, instead
 // of security; the environment is then not read either), channelOptions
@@ -422,11 +480,14 @@ class Throttle {
       throw invalid('security and credentials: give one of them, not both');
     }
     let channelCredentials = credentials;
+    let securityOptions = {}; // serverName's channel options
     if (channelCredentials == null) {
-      channelCredentials =
-        security === undefined
-          ? securityCredentials(securityFromEnv(), SECURITY_ENV)
-          : securityCredentials(security, SECURITY_OPTION_NAMES);
+      const effective = security === undefined ? securityFromEnv() : security;
+      channelCredentials = securityCredentials(
+        effective,
+        security === undefined ? SECURITY_ENV : SECURITY_OPTION_NAMES,
+      );
+      securityOptions = securityChannelOptions(effective);
     }
     this.address = address;
     this.name = name;
@@ -448,11 +509,10 @@ class Throttle {
     this.client = new proto.Throttle(
       address,
       channelCredentials,
-      channelOptions(
-        this.options.backoffInitial,
-        this.options.backoffMax,
-        this.options.channelOptions,
-      ),
+      channelOptions(this.options.backoffInitial, this.options.backoffMax, {
+        ...securityOptions, // the caller's options may override them
+        ...this.options.channelOptions,
+      }),
     );
     this.surplus = 0; // grants received beyond what was asked for
     this.active = new Set(); // calls in flight, for close()

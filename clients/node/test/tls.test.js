@@ -7,7 +7,8 @@
 // without a certificate or trusting another CA cannot connect
 // (UNAVAILABLE); a token without TLS is refused when the Throttle is made
 // (INVALID_ARGUMENT); the environment variables and their precedence; the
-// token file; toJSON() never writes a token.
+// token file; toJSON() never writes a token; a multi-address target with
+// security.serverName (and what grpc-js does without it).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -15,7 +16,7 @@ const { after, before, describe, test } = require('node:test');
 const grpc = require('@grpc/grpc-js');
 const { Throttle, ThrottleError, FuelOutcome, SECURITY_ENV, securityFromEnv, status } =
   require('..');
-const { GENEROUS, Pki, Server } = require('./support');
+const { GENEROUS, Pki, Server, freePorts } = require('./support');
 
 const ADMIN_TOKEN = 'admin-token-5b1f';
 const WORKER = 'spiffe://throttle.test/worker';
@@ -337,6 +338,114 @@ describe('TLS, mTLS and tokens', () => {
     fx.pki.write('admin-token.txt', 'not-the-token\n'); // read already
     await a.create(1, 1);
     await a.delete();
+  });
+
+  // --- a multi-address target: serverName --------------------------------
+  //
+  // C-core (C++, Python) checks the server's certificate against the whole
+  // target and fails; grpc-js checks it against the host of the target's
+  // first address, whichever server answers. server.pem holds IP 127.0.0.1
+  // and DNS localhost.
+
+  test('a multi-address target: serverName names the certificate', async (t) => {
+    await runningT();
+    const [closed] = await freePorts(1); // as a standby's: nothing listens
+    const target = `ipv4:127.0.0.1:${closed},${fx.mtls.address}`;
+    const through = (to, security, name = 't') => {
+      const h = new Throttle(to, name, { security });
+      fx.handles.push(h);
+      return h;
+    };
+    await t.test('with serverName: calls, a worker and the options', async () => {
+      for (const serverName of ['localhost', '127.0.0.1']) {
+        const controller = through(target, fx.pki.security('controller', { serverName }));
+        assert.ok(Array.isArray(await controller.listThrottles()));
+      }
+      const worker = through(target, fx.pki.security('worker', { serverName: 'localhost' }));
+      assert.equal(await worker.awaitFuel(GENEROUS), FuelOutcome.FUEL);
+      assert.equal(worker.options.security.serverName, 'localhost');
+      const copy = Throttle.fromJSON(JSON.parse(JSON.stringify(worker)));
+      fx.handles.push(copy);
+      assert.equal(await copy.awaitFuel(GENEROUS), FuelOutcome.FUEL);
+    });
+    await t.test('without serverName grpc-js checks the first address (127.0.0.1)', async () => {
+      // Works only because the certificate holds the first address: with
+      // servers on different hosts, a second server's certificate would be
+      // checked against the first one's address.
+      const controller = through(target, fx.pki.security('controller'));
+      assert.ok(Array.isArray(await controller.listThrottles()));
+      // A first address the certificate does not hold (127.0.0.2: nothing
+      // listens there either) fails the handshake with the second server.
+      const other = `ipv4:127.0.0.2:${closed},${fx.mtls.address}`;
+      const error = await rejectsWith(
+        through(other, fx.pki.security('controller')).listThrottles(),
+        'UNAVAILABLE',
+      );
+      assert.match(error.details, /IP: 127\.0\.0\.2 is not in the cert's list/);
+      const named = through(other, fx.pki.security('controller', { serverName: 'localhost' }));
+      assert.ok(Array.isArray(await named.listThrottles()));
+    });
+    await t.test('a name the certificate does not hold is UNAVAILABLE', async () => {
+      const security = fx.pki.security('controller', { serverName: 'throttle.example' });
+      for (const to of [target, fx.mtls.address]) {
+        const error = await rejectsWith(through(to, security).listThrottles(), 'UNAVAILABLE');
+        assert.match(error.details, /Host: throttle\.example\. is not in the cert's altnames/);
+      }
+      // The Throttle's own channelOptions win over it.
+      const own = new Throttle(target, 't', {
+        security,
+        channelOptions: { 'grpc.ssl_target_name_override': 'localhost' },
+      });
+      fx.handles.push(own);
+      assert.ok(Array.isArray(await own.listThrottles()));
+    });
+    await t.test('THROTTLE_TLS_SERVER_NAME; the setting wins over it', async () => {
+      Object.assign(process.env, {
+        THROTTLE_TLS_CA: fx.pki.path('ca.pem'),
+        THROTTLE_TLS_CERT: fx.pki.path('controller.pem'),
+        THROTTLE_TLS_KEY: fx.pki.path('controller.key'),
+        THROTTLE_TLS_SERVER_NAME: 'localhost',
+      });
+      try {
+        const other = `ipv4:127.0.0.2:${closed},${fx.mtls.address}`;
+        assert.ok(Array.isArray(await through(other, undefined).listThrottles()));
+        assert.equal(securityFromEnv().serverName, 'localhost');
+        assert.equal(securityFromEnv({ serverName: 'x.example' }).serverName, 'x.example');
+        process.env.THROTTLE_TLS_SERVER_NAME = 'throttle.example';
+        await rejectsWith(through(other, undefined).listThrottles(), 'UNAVAILABLE');
+      } finally {
+        clearSecurityEnv();
+      }
+    });
+  });
+
+  test('a serverName without TLS or that is not one name is INVALID_ARGUMENT', () => {
+    const make = (security) => () => new Throttle(fx.mtls.address, 't', { security });
+    throwsWith(
+      make({ serverName: 'localhost' }),
+      'INVALID_ARGUMENT',
+      /^security\.serverName needs TLS: .*plaintext; set security\.caFile/,
+    );
+    throwsWith(
+      make(fx.pki.security(null, { serverName: '127.0.0.1,localhost' })),
+      'INVALID_ARGUMENT',
+      /^security\.serverName: "127\.0\.0\.1,localhost": one name, not a list/,
+    );
+    throwsWith(
+      make(fx.pki.security(null, { serverName: 'local host' })),
+      'INVALID_ARGUMENT',
+      /the name holds a space/,
+    );
+    process.env.THROTTLE_TLS_SERVER_NAME = 'localhost';
+    try {
+      throwsWith(
+        () => new Throttle(fx.mtls.address, 't'),
+        'INVALID_ARGUMENT',
+        /^THROTTLE_TLS_SERVER_NAME needs TLS: .*set THROTTLE_TLS_CA/,
+      );
+    } finally {
+      clearSecurityEnv();
+    }
   });
 
   test('toJSON() writes no token; fromJSON() with a token file works', async () => {

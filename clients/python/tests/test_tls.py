@@ -7,7 +7,8 @@ certificate); a wrong token is UNAUTHENTICATED; plaintext, a client without
 a certificate or trusting another CA cannot connect (UNAVAILABLE); a token
 without TLS is refused when the Throttle is made; the environment
 variables and their precedence; the token file is read when the channel is
-made; a spawned worker authenticates as its parent.
+made; a spawned worker authenticates as its parent; a multi-address target
+needs server_name (gRPC checks the certificate against the whole target).
 """
 import multiprocessing
 import os
@@ -17,7 +18,7 @@ from unittest import mock
 
 import grpc
 
-from support import GENEROUS, Pki, Server  # also sets sys.path
+from support import GENEROUS, Pki, Server, free_ports  # also sets sys.path
 
 from throttle_client import (ChannelSecurity, FuelOutcome, Throttle,
                              ThrottleError)
@@ -301,6 +302,114 @@ class Tls(unittest.TestCase):
         self.assertEqual(pickle.loads(pickle.dumps(security)), security)
         with self.assertRaises(AttributeError):
             security.token = "other"
+
+    # --- a multi-address target: server_name --------------------------------
+
+    def multi_address_target(self):
+        """ipv4:127.0.0.1:CLOSED,<the mTLS server>: a port nothing listens
+        on first, as a standby's (pick_first passes on to the server)."""
+        (closed,) = free_ports(1)
+        return f"ipv4:127.0.0.1:{closed},{self.mtls.address}"
+
+    def test_multi_address_target_needs_the_certificates_name(self):
+        self.running_t()
+        target = self.multi_address_target()
+        addresses = target[len("ipv4:"):]
+        t = Throttle(target, "t", security=self.pki.security("controller"))
+        self.addCleanup(t.close)
+        error = self.assertCode(Code.UNAVAILABLE, t.list_throttles)
+        self.assertIn(f"Peer name {addresses} is not in peer certificate",
+                      error.details)
+        for name in ("localhost", "127.0.0.1"):
+            with self.subTest(server_name=name):
+                t = Throttle(target, "t", security=self.pki.security(
+                    "controller", server_name=name))
+                self.addCleanup(t.close)
+                self.assertIn("t", [i.name for i in t.list_throttles()])
+        worker = Throttle(target, "t", security=self.pki.security(
+            "worker", server_name="localhost"))
+        self.addCleanup(worker.close)
+        self.assertIs(worker.await_fuel(timeout=GENEROUS), FuelOutcome.FUEL)
+
+    def test_a_name_the_certificate_does_not_hold_is_unavailable(self):
+        security = self.pki.security("controller",
+                                     server_name="throttle.example")
+        for target in (self.multi_address_target(), self.mtls.address):
+            with self.subTest(target=target):
+                t = Throttle(target, "t", security=security)
+                self.addCleanup(t.close)
+                error = self.assertCode(Code.UNAVAILABLE, t.list_throttles)
+                self.assertIn("Peer name throttle.example is not in peer "
+                              "certificate", error.details)
+
+    def test_server_name_from_the_environment_and_in_a_spawned_worker(self):
+        controller = self.running_t()
+        target = self.multi_address_target()
+        os.environ.update({
+            "THROTTLE_TLS_CA": self.pki.path("ca.pem"),
+            "THROTTLE_TLS_CERT": self.pki.path("worker.pem"),
+            "THROTTLE_TLS_KEY": self.pki.path("worker.key"),
+            "THROTTLE_TLS_SERVER_NAME": "localhost",
+        })
+        worker = Throttle(target, "t")
+        self.addCleanup(worker.close)
+        self.assertEqual(worker.security.server_name, "localhost")
+        self.assertIs(worker.await_fuel(timeout=GENEROUS), FuelOutcome.FUEL)
+        self.assertEqual(ChannelSecurity.from_env(
+            server_name="x.example").server_name, "x.example")
+        del os.environ["THROTTLE_TLS_SERVER_NAME"]
+        # A spawned process gets server_name with the pickled Throttle, not
+        # from its environment.
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        process = context.Process(target=_spawned_fuel,
+                                  args=(worker, results))
+        process.start()
+
+        def end():
+            process.join(GENEROUS)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+        self.addCleanup(end)
+        self.assertEqual(results.get(timeout=GENEROUS), "fuel")
+        self.assertGreaterEqual(controller.info().total_emissions, 2)
+
+    def test_server_name_refused_without_tls_or_as_a_list(self):
+        with self.assertRaisesRegex(
+                ValueError, "^server_name needs TLS: .*plaintext; set "
+                "ca_file"):
+            ChannelSecurity(server_name="localhost")
+        with self.assertRaisesRegex(
+                ValueError, "^server_name: '127.0.0.1,localhost': one name, "
+                "not a list"):
+            self.pki.security(server_name="127.0.0.1,localhost")
+        with self.assertRaisesRegex(ValueError, "the name holds a space"):
+            self.pki.security(server_name="local host")
+        os.environ["THROTTLE_TLS_SERVER_NAME"] = "localhost"
+        with self.assertRaisesRegex(
+                ValueError, "^THROTTLE_TLS_SERVER_NAME needs TLS: .*set "
+                "THROTTLE_TLS_CA"):
+            Throttle(self.mtls.address, "t")
+
+    def test_server_name_is_the_ssl_target_name_override(self):
+        security = self.pki.security(server_name="throttle.example")
+        self.assertEqual(security.channel_options(),
+                         (("grpc.ssl_target_name_override",
+                           "throttle.example"),))
+        self.assertEqual(self.pki.security().channel_options(), ())
+        self.assertIn("server_name='throttle.example'", repr(security))
+        self.assertEqual(pickle.loads(pickle.dumps(security)), security)
+        self.assertNotEqual(security, self.pki.security())
+        # The Throttle's own channel_options win over it.
+        t = Throttle(self.multi_address_target(), "t",
+                     security=self.pki.security("controller",
+                                                server_name="not.it"),
+                     channel_options=[("grpc.ssl_target_name_override",
+                                       "localhost")])
+        self.addCleanup(t.close)
+        t.list_throttles()
 
     def test_spawned_worker_authenticates_as_its_parent(self):
         controller = self.running_t()

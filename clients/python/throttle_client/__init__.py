@@ -24,10 +24,10 @@ of the Python library mp_throttle:
 Errors raise ThrottleError, whose .code is the grpc.StatusCode.
 
 TLS, mTLS and bearer tokens: Throttle(..., security=ChannelSecurity(
-ca_file=, cert_file=, key_file=, token= or token_file=)), or the
-environment variables THROTTLE_TLS_CA, THROTTLE_TLS_CERT, THROTTLE_TLS_KEY,
-THROTTLE_TOKEN, THROTTLE_TOKEN_FILE when no security is given (see
-security.py).
+ca_file=, cert_file=, key_file=, token= or token_file=, server_name=)), or
+the environment variables THROTTLE_TLS_CA, THROTTLE_TLS_CERT,
+THROTTLE_TLS_KEY, THROTTLE_TOKEN, THROTTLE_TOKEN_FILE,
+THROTTLE_TLS_SERVER_NAME when no security is given (see security.py).
 """
 from .backoff import Backoff
 from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,

@@ -209,10 +209,11 @@ class Throttle:
       (await_fuel always waits.)
     channel_options: extra gRPC channel arguments (the reconnect backoff
       is set from backoff_initial and backoff_max: see channel_options()).
-    security: a ChannelSecurity (TLS, mTLS, a bearer token); None takes it
-      from the environment (ChannelSecurity.from_env(): THROTTLE_TLS_CA,
-      THROTTLE_TLS_CERT, THROTTLE_TLS_KEY, THROTTLE_TOKEN,
-      THROTTLE_TOKEN_FILE; none set: plaintext). An explicit one wins
+    security: a ChannelSecurity (TLS, mTLS, a bearer token, the server's
+      name for a multi-address target); None takes it from the environment
+      (ChannelSecurity.from_env(): THROTTLE_TLS_CA, THROTTLE_TLS_CERT,
+      THROTTLE_TLS_KEY, THROTTLE_TOKEN, THROTTLE_TOKEN_FILE,
+      THROTTLE_TLS_SERVER_NAME; none set: plaintext). An explicit one wins
       whole: the environment is then not read. Raises ValueError for
       settings that cannot work (a token without TLS, ...), TypeError for
       something else than a ChannelSecurity. Its files are read when this
@@ -281,11 +282,20 @@ class Throttle:
                         self.address,
                         channel_options(self.backoff_initial,
                                         self.backoff_max,
-                                        self.channel_options),
+                                        self._extra_channel_options()),
                         self.security)
                     self._state = state
                     self._surplus = 0
         return state
+
+    def _extra_channel_options(self):
+        """The security's channel options (server_name), unless the
+        caller's channel_options set the same key (C-core takes the first
+        of two, so the caller's would not win by coming later), then the
+        caller's."""
+        own = {key for key, _ in self.channel_options}
+        return tuple(option for option in self.security.channel_options()
+                     if option[0] not in own) + self.channel_options
 
     def close(self):
         """Closes the Throttle for good: every call in flight (an await_fuel

@@ -11,9 +11,17 @@ server that speaks TLS, mTLS or takes bearer tokens (throttle_server
                      security=ChannelSecurity(ca_file="ca.pem",
                                               token_file="/run/admin-token"))
 
+Through a multi-address target (high availability), name the servers'
+certificate, which gRPC would otherwise check against the whole target:
+
+    Throttle("ipv4:10.0.0.1:50051,10.0.0.2:50051", "crawl",
+             security=ChannelSecurity(ca_file="ca.pem",
+                                      server_name="throttle.example"))
+
 Without `security`, a Throttle takes the same settings from the environment
 (ChannelSecurity.from_env()): THROTTLE_TLS_CA, THROTTLE_TLS_CERT,
-THROTTLE_TLS_KEY, THROTTLE_TOKEN, THROTTLE_TOKEN_FILE. An explicit
+THROTTLE_TLS_KEY, THROTTLE_TOKEN, THROTTLE_TOKEN_FILE,
+THROTTLE_TLS_SERVER_NAME. An explicit
 `security` wins whole: the environment is then not read at all, so
 ChannelSecurity() asks for plaintext whatever the environment says. To
 complete settings of your own (flags) with the environment, as the C++
@@ -37,6 +45,7 @@ ENVIRONMENT = {
     "key_file": "THROTTLE_TLS_KEY",
     "token": "THROTTLE_TOKEN",
     "token_file": "THROTTLE_TOKEN_FILE",
+    "server_name": "THROTTLE_TLS_SERVER_NAME",
 }
 _ARGUMENTS = {name: name for name in ENVIRONMENT}
 
@@ -52,24 +61,36 @@ class ChannelSecurity:
       call; or token_file: a file whose first line (trimmed) is the token.
       Not both. A token needs TLS (ca_file, or cert_file and key_file):
       gRPC refuses call credentials on a plaintext channel.
+    server_name: the name the server's certificate must hold (a DNS name
+      or an IP address of its subject alternative names), also sent as the
+      calls' :authority; None: the host of the target. Set it for a
+      multi-address target ("ipv4:10.0.0.1:50051,10.0.0.2:50051"), which
+      gRPC would otherwise check as one name ("Peer name
+      10.0.0.1:50051,10.0.0.2:50051 is not in peer certificate"): the name
+      every server of the cluster has in its certificate. One name, without
+      a port. TLS only. (The channel option grpc.ssl_target_name_override:
+      channel_options()).
 
     Nothing set means plaintext; any of ca_file, cert_file, key_file means
     TLS. The files are read each time a channel is made (the first call of
     each process), not here, so a rotated file is picked up by the next
     process. Raises ValueError here for settings that cannot work (a
     certificate without its key, a token and a token file, a token without
-    TLS), naming the arguments. Immutable; repr() hides the token. It
+    TLS, a server_name without TLS or that is not one name), naming the
+    arguments. Immutable; repr() hides the token. It
     pickles with the Throttle (token included), so multiprocessing workers
     authenticate as their parent does.
     """
 
-    __slots__ = ("ca_file", "cert_file", "key_file", "token", "token_file")
+    __slots__ = ("ca_file", "cert_file", "key_file", "token", "token_file",
+                 "server_name")
 
     def __init__(self, ca_file=None, cert_file=None, key_file=None,
-                 token=None, token_file=None):
+                 token=None, token_file=None, server_name=None):
         self._init(dict(ca_file=ca_file, cert_file=cert_file,
                         key_file=key_file, token=token,
-                        token_file=token_file), _ARGUMENTS)
+                        token_file=token_file, server_name=server_name),
+                   _ARGUMENTS)
 
     def _init(self, values, names):
         for field in self.__slots__:
@@ -92,13 +113,22 @@ class ChannelSecurity:
                 f"{given} needs TLS: set {names['ca_file']} (or "
                 f"{names['cert_file']} and {names['key_file']}); gRPC "
                 "refuses call credentials on a plaintext channel")
+        if self.server_name is not None:
+            _check_server_name(self.server_name, names["server_name"])
+            if not self.tls:
+                raise ValueError(
+                    f"{names['server_name']} needs TLS: it is the name the "
+                    "server's certificate is checked against, and this "
+                    f"channel would be plaintext; set {names['ca_file']} (or "
+                    f"{names['cert_file']} and {names['key_file']})")
 
     @classmethod
     def from_env(cls, environ=None, **given):
         """The settings `given` (ca_file=..., as the constructor's),
         completed by the environment variables THROTTLE_TLS_CA,
         THROTTLE_TLS_CERT, THROTTLE_TLS_KEY, THROTTLE_TOKEN,
-        THROTTLE_TOKEN_FILE (unset or empty: not set). A setting given wins
+        THROTTLE_TOKEN_FILE, THROTTLE_TLS_SERVER_NAME (unset or empty: not
+        set). A setting given wins
         over its variable, and the pairs are taken whole: cert_file or
         key_file keeps both THROTTLE_TLS_CERT and THROTTLE_TLS_KEY out,
         token or token_file both THROTTLE_TOKEN and THROTTLE_TOKEN_FILE, so
@@ -114,7 +144,7 @@ class ChannelSecurity:
         given = {f: v for f, v in given.items() if v}
         values, names = {}, {}
         for group in (("ca_file",), ("cert_file", "key_file"),
-                      ("token", "token_file")):
+                      ("token", "token_file"), ("server_name",)):
             from_env = not any(f in given for f in group)
             for field in group:
                 if from_env:
@@ -131,6 +161,18 @@ class ChannelSecurity:
     def tls(self):
         """Whether the channel uses TLS."""
         return any((self.ca_file, self.cert_file, self.key_file))
+
+    def channel_options(self):
+        """The gRPC channel options of these settings, as a tuple of
+        (key, value): ("grpc.ssl_target_name_override", server_name) when
+        server_name is set (C-core also makes it the calls' :authority),
+        else none. A channel of your own made from channel_credentials()
+        needs them too: the credentials do not carry the name. A Throttle
+        passes them unless its channel_options set the same key (then
+        those win)."""
+        if self.server_name is None:
+            return ()
+        return (("grpc.ssl_target_name_override", self.server_name),)
 
     def channel_credentials(self):
         """The grpc.ChannelCredentials of these settings, or None for
@@ -182,6 +224,19 @@ def _check_token(token, name):
             or not token.isascii()):
         raise ValueError(f"{name}: a bearer token is printable ASCII without "
                          "surrounding spaces or line breaks")
+
+
+def _check_server_name(name, setting):
+    # One name: gRPC would take anything, and a list or a stray space would
+    # only show at the handshake ("Peer name ... is not in peer
+    # certificate").
+    if not name.isascii() or not name.isprintable() or " " in name:
+        raise ValueError(f"{setting}: {name!r}: the name holds a space, a "
+                         "control or a non-ASCII character")
+    if "," in name:
+        raise ValueError(f"{setting}: {name!r}: one name, not a list: the "
+                         "name every server of the target has in its "
+                         "certificate")
 
 
 def _read(path, setting, pem=True):
