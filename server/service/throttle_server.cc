@@ -209,6 +209,17 @@ bool ThrottleServer::AwaitThrottle(
       timeout);
 }
 
+bool ThrottleServer::AwaitStored(const std::string& name,
+                                 absl::Duration timeout) const {
+  return impl_->service->table().Await(
+      name,
+      [](const ThrottleTable::Entry& entry) {
+        return entry.storing == 0 &&
+               entry.stored_emissions == entry.scheduler.total_emissions();
+      },
+      timeout);
+}
+
 void ThrottleServer::Shutdown(absl::Duration deadline) {
   {
     absl::MutexLock lock(&impl_->mu);

@@ -99,6 +99,11 @@ class ThrottleServer {
   // over its labels), as a scrape would show it; -1 if there is none.
   double MetricValue(const std::string& name) const;
 
+  // With a store: blocks until the throttle `name`'s state as last changed
+  // is stored (no failed write of it pending) or `timeout` passes; returns
+  // whether it is. For tests.
+  bool AwaitStored(const std::string& name, absl::Duration timeout) const;
+
   // Blocks until `condition` holds for the throttle `name` (its waiting
   // streams and total emissions) or `timeout` passes; returns whether it
   // holds. For tests and tools that must wait for the server's state

@@ -135,12 +135,14 @@ ThrottleTable::StoreBatch ThrottleTable::CollectForStore(
     batch.limits.emplace_back(uid, limit);
     batch.renewed.push_back(uid);
     entry->stored_emissions = scheduler.total_emissions();
+    ++entry->storing;
   }
   auto add = [&](Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!taken.insert(entry.uid).second) return;
     batch.throttles.push_back(
         StoredLocked(entry, entry.scheduler.grant_limit()));
     entry.stored_emissions = entry.scheduler.total_emissions();
+    ++entry.storing;
   };
   for (const std::string& name : names) {
     Entry* entry = FindLocked(name);
@@ -168,7 +170,15 @@ void ThrottleTable::StoreDone(const StoreBatch& batch, bool durable) {
     for (uint64_t uid : batch.renewed) {
       if (Entry* entry = FindByUidLocked(uid)) entry->reservation_asked = false;
     }
-    if (!durable) return;  // asked again by the persister's retry
+    for (const StoredThrottle& stored : batch.throttles) {
+      Entry* entry = FindLocked(stored.name);
+      if (entry == nullptr || entry->storing == 0) continue;
+      --entry->storing;
+      // Not stored: the next statistics write tries it again (a Stop whose
+      // write failed changes no emissions, and would wait for one).
+      if (!durable) entry->stored_emissions = -1;
+    }
+    if (!durable) return;  // renewals are asked again by the persister
     for (const auto& [uid, limit] : batch.limits) {
       Entry* entry = FindByUidLocked(uid);
       if (entry == nullptr) continue;

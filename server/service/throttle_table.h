@@ -125,6 +125,7 @@ class ThrottleTable final : public ThrottleStatsSource {
     // the total emissions last stored.
     bool reservation_asked = false;
     int64_t stored_emissions = -1;
+    int storing = 0;  // writes of it collected and not yet done
   };
 
   // What the persister stores in one write, and the grant limits it

@@ -2,7 +2,9 @@
 // 127.0.0.1:0: what a restarted server brings back, what a declared
 // throttle does against a stored one, and that a controller call is
 // answered only once it is stored. A fake clock; no sleeping.
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -230,6 +232,27 @@ TEST_F(StateTest, ANewServerOnACrashedServersStateKeepsTheWindow) {
   EXPECT_EQ(Take("w", 2), 2);
   StopServer();
   std::system(absl::StrCat("rm -rf ", copy).c_str());
+}
+
+TEST_F(StateTest, AChangeWhoseWriteFailedIsStoredWithTheNextWrite) {
+  ASSERT_TRUE(Create("s", v1::MODE_SMOOTH, 5).ok());
+  ASSERT_TRUE(Start("s").ok());
+  // Break the store: its records directory becomes a plain file.
+  const std::string records = dir_ + "/throttles";
+  ASSERT_EQ(std::rename(records.c_str(), (records + ".away").c_str()), 0);
+  { std::ofstream(records) << "not a directory"; }
+  v1::StopRequest stop;
+  stop.set_throttle("s");
+  v1::StopResponse stopped;
+  EXPECT_EQ(stub_->Stop(Context().get(), stop, &stopped).error_code(),
+            grpc::StatusCode::UNAVAILABLE);  // "the change is not stored"
+  // Mend it: the Stop, which changed no emissions, is stored all the same.
+  ASSERT_EQ(std::remove(records.c_str()), 0);
+  ASSERT_EQ(std::rename((records + ".away").c_str(), records.c_str()), 0);
+  ASSERT_TRUE(server_->AwaitStored("s", absl::Seconds(30)));
+  const std::vector<ThrottleRecord> stored = Stored();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].state(), v1::STATE_STOPPED);
 }
 
 TEST_F(StateTest, NoGrantAtOrAfterTheGrantDeadline) {
