@@ -49,6 +49,7 @@ class Service final : public v1::Throttle::CallbackService {
 
   // The throttles (for start-up throttles, metrics and tests).
   ThrottleTable& table() { return table_; }
+  const StreamLimits& stream_limits() const { return stream_limits_; }
 
   // Controller calls that change a throttle answer only once `persister`
   // stored it (not owned; null: nothing is stored). Set before serving.

@@ -41,6 +41,13 @@ void StreamLimits::Release(const std::string& client) {
   }
 }
 
+bool StreamLimits::AwaitOpen(int64_t n, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto reached = [this, n]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return open_ == n; };
+  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+}
+
 int64_t StreamLimits::open() const {
   absl::MutexLock lock(&mu_);
   return open_;

@@ -47,6 +47,10 @@ class StreamLimits {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   int64_t open() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until exactly `n` streams hold a slot or `timeout` passes (real
+  // time; for tests); returns whether they do.
+  bool AwaitOpen(int64_t n, absl::Duration timeout) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void Release(const std::string& client) ABSL_LOCKS_EXCLUDED(mu_);

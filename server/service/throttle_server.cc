@@ -209,6 +209,10 @@ bool ThrottleServer::AwaitThrottle(
       timeout);
 }
 
+bool ThrottleServer::AwaitOpenStreams(int64_t n, absl::Duration timeout) const {
+  return impl_->service->stream_limits().AwaitOpen(n, timeout);
+}
+
 bool ThrottleServer::AwaitStored(const std::string& name,
                                  absl::Duration timeout) const {
   return impl_->service->table().Await(

@@ -99,6 +99,10 @@ class ThrottleServer {
   // over its labels), as a scrape would show it; -1 if there is none.
   double MetricValue(const std::string& name) const;
 
+  // Blocks until exactly `n` AwaitFuel streams count against the stream
+  // limits or `timeout` passes; returns whether they do. For tests.
+  bool AwaitOpenStreams(int64_t n, absl::Duration timeout) const;
+
   // With a store: blocks until the throttle `name`'s state as last changed
   // is stored (no failed write of it pending) or `timeout` passes; returns
   // whether it is. For tests.
