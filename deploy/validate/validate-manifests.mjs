@@ -9,14 +9,28 @@
 //     (the schemas alone let most of them through);
 //   - held to the project's rules: every container has resource requests
 //     and limits and runs read-only, unprivileged, with no capabilities;
-//     the server has gRPC probes; a single server runs as 1 replica,
-//     recreated; a high-available one (--etcd_endpoints) as 2 or more with
-//     liveness on --health_listen, readiness on the serving port, and what
-//     that asks of the rollout (see checkServer); Services, volumes,
-//     StatefulSets, etcd endpoints and the kustomization refer to things
-//     that exist; the ConfigMap carries the same throttles as
-//     deploy/throttles.conf.
-// DEPLOY_DIR/compose.yaml is parsed and its references checked.
+//     the server's probes fit its transport (gRPC, or TCP on a TLS serving
+//     port); a single server runs as 1 replica, recreated; a high-available
+//     one (--etcd_endpoints) as 2 or more with liveness on --health_listen,
+//     readiness on the serving port, and what that asks of the rollout
+//     (see checkServer); Services, volumes, StatefulSets, etcd endpoints
+//     and the kustomization refer to things that exist; the ConfigMaps
+//     carry the same throttles as deploy/throttles.conf and the same policy
+//     as deploy/policy.conf;
+//   - security (checkSecurity): every file a flag or THROTTLE_*/ETCDCTL_*
+//     variable names lies in a mounted volume that holds it (a ConfigMap
+//     key, or tls.crt/tls.key/ca.crt of a TLS Secret); Secret volumes are
+//     not world-readable and are readable by the pod's non-root user
+//     (fsGroup); no volume is mounted inside another; with mTLS on the
+//     server every client of the Service has a CA, a certificate and a
+//     key; TLS to etcd on both sides or neither.
+// DEPLOY_DIR/k8s/cert-manager/ (optional kustomize Component): Issuers and
+// Certificates checked for their fields and held to the manifests: every
+// Secret a pod mounts is issued there, the server's certificate names what
+// the clients dial, client certificates are issued by the server's CA with
+// an identity the policy knows, and etcd's CA is another one.
+// DEPLOY_DIR/compose.yaml is parsed and its references checked (the
+// certificate directories of make-demo-certs.sh count as present).
 // Prints one line per problem and exits 1 if there is any.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -126,6 +140,19 @@ function podSpecOf(doc) {
   return doc.spec?.template?.spec;
 }
 
+// The ConfigMap names a volume reads, directly or projected.
+const configMapsOf = (v) => [v.configMap?.name,
+  ...(v.projected?.sources ?? []).map((s) => s.configMap?.name)].filter(Boolean);
+// The Secrets a volume reads, with the mode their files get:
+// [{name, mode, items}].
+const secretsOf = (v) => [
+  ...(v.secret ? [{ name: v.secret.secretName, mode: v.secret.defaultMode,
+    items: v.secret.items }] : []),
+  ...(v.projected?.sources ?? []).filter((s) => s.secret).map((s) => ({
+    name: s.secret.name, mode: v.projected.defaultMode, items: s.secret.items })),
+].map((s) => ({ ...s, mode: s.mode ?? 0o644 }));
+const octal = (m) => `0${m.toString(8)}`;
+
 function checkPodRules(where, doc, byKind) {
   const pod = podSpecOf(doc);
   if (!pod) return;
@@ -134,9 +161,20 @@ function checkPodRules(where, doc, byKind) {
     ...(doc.spec?.volumeClaimTemplates ?? []).map((t) => t.metadata ?? {})]
     .map((v) => v.name));
   for (const v of pod.volumes ?? []) {
-    const cm = v.configMap?.name;
-    if (cm && !byKind("ConfigMap").some((d) => d.metadata?.name === cm)) {
-      problem(name, `volume ${v.name}: no ConfigMap ${cm} in the manifests`);
+    for (const cm of configMapsOf(v)) {
+      if (!byKind("ConfigMap").some((d) => d.metadata?.name === cm)) {
+        problem(name, `volume ${v.name}: no ConfigMap ${cm} in the manifests`);
+      }
+    }
+    // Keys: not for everyone in the container, but for its non-root user,
+    // which owns none of a Secret volume's files (root does; with fsGroup
+    // their group is the pod's).
+    for (const secret of secretsOf(v)) {
+      if (secret.mode & 0o007) {
+        problem(name, `volume ${v.name}: Secret ${secret.name} with mode ${octal(secret.mode)} is readable by every user (use 0440, 288, with fsGroup)`);
+      } else if (!(secret.mode & 0o040) || pod.securityContext?.fsGroup === undefined) {
+        problem(name, `volume ${v.name}: Secret ${secret.name} with mode ${octal(secret.mode)}${pod.securityContext?.fsGroup === undefined ? " and no fsGroup" : ""}: its files are readable by root only, not by the pod's user (use 0440, 288, with securityContext.fsGroup)`);
+      }
     }
   }
   for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
@@ -161,6 +199,13 @@ function checkPodRules(where, doc, byKind) {
     }
     for (const m of c.volumeMounts ?? []) {
       if (!volumes.has(m.name)) problem(at, `mounts unknown volume ${m.name}`);
+      // The runtime would have to create the mount point in the outer
+      // volume, which is read-only (ConfigMap, Secret) or someone's data.
+      for (const outer of c.volumeMounts) {
+        if (outer !== m && m.mountPath.startsWith(`${outer.mountPath.replace(/\/$/, "")}/`)) {
+          problem(at, `volume ${m.name} is mounted inside volume ${outer.name} (${m.mountPath} in ${outer.mountPath}): mount them side by side`);
+        }
+      }
     }
   }
 }
@@ -179,6 +224,22 @@ function maxUnavailablePods(strategy, replicas) {
   return typeof v === "string" ? Math.floor((parseInt(v, 10) * replicas) / 100) : v;
 }
 
+// What a probe does and on which port number ({kind, port}; a named port
+// resolved through the container's ports), or undefined.
+function probeOf(container, probe) {
+  if (!probe) return undefined;
+  for (const kind of ["grpc", "tcpSocket", "httpGet", "exec"]) {
+    if (!probe[kind]) continue;
+    let port = probe[kind].port;
+    if (typeof port === "string") {
+      port = (container.ports ?? []).find((p) => p.name === port)?.containerPort ?? port;
+    }
+    return { kind, port };
+  }
+  return undefined;
+}
+const probeText = (p) => (p ? `${p.kind} on ${p.port}` : "none");
+
 function checkServer(where, doc, byKind) {
   const pod = podSpecOf(doc);
   const server = pod?.containers?.find((c) => c.name === "server");
@@ -187,9 +248,32 @@ function checkServer(where, doc, byKind) {
   if (flagValue(args, "config") === undefined) {
     problem(where, "server args have no --config=FILE");
   }
-  if (server.readinessProbe?.grpc?.port !== 50051) {
-    problem(where, "server readinessProbe is not grpc on the serving port 50051");
+  // The image's entry point listens on 0.0.0.0:50051 unless --listen says
+  // otherwise.
+  const serving = portOf(flagValue(args, "listen") ?? "0.0.0.0:50051");
+  const tls = flagValue(args, "tls_cert") !== undefined;
+  if (tls && flagValue(args, "tls_key") === undefined) {
+    problem(where, "--tls_cert without --tls_key");
   }
+  if (!tls && flagValue(args, "tls_client_ca") !== undefined) {
+    problem(where, "--tls_client_ca without --tls_cert: mTLS needs the server's own certificate");
+  }
+  if (flagValue(args, "policy") !== undefined && flagValue(args, "tls_client_ca") === undefined &&
+      flagValue(args, "token_file") === undefined) {
+    problem(where, "--policy without --tls_client_ca or --token_file: no call can prove an identity, so every call is UNAUTHENTICATED");
+  }
+  // The kubelet's gRPC probe speaks plaintext and has no client
+  // certificate: on a TLS port only a TCP connect works (it still tells
+  // the leader, the only one listening, from a standby).
+  const readiness = probeOf(server, server.readinessProbe);
+  if (tls) {
+    if (readiness?.kind !== "tcpSocket" || readiness.port !== serving) {
+      problem(where, `server readinessProbe is ${probeText(readiness)}, not tcpSocket on the serving port ${serving}: with --tls_cert that port speaks TLS, which the kubelet's gRPC probe cannot`);
+    }
+  } else if (!["grpc", "tcpSocket"].includes(readiness?.kind) || readiness.port !== serving) {
+    problem(where, `server readinessProbe is ${probeText(readiness)}, not grpc (or tcpSocket) on the serving port ${serving}`);
+  }
+  const liveness = probeOf(server, server.livenessProbe);
   const replicas = doc.spec.replicas ?? 1;
   const strategy = doc.spec.strategy ?? {};
   const etcd = flagValue(args, "etcd_endpoints");
@@ -202,8 +286,9 @@ function checkServer(where, doc, byKind) {
     if (strategy.type !== "Recreate") {
       problem(where, "without --etcd_endpoints the strategy must be Recreate (a rolling update runs two servers side by side)");
     }
-    if (server.livenessProbe?.grpc?.port !== 50051) {
-      problem(where, "server livenessProbe is not grpc on port 50051");
+    const want = tls ? "tcpSocket" : "grpc";
+    if (liveness?.kind !== want || liveness.port !== serving) {
+      problem(where, `server livenessProbe is ${probeText(liveness)}, not ${want} on the serving port ${serving}${tls ? " (TLS: the kubelet's gRPC probe cannot)" : ""}`);
     }
     return;
   }
@@ -216,8 +301,8 @@ function checkServer(where, doc, byKind) {
   const health = flagValue(args, "health_listen");
   if (health === undefined) {
     problem(where, "with --etcd_endpoints the server needs --health_listen (the standby's liveness)");
-  } else if (server.livenessProbe?.grpc?.port !== portOf(health)) {
-    problem(where, `server livenessProbe is not grpc on the --health_listen port ${portOf(health)} (a standby keeps 50051 closed and would be restarted)`);
+  } else if (liveness?.kind !== "grpc" || liveness.port !== portOf(health)) {
+    problem(where, `server livenessProbe is ${probeText(liveness)}, not grpc on the --health_listen port ${portOf(health)} (plaintext on leader and standby; a standby keeps ${serving} closed and would be restarted)`);
   }
   // Only the leader is Ready, so Kubernetes counts 1 available replica at
   // most: a rolling update may remove the old leader only if it may leave
@@ -281,10 +366,48 @@ function checkService(where, svc, byKind) {
 const specLines = (text) => text.split("\n").map((l) => l.replace(/#.*/, "").trim())
   .filter((l) => l !== "");
 
+// A ConfigMap carries throttles.conf (the --config file), policy.conf
+// (the --policy file), or both.
 function checkConfigMap(where, cm) {
+  const keys = Object.keys(cm.data ?? {});
+  if (!keys.includes("throttles.conf") && !keys.includes("policy.conf")) {
+    return problem(where, `ConfigMap ${cm.metadata?.name} has neither throttles.conf nor policy.conf`);
+  }
+  if (keys.includes("throttles.conf")) checkThrottlesConf(where, cm);
+  if (keys.includes("policy.conf")) checkPolicyConf(where, cm);
+}
+
+// Rules of a policy file: [{identity, role, throttles, line}] (the server's
+// own check, --check_policy, is run on deploy/policy.conf by
+// verify-image.sh).
+const roles = ["worker", "controller", "admin"];
+function policyRules(text) {
+  return text.split("\n").map((l, i) => ({ fields: l.replace(/#.*/, "").trim().split(/\s+/), line: i + 1 }))
+    .filter(({ fields }) => fields[0] !== "")
+    .map(({ fields, line }) => ({ identity: fields[0], role: fields[1],
+      throttles: fields.slice(2), line }));
+}
+// Shell-style glob ('*' any run, '?' one character), as the policy's.
+const globMatch = (pattern, text) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&")
+  .replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "s").test(text);
+
+function checkPolicyConf(where, cm) {
+  const conf = path.join(deployDir, "policy.conf");
+  const data = cm.data["policy.conf"];
+  for (const r of policyRules(data)) {
+    if (!roles.includes(r.role) || r.throttles.length === 0) {
+      problem(where, `policy.conf line ${r.line}: not IDENTITY-PATTERN ROLE THROTTLE-PATTERN... with ROLE one of ${roles.join(", ")}`);
+    }
+  }
+  if (existsSync(conf) &&
+      specLines(readFileSync(conf, "utf8")).join("\n") !== specLines(data).join("\n")) {
+    problem(where, `policy.conf differs from ${conf}`);
+  }
+}
+
+function checkThrottlesConf(where, cm) {
   const conf = path.join(deployDir, "throttles.conf");
-  const data = cm.data?.["throttles.conf"];
-  if (data === undefined) return problem(where, "ConfigMap has no throttles.conf");
+  const data = cm.data["throttles.conf"];
   const spec = /^[A-Za-z0-9_.-]+( (max_n|per|mode|burst|manual_emit)=\S+)+$/;
   for (const line of specLines(data)) {
     if (!spec.test(line)) problem(where, `not a throttle spec: '${line}'`);
@@ -300,10 +423,335 @@ function checkKustomization(where, doc, files) {
   for (const r of listed) {
     if (!existsSync(path.join(k8sDir, r))) problem(where, `resource ${r} does not exist`);
   }
+  for (const c of doc.components ?? []) {
+    if (!existsSync(path.join(k8sDir, c, "kustomization.yaml"))) {
+      problem(where, `component ${c} has no kustomization.yaml`);
+    }
+  }
   for (const f of files) {
     const base = path.basename(f);
     if (base !== "kustomization.yaml" && !listed.has(base)) {
       problem(where, `${base} is not listed in resources`);
+    }
+  }
+}
+
+// --- security -----------------------------------------------------------------
+
+// Flags and variables that name a file the container must find.
+const fileFlags = ["config", "policy", "token_file", "tls_cert", "tls_key",
+  "tls_client_ca", "tls_ca", "etcd_tls_ca", "etcd_tls_cert", "etcd_tls_key",
+  "cert-file", "key-file", "trusted-ca-file", "peer-cert-file", "peer-key-file",
+  "peer-trusted-ca-file"];
+const fileEnv = ["THROTTLE_TLS_CA", "THROTTLE_TLS_CERT", "THROTTLE_TLS_KEY",
+  "THROTTLE_TOKEN_FILE", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"];
+// What a kubernetes.io/tls Secret from cert-manager holds.
+const tlsSecretKeys = ["tls.crt", "tls.key", "ca.crt"];
+const argsOf = (c) => [...(c.command ?? []), ...(c.args ?? [])];
+const envOf = (c) => Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined)
+  .map((e) => [e.name, e.value]));
+// A container's setting: --flag=VALUE, else the variable.
+const settingOf = (c, flag, env) => flagValue(argsOf(c), flag) ?? envOf(c)[env];
+const stripSlash = (p) => p.replace(/\/$/, "");
+
+// Checks that `file` (named by `what` in container c of `pod`) is in a
+// mounted volume that holds it; returns the Secret it comes from, if one.
+function checkFile(at, pod, c, what, file, byKind) {
+  if (file.includes("$(")) return undefined;
+  const mount = (c.volumeMounts ?? [])
+    .filter((m) => file.startsWith(`${stripSlash(m.mountPath)}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  if (!mount) {
+    // The image's own files (the system's CA bundle, say).
+    if (!/^\/(etc\/ssl|usr)\//.test(file)) {
+      problem(at, `${what} ${file} is in no mounted volume (the image has no such file)`);
+    }
+    return undefined;
+  }
+  const volume = (pod.volumes ?? []).find((v) => v.name === mount.name);
+  if (!volume || mount.subPath) return undefined;
+  const key = file.slice(stripSlash(mount.mountPath).length + 1);
+  const held = new Map();  // key -> Secret name or null (a ConfigMap)
+  const sources = volume.projected?.sources ??
+    [volume.configMap ? { configMap: volume.configMap } : {},
+      volume.secret ? { secret: { ...volume.secret, name: volume.secret.secretName } } : {}];
+  let known = Boolean(volume.configMap || volume.secret || volume.projected);
+  for (const src of sources) {
+    if (src.configMap) {
+      const cm = byKind("ConfigMap").find((d) => d.metadata?.name === src.configMap.name);
+      if (!cm) known = false;
+      const keys = src.configMap.items?.map((i) => i.path) ?? Object.keys(cm?.data ?? {});
+      for (const k of keys) held.set(k, null);
+    } else if (src.secret) {
+      for (const k of src.secret.items?.map((i) => i.path) ?? tlsSecretKeys) {
+        held.set(k, src.secret.name);
+      }
+    } else if (volume.projected && Object.keys(src).length) {
+      known = false;  // downwardAPI, serviceAccountToken: not followed
+    }
+  }
+  if (known && !held.has(key)) {
+    problem(at, `${what} ${file}: volume ${volume.name} (at ${mount.mountPath}) has no ${key}; it holds ${[...held.keys()].join(", ") || "nothing"}`);
+  }
+  return held.get(key) ?? undefined;
+}
+
+// The host of a gRPC target ("dns:///h:p", "h:p"), or undefined for an
+// address literal.
+function targetHost(target) {
+  const t = target.replace(/^dns:\/\/[^/]*\//, "");
+  if (/^(ipv4|ipv6|unix):/.test(t)) return undefined;
+  const host = t.slice(0, t.lastIndexOf(":"));
+  return /^[0-9.]+$/.test(host) || host === "" ? undefined : host;
+}
+
+// Checks every pod's files, the clients' credentials against the server's
+// transport, and TLS to etcd; returns what cert-manager's Certificates
+// must match: {serverSecrets, clientCaSecrets, clients: [{at, host,
+// certSecret}], etcdServerSecrets, etcdClientSecrets, etcdHosts,
+// podSecrets: Map secret -> [at]}.
+function checkSecurity(workloads, byKind) {
+  const facts = { serverSecrets: new Set(), clientCaSecrets: new Set(), clients: [],
+    etcdServerSecrets: new Set(), etcdClientSecrets: new Set(), etcdHosts: new Set(),
+    podSecrets: new Map() };
+  const servers = [];
+  for (const { where, doc } of workloads) {
+    const pod = podSpecOf(doc);
+    if (!pod) continue;
+    const name = `${where} ${doc.kind}/${doc.metadata?.name}`;
+    for (const v of pod.volumes ?? []) {
+      for (const s of secretsOf(v)) {
+        facts.podSecrets.set(s.name, [...(facts.podSecrets.get(s.name) ?? []), name]);
+      }
+    }
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      const at = `${name} container ${c.name}`;
+      const secretOf = {};
+      for (const f of fileFlags) {
+        const file = flagValue(argsOf(c), f);
+        if (file !== undefined) secretOf[f] = checkFile(at, pod, c, `--${f}`, file, byKind);
+      }
+      for (const e of fileEnv) {
+        const file = envOf(c)[e];
+        if (file !== undefined) secretOf[e] = checkFile(at, pod, c, e, file, byKind);
+      }
+      const isServer = doc.spec?.template?.metadata?.labels?.["app.kubernetes.io/component"] === "server" &&
+        c.name === "server";
+      if (isServer) {
+        servers.push({ doc, c });
+        if (secretOf.tls_cert) facts.serverSecrets.add(secretOf.tls_cert);
+        if (secretOf.tls_client_ca) facts.clientCaSecrets.add(secretOf.tls_client_ca);
+        if (secretOf.etcd_tls_cert) facts.etcdClientSecrets.add(secretOf.etcd_tls_cert);
+        for (const e of (flagValue(argsOf(c), "etcd_endpoints") ?? "").split(",")) {
+          const host = e ? targetHost(e) : undefined;
+          if (host) facts.etcdHosts.add(host);
+        }
+      }
+      if (flagValue(argsOf(c), "cert-file") !== undefined &&
+          secretOf["cert-file"]) {
+        facts.etcdServerSecrets.add(secretOf["cert-file"]);
+      }
+      const target = settingOf(c, "address", "THROTTLE_ADDRESS");
+      if (target !== undefined && !isServer) {
+        facts.clients.push({ at, pod, c, doc, host: targetHost(target), target,
+          certSecret: secretOf.tls_cert ?? secretOf.THROTTLE_TLS_CERT });
+      }
+    }
+  }
+  for (const { doc, c } of servers) {
+    const args = argsOf(c);
+    const tls = flagValue(args, "tls_cert") !== undefined;
+    const mtls = flagValue(args, "tls_client_ca") !== undefined;
+    // The clients that reach this server through a Service of it.
+    const services = byKind("Service").filter((svc) =>
+      selects(svc.spec?.selector, doc.spec?.template?.metadata?.labels)).map((svc) => svc.metadata.name);
+    for (const client of facts.clients.filter((cl) => services.includes(cl.host?.split(".")[0]))) {
+      const has = (flag, env) => settingOf(client.c, flag, env) !== undefined;
+      if (tls && !has("tls_ca", "THROTTLE_TLS_CA")) {
+        problem(client.at, `${client.target}: the server speaks TLS, and this client has no CA to verify it (--tls_ca or THROTTLE_TLS_CA)`);
+      }
+      if (mtls && !(has("tls_cert", "THROTTLE_TLS_CERT") && has("tls_key", "THROTTLE_TLS_KEY"))) {
+        problem(client.at, `${client.target}: the server requires client certificates (--tls_client_ca), and this client has none (--tls_cert/--tls_key or THROTTLE_TLS_CERT/THROTTLE_TLS_KEY)`);
+      }
+      if (!tls && has("tls_ca", "THROTTLE_TLS_CA")) {
+        problem(client.at, `${client.target}: the client speaks TLS, the server plaintext (no --tls_cert)`);
+      }
+    }
+    // TLS to etcd on both sides or neither.
+    const etcd = flagValue(args, "etcd_endpoints");
+    if (etcd === undefined) continue;
+    for (const host of new Set(etcd.split(",").map(targetHost).filter(Boolean))) {
+      const svc = byKind("Service").find((d) => d.metadata?.name === host.split(".")[0]);
+      const sts = svc && workloads.map((w) => w.doc).find((d) => d.kind === "StatefulSet" &&
+        selects(svc.spec?.selector, d.spec?.template?.metadata?.labels));
+      const member = sts?.spec.template.spec.containers[0];
+      if (!member) continue;
+      const listen = flagValue(argsOf(member), "listen-client-urls") ?? "http://localhost:2379";
+      const etcdTls = /^https:/.test(listen);
+      if (etcdTls !== (flagValue(args, "etcd_tls_ca") !== undefined)) {
+        problem(`${doc.kind}/${doc.metadata?.name}`, `etcd ${host} listens on ${listen}, and the server ${etcdTls ? "has no" : "has"} --etcd_tls_ca`);
+      }
+      if (argsOf(member).includes("--client-cert-auth") && flagValue(args, "etcd_tls_cert") === undefined) {
+        problem(`${doc.kind}/${doc.metadata?.name}`, `etcd ${host} requires client certificates (--client-cert-auth), the server has no --etcd_tls_cert`);
+      }
+      if (etcdTls && !argsOf(member).includes("--client-cert-auth")) {
+        problem(`StatefulSet/${sts.metadata?.name}`, "etcd speaks TLS without --client-cert-auth: any pod that reaches it can write every throttle");
+      }
+    }
+  }
+  return facts;
+}
+
+// --- cert-manager (optional component) ----------------------------------------
+
+const certUsages = new Set(["signing", "digital signature", "content commitment",
+  "key encipherment", "key agreement", "data encipherment", "cert sign", "crl sign",
+  "encipher only", "decipher only", "any", "server auth", "client auth", "code signing",
+  "email protection", "s/mime", "ipsec end system", "ipsec tunnel", "ipsec user",
+  "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"]);
+const certificateFields = new Set(["secretName", "commonName", "dnsNames", "uris",
+  "ipAddresses", "emailAddresses", "otherNames", "usages", "duration", "renewBefore",
+  "privateKey", "issuerRef", "isCA", "subject", "literalSubject", "secretTemplate",
+  "keystores", "revisionHistoryLimit", "additionalOutputFormats",
+  "encodeUsagesInRequest", "nameConstraints"]);
+const privateKeyFields = { algorithm: ["RSA", "ECDSA", "Ed25519"],
+  encoding: ["PKCS1", "PKCS8"], rotationPolicy: ["Never", "Always"], size: null };
+const issuerKinds = ["selfSigned", "ca", "acme", "vault", "venafi"];
+const goDuration = /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/;
+// A DNS name of a certificate (with a leading "*." wildcard) matches host.
+const dnsMatches = (name, host) => name === host ||
+  (name.startsWith("*.") && host.slice(host.indexOf(".")) === name.slice(1));
+
+function checkCertManager(dir, facts, byKind) {
+  const docs = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort()
+    .flatMap((f) => loadDocuments(path.join(dir, f)));
+  const rel = (file, index) => `${path.relative(deployDir, file)}#${index}`;
+  const certs = [];
+  const issuers = new Map();
+  for (const { file, index, doc } of docs) {
+    const where = rel(file, index);
+    if (doc.kind === "Component") {
+      if (doc.apiVersion !== "kustomize.config.k8s.io/v1alpha1") {
+        problem(where, "a kustomize Component is kustomize.config.k8s.io/v1alpha1");
+      }
+      const listed = new Set(doc.resources ?? []);
+      for (const r of listed) {
+        if (!existsSync(path.join(dir, r))) problem(where, `resource ${r} does not exist`);
+      }
+      for (const f of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f))) {
+        if (f !== "kustomization.yaml" && !listed.has(f)) problem(where, `${f} is not listed in resources`);
+      }
+      continue;
+    }
+    if (doc.apiVersion !== "cert-manager.io/v1" || !["Certificate", "Issuer"].includes(doc.kind)) {
+      problem(where, `${doc.apiVersion} ${doc.kind}: only cert-manager.io/v1 Certificate and Issuer belong here`);
+      continue;
+    }
+    const spec = doc.spec ?? {};
+    if (doc.kind === "Issuer") {
+      const kinds = Object.keys(spec).filter((k) => issuerKinds.includes(k));
+      if (kinds.length !== 1 || Object.keys(spec).length !== 1) {
+        problem(where, `Issuer ${doc.metadata?.name}: spec must be exactly one of ${issuerKinds.join(", ")}`);
+      }
+      issuers.set(doc.metadata?.name, { where, doc });
+      continue;
+    }
+    for (const k of Object.keys(spec)) {
+      if (!certificateFields.has(k)) problem(where, `Certificate ${doc.metadata?.name}: unknown field spec.${k}`);
+    }
+    if (!spec.secretName) problem(where, `Certificate ${doc.metadata?.name}: no spec.secretName`);
+    if (!spec.issuerRef?.name) problem(where, `Certificate ${doc.metadata?.name}: no spec.issuerRef.name`);
+    if (!(spec.commonName || spec.dnsNames?.length || spec.uris?.length || spec.ipAddresses?.length)) {
+      problem(where, `Certificate ${doc.metadata?.name}: names nothing (commonName, dnsNames, uris, ipAddresses)`);
+    }
+    for (const u of spec.usages ?? []) {
+      if (!certUsages.has(u)) problem(where, `Certificate ${doc.metadata?.name}: unknown usage "${u}"`);
+    }
+    for (const [k, v] of Object.entries(spec.privateKey ?? {})) {
+      if (!(k in privateKeyFields)) problem(where, `Certificate ${doc.metadata?.name}: unknown field spec.privateKey.${k}`);
+      else if (privateKeyFields[k] && !privateKeyFields[k].includes(v)) {
+        problem(where, `Certificate ${doc.metadata?.name}: spec.privateKey.${k} is not one of ${privateKeyFields[k].join(", ")}`);
+      }
+    }
+    for (const k of ["duration", "renewBefore"]) {
+      if (spec[k] !== undefined && !goDuration.test(spec[k])) {
+        problem(where, `Certificate ${doc.metadata?.name}: spec.${k} "${spec[k]}" is not a duration (2160h)`);
+      }
+    }
+    certs.push({ where, doc });
+  }
+  const issuing = (secret) => certs.find((c) => c.doc.spec.secretName === secret);
+  for (const { where, doc } of certs) {
+    const ref = doc.spec.issuerRef ?? {};
+    if ((ref.kind ?? "Issuer") === "Issuer" && !issuers.has(ref.name)) {
+      problem(where, `Certificate ${doc.metadata?.name}: no Issuer ${ref.name} here`);
+    }
+  }
+  // A CA Issuer signs with the Secret of a CA Certificate made here.
+  for (const { where, doc } of issuers.values()) {
+    const secret = doc.spec?.ca?.secretName;
+    if (secret && !issuing(secret)?.doc.spec.isCA) {
+      problem(where, `Issuer ${doc.metadata?.name}: its Secret ${secret} is not issued here by a Certificate with isCA: true`);
+    }
+  }
+  // Every Secret the pods mount is issued here.
+  for (const [secret, users] of facts.podSecrets) {
+    if (!issuing(secret)) problem(users[0], `Secret ${secret} is mounted but no Certificate in ${path.relative(deployDir, dir)} issues it`);
+  }
+  const hasUsage = (c, u) => (c.doc.spec.usages ?? ["digital signature", "key encipherment"]).includes(u);
+  const issuerOf = (c) => c?.doc.spec.issuerRef?.name;
+  const rules = policyRules(byKind("ConfigMap").map((d) => d.data?.["policy.conf"]).filter(Boolean).join("\n"));
+  for (const secret of facts.serverSecrets) {
+    const cert = issuing(secret);
+    if (!cert) continue;
+    if (!hasUsage(cert, "server auth")) problem(cert.where, `Certificate ${cert.doc.metadata.name} (the servers') lacks usage "server auth"`);
+    for (const client of facts.clients) {
+      if (client.host && !(cert.doc.spec.dnsNames ?? []).some((n) => dnsMatches(n, client.host))) {
+        problem(cert.where, `Certificate ${cert.doc.metadata.name} (the servers') does not name ${client.host}, which ${client.at} dials`);
+      }
+    }
+    // The servers trust client certificates from the CA in their client CA
+    // file, ca.crt of a Secret: the CA of that Secret's issuer.
+    for (const caSecret of facts.clientCaSecrets) {
+      const caCert = issuing(caSecret);
+      for (const client of facts.clients) {
+        const cc = issuing(client.certSecret);
+        if (cc && caCert && issuerOf(cc) !== issuerOf(caCert)) {
+          problem(cc.where, `Certificate ${cc.doc.metadata.name} is issued by ${issuerOf(cc)}, but the servers trust client certificates of ${issuerOf(caCert)} (ca.crt of ${caSecret})`);
+        }
+      }
+    }
+  }
+  for (const client of facts.clients) {
+    const cc = issuing(client.certSecret);
+    if (!cc) continue;
+    if (!hasUsage(cc, "client auth")) problem(cc.where, `Certificate ${cc.doc.metadata.name} (a client's) lacks usage "client auth"`);
+    const ids = cc.doc.spec.uris ?? [];
+    if (rules.length && !ids.some((id) => rules.some((r) => globMatch(r.identity, id)))) {
+      problem(cc.where, `Certificate ${cc.doc.metadata.name}: no rule of the policy matches its identity ${ids.join(", ") || "(no URI SAN)"}, so ${client.at} may call nothing`);
+    }
+  }
+  // etcd trusts every certificate of its CA: that must not be the CA of the
+  // throttle's clients.
+  for (const secret of facts.etcdServerSecrets) {
+    const cert = issuing(secret);
+    if (!cert) continue;
+    for (const host of facts.etcdHosts) {
+      if (!(cert.doc.spec.dnsNames ?? []).some((n) => dnsMatches(n, host))) {
+        problem(cert.where, `Certificate ${cert.doc.metadata.name} (etcd's) does not name ${host} (--etcd_endpoints)`);
+      }
+    }
+    for (const e of facts.etcdClientSecrets) {
+      const ec = issuing(e);
+      if (ec && issuerOf(ec) !== issuerOf(cert)) {
+        problem(ec.where, `Certificate ${ec.doc.metadata.name} (the servers' etcd client) is issued by ${issuerOf(ec)}, etcd's by ${issuerOf(cert)}: etcd would refuse it`);
+      }
+    }
+    for (const client of facts.clients) {
+      const cc = issuing(client.certSecret);
+      if (cc && issuerOf(cc) === issuerOf(cert)) {
+        problem(cc.where, `Certificate ${cc.doc.metadata.name} (${client.at}) comes from etcd's issuer ${issuerOf(cert)}: with it that client could write etcd`);
+      }
     }
   }
 }
@@ -319,6 +767,16 @@ function checkCompose(file) {
   }
   const services = compose?.services ?? {};
   if (Object.keys(services).length === 0) problem(file, "no services");
+  // ./demo-certs/NAME is made by make-demo-certs.sh (git-ignored): present
+  // when NAME is one of the directories its header lists.
+  const certScript = path.join(path.dirname(file), "make-demo-certs.sh");
+  const certDirs = new Set(existsSync(certScript)
+    ? [...readFileSync(certScript, "utf8").matchAll(/^#   ([a-z-]+)\/ /gm)].map((m) => m[1])
+    : []);
+  const made = (source) => {
+    const m = /^\.\/demo-certs\/([^/]+)\/?$/.exec(source);
+    return m !== null && certDirs.has(m[1]);
+  };
   for (const [name, s] of Object.entries(services)) {
     if (!s.image && !s.build) problem(file, `service ${name}: no image or build`);
     const deps = Array.isArray(s.depends_on) ? s.depends_on : Object.keys(s.depends_on ?? {});
@@ -327,7 +785,7 @@ function checkCompose(file) {
     }
     for (const v of s.volumes ?? []) {
       const source = typeof v === "string" ? v.split(":")[0] : v.source;
-      if (source?.startsWith(".") &&
+      if (source?.startsWith(".") && !made(source) &&
           !existsSync(path.resolve(path.dirname(file), source))) {
         problem(file, `service ${name}: volume source ${source} does not exist`);
       }
@@ -348,11 +806,50 @@ function checkCompose(file) {
       for (const alias of n?.aliases ?? []) reachable.add(alias);
     }
   }
+  const envOfService = (s) => (Array.isArray(s.environment)
+    ? Object.fromEntries(s.environment.map((e) => e.split(/=(.*)/s)))
+    : s.environment ?? {});
+  const textOf = (s) => [s.command, s.entrypoint].flat().filter(Boolean).join(" ");
+  // --flag=VALUE in the command, else the variable.
+  const settingIn = (s, flag, variable) =>
+    new RegExp(`--${flag}=["']?([^\\s"']+)`).exec(textOf(s))?.[1] ?? envOfService(s)[variable];
+  // Every file a flag or variable names is inside a volume of the service.
+  const targets = (s) => (s.volumes ?? []).map((v) =>
+    (typeof v === "string" ? v.split(":")[1] : v.target)).filter(Boolean);
   for (const [name, s] of Object.entries(services)) {
-    const env = Array.isArray(s.environment)
-      ? Object.fromEntries(s.environment.map((e) => e.split(/=(.*)/s)))
-      : s.environment ?? {};
-    const text = [s.command, s.entrypoint].flat().filter(Boolean).join(" ");
+    const env = envOfService(s);
+    const files = [...textOf(s).matchAll(new RegExp(`--(${fileFlags.join("|")})=["']?(/[^\\s"']+)`, "g"))]
+      .map((m) => [`--${m[1]}`, m[2]]);
+    for (const e of fileEnv) if (env[e]) files.push([e, env[e]]);
+    for (const [what, f] of files) {
+      if (!targets(s).some((t) => f === t || f.startsWith(`${stripSlash(t)}/`)) &&
+          !/^\/(etc\/ssl|usr)\//.test(f)) {
+        problem(file, `service ${name}: ${what} ${f} is in no volume of the service`);
+      }
+    }
+  }
+  // With mTLS on the servers (the services with --tls_client_ca), every
+  // service that dials them has a CA, a certificate and a key.
+  const tlsHosts = new Set();
+  for (const [name, s] of Object.entries(services)) {
+    if (!/--tls_client_ca=/.test(textOf(s))) continue;
+    tlsHosts.add(name);
+    const networks = s.networks && !Array.isArray(s.networks) ? s.networks : {};
+    for (const n of Object.values(networks)) for (const a of n?.aliases ?? []) tlsHosts.add(a);
+  }
+  for (const [name, s] of Object.entries(services)) {
+    const target = settingIn(s, "address", "THROTTLE_ADDRESS");
+    const host = target && targetHost(target);
+    if (!host || !tlsHosts.has(host)) continue;
+    for (const [flag, variable] of [["tls_ca", "THROTTLE_TLS_CA"], ["tls_cert", "THROTTLE_TLS_CERT"], ["tls_key", "THROTTLE_TLS_KEY"]]) {
+      if (settingIn(s, flag, variable) === undefined) {
+        problem(file, `service ${name}: ${target} requires a client certificate (mTLS), and the service has no --${flag} or ${variable}`);
+      }
+    }
+  }
+  for (const [name, s] of Object.entries(services)) {
+    const env = envOfService(s);
+    const text = textOf(s);
     const targets = [...text.matchAll(/--(?:address|etcd_endpoints)=["']?([^\s"']+)/g)]
       .map((m) => m[1]);
     if (env.THROTTLE_ADDRESS) targets.push(env.THROTTLE_ADDRESS);
@@ -400,10 +897,15 @@ for (const { file, index, doc } of docs) {
   }
 }
 if (!byKind("Deployment").length) problem(k8sDir, "no Deployment");
+const facts = checkSecurity(docs.filter(({ doc }) => podSpecOf(doc ?? {}))
+  .map(({ file, index, doc }) => ({ where: `${path.relative(deployDir, file)}#${index}`, doc })), byKind);
+const certManagerDir = path.join(k8sDir, "cert-manager");
+if (existsSync(certManagerDir)) checkCertManager(certManagerDir, facts, byKind);
 const compose = path.join(deployDir, "compose.yaml");
 if (existsSync(compose)) checkCompose(compose);
 
 for (const p of problems) console.error(p);
-console.log(`${manifests.length} manifests in ${files.length} files: ` +
+console.log(`${manifests.length} manifests in ${files.length} files` +
+  (existsSync(certManagerDir) ? " (and the cert-manager component)" : "") + ": " +
   (problems.length ? `${problems.length} problems` : "OK"));
 process.exit(problems.length ? 1 : 0);
