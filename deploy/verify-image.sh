@@ -6,23 +6,35 @@
 # starts a private dockerd (own unix socket, no bridge, no iptables), makes
 # the debian:bookworm base image with debootstrap from the machine's apt
 # mirror when the engine does not have it yet (no registry is needed), builds
-# with --network host, then:
+# with --network host, then, everything over mTLS with the PKI of
+# deploy/make-demo-certs.sh and the policy deploy/policy.conf (each client
+# container with its role's certificate, as deploy/k8s and compose):
+#   - throttle_server --check_policy accepts deploy/policy.conf;
 #   - runs the server container (read-only root, no capabilities) on a free
-#     127.0.0.1 port with deploy/throttles.conf as its --config;
-#   - throttlectl in a container lists the configured throttles;
+#     127.0.0.1 port with deploy/throttles.conf as its --config, its
+#     certificate directory laid out as a Kubernetes Secret volume;
+#   - throttlectl in a container lists the configured throttles (the
+#     controller); no client certificate or plaintext: UNAVAILABLE; the
+#     worker listing or stopping, the controller creating: PERMISSION_DENIED;
 #   - the tutorial in a container (4 worker processes) gets Total 20..22;
 #   - 3 worker containers share the configured throttle "crawl", a
 #     controller container starts and stops it, every worker exits 0;
+#   - rotation: renewed certificates swapped into the directory as the
+#     kubelet does; new handshakes get the new one, no restart;
 #   - the metrics endpoint answers, if the server has --metrics_listen;
 #   - `docker stop` (SIGTERM) with a worker waiting ends the server fast
 #     with exit code 0;
 # then builds the etcd image (deploy/etcd) and checks the high-available
-# pair: one etcd container, two server containers on --etcd_endpoints:
+# pair: one etcd container (mTLS, the etcd CA), two server containers on
+# --etcd_endpoints:
 #   - exactly one leads (throttle_leader 1 on one metrics port, the other's
-#     serving port closed); throttlectl through the multi-address target
-#     ipv4:STANDBY,LEADER lists the configured throttles;
-#   - 4 worker containers on "crawl" through that target; `docker kill`
-#     (SIGKILL) of the leader: the other leads after about the lease TTL,
+#     serving port closed, the health ports plaintext and health only);
+#     throttlectl through the multi-address target ipv4:STANDBY,LEADER
+#     (THROTTLE_TLS_SERVER_NAME=throttle) lists the configured throttles,
+#     not without a client certificate;
+#   - 4 worker containers on "crawl" through that target; a worker's stop:
+#     PERMISSION_DENIED; `docker kill` (SIGKILL) of the leader: the other
+#     leads after about the lease TTL,
 #     the workers get fuel from it without a restart, the rate bound holds
 #     across the failover, and a controller's stop ends every worker with
 #     exit code 0;
@@ -265,15 +277,109 @@ free_port() {
 # capabilities, no privilege escalation; host network for loopback.
 run_flags=(--network host --read-only --cap-drop ALL
   --security-opt no-new-privileges)
-# throttlectl in a container: ctl_at TARGET ARGS..., ctl ARGS... (the
-# single server).
-ctl_at() {
-  local target=$1
-  shift
-  docker run --rm "${run_flags[@]}" --entrypoint throttlectl "$image" \
-    --address="$target" "$@"
+
+# --- certificates and the policy ---------------------------------------------
+# deploy/make-demo-certs.sh's PKI (its server certificate names localhost
+# and 127.0.0.1 too), read by the containers' users through read-only
+# mounts, as Kubernetes mounts Secrets. The policy is deploy/policy.conf
+# (workers on crawl, a controller, an admin) with one rule more for this
+# script's own throttles.
+certs=$work/certs
+bash "$repo/deploy/make-demo-certs.sh" "$certs" >/dev/null ||
+  die "deploy/make-demo-certs.sh failed"
+install -d -m 755 "$certs/anonymous"
+cp "$certs/ca.crt" "$certs/anonymous/ca.crt"
+install -d -m 755 "$work/policy"
+{
+  cat "$repo/deploy/policy.conf"
+  echo "spiffe://throttle.demo/worker  worker  verify-*"
+} >"$work/policy/policy.conf"
+chmod 644 "$work/policy/policy.conf"
+out=$(docker run --rm --network none --entrypoint throttle_server \
+  -v "$repo/deploy/policy.conf:/policy.conf:ro" "$image" \
+  --check_policy=/policy.conf 2>&1) ||
+  die "throttle_server --check_policy deploy/policy.conf: $out"
+log "certificates from deploy/make-demo-certs.sh; deploy/policy.conf passes --check_policy ($(sed -n 's/.*: \([0-9]*\) rules, valid$/\1/p' <<<"$out") rules)"
+
+# The server's certificate directory laid out as the kubelet writes a
+# Secret volume (and cert-manager's Secrets reach the pod): the files in a
+# versioned directory, ..data a symlink to it, each name a symlink into
+# ..data. secret_update DIR SRC makes it or swaps ..data to a copy of SRC's
+# files in one rename, as a Secret update does.
+secret_update() {
+  local dir=$1 src=$2 version f
+  version="..$(date +%Y_%m_%d_%H_%M_%S.%N)"
+  install -d -m 755 "$dir" "$dir/$version"
+  cp "$src"/* "$dir/$version/"
+  ln -sfn "$version" "$dir/..data_tmp"
+  mv -T "$dir/..data_tmp" "$dir/..data"
+  for f in "$src"/*; do
+    f=${f##*/}
+    [[ -L $dir/$f ]] || ln -s "..data/$f" "$dir/$f"
+  done
+  find "$dir" -mindepth 1 -maxdepth 1 -name '..2*' ! -name "$version" \
+    -exec rm -rf {} +
 }
+
+# The server files as deploy/k8s mounts them.
+server_tls_args=(--tls_cert=/etc/throttle-tls/tls.crt
+  --tls_key=/etc/throttle-tls/tls.key --tls_client_ca=/etc/throttle-tls/ca.crt
+  --policy=/etc/throttle/policy.conf --config=/etc/throttle/throttles.conf)
+server_mounts() {  # server_mounts TLS_DIR: the docker run -v flags
+  mounts=(-v "$repo/deploy/throttles.conf:/etc/throttle/throttles.conf:ro"
+    -v "$work/policy/policy.conf:/etc/throttle/policy.conf:ro"
+    -v "$1:/etc/throttle-tls:ro")
+}
+
+# A client container's identity: who_flags WHO sets `who_args`, the docker
+# run flags that mount the certificate directory WHO (worker, controller,
+# admin; anonymous: the CA alone, TLS without a client certificate; plain:
+# no TLS at all) in /etc/throttle-tls and point the THROTTLE_TLS_*
+# variables at it, as deploy/k8s and compose do. With server_name set
+# (the pair's multi-address target), THROTTLE_TLS_SERVER_NAME too.
+server_name=
+who_flags() {
+  who_args=()
+  [[ $1 == plain ]] && return
+  who_args=(-v "$certs/$1:/etc/throttle-tls:ro"
+    -e THROTTLE_TLS_CA=/etc/throttle-tls/ca.crt)
+  [[ $1 == anonymous ]] ||
+    who_args+=(-e THROTTLE_TLS_CERT=/etc/throttle-tls/tls.crt
+      -e THROTTLE_TLS_KEY=/etc/throttle-tls/tls.key)
+  [[ -z $server_name ]] || who_args+=(-e THROTTLE_TLS_SERVER_NAME="$server_name")
+}
+# throttlectl in a container: ctl_as WHO TARGET ARGS...; ctl_at TARGET
+# ARGS... as the controller; ctl ARGS... the same at the single server.
+ctl_as() {
+  local target=$2
+  who_flags "$1"
+  shift 2
+  docker run --rm "${run_flags[@]}" "${who_args[@]}" --entrypoint throttlectl \
+    "$image" --address="$target" "$@"
+}
+ctl_at() { ctl_as controller "$@"; }
 ctl() { ctl_at "127.0.0.1:$port" "$@"; }
+# Fails unless `throttlectl ARGS...` as WHO at TARGET fails with a message
+# holding WANT: refused WHO TARGET WANT ARGS...
+refused() {
+  local who=$1 target=$2 want=$3 out
+  shift 3
+  if out=$(ctl_as "$who" "$target" "$@" 2>&1); then
+    die "throttlectl $* as $who at $target succeeded, expected $want:
+$out"
+  fi
+  grep -q -- "$want" <<<"$out" ||
+    die "throttlectl $* as $who at $target failed without $want:
+$out"
+}
+# The serial number of the certificate the server at 127.0.0.1:PORT shows
+# a client (the controller) in the TLS handshake.
+served_serial() {
+  timeout 5 openssl s_client -connect "127.0.0.1:$1" -alpn h2 \
+    -CAfile "$certs/controller/ca.crt" -cert "$certs/controller/tls.crt" \
+    -key "$certs/controller/tls.key" </dev/null 2>/dev/null |
+    openssl x509 -noout -serial 2>/dev/null
+}
 # The last lines of a container's log, on stderr.
 logs_of() { docker logs "$1" 2>&1 | tail -20 >&4; }
 server_logs() { logs_of "$prefix-server"; }
@@ -327,8 +433,7 @@ await_exit_0() {
   done
 }
 
-server_args=(--listen=127.0.0.1:0 --port_file=/tmp/port
-  --config=/etc/throttle/throttles.conf)
+server_args=(--listen=127.0.0.1:0 --port_file=/tmp/port "${server_tls_args[@]}")
 metrics_port=
 # --helpfull exits 1.
 flags=$(docker run --rm --network none --entrypoint throttle_server "$image" \
@@ -339,9 +444,10 @@ if grep -q -- '--metrics_listen' <<<"$flags"; then
 else
   log "server has no --metrics_listen: metrics not checked"
 fi
+secret_update "$work/server-tls" "$certs/server"
+server_mounts "$work/server-tls"
 docker run -d --name "$prefix-server" "${run_flags[@]}" --tmpfs /tmp \
-  -v "$repo/deploy/throttles.conf:/etc/throttle/throttles.conf:ro" \
-  "$image" "${server_args[@]}" >/dev/null
+  "${mounts[@]}" "$image" "${server_args[@]}" >/dev/null
 port=
 for _ in $(seq 100); do
   port=$(docker exec "$prefix-server" cat /tmp/port 2>/dev/null) && break
@@ -350,11 +456,25 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [[ -n $port ]] || { server_logs; die "server did not start"; }
-log "server container serving on 127.0.0.1:$port"
+docker logs "$prefix-server" 2>&1 | grep -q 'event=transport security=mtls' || {
+  server_logs
+  die "the server does not log event=transport security=mtls"
+}
+log "server container serving mTLS with the policy on 127.0.0.1:$port"
 
 listing=$(ctl list) || { server_logs; die "throttlectl list failed"; }
 check_configured "$listing"
-log "throttlectl list: the throttles of deploy/throttles.conf are there"
+log "throttlectl list (controller certificate): the throttles of deploy/throttles.conf are there"
+
+# Who may not: no client certificate (the handshake is refused), no TLS at
+# all, a worker listing or stopping, a controller creating.
+refused anonymous "127.0.0.1:$port" UNAVAILABLE list
+refused plain "127.0.0.1:$port" UNAVAILABLE list
+refused worker "127.0.0.1:$port" PERMISSION_DENIED list
+refused worker "127.0.0.1:$port" PERMISSION_DENIED stop crawl
+refused controller "127.0.0.1:$port" PERMISSION_DENIED create verify-denied \
+  --max_n=1 --per=1
+log "refused: list without a client certificate and in plaintext (UNAVAILABLE); list and stop crawl as the worker, create as the controller (PERMISSION_DENIED)"
 
 if [[ -n $metrics_port ]]; then
   metrics=$(curl -fsS --max-time 5 "http://127.0.0.1:$metrics_port/metrics") ||
@@ -365,23 +485,26 @@ if [[ -n $metrics_port ]]; then
 fi
 
 # The tutorial: its own 4 worker processes in one container.
+# It creates its throttle: the admin's certificate.
+who_flags admin
 out=$(docker run --rm --name "$prefix-tutorial" "${run_flags[@]}" \
-  --entrypoint throttle_tutorial "$image" --address="127.0.0.1:$port" \
-  2>"$work/tutorial.err") ||
+  "${who_args[@]}" --entrypoint throttle_tutorial "$image" \
+  --address="127.0.0.1:$port" 2>"$work/tutorial.err") ||
   die "tutorial failed: $out $(cat "$work/tutorial.err")"
 total=$(sed -n 's/^Total: //p' <<<"$out")
 [[ $total =~ ^[0-9]+$ ]] && ((total >= 20 && total <= 22)) ||
   die "tutorial Total '$total', expected 20..22:
 $out $(cat "$work/tutorial.err")"
-log "tutorial container: Total $total"
+log "tutorial container (admin certificate): Total $total"
 
 # Worker containers (the seed's loop, throttle_tutorial --worker):
 # start_workers TARGET THROTTLE NAME... starts one named container each.
 start_workers() {
   local target=$1 throttle=$2 c
   shift 2
+  who_flags worker
   for c in "$@"; do
-    docker run -d --name "$c" "${run_flags[@]}" \
+    docker run -d --name "$c" "${run_flags[@]}" "${who_args[@]}" \
       --entrypoint throttle_tutorial "$image" --worker \
       --address="$target" --throttle="$throttle" --worker_id="${c#"$prefix-"}" \
       >/dev/null
@@ -399,11 +522,36 @@ sleep 2
 stats=$(ctl stop crawl) || die "throttlectl stop crawl failed"
 check_rate "$stats" 1 1 fleet
 await_exit_0 "${workers[@]}"
-log "fleet: ${#workers[@]} worker containers, Total $total in ${runtime}s, all exited 0"
+log "fleet: ${#workers[@]} worker containers (worker certificate), Total $total in ${runtime}s, all exited 0"
+
+# Rotation as cert-manager and the kubelet do it: new certificates from the
+# same CA, the server's directory swapped in one rename under the running
+# server; new handshakes get the new certificate within seconds, with no
+# restart, and clients that trust the CA go on.
+started=$(docker inspect -f '{{.State.StartedAt}}' "$prefix-server")
+old_serial=$(served_serial "$port")
+[[ -n $old_serial ]] || die "openssl s_client got no certificate from 127.0.0.1:$port"
+bash "$repo/deploy/make-demo-certs.sh" --renew "$certs" >/dev/null ||
+  die "deploy/make-demo-certs.sh --renew failed"
+install -d -m 755 "$certs/anonymous"
+cp "$certs/ca.crt" "$certs/anonymous/ca.crt"
+new_serial=$(openssl x509 -noout -serial -in "$certs/server/tls.crt")
+t0=$(now_ms)
+secret_update "$work/server-tls" "$certs/server"
+while [[ $(served_serial "$port") != "$new_serial" ]]; do
+  (($(now_ms) - t0 < 10000)) || { server_logs; die "the server still shows $old_serial 10 s after its certificate was replaced"; }
+  sleep 0.2
+done
+rotate_ms=$(($(now_ms) - t0))
+[[ $(docker inspect -f '{{.State.StartedAt}}' "$prefix-server") == "$started" ]] ||
+  die "the server restarted during the rotation"
+listing=$(ctl list) || { server_logs; die "throttlectl list with the renewed certificates failed"; }
+check_configured "$listing"
+log "rotation: the server's Secret-style directory swapped; new handshakes got the new certificate after ${rotate_ms} ms, no restart; list with renewed client certificates"
 
 # SIGTERM with a worker waiting on a stream: health goes NOT_SERVING, the
 # stream ends UNAVAILABLE, the process exits 0 well within the grace.
-ctl create verify-stop --max_n=1 --per=1 >/dev/null
+ctl_as admin "127.0.0.1:$port" create verify-stop --max_n=1 --per=1 >/dev/null
 start_workers "127.0.0.1:$port" verify-stop "$prefix-waiter"
 await_waiting "127.0.0.1:$port" verify-stop 1
 t0=$(now_ms)
@@ -419,13 +567,19 @@ grep -q -- '--etcd_endpoints' <<<"$flags" ||
   die "throttle_server has no --etcd_endpoints: the pair is not checked"
 
 # grpc.health.v1.Health/Check for service "" at 127.0.0.1:PORT, what a
-# Kubernetes gRPC probe asks, sent by curl over h2c: prints SERVING,
-# NOT_SERVING or none(BYTES) (no answer, or not one of those).
+# Kubernetes gRPC probe asks, sent by curl over h2c (grpc_health PORT), or
+# over mTLS with the controller's certificate (grpc_health PORT tls): prints
+# SERVING, NOT_SERVING or none(BYTES) (no answer, or not one of those).
 grpc_health() {
-  local body
-  body=$({ printf '\0\0\0\0\0' | curl -sS --max-time 2 --http2-prior-knowledge \
+  local body url="http://127.0.0.1:$1" opts=(--http2-prior-knowledge)
+  if [[ ${2:-} == tls ]]; then
+    url="https://localhost:$1"
+    opts=(--http2 --cacert "$certs/controller/ca.crt"
+      --cert "$certs/controller/tls.crt" --key "$certs/controller/tls.key")
+  fi
+  body=$({ printf '\0\0\0\0\0' | curl -sS --max-time 2 "${opts[@]}" \
     -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @- \
-    "http://127.0.0.1:$1/grpc.health.v1.Health/Check" 2>/dev/null || true; } |
+    "$url/grpc.health.v1.Health/Check" 2>/dev/null || true; } |
     od -An -tx1 | tr -d ' \n')
   case $body in
     00000000020801) echo SERVING ;;
@@ -473,11 +627,15 @@ etcd_metrics_port=$(free_port)
 etcd_user=$(docker image inspect -f '{{.Config.User}}' "$etcd_image")
 install -d -o "${etcd_user%%:*}" -g "${etcd_user##*:}" -m 700 "$work/etcd"
 etcd_url() { echo "http://127.0.0.1:$1"; }
+# Clients over mTLS with the etcd CA of make-demo-certs.sh (as deploy/k8s
+# and compose); peers and metrics plaintext.
 docker run -d --name "$prefix-etcd" "${run_flags[@]}" \
-  -v "$work/etcd:/var/lib/etcd" "$etcd_image" \
+  -v "$work/etcd:/var/lib/etcd" -v "$certs/etcd:/etc/etcd-tls:ro" "$etcd_image" \
   --name=verify --data-dir=/var/lib/etcd/data \
-  --listen-client-urls="$(etcd_url "$etcd_client_port")" \
-  --advertise-client-urls="$(etcd_url "$etcd_client_port")" \
+  --listen-client-urls="https://127.0.0.1:$etcd_client_port" \
+  --advertise-client-urls="https://127.0.0.1:$etcd_client_port" \
+  --cert-file=/etc/etcd-tls/tls.crt --key-file=/etc/etcd-tls/tls.key \
+  --trusted-ca-file=/etc/etcd-tls/ca.crt --client-cert-auth \
   --listen-peer-urls="$(etcd_url "$etcd_peer_port")" \
   --initial-advertise-peer-urls="$(etcd_url "$etcd_peer_port")" \
   --initial-cluster="verify=$(etcd_url "$etcd_peer_port")" \
@@ -491,42 +649,73 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [[ -n $healthy ]] || { logs_of "$prefix-etcd"; die "etcd did not become healthy"; }
-docker exec "$prefix-etcd" etcdctl --endpoints="127.0.0.1:$etcd_client_port" \
-  endpoint health >/dev/null 2>&1 ||
-  { logs_of "$prefix-etcd"; die "etcdctl endpoint health failed"; }
-log "etcd container healthy on 127.0.0.1:$etcd_client_port (/health, etcdctl)"
+# etcdctl CERT_DIR ARGS...: etcdctl in a container of the etcd image
+# with the certificate of CERT_DIR (under $certs).
+etcdctl_as() {
+  local dir=$1
+  shift
+  docker run --rm "${run_flags[@]}" -v "$certs/$dir:/etc/etcd-tls:ro" \
+    --entrypoint etcdctl "$etcd_image" \
+    --endpoints="https://127.0.0.1:$etcd_client_port" --dial-timeout=2s \
+    --command-timeout=3s --cacert=/etc/etcd-tls/ca.crt \
+    --cert=/etc/etcd-tls/tls.crt --key=/etc/etcd-tls/tls.key "$@"
+}
+etcdctl_as etcd-client endpoint health >/dev/null 2>&1 ||
+  { logs_of "$prefix-etcd"; die "etcdctl endpoint health (the servers' etcd client certificate) failed"; }
+# A throttle client certificate is no key to etcd (another CA).
+install -d -m 755 "$certs/worker-to-etcd"
+cp "$certs/worker/tls.crt" "$certs/worker/tls.key" "$certs/worker-to-etcd/"
+cp "$certs/etcd/ca.crt" "$certs/worker-to-etcd/ca.crt"
+! etcdctl_as worker-to-etcd endpoint health >/dev/null 2>&1 ||
+  die "etcd accepted the worker's certificate (from the throttle CA)"
+log "etcd container healthy on 127.0.0.1:$etcd_client_port (/health; etcdctl over mTLS with the servers' etcd certificate, refused with the worker's)"
 
 declare -A ha_port ha_health ha_metrics
 for n in a b; do
   ha_port[$n]=$(free_port)
   ha_health[$n]=$(free_port)
   ha_metrics[$n]=$(free_port)
-  docker run -d --name "$prefix-ha-$n" "${run_flags[@]}" \
-    -v "$repo/deploy/throttles.conf:/etc/throttle/throttles.conf:ro" \
+  server_mounts "$certs/server"
+  docker run -d --name "$prefix-ha-$n" "${run_flags[@]}" "${mounts[@]}" \
+    -v "$certs/etcd-client:/etc/throttle-etcd-tls:ro" \
     "$image" --listen="127.0.0.1:${ha_port[$n]}" \
     --health_listen="127.0.0.1:${ha_health[$n]}" \
     --metrics_listen="127.0.0.1:${ha_metrics[$n]}" \
     --etcd_endpoints="127.0.0.1:$etcd_client_port" --cluster=verify \
-    --lease_ttl=2s --config=/etc/throttle/throttles.conf >/dev/null
+    --etcd_tls_ca=/etc/throttle-etcd-tls/ca.crt \
+    --etcd_tls_cert=/etc/throttle-etcd-tls/tls.crt \
+    --etcd_tls_key=/etc/throttle-etcd-tls/tls.key \
+    --lease_ttl=2s "${server_tls_args[@]}" >/dev/null
 done
 await_leader 20000 a b
 first=$leader
 second=$([[ $first == a ]] && echo b || echo a)
-# Liveness on the health port of both; readiness (the serving port) only on
-# the leader: the standby does not even accept connections there.
+# Liveness on the health port of both (plaintext gRPC, what deploy/k8s's
+# grpc probe asks); readiness, a TCP connect to the serving port as
+# deploy/k8s's tcpSocket probe does, only on the leader: the standby does
+# not even accept connections there. The health port serves health alone:
+# no throttle.v1 around the mTLS port.
 for n in a b; do
   h=$(grpc_health "${ha_health[$n]}")
   [[ $h == SERVING ]] || die "server $n: health port answers $h, not SERVING"
 done
-h=$(grpc_health "${ha_port[$first]}")
-[[ $h == SERVING ]] || die "leader $first: serving port health $h, not SERVING"
+port_open "${ha_port[$first]}" ||
+  die "leader $first does not accept connections on its serving port ${ha_port[$first]}"
 ! port_open "${ha_port[$second]}" ||
   die "standby $second accepts connections on its serving port ${ha_port[$second]}"
-# The standby first: gRPC's pick_first must pass over its closed port.
+h=$(grpc_health "${ha_port[$first]}" tls)
+[[ $h == SERVING ]] || die "leader $first: serving port health over mTLS $h, not SERVING"
+refused plain "127.0.0.1:${ha_health[$first]}" UNIMPLEMENTED list
+# The standby first: gRPC's pick_first must pass over its closed port. A
+# multi-address target has no name for the certificate check: the clients
+# are given the name the servers' certificate holds (as compose's and
+# Kubernetes' clients dial it), THROTTLE_TLS_SERVER_NAME=throttle.
 target="ipv4:127.0.0.1:${ha_port[$second]},127.0.0.1:${ha_port[$first]}"
+server_name=throttle
 listing=$(ctl_at "$target" list) || die "throttlectl list through $target failed"
 check_configured "$listing"
-log "pair: $first leads, $second stands by (health SERVING on both, serving port closed on $second); $target lists the configured throttles"
+refused anonymous "$target" UNAVAILABLE list
+log "pair (mTLS, policy, etcd over mTLS): $first leads, $second stands by (health SERVING on both health ports, serving port open on $first only, mTLS health SERVING there, no throttle.v1 on the health port); $target lists the configured throttles as the controller, not without a client certificate"
 
 # SIGKILL of the leader while 4 workers take fuel through the target.
 workers=()
@@ -534,6 +723,10 @@ for i in 1 2 3 4; do workers+=("$prefix-ha-worker-$i"); done
 start_workers "$target" crawl "${workers[@]}"
 await_waiting "$target" crawl "${#workers[@]}"
 ctl_at "$target" start crawl >/dev/null
+# A worker may take fuel, not stop the fleet.
+refused worker "$target" PERMISSION_DENIED stop crawl
+state=$(ctl_at "$target" list | awk '$1 == "crawl" { print $2 }')
+[[ $state == running ]] || die "crawl is $state after the worker's refused stop"
 sleep 2
 t0=$(now_ms)
 docker kill "$prefix-ha-$first" >/dev/null
@@ -570,14 +763,14 @@ stats=$(ctl_at "$target" stop crawl) || die "throttlectl stop crawl through $tar
 # a loaded machine).
 check_rate "$stats" 24 1 "pair"
 await_exit_0 "${workers[@]}"
-log "failover: SIGKILL of $first, $second led after ${failover_ms} ms; its latest 3 s, read ${fuel_ms} ms after the kill: $emissions grants to the workers; Total $total in ${runtime}s (rate bound held); ${#workers[@]} workers exited 0, none restarted"
+log "failover: the worker's stop refused (PERMISSION_DENIED), crawl ran on; SIGKILL of $first, $second led after ${failover_ms} ms; its latest 3 s, read ${fuel_ms} ms after the kill: $emissions grants to the workers; Total $total in ${runtime}s (rate bound held); ${#workers[@]} workers exited 0, none restarted"
 
 # The killed server restarted stands by; SIGTERM of the leader with a worker
 # waiting hands over to it, and the worker's stream follows.
 docker start "$prefix-ha-$first" >/dev/null
 await_leader 10000 "$first" "$second"
 [[ $leader == "$second" ]] || die "the restarted $first took the lead from $second"
-ctl_at "$target" create verify-handover --max_n=1 --per=1 >/dev/null
+ctl_as admin "$target" create verify-handover --max_n=1 --per=1 >/dev/null
 start_workers "$target" verify-handover "$prefix-ha-waiter"
 await_waiting "$target" verify-handover 1
 t0=$(now_ms)
