@@ -5,9 +5,19 @@
 // --workers worker processes (this binary with --worker), each with
 // --streams concurrent AwaitFuel callers, either one call per grant
 // (--pattern=call, count 1) or one long stream each (--pattern=stream,
-// count 0). Workers record every grant's arrival time (CLOCK_MONOTONIC,
-// shared by all processes of the machine). Prints a readable table and, as
-// its last line, one JSON object.
+// count 0), or one call per grant each on a connection of its own
+// (--pattern=connect: TCP and, with TLS, a full handshake per grant). Workers
+// record every grant's arrival time (CLOCK_MONOTONIC, shared by all
+// processes of the machine). Prints a readable table and, as its last line,
+// one JSON object.
+//
+// TLS: --tls_ca, --tls_cert, --tls_key, --token, --tls_server_name are the
+// workers' channel security (throttle::ChannelSecurity, CreateChannel), and
+// the coordinator's too unless --controller_tls_cert/--controller_tls_key
+// (or --controller_token) give it another identity (with a policy, the
+// coordinator needs admin: it creates, starts and stops the throttle).
+// --server_flags are passed to the server it starts (e.g. its
+// --tls_cert/--tls_key/--tls_client_ca/--policy).
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +36,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -33,6 +44,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/usage.h"
 #include "tests/support/subprocess.h"
+#include "throttle/channel.h"
 #include "throttle/controller.h"
 #include "throttle/names.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -48,7 +60,9 @@ ABSL_FLAG(int, streams, 1, "concurrent AwaitFuel callers per worker");
 ABSL_FLAG(double, rate, 1000, "target grants per second (max_n per 1 s)");
 ABSL_FLAG(std::string, mode, "smooth",
           "smooth, window, bucket, unbounded or monitor-only");
-ABSL_FLAG(std::string, pattern, "stream", "call (count 1) or stream (count 0)");
+ABSL_FLAG(std::string, pattern, "stream",
+          "call (count 1), stream (count 0) or connect (count 1, each call "
+          "on a new connection: a TCP and TLS handshake per grant)");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "measured run time");
 ABSL_FLAG(absl::Duration, churn, absl::ZeroDuration(),
           "if > 0, each stream is cancelled after a random lifetime of about "
@@ -56,6 +70,29 @@ ABSL_FLAG(absl::Duration, churn, absl::ZeroDuration(),
 ABSL_FLAG(std::string, dump_times, "",
           "write every grant's arrival time (seconds from Start) here");
 ABSL_FLAG(std::string, label, "", "name of the scenario, copied to the JSON");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM roots to verify the server with: the workers (and the "
+          "coordinator) speak TLS");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate of the workers (mTLS), with --tls_key");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, token, "", "bearer token the workers send (TLS only)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name the server's certificate must hold (default: the target's "
+          "host)");
+ABSL_FLAG(std::string, controller_tls_cert, "",
+          "client certificate of the coordinator's controller (default: "
+          "--tls_cert)");
+ABSL_FLAG(std::string, controller_tls_key, "",
+          "private key of --controller_tls_cert");
+ABSL_FLAG(std::string, controller_token, "",
+          "bearer token of the coordinator's controller (default: --token)");
+ABSL_FLAG(std::string, server_flags, "",
+          "extra flags, separated by spaces, for the server this starts "
+          "(e.g. \"--tls_cert=server.pem --tls_key=server.key\")");
+ABSL_FLAG(int, server_pid, 0,
+          "with --address: the server's process id, whose CPU time "
+          "(/proc/PID/stat) is measured around the run");
 // Internal: worker processes.
 ABSL_FLAG(bool, worker, false, "internal: run as a worker");
 ABSL_FLAG(std::string, out, "", "internal: worker output file");
@@ -103,12 +140,53 @@ class Call final : public grpc::ClientReadReactor<AwaitFuelResponse> {
   bool stopped_ = false;
 };
 
+// Makes a channel of its own (a connection of its own: local subchannel
+// pool) per call, for --pattern=connect. Channels done with are destroyed
+// by the worker's main thread (Collect), never in a gRPC callback.
+class Connector {
+ public:
+  Connector(std::string address,
+            std::shared_ptr<grpc::ChannelCredentials> credentials,
+            grpc::ChannelArguments args)
+      : address_(std::move(address)),
+        credentials_(std::move(credentials)),
+        args_(std::move(args)) {
+    args_.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  }
+  std::unique_ptr<throttle::v1::Throttle::Stub> NewStub() {
+    return throttle::v1::Throttle::NewStub(
+        grpc::CreateCustomChannel(address_, credentials_, args_));
+  }
+  void Retire(std::unique_ptr<throttle::v1::Throttle::Stub> stub) {
+    if (stub == nullptr) return;
+    absl::MutexLock lock(&mu_);
+    retired_.push_back(std::move(stub));
+  }
+  void Collect() {
+    std::vector<std::unique_ptr<throttle::v1::Throttle::Stub>> done;
+    {
+      absl::MutexLock lock(&mu_);
+      done.swap(retired_);
+    }
+  }
+
+ private:
+  const std::string address_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  grpc::ChannelArguments args_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<throttle::v1::Throttle::Stub>> retired_
+      ABSL_GUARDED_BY(mu_);
+};
+
 // One concurrent caller: makes calls one after another until stopped.
 class Slot {
  public:
   Slot(throttle::v1::Throttle::Stub* stub, Recorder* recorder, int64_t count,
-       std::string throttle, absl::Duration churn, uint32_t seed)
+       std::string throttle, absl::Duration churn, uint32_t seed,
+       Connector* connector = nullptr)
       : stub_(stub),
+        connector_(connector),
         recorder_(recorder),
         count_(count),
         throttle_(std::move(throttle)),
@@ -166,10 +244,17 @@ class Slot {
           MonoNanos() +
           static_cast<int64_t>(absl::ToDoubleNanoseconds(churn_) * f(rng_));
     }
+    if (connector_ != nullptr) {
+      connector_->Retire(std::move(own_stub_));
+      own_stub_ = connector_->NewStub();
+      call_ = new Call(this, own_stub_.get(), count_, throttle_);
+      return;
+    }
     call_ = new Call(this, stub_, count_, throttle_);
   }
 
   throttle::v1::Throttle::Stub* const stub_;
+  Connector* const connector_;
   Recorder* const recorder_;
   const int64_t count_;
   const std::string throttle_;
@@ -177,6 +262,8 @@ class Slot {
   absl::Mutex mu_;
   std::mt19937 rng_ ABSL_GUARDED_BY(mu_);
   Call* call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // --pattern=connect: the stub (and channel) of the current call.
+  std::unique_ptr<throttle::v1::Throttle::Stub> own_stub_ ABSL_GUARDED_BY(mu_);
   int64_t deadline_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
   bool halt_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -207,23 +294,72 @@ void Call::OnDone(const grpc::Status& status) {
   delete this;
 }
 
+// The workers' channel security, from --tls_ca, --tls_cert, --tls_key,
+// --token, --tls_server_name.
+throttle::ChannelSecurity WorkerSecurity() {
+  throttle::ChannelSecurity security;
+  security.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  security.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.key_file = absl::GetFlag(FLAGS_tls_key);
+  security.token = absl::GetFlag(FLAGS_token);
+  security.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  return security;
+}
+
+// The coordinator's: the workers', with the controller's own identity if
+// --controller_tls_cert or --controller_token give one.
+throttle::ChannelSecurity ControllerSecurity() {
+  throttle::ChannelSecurity security = WorkerSecurity();
+  if (!absl::GetFlag(FLAGS_controller_tls_cert).empty() ||
+      !absl::GetFlag(FLAGS_controller_tls_key).empty()) {
+    security.cert_file = absl::GetFlag(FLAGS_controller_tls_cert);
+    security.key_file = absl::GetFlag(FLAGS_controller_tls_key);
+  }
+  if (!absl::GetFlag(FLAGS_controller_token).empty()) {
+    security.token = absl::GetFlag(FLAGS_controller_token);
+  }
+  return security;
+}
+
+// What the workers speak: plaintext, tls or mtls, "+token" with a token.
+std::string SecurityName(const throttle::ChannelSecurity& s) {
+  std::string name = !s.cert_file.empty()  ? "mtls"
+                     : !s.ca_file.empty() ? "tls"
+                                          : "plaintext";
+  if (!s.token.empty()) absl::StrAppend(&name, "+token");
+  return name;
+}
+
 int RunWorker() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = throttle::v1::Throttle::NewStub(channel);
+  const throttle::ChannelSecurity security = WorkerSecurity();
+  const std::string pattern = absl::GetFlag(FLAGS_pattern);
+  auto channel = throttle::CreateChannel(absl::GetFlag(FLAGS_address), security);
+  if (!channel.ok()) {
+    std::fprintf(stderr, "worker: %s\n", channel.status().ToString().c_str());
+    return 1;
+  }
+  auto stub = throttle::v1::Throttle::NewStub(*channel);
+  std::unique_ptr<Connector> connector;
+  if (pattern == "connect") {
+    auto credentials = throttle::MakeChannelCredentials(security);
+    if (!credentials.ok()) return 1;  // CreateChannel would have failed
+    connector = std::make_unique<Connector>(
+        absl::GetFlag(FLAGS_address), *credentials,
+        throttle::ChannelArgumentsFor(security));
+  }
   Recorder recorder;
-  const int64_t count = absl::GetFlag(FLAGS_pattern) == "call" ? 1 : 0;
+  const int64_t count = pattern == "stream" ? 0 : 1;
   std::vector<std::unique_ptr<Slot>> slots;
   for (int i = 0; i < absl::GetFlag(FLAGS_streams); ++i) {
     slots.push_back(std::make_unique<Slot>(
         stub.get(), &recorder, count, absl::GetFlag(FLAGS_throttle),
-        absl::GetFlag(FLAGS_churn),
-        static_cast<uint32_t>(getpid() * 1000 + i)));
+        absl::GetFlag(FLAGS_churn), static_cast<uint32_t>(getpid() * 1000 + i),
+        connector.get()));
   }
   for (auto& slot : slots) slot->Begin();
 
@@ -242,11 +378,14 @@ int RunWorker() {
         slot->MaybeChurn(now);
       }
     }
+    if (connector != nullptr) connector->Collect();
     if (all) break;
     absl::SleepFor(absl::Milliseconds(5));
   }
   kill(getpid(), SIGTERM);  // releases the signal thread
   signal_thread.join();
+  slots.clear();  // the last calls' channels go before the connector's
+  if (connector != nullptr) connector->Collect();
 
   absl::MutexLock lock(&recorder.mu);
   std::ofstream out(absl::GetFlag(FLAGS_out), std::ios::binary);
@@ -353,11 +492,17 @@ int RunCoordinator() {
   std::optional<throttle::Subprocess> server;
   if (address.empty()) {
     const std::string port_file = dir + "/port";
-    auto spawned = throttle::Subprocess::Spawn(
-        {raw ? Locate(absl::GetFlag(FLAGS_raw_server_binary),
-                      "raw_ceiling_server")
-             : Locate(absl::GetFlag(FLAGS_server_binary), "throttle_server"),
-         "--listen=127.0.0.1:0", "--port_file=" + port_file});
+    std::vector<std::string> argv = {
+        raw ? Locate(absl::GetFlag(FLAGS_raw_server_binary),
+                     "raw_ceiling_server")
+            : Locate(absl::GetFlag(FLAGS_server_binary), "throttle_server"),
+        "--listen=127.0.0.1:0", "--port_file=" + port_file};
+    for (absl::string_view flag :
+         absl::StrSplit(absl::GetFlag(FLAGS_server_flags), ' ',
+                        absl::SkipEmpty())) {
+      argv.emplace_back(flag);
+    }
+    auto spawned = throttle::Subprocess::Spawn(argv);
     if (!spawned.ok()) return Fail(spawned.status().ToString());
     server = *std::move(spawned);
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -371,7 +516,12 @@ int RunCoordinator() {
     address = absl::StrCat("127.0.0.1:", port);
   }
 
-  throttle::Controller controller(address);
+  auto controller_channel =
+      throttle::CreateChannel(address, ControllerSecurity());
+  if (!controller_channel.ok()) {
+    return Fail(controller_channel.status().ToString());
+  }
+  throttle::Controller controller(*controller_channel);
   if (!raw) {
     throttle::v1::ThrottleConfig config;
     config.set_max_n(static_cast<int64_t>(std::llround(rate)));
@@ -394,7 +544,12 @@ int RunCoordinator() {
          absl::StrCat("--streams=", streams),
          "--pattern=" + absl::GetFlag(FLAGS_pattern),
          absl::StrCat("--churn=",
-                      absl::FormatDuration(absl::GetFlag(FLAGS_churn)))});
+                      absl::FormatDuration(absl::GetFlag(FLAGS_churn))),
+         "--tls_ca=" + absl::GetFlag(FLAGS_tls_ca),
+         "--tls_cert=" + absl::GetFlag(FLAGS_tls_cert),
+         "--tls_key=" + absl::GetFlag(FLAGS_tls_key),
+         "--token=" + absl::GetFlag(FLAGS_token),
+         "--tls_server_name=" + absl::GetFlag(FLAGS_tls_server_name)});
     if (!child.ok()) return Fail(child.status().ToString());
     children.push_back(*std::move(child));
   }
@@ -418,8 +573,16 @@ int RunCoordinator() {
     absl::SleepFor(absl::Milliseconds(500));  // connections up, flooding
   }
 
-  const pid_t server_pid = server ? server->pid() : 0;
-  const double cpu0 = server ? CpuSeconds(server_pid) : 0;
+  const pid_t server_pid =
+      server ? server->pid()
+             : static_cast<pid_t>(absl::GetFlag(FLAGS_server_pid));
+  const auto workers_cpu = [&children] {
+    double sum = 0;
+    for (const auto& child : children) sum += CpuSeconds(child.pid());
+    return sum;
+  };
+  const double cpu0 = server_pid > 0 ? CpuSeconds(server_pid) : 0;
+  const double wcpu0 = workers_cpu();
   const int64_t t_start = MonoNanos();
   if (!raw) {
     auto started = controller.Start(name);
@@ -427,8 +590,9 @@ int RunCoordinator() {
   }
   absl::SleepFor(absl::GetFlag(FLAGS_duration));
   const int64_t t_stop = MonoNanos();
-  const double cpu1 = server ? CpuSeconds(server_pid) : 0;
-  const double rss = server ? PeakRssMiB(server_pid) : 0;
+  const double cpu1 = server_pid > 0 ? CpuSeconds(server_pid) : 0;
+  const double wcpu1 = workers_cpu();
+  const double rss = server_pid > 0 ? PeakRssMiB(server_pid) : 0;
   int64_t server_total = -1;
   if (!raw) {
     auto stopped = controller.Stop(name);
@@ -510,6 +674,8 @@ int RunCoordinator() {
       sum_sq > 0 ? sum * sum / (static_cast<double>(shares.size()) * sum_sq)
                  : 0;
   const double cpu_per_million = grants > 0 ? (cpu1 - cpu0) / grants * 1e6 : 0;
+  const double workers_cpu_per_million =
+      grants > 0 ? (wcpu1 - wcpu0) / grants * 1e6 : 0;
 
   if (const std::string path = absl::GetFlag(FLAGS_dump_times); !path.empty()) {
     std::ofstream dump(path);
@@ -531,7 +697,9 @@ int RunCoordinator() {
       "\"lateness_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
       "\"await_latency_us\":{\"p50\":%.1f,\"p99\":%.1f},"
       "\"shares\":[%s],\"jain\":%.5f,\"server_cpu_s_per_million\":%.3f,"
-      "\"server_peak_rss_mib\":%.1f}",
+      "\"server_peak_rss_mib\":%.1f,\"security\":\"%s\","
+      "\"server_flags\":\"%s\",\"server_cpu_s\":%.3f,"
+      "\"workers_cpu_s_per_million\":%.3f}",
       absl::GetFlag(FLAGS_label), raw ? "raw" : "throttle", mode,
       absl::GetFlag(FLAGS_pattern), workers, streams, rate, seconds,
       static_cast<int64_t>(all.size()), server_total, messages,
@@ -543,11 +711,13 @@ int RunCoordinator() {
       lateness.empty() ? 0
                        : *std::max_element(lateness.begin(), lateness.end()),
       Percentile(latencies, 0.5), Percentile(latencies, 0.99), shares_json,
-      jain, cpu_per_million, rss);
+      jain, cpu_per_million, rss, SecurityName(WorkerSecurity()),
+      absl::GetFlag(FLAGS_server_flags), cpu1 - cpu0, workers_cpu_per_million);
   std::printf(
       "%-10s %-12s %-6s W=%d S=%d target=%g/s grants=%lld (%.0f/s, %.0f msg/s) "
       "achieved=%.3f/s err=%+.4f%% max/1s=%lld (%lld) gap p99=%.0fus lateness "
-      "p50/p99/max=%.0f/%.0f/%.0fus jain=%.4f cpu/M=%.2fs rss=%.0fMiB\n",
+      "p50/p99/max=%.0f/%.0f/%.0fus jain=%.4f cpu/M=%.2fs workers cpu/M=%.2fs "
+      "rss=%.0fMiB %s\n",
       raw ? "raw" : "throttle", mode.c_str(),
       absl::GetFlag(FLAGS_pattern).c_str(), workers, streams, rate,
       static_cast<long long>(all.size()), grants / seconds,
@@ -557,7 +727,8 @@ int RunCoordinator() {
       Percentile(lateness, 0.5), Percentile(lateness, 0.99),
       lateness.empty() ? 0
                        : *std::max_element(lateness.begin(), lateness.end()),
-      jain, cpu_per_million, rss);
+      jain, cpu_per_million, workers_cpu_per_million, rss,
+      SecurityName(WorkerSecurity()).c_str());
   std::printf("%s\n", json.c_str());
   std::error_code ignored;
   for (const auto& o : outputs) std::remove(o.c_str());
