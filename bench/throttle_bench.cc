@@ -36,8 +36,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -323,7 +323,7 @@ throttle::ChannelSecurity ControllerSecurity() {
 
 // What the workers speak: plaintext, tls or mtls, "+token" with a token.
 std::string SecurityName(const throttle::ChannelSecurity& s) {
-  std::string name = !s.cert_file.empty()  ? "mtls"
+  std::string name = !s.cert_file.empty() ? "mtls"
                      : !s.ca_file.empty() ? "tls"
                                           : "plaintext";
   if (!s.token.empty()) absl::StrAppend(&name, "+token");
@@ -338,7 +338,8 @@ int RunWorker() {
 
   const throttle::ChannelSecurity security = WorkerSecurity();
   const std::string pattern = absl::GetFlag(FLAGS_pattern);
-  auto channel = throttle::CreateChannel(absl::GetFlag(FLAGS_address), security);
+  auto channel =
+      throttle::CreateChannel(absl::GetFlag(FLAGS_address), security);
   if (!channel.ok()) {
     std::fprintf(stderr, "worker: %s\n", channel.status().ToString().c_str());
     return 1;
@@ -348,9 +349,9 @@ int RunWorker() {
   if (pattern == "connect") {
     auto credentials = throttle::MakeChannelCredentials(security);
     if (!credentials.ok()) return 1;  // CreateChannel would have failed
-    connector = std::make_unique<Connector>(
-        absl::GetFlag(FLAGS_address), *credentials,
-        throttle::ChannelArgumentsFor(security));
+    connector =
+        std::make_unique<Connector>(absl::GetFlag(FLAGS_address), *credentials,
+                                    throttle::ChannelArgumentsFor(security));
   }
   Recorder recorder;
   const int64_t count = pattern == "stream" ? 0 : 1;
@@ -497,9 +498,8 @@ int RunCoordinator() {
                      "raw_ceiling_server")
             : Locate(absl::GetFlag(FLAGS_server_binary), "throttle_server"),
         "--listen=127.0.0.1:0", "--port_file=" + port_file};
-    for (absl::string_view flag :
-         absl::StrSplit(absl::GetFlag(FLAGS_server_flags), ' ',
-                        absl::SkipEmpty())) {
+    for (absl::string_view flag : absl::StrSplit(
+             absl::GetFlag(FLAGS_server_flags), ' ', absl::SkipEmpty())) {
       argv.emplace_back(flag);
     }
     auto spawned = throttle::Subprocess::Spawn(argv);
