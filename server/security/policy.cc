@@ -2,12 +2,9 @@
 
 #include <fnmatch.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "server/security/text_file.h"
 
 namespace throttle::server {
 
@@ -48,59 +45,50 @@ bool GlobMatch(absl::string_view pattern, absl::string_view text) {
 absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
                                      absl::string_view source) {
   Policy policy;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    line = line.substr(0, line.find('#'));
-    std::vector<absl::string_view> words =
-        absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
-    if (words.empty()) continue;
-    auto bad = [&](absl::string_view why) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source, ":", line_number, ": ", why));
-    };
-    if (words.size() < 3) {
-      return bad(
-          "a rule is IDENTITY-PATTERN ROLE THROTTLE-PATTERN..., got only " +
-          std::to_string(words.size()) + " word(s)");
-    }
-    Rule rule;
-    rule.line = line_number;
-    rule.identity = std::string(words[0]);
-    const std::string role = absl::AsciiStrToLower(words[1]);
-    if (role == "worker") {
-      rule.role = Role::kWorker;
-    } else if (role == "controller") {
-      rule.role = Role::kController;
-    } else if (role == "admin") {
-      rule.role = Role::kAdmin;
-    } else {
-      return bad(absl::StrCat(
-          "role must be worker, controller or admin, got \"", words[1], "\""));
-    }
-    for (size_t i = 2; i < words.size(); ++i) {
-      rule.throttles.emplace_back(words[i]);
-    }
-    for (absl::string_view pattern : words) {
-      if (pattern.find_first_of("[]\\") != absl::string_view::npos) {
-        return bad(absl::StrCat("patterns know only '*' and '?', got \"",
-                                pattern, "\""));
-      }
-    }
-    policy.rules_.push_back(std::move(rule));
-  }
+  absl::Status status = ForEachLine(
+      text, source,
+      [&](int line,
+          const std::vector<absl::string_view>& words) -> absl::Status {
+        if (words.size() < 3) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "a rule is IDENTITY-PATTERN ROLE THROTTLE-PATTERN..., got only ",
+              words.size(), " word(s)"));
+        }
+        Rule rule;
+        rule.line = line;
+        rule.identity = std::string(words[0]);
+        const std::string role = absl::AsciiStrToLower(words[1]);
+        if (role == "worker") {
+          rule.role = Role::kWorker;
+        } else if (role == "controller") {
+          rule.role = Role::kController;
+        } else if (role == "admin") {
+          rule.role = Role::kAdmin;
+        } else {
+          return absl::InvalidArgumentError(
+              absl::StrCat("role must be worker, controller or admin, got \"",
+                           words[1], "\""));
+        }
+        for (size_t i = 2; i < words.size(); ++i) {
+          rule.throttles.emplace_back(words[i]);
+        }
+        for (absl::string_view pattern : words) {
+          if (pattern.find_first_of("[]\\") != absl::string_view::npos) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "patterns know only '*' and '?', got \"", pattern, "\""));
+          }
+        }
+        policy.rules_.push_back(std::move(rule));
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
   return policy;
 }
 
 absl::StatusOr<Policy> Policy::Load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--policy: cannot read ", path));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return Parse(text.str(), path);
+  absl::StatusOr<std::string> text = ReadTextFile("policy", path);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 bool Policy::Allows(absl::string_view identity, absl::string_view method,

@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -11,19 +10,11 @@
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
+#include "server/security/text_file.h"
 #include "server/service/log.h"
 
 namespace throttle::server {
 namespace {
-
-absl::Status Readable(absl::string_view flag, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, ": cannot read ", path));
-  }
-  return absl::OkStatus();
-}
 
 // What changes when a file is replaced: its modification time and size.
 std::string Stamp(const std::string& path) {
@@ -62,7 +53,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
         {"tls_key", options.tls_key},
         {"tls_client_ca", options.tls_client_ca}}) {
     if (path.empty()) continue;
-    if (absl::Status s = Readable(flag, path); !s.ok()) return s;
+    if (absl::StatusOr<std::string> pem = ReadTextFile(flag, path); !pem.ok()) {
+      return pem.status();
+    }
   }
   const unsigned int refresh = static_cast<unsigned int>(
       std::max<int64_t>(1, absl::ToInt64Seconds(options.reload_interval)));
