@@ -9,47 +9,20 @@
 
 #include "gtest/gtest.h"
 #include "server/core/scheduler.h"
+#include "tests/core/scheduler_test_util.h"
 
 namespace throttle::server {
 namespace {
 
-const absl::Time kT0 = absl::UnixEpoch() + absl::Hours(1);
-
-ThrottleConfig Config(int64_t max_n, absl::Duration per, Mode mode,
-                      int64_t burst = 0) {
-  ThrottleConfig config;
-  config.max_n = max_n;
-  config.per = per;
-  config.mode = mode;
-  config.burst = burst;
-  return config;
-}
-
-// Appends the nominal time of every grant in `events`.
-void AppendTimes(const std::vector<StreamEvent>& events,
-                 std::vector<absl::Time>* times) {
-  for (const StreamEvent& e : events) {
-    for (int64_t i = 0; i < e.grants; ++i) {
-      times->push_back(e.granted_at + e.spacing * i);
-    }
-  }
-}
+using testing::Config;
+using testing::kT0;
+using testing::MaxInWindow;
+using testing::TimesOf;
 
 int64_t Granted(const std::vector<StreamEvent>& events) {
   int64_t n = 0;
   for (const StreamEvent& e : events) n += e.grants;
   return n;
-}
-
-// Most grants in any half-open window [t, t + per) of the sorted times.
-int64_t MaxInWindow(const std::vector<absl::Time>& sorted, absl::Duration per) {
-  int64_t best = 0;
-  size_t lo = 0;
-  for (size_t hi = 0; hi < sorted.size(); ++hi) {
-    while (sorted[hi] - sorted[lo] >= per) ++lo;
-    best = std::max<int64_t>(best, static_cast<int64_t>(hi - lo + 1));
-  }
-  return best;
 }
 
 TEST(Reservation, GrantLimitStopsGrantsUntilRaised) {
@@ -191,7 +164,8 @@ class ReservingServer {
       scheduler_.SetGrantLimit(pending_limit_);
     }
     scheduler_.Advance(now, &events);
-    AppendTimes(events, grants);
+    const std::vector<absl::Time> times = TimesOf(events);
+    grants->insert(grants->end(), times.begin(), times.end());
     const int64_t left =
         scheduler_.grant_limit() - scheduler_.grants_recorded();
     if (!in_flight_ && left <= chunk_ / 2) {
@@ -249,7 +223,7 @@ std::vector<absl::Time> Takeover(const ThrottleConfig& config, int64_t chunk,
 TEST(Reservation, TakeoverKeepsTheWindowBoundOfSmoothAndWindowMode) {
   for (Mode mode : {Mode::kSmooth, Mode::kWindow}) {
     for (uint32_t seed = 1; seed <= 40; ++seed) {
-      SCOPED_TRACE(testing::Message() << ModeName(mode) << " seed " << seed);
+      SCOPED_TRACE(::testing::Message() << ModeName(mode) << " seed " << seed);
       const ThrottleConfig config = Config(50, absl::Seconds(1), mode);
       int64_t new_grants = 0;
       const std::vector<absl::Time> grants =
@@ -262,7 +236,7 @@ TEST(Reservation, TakeoverKeepsTheWindowBoundOfSmoothAndWindowMode) {
 
 TEST(Reservation, TakeoverKeepsTheBucketBound) {
   for (uint32_t seed = 1; seed <= 40; ++seed) {
-    SCOPED_TRACE(testing::Message() << "seed " << seed);
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
     const ThrottleConfig config =
         Config(50, absl::Seconds(1), Mode::kBucket, 20);
     const absl::Duration interval = config.per / config.max_n;

@@ -13,32 +13,15 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/core/scheduler_test_util.h"
 
 namespace throttle::server {
 namespace {
 
-const absl::Time kT0 = absl::UnixEpoch() + absl::Hours(1);
-
-ThrottleConfig Config(int64_t max_n, absl::Duration per, Mode mode,
-                      int64_t burst = 0) {
-  ThrottleConfig config;
-  config.max_n = max_n;
-  config.per = per;
-  config.mode = mode;
-  config.burst = burst;
-  return config;
-}
-
-// Most grants in any half-open window [t, t + per) of the sorted times.
-int64_t MaxInWindow(const std::vector<absl::Time>& sorted, absl::Duration per) {
-  int64_t best = 0;
-  size_t lo = 0;
-  for (size_t hi = 0; hi < sorted.size(); ++hi) {
-    while (sorted[hi] - sorted[lo] >= per) ++lo;
-    best = std::max<int64_t>(best, static_cast<int64_t>(hi - lo + 1));
-  }
-  return best;
-}
+using testing::Config;
+using testing::kT0;
+using testing::MaxInWindow;
+using testing::TimesOf;
 
 // Drives one scheduler through a random workload: streams arrive, some are
 // cancelled, the clock moves to the next wake-up or event, sometimes late
@@ -496,16 +479,6 @@ TEST(Scheduler, WindowModeGiveBackFreesItsSlot) {
 }
 
 // Found by the scheduler fuzzer: fuel given back came back as more fuel.
-std::vector<absl::Time> TimesOf(const std::vector<StreamEvent>& events) {
-  std::vector<absl::Time> times;
-  for (const StreamEvent& e : events) {
-    for (int64_t i = 0; i < e.grants; ++i) {
-      times.push_back(e.granted_at + e.spacing * i);
-    }
-  }
-  return times;
-}
-
 TEST(Scheduler, WindowModeGiveBackIsNeverReGrantedInThePast) {
   const absl::Duration per = absl::Milliseconds(10);
   Scheduler scheduler(Config(3, per, Mode::kWindow));
