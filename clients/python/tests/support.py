@@ -92,7 +92,37 @@ def await_waiting(throttle, n, timeout=GENEROUS):
     return wait_for(lambda: throttle.info().waiting_streams >= n, timeout)
 
 
-class Server:
+class _LoggedProcess:
+    """A child process with a log file in a temporary directory of its own:
+    what Server and Etcd share. Subclasses set process, _tmp and log_path."""
+
+    def _terminate(self, timeout):
+        """SIGTERM, SIGKILL after `timeout` s; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code, self.process = self.process.returncode, None
+        return code
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        self.stop()
+        self._tmp.cleanup()
+
+
+class Server(_LoggedProcess):
     """throttle_server started on 127.0.0.1 (port 0 picks a free one).
 
     Use as a context manager; stop() sends SIGTERM and waits (SIGKILL after
@@ -136,28 +166,7 @@ class Server:
 
     def stop(self):
         """SIGTERM and wait; returns the exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code, self.process = self.process.returncode, None
-        return code
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def close(self):
-        self.stop()
-        self._tmp.cleanup()
+        return self._terminate(30)
 
     def __enter__(self):
         return self.start()
@@ -256,7 +265,7 @@ def find_etcd():
     return found or ""
 
 
-class Etcd:
+class Etcd(_LoggedProcess):
     """A single etcd member on free ports of 127.0.0.1, with the fast raft
     timings of tests/support/etcd_process.cc (--election-timeout=500
     --heartbeat-interval=50: a 1 s lease is granted as asked and its expiry
@@ -312,27 +321,7 @@ class Etcd:
             return False
 
     def stop(self):
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def close(self):
-        self.stop()
-        self._tmp.cleanup()
+        self._terminate(10)
 
 
 class HaServer(Server):

@@ -80,6 +80,23 @@ class Tls(unittest.TestCase):
                            self.pki.security("admin", token=ADMIN_TOKEN),
                            name)
 
+    def spawned_fuel(self, worker):
+        """What a spawned process gets from worker.await_fuel()."""
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        process = context.Process(target=_spawned_fuel,
+                                  args=(worker, results))
+        process.start()
+
+        def end():
+            process.join(GENEROUS)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+        self.addCleanup(end)
+        return results.get(timeout=GENEROUS)
+
     def running_t(self):
         """The throttle "t" on the mTLS server, made afresh and started by
         the controller; deleted after the test. Returns the controller."""
@@ -360,20 +377,7 @@ class Tls(unittest.TestCase):
         del os.environ["THROTTLE_TLS_SERVER_NAME"]
         # A spawned process gets server_name with the pickled Throttle, not
         # from its environment.
-        context = multiprocessing.get_context("spawn")
-        results = context.Queue()
-        process = context.Process(target=_spawned_fuel,
-                                  args=(worker, results))
-        process.start()
-
-        def end():
-            process.join(GENEROUS)
-            if process.is_alive():
-                process.kill()
-                process.join()
-
-        self.addCleanup(end)
-        self.assertEqual(results.get(timeout=GENEROUS), "fuel")
+        self.assertEqual(self.spawned_fuel(worker), "fuel")
         self.assertGreaterEqual(controller.info().total_emissions, 2)
 
     def test_server_name_refused_without_tls_or_as_a_list(self):
@@ -414,20 +418,7 @@ class Tls(unittest.TestCase):
     def test_spawned_worker_authenticates_as_its_parent(self):
         controller = self.running_t()
         worker = self.client(self.mtls, self.pki.security("worker"))
-        context = multiprocessing.get_context("spawn")
-        results = context.Queue()
-        process = context.Process(target=_spawned_fuel,
-                                  args=(worker, results))
-        process.start()
-
-        def end():
-            process.join(GENEROUS)
-            if process.is_alive():
-                process.kill()
-                process.join()
-
-        self.addCleanup(end)
-        self.assertEqual(results.get(timeout=GENEROUS), "fuel")
+        self.assertEqual(self.spawned_fuel(worker), "fuel")
         self.assertGreaterEqual(controller.info().total_emissions, 1)
 
 
