@@ -389,12 +389,17 @@ class AcquireCall final
     StartRead(&response_);
     StartCall();
   }
+  // Called from the worker's signal thread: StartWrite outside the lock,
+  // in case gRPC runs OnWriteDone on this thread before it returns.
   void Withdraw() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    if (done_ || withdrawn_) return;
-    withdrawn_ = true;
-    if (writing_) return;  // OnWriteDone sends it
-    writing_ = true;
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_ || withdrawn_) return;
+      withdrawn_ = true;
+      if (writing_) return;  // OnWriteDone sends it
+      writing_ = true;
+      sent_withdraw_ = true;
+    }
     StartWrite(&withdraw_);
   }
   void Cancel() { context_.TryCancel(); }
