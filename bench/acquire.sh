@@ -73,7 +73,10 @@ else
 fi
 node=$(command -v node || true)
 for tool in python3 /usr/bin/python3 "$node"; do
-  [[ -n $tool ]] && command -v "$tool" >/dev/null || { echo "acquire.sh: needs python3 and node" >&2; exit 1; }
+  if [[ -z $tool ]] || ! command -v "$tool" >/dev/null; then
+    echo "acquire.sh: needs python3, /usr/bin/python3 and node" >&2
+    exit 1
+  fi
 done
 trees=("$root")
 [[ -n $before_dir ]] && trees+=("$(cd "$before_dir" && pwd)")
@@ -265,7 +268,7 @@ for s in raw after before; do
   kill -0 "${srv_pid[$s]}" 2>/dev/null && alive+=("$s")
   kill -TERM "${srv_pid[$s]}" 2>/dev/null || true
 done
-server_warnings=$(cat "$tmp"/after.log | grep -v 'event=transport ' | grep -c 'level=\(warning\|error\)' || true)
+server_warnings=$(grep -v 'event=transport ' "$tmp/after.log" | grep -c 'level=\(warning\|error\)' || true)
 loads=$(awk '{print $2}' "$tmp/load" | sort -n | awk '{v[NR] = $1; s += $1} END {printf "%.2f / %.2f / %.2f (min / mean / max of %d samples)", v[1], s / NR, v[NR], NR}')
 {
   echo "# The worker's own loop at stream speed: bench/acquire.sh ($(date -u +%Y-%m-%d), $(nproc) cores)"
