@@ -926,8 +926,15 @@ int RunCoordinator() {
     // Every stream taken by the server: counted as waiting by the throttle
     // server, or its initial metadata back from the raw server.
     const int64_t total = int64_t{workers} * streams;
+    bool worker_ended = false;
     const bool all_open = PollUntil(
         [&] {
+          // A worker whose streams ended (e.g. UNIMPLEMENTED) never opens
+          // them all: stop waiting.
+          for (auto& child : children) {
+            if (child.Wait(absl::ZeroDuration()).ok()) worker_ended = true;
+          }
+          if (worker_ended) return true;
           if (!raw) return WaitingStreams(controller, name) >= total;
           for (const auto& o : outputs) {
             struct stat st;
@@ -936,8 +943,10 @@ int RunCoordinator() {
           return true;
         },
         absl::Seconds(120));
-    if (!all_open)
+    if (worker_ended) return Fail("a worker ended before its streams opened");
+    if (!all_open) {
       return Fail("the idle streams did not all open within 120 s");
+    }
     const double open_s = static_cast<double>(MonoNanos() - t_open) / 1e9;
     const double open_cpu_s = CpuSeconds(server_pid) - open_cpu0;
     const int64_t rss_waiting_kib = SettledResidentKiB(server_pid);
