@@ -419,6 +419,36 @@ function toDuration(seconds) {
   return { seconds: Math.floor(nanos / 1e9), nanos: nanos % 1e9 };
 }
 
+// A google.protobuf.Duration of `seconds`, negative ones too (seconds and
+// nanos of one sign), for the server to judge.
+function signedDuration(seconds) {
+  const sign = seconds < 0 ? -1 : 1;
+  const { seconds: whole, nanos } = toDuration(Math.abs(seconds));
+  return { seconds: sign * whole, nanos: sign * nanos };
+}
+
+const fromDuration = (d) => Number(d.seconds) + d.nanos / 1e9;
+
+// The ThrottleConfig of create() and configure(). catchUp must be a
+// finite number of seconds (ThrottleError INVALID_ARGUMENT otherwise); its
+// range is the server's to check.
+function toConfig(maxN, per, { mode, burst = 0, manualEmit = false, catchUp } = {}) {
+  const config = {
+    max_n: maxN,
+    per_seconds: per,
+    mode: toMode(mode),
+    burst,
+    manual_emit: manualEmit,
+  };
+  if (catchUp !== undefined && catchUp !== null) {
+    if (typeof catchUp !== 'number' || !Number.isFinite(catchUp)) {
+      throw invalid(`catchUp: ${String(catchUp)}: a finite number of seconds`);
+    }
+    config.catch_up = signedDuration(catchUp);
+  }
+  return config;
+}
+
 function toMode(mode) {
   if (mode === undefined) return 'MODE_SMOOTH';
   if (Object.values(MODES).includes(mode)) return mode;
@@ -438,6 +468,9 @@ function fromInfo(t) {
     mode: mode || c.mode,
     burst: c.burst,
     manualEmit: c.manual_emit,
+    // Seconds; null from a server that lists none (one from before
+    // catch_up).
+    catchUp: c.catch_up ? fromDuration(c.catch_up) : null,
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
@@ -806,14 +839,17 @@ class Throttle {
 
   // Creates the throttle: maxN grants per `per` seconds (the seed's
   // Throttle(maxN, per)). Options: mode ('smooth' (default), 'window',
-  // 'bucket', 'unbounded', 'monitor-only'), burst, manualEmit, replace
-  // (delete an existing throttle of this name first instead of failing
-  // with ALREADY_EXISTS). Resolves the throttle's info.
-  async create(maxN, per, { mode, burst = 0, manualEmit = false, replace = false } = {}) {
-    const request = {
-      name: this.name,
-      config: { max_n: maxN, per_seconds: per, mode: toMode(mode), burst, manual_emit: manualEmit },
-    };
+  // 'bucket', 'unbounded', 'monitor-only'), burst, manualEmit, catchUp
+  // (seconds, in [0, per]: how far the grant schedule may fall behind
+  // after a stall and still be caught up; 0: no catch-up; unset or null:
+  // the server's default, 1% of per but at least per / maxN; see
+  // ThrottleConfig.catch_up), replace (delete an existing throttle of this
+  // name first instead of failing with ALREADY_EXISTS). Resolves the
+  // throttle's info. Rejects with ThrottleError INVALID_ARGUMENT for a bad
+  // value (the server's message names the field), RangeError for an
+  // unknown mode.
+  async create(maxN, per, { replace = false, ...settings } = {}) {
+    const request = { name: this.name, config: toConfig(maxN, per, settings) };
     try {
       return fromInfo((await this.unary('CreateThrottle', request)).throttle);
     } catch (error) {
@@ -823,12 +859,13 @@ class Throttle {
     return fromInfo((await this.unary('CreateThrottle', request)).throttle);
   }
 
-  // Replaces the configuration whole; waiting workers stay and are served
-  // at the new rate. Resolves the throttle's info.
-  async configure(maxN, per, { mode, burst = 0, manualEmit = false } = {}) {
+  // Replaces the configuration whole, with the settings of create()
+  // (catchUp unset: the default again); waiting workers stay and are
+  // served at the new rate. Resolves the throttle's info.
+  async configure(maxN, per, settings = {}) {
     const response = await this.unary('ConfigureThrottle', {
       name: this.name,
-      config: { max_n: maxN, per_seconds: per, mode: toMode(mode), burst, manual_emit: manualEmit },
+      config: toConfig(maxN, per, settings),
     });
     return fromInfo(response.throttle);
   }
@@ -845,7 +882,7 @@ class Throttle {
   }
 
   // This throttle as listed by the server: {name, maxN, per, mode, burst,
-  // manualEmit, state, waitingStreams, totalEmissions}.
+  // manualEmit, catchUp, state, waitingStreams, totalEmissions}.
   async info() {
     const found = (await this.listThrottles()).find((t) => t.name === this.name);
     if (!found) {
