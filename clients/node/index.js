@@ -499,7 +499,8 @@ function sleep(seconds, signal) {
 // Options: workerId (for the server's logs, <= 128 bytes), weight (share
 // relative to other waiting workers, 1..1000), backoffInitial and
 // backoffMax (seconds between reconnection attempts), deadlineSlack (added
-// to a finite awaitFuel timeout to form the call's deadline), callTimeout
+// to the wait limit of an AwaitFuel call to form its deadline: awaitFuel
+// with timeout 0, or against a server without Acquire), callTimeout
 // (deadline of unary calls, seconds), waitForReady (false: unary calls to an
 // unreachable server fail at once with UNAVAILABLE; true: they wait for it
 // up to callTimeout; awaitFuel always waits), security (TLS, mTLS, a
