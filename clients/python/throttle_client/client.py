@@ -19,6 +19,8 @@ and kept open; a wait that must not wait (timeout <= 0) is one AwaitFuel
 call, as it is against a server that has no Acquire.
 """
 import collections
+import datetime
+import math
 import os
 import threading
 import time
@@ -77,19 +79,35 @@ LatestStats = _seed_tuple("LatestStats", ["seconds_between", "per_second"])
 MeanStats = _seed_tuple("MeanStats", ["seconds_between", "per_second"])
 
 # A throttle as listed by the server (info(), create(), configure()).
+# catch_up is in seconds (the server fills in its default); None from a
+# server that does not list it.
 ThrottleInfo = collections.namedtuple("ThrottleInfo", [
     "name", "max_n", "per", "mode", "burst", "manual_emit", "state",
-    "waiting_streams", "total_emissions"
+    "waiting_streams", "total_emissions", "catch_up"
 ])
 
 
 def _info(message):
     c = message.config
+    catch_up = None
+    if c.HasField("catch_up"):
+        catch_up = c.catch_up.ToNanoseconds() / 1e9
     return ThrottleInfo(message.name, c.max_n, c.per_seconds,
                         _MODE_NAMES.get(c.mode, str(c.mode)), c.burst,
                         c.manual_emit,
                         _STATE_NAMES.get(message.state, str(message.state)),
-                        message.waiting_streams, message.total_emissions)
+                        message.waiting_streams, message.total_emissions,
+                        catch_up)
+
+
+def _config(max_n, per, mode, burst, manual_emit, catch_up):
+    """A ThrottleConfig; catch_up None leaves it unset (the default)."""
+    config = pb.ThrottleConfig(max_n=max_n, per_seconds=per,
+                               mode=_mode(mode), burst=burst,
+                               manual_emit=manual_emit)
+    if catch_up is not None:
+        config.catch_up.CopyFrom(_signed_duration(catch_up, "catch_up"))
+    return config
 
 
 def _mode(mode):
@@ -106,6 +124,24 @@ def _mode(mode):
 def _duration(seconds):
     d = duration_pb2.Duration()
     d.FromNanoseconds(int(round(max(seconds, 0.0) * 1e9)))
+    return d
+
+
+def _signed_duration(value, name):
+    """A Duration of `value` (seconds as a number, or a datetime.timedelta)
+    as given, sign included: the server checks its range. ValueError for a
+    value that is not finite, TypeError for another type."""
+    if isinstance(value, datetime.timedelta):
+        nanos = (value // datetime.timedelta(microseconds=1)) * 1000
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: {value!r} is not a finite duration")
+        nanos = int(round(value * 1e9))
+    else:
+        raise TypeError(f"{name}: seconds (a number) or a datetime.timedelta,"
+                        f" not {type(value).__name__}")
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(nanos)
     return d
 
 
@@ -535,17 +571,21 @@ class Throttle:
     # --- controller side ---------------------------------------------------
 
     def create(self, max_n, per, mode="smooth", burst=0, manual_emit=False,
-               replace=False):
+               replace=False, catch_up=None):
         """Creates the throttle: max_n grants per `per` seconds (the seed's
         Throttle(max_n, per)). mode: smooth (default), window, bucket,
-        unbounded or monitor-only. ALREADY_EXISTS if the name is taken,
-        unless replace=True (then the old one is deleted first). Returns a
-        ThrottleInfo."""
+        unbounded or monitor-only. catch_up: how far the grant schedule may
+        fall behind real time (a stall of the server) and still be caught
+        up at once, in seconds or a datetime.timedelta, in [0, per]; 0: no
+        catch-up; None: the server's default (1% of per, at least one
+        grant's spacing); see ThrottleConfig.catch_up in the proto.
+        ALREADY_EXISTS if the name is taken, unless replace=True (then the
+        old one is deleted first). INVALID_ARGUMENT for a bad value (the
+        message names it); ValueError/TypeError for a catch_up that is not
+        a finite number or a timedelta. Returns a ThrottleInfo."""
         request = pb.CreateThrottleRequest(
             name=self.name,
-            config=pb.ThrottleConfig(max_n=max_n, per_seconds=per,
-                                     mode=_mode(mode), burst=burst,
-                                     manual_emit=manual_emit))
+            config=_config(max_n, per, mode, burst, manual_emit, catch_up))
         try:
             return _info(self._unary("CreateThrottle", request).throttle)
         except ThrottleError as error:
@@ -555,14 +595,13 @@ class Throttle:
         return _info(self._unary("CreateThrottle", request).throttle)
 
     def configure(self, max_n, per, mode="smooth", burst=0,
-                  manual_emit=False):
-        """Replaces the throttle's configuration whole; open await_fuel calls
-        stay and are served at the new rate. Returns a ThrottleInfo."""
+                  manual_emit=False, catch_up=None):
+        """Replaces the throttle's configuration whole (catch_up None: back
+        to the default; as in create()); open await_fuel calls stay and are
+        served at the new rate. Returns a ThrottleInfo."""
         request = pb.ConfigureThrottleRequest(
             name=self.name,
-            config=pb.ThrottleConfig(max_n=max_n, per_seconds=per,
-                                     mode=_mode(mode), burst=burst,
-                                     manual_emit=manual_emit))
+            config=_config(max_n, per, mode, burst, manual_emit, catch_up))
         return _info(self._unary("ConfigureThrottle", request).throttle)
 
     def delete(self):
