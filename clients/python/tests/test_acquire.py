@@ -5,10 +5,12 @@ timeout passed; a timed-out waiter withdraws its demand (waiting_streams
 back to 0) while the stream stays open and usable; Stop ends every waiter
 of a handle with STOPPED; a deleted throttle ends every waiter with
 NOT_FOUND; a server restart in the middle of a wait reconnects with the
-waiters' demand. Against in-process servers: a server without Acquire gets
+waiters' demand; a fork while streams are open leaves the child and the
+parent (and its waiter) working. Against in-process servers: a server without Acquire gets
 AwaitFuel calls; a stream that ends UNAVAILABLE is opened again with
 backoff until the timeout, and close() ends that wait.
 """
+import multiprocessing
 import threading
 import time
 import unittest
@@ -190,6 +192,54 @@ class Ends(ServerTestCase):
         with self.assertRaises(ThrottleError) as raised:
             worker.await_fuel(timeout=GENEROUS)
         self.assertEqual(raised.exception.code, Code.NOT_FOUND)
+
+
+def _child_fuel(throttle, results):
+    """In a forked child: await_fuel_n(3) of the parent's Throttle."""
+    try:
+        result = throttle.await_fuel_n(3, timeout=GENEROUS)
+        results.put((result.outcome.value, result.grants))
+    except ThrottleError as error:
+        results.put(f"error {error}")
+    finally:
+        throttle.close()
+
+
+class Fork(ServerTestCase):
+
+    def test_a_fork_while_streams_are_open_leaves_both_sides_working(self):
+        # gRPC leaves a child whose parent had a call in flight unable to
+        # call; the streams end their calls around the fork.
+        controller = self.throttle("fork")
+        controller.create(1, 1, mode="monitor-only")
+        controller.start()
+        worker = self.throttle("fork")
+        self.assertIs(worker.await_fuel(), FuelOutcome.FUEL)
+        idle_stream = stream_of(worker)
+        # And a stream with a waiter, on a throttle not started yet.
+        later = self.throttle("fork-later")
+        later.create(10, 1)
+        waiter = self.throttle("fork-later")
+        thread, outcome = in_thread(waiter.await_fuel, GENEROUS)
+        self.assertTrue(await_waiting(later, 1))
+
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        child = context.Process(target=_child_fuel, args=(worker, results))
+        child.start()
+        self.addCleanup(child.kill)
+        self.assertEqual(results.get(timeout=GENEROUS), ("fuel", 3))
+        child.join(GENEROUS)
+        self.assertEqual(child.exitcode, 0)
+
+        self.assertIs(worker.await_fuel(timeout=GENEROUS), FuelOutcome.FUEL)
+        self.assertIsNot(stream_of(worker), idle_stream)  # a new call
+        self.assertEqual(controller.stop().total_emissions, 5)
+        # The waiter asked again on a new call and gets its grant.
+        self.assertTrue(await_waiting(later, 1))
+        later.start()
+        thread.join(GENEROUS)
+        self.assertEqual(outcome, [FuelOutcome.FUEL])
 
 
 class Restart(unittest.TestCase):

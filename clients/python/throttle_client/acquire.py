@@ -26,12 +26,22 @@ Threads: each caller waits on a lock of its own; one reader thread per
 AcquireStream opens the call, reads it and reconnects (a daemon thread, so
 that a process that never closes its Throttle can still exit; close() joins
 it); gRPC's own thread sends the request messages. Thread-safe.
+
+fork(): gRPC (without GRPC_ENABLE_FORK_SUPPORT) leaves a child whose parent
+had a call in flight unable to make calls of its own, and an Acquire call
+is in flight all the time. So every stream of the process ends its call
+before a fork (waiting up to FORK_PAUSE_SECONDS for it to end) and opens a
+new one after it, in the parent, for the waiters still there; their
+timeouts keep running. The child never uses its parent's streams (a
+Throttle opens its own channel in each process).
 """
 import _thread
 import collections
+import os
 import queue
 import threading
 import time
+import weakref
 
 import grpc
 
@@ -53,6 +63,9 @@ _BACKOFF = "backoff"  # the call ended UNAVAILABLE; a new one opens later
 _RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 _DEMAND_ONE = pb.AcquireRequest(demand=1)  # never changed: shared
+
+# The longest a fork waits for a stream to end its call.
+FORK_PAUSE_SECONDS = 2.0
 
 
 class _Waiter:
@@ -108,6 +121,7 @@ class AcquireStream:
         self._backoff = backoff
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # for the reader
+        self._ended_call = threading.Condition(self._lock)  # for a fork
         # Guarded by _lock:
         self._waiters = collections.deque()
         self._spare = 0
@@ -117,7 +131,10 @@ class AcquireStream:
         self._stopped = False  # the open call said END_REASON_STOPPED
         self._unimplemented = False  # the server has no Acquire
         self._closed = False
+        self._forking = False  # no call until the fork is done
         self._thread = None
+        with _live_lock:
+            _live.add(self)
 
     @property
     def unimplemented(self):
@@ -226,7 +243,8 @@ class AcquireStream:
         while True:
             with self._lock:
                 while not self._closed and (not self._waiters
-                                            or self._phase is not _IDLE):
+                                            or self._phase is not _IDLE
+                                            or self._forking):
                     self._wake.wait()
                 if self._closed:
                     return
@@ -244,8 +262,11 @@ class AcquireStream:
             with self._lock:
                 self._call = self._requests = None
                 self._phase = _IDLE
+                self._ended_call.notify_all()
                 if self._closed:
                     return
+                if self._forking:
+                    continue  # our own cancel: open again after the fork
                 delay = self._ended(error)
                 if delay is None:
                     continue
@@ -346,3 +367,58 @@ class AcquireStream:
         waiters = self._waiters
         while waiters:
             waiters.popleft().finish(result())
+
+    # --- around a fork -----------------------------------------------------
+
+    def _pause(self):
+        """Before a fork: ends the open call and keeps a new one from
+        opening until _resume()."""
+        with self._lock:
+            self._forking = True
+            call = self._call
+            if call is None:
+                return
+            call.cancel()
+            until = time.monotonic() + FORK_PAUSE_SECONDS
+            while self._call is call:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._ended_call.wait(left)
+
+    def _resume(self):
+        """After a fork, in the parent: calls may open again."""
+        with self._lock:
+            self._forking = False
+            self._wake.notify_all()
+
+
+# Every AcquireStream of this process, for the fork hooks.
+_live = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def _live_streams():
+    with _live_lock:
+        return list(_live)
+
+
+def _before_fork():
+    for stream in _live_streams():
+        stream._pause()
+
+
+def _after_fork_in_parent():
+    for stream in _live_streams():
+        stream._resume()
+
+
+def _after_fork_in_child():
+    global _live, _live_lock
+    _live = weakref.WeakSet()  # the parent's streams are not ours
+    _live_lock = threading.Lock()
+
+
+os.register_at_fork(before=_before_fork,
+                    after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
