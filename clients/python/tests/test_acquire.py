@@ -91,7 +91,7 @@ class Awaits(ServerTestCase):
                          (FuelOutcome.FUEL, 5))
         self.assertIs(worker.await_fuel(), FuelOutcome.FUEL)
         self.assertEqual(controller.stop().total_emissions, 38)
-        for bad in (0, -1, 1.5, True):
+        for bad in (0, -1, 1.5, True, 1000001):
             with self.assertRaises(ValueError):
                 worker.await_fuel_n(bad)
 

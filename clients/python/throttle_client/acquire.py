@@ -64,6 +64,10 @@ _RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 _DEMAND_ONE = pb.AcquireRequest(demand=1)  # never changed: shared
 
+# The most one message may ask for (AcquireRequest.demand): a larger wait
+# would end the stream, and every waiter on it, with INVALID_ARGUMENT.
+MAX_DEMAND = 1000000
+
 # The longest a fork waits for a stream to end its call.
 FORK_PAUSE_SECONDS = 2.0
 

@@ -29,7 +29,7 @@ import grpc
 from google.protobuf import duration_pb2
 
 from ._proto import pb, pb_grpc
-from .acquire import FALLBACK, AcquireStream
+from .acquire import FALLBACK, MAX_DEMAND, AcquireStream
 from .backoff import Backoff
 from .errors import ThrottleError
 from .errors import closed_error as _closed_error
@@ -426,10 +426,13 @@ class Throttle:
                           got.
         With a timeout <= 0 it makes one AwaitFuel call (count=n,
         wait_limit=0): what is available at once. Raises ValueError for
-        n < 1, ThrottleError as await_fuel() does (grants got before the
-        error are not reported)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"await_fuel_n: n must be an int >= 1, not {n!r}")
+        n outside [1, 1000000] (what one Acquire message may ask for),
+        ThrottleError as await_fuel() does (grants got before the error are
+        not reported)."""
+        if (isinstance(n, bool) or not isinstance(n, int) or n < 1
+                or n > MAX_DEMAND):
+            raise ValueError(f"await_fuel_n: n must be an int in "
+                             f"[1, {MAX_DEMAND}], not {n!r}")
         return FuelResult(*self._await(n, timeout))
 
     def _await(self, n, timeout):
