@@ -237,10 +237,17 @@ class Throttle:
     name: the throttle's name.
     worker_id: who this worker is, for the server's logs (<= 128 bytes).
     weight: this worker's share relative to other waiting workers (1..1000).
+      The threads of one process that share a Throttle share its one
+      Acquire stream, so they also share one place (and this weight) in
+      the throttle's order; give each thread a Throttle of its own for a
+      share of its own.
     backoff_initial, backoff_max: seconds between reconnection attempts
-      after UNAVAILABLE (doubling, +-20% jitter).
-    deadline_slack: added to a finite await_fuel timeout to form the call's
-      gRPC deadline, so that the server's "wait limit passed" comes first.
+      after UNAVAILABLE (doubling, +-20% jitter): a new Acquire stream, or
+      a new AwaitFuel call.
+    deadline_slack: added to a finite timeout to form an AwaitFuel call's
+      gRPC deadline, so that the server's "wait limit passed" comes first
+      (the Acquire stream has no deadline: its waiters' timeouts are kept
+      here).
     call_timeout: deadline of every unary call, in seconds.
     wait_for_ready: False: unary calls to an unreachable server fail at once
       with UNAVAILABLE; True: they wait for it up to call_timeout.
