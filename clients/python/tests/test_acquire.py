@@ -274,12 +274,18 @@ class WithoutAcquire(unittest.TestCase):
     """In-process servers (support.UnavailableServer): one without Acquire,
     one whose Acquire answers UNAVAILABLE."""
 
-    def test_a_server_without_acquire_gets_await_fuel_calls(self):
-        server = UnavailableServer()  # Acquire: UNIMPLEMENTED
+    def client(self, backoff, acquire):
+        """(server, Throttle): an UnavailableServer(acquire=acquire) and a
+        Throttle on it whose backoff starts at `backoff` seconds."""
+        server = UnavailableServer(acquire=acquire)
         self.addCleanup(server.close)
-        t = Throttle(server.address, "old", backoff_initial=0.02,
-                     backoff_max=0.05)
+        t = Throttle(server.address, "down", backoff_initial=backoff,
+                     backoff_max=max(backoff, 0.05))
         self.addCleanup(t.close)
+        return server, t
+
+    def test_a_server_without_acquire_gets_await_fuel_calls(self):
+        server, t = self.client(0.02, acquire=False)  # UNIMPLEMENTED
         self.assertIs(t.await_fuel(timeout=0.5), FuelOutcome.TIMED_OUT)
         self.assertGreaterEqual(len(server.wait_limits), 1)
         self.assertEqual(t.await_fuel_n(2, timeout=0.2),
@@ -287,11 +293,7 @@ class WithoutAcquire(unittest.TestCase):
         self.assertEqual(server.acquire_calls, 1)  # not asked again
 
     def test_an_unavailable_stream_is_opened_again_until_the_timeout(self):
-        server = UnavailableServer(acquire=True)
-        self.addCleanup(server.close)
-        t = Throttle(server.address, "down", backoff_initial=0.02,
-                     backoff_max=0.05)
-        self.addCleanup(t.close)
+        server, t = self.client(0.02, acquire=True)
         begin = time.monotonic()
         self.assertIs(t.await_fuel(timeout=1.0), FuelOutcome.TIMED_OUT)
         elapsed = time.monotonic() - begin
@@ -301,11 +303,7 @@ class WithoutAcquire(unittest.TestCase):
         self.assertEqual(server.wait_limits, [])  # no AwaitFuel call
 
     def test_close_ends_a_wait_between_streams(self):
-        server = UnavailableServer(acquire=True)
-        self.addCleanup(server.close)
-        t = Throttle(server.address, "down", backoff_initial=600,
-                     backoff_max=600)
-        self.addCleanup(t.close)
+        server, t = self.client(600, acquire=True)
         thread, outcome = in_thread(t.await_fuel)
         self.assertTrue(wait_for(lambda: server.acquire_calls >= 1))
         begin = time.monotonic()
