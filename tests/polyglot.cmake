@@ -32,6 +32,11 @@ add_test(NAME polyglot_node_errors
 add_test(NAME polyglot_node_tutorial
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/tutorial.test.js)
+# The Acquire stream under awaitFuel: one stream per handle, demand and
+# withdrawal, the counted variant, stop / close / delete, a restart.
+add_test(NAME polyglot_node_acquire
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/acquire.test.js)
 # Failover (also needs etcd, found on PATH or at /usr/bin/etcd, or
 # $THROTTLE_ETCD): a real etcd and two high-available servers of one
 # cluster; Python and Node workers and controllers on the multi-address
@@ -66,7 +71,7 @@ set_tests_properties(polyglot_python_tls polyglot_node_tls PROPERTIES
 
 set_tests_properties(
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
-  polyglot_node_errors polyglot_node_tutorial
+  polyglot_node_errors polyglot_node_tutorial polyglot_node_acquire
   polyglot_python_failover polyglot_node_failover
   polyglot_python_tls polyglot_node_tls
   PROPERTIES TIMEOUT 600 LABELS polyglot)

@@ -55,6 +55,7 @@ const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
+const { AcquireStream, whenEnded } = require('./acquire');
 
 const PROTO_DIR =
   process.env.THROTTLE_PROTO_DIR || path.join(__dirname, '..', '..', 'proto');
@@ -130,6 +131,21 @@ const FuelOutcome = Object.freeze({
   // server stayed unreachable).
   TIMED_OUT: fuelOutcome('timed_out'),
 });
+
+// What awaitFuelCount() resolves: the outcome (FUEL only with all the
+// grants asked for) and the grants received.
+const fuelResult = (outcome, grants) => Object.freeze({ outcome, grants });
+
+// The FuelOutcome of each outcome's name.
+const OUTCOMES = Object.freeze({
+  fuel: FuelOutcome.FUEL,
+  stopped: FuelOutcome.STOPPED,
+  timed_out: FuelOutcome.TIMED_OUT,
+});
+
+// The most grants one awaitFuelCount() asks for: the server's limit on a
+// stream's outstanding demand (AcquireRequest.demand).
+const MAX_COUNT = 1000000000;
 
 // The error of every call after close(), and of a call close() ended.
 const CLOSED = 'throttle-client Throttle is closed';
@@ -403,6 +419,36 @@ function toDuration(seconds) {
   return { seconds: Math.floor(nanos / 1e9), nanos: nanos % 1e9 };
 }
 
+// A google.protobuf.Duration of `seconds`, negative ones too (seconds and
+// nanos of one sign), for the server to judge.
+function signedDuration(seconds) {
+  const sign = seconds < 0 ? -1 : 1;
+  const { seconds: whole, nanos } = toDuration(Math.abs(seconds));
+  return { seconds: sign * whole, nanos: sign * nanos };
+}
+
+const fromDuration = (d) => Number(d.seconds) + d.nanos / 1e9;
+
+// The ThrottleConfig of create() and configure(). catchUp must be a
+// finite number of seconds (ThrottleError INVALID_ARGUMENT otherwise); its
+// range is the server's to check.
+function toConfig(maxN, per, { mode, burst = 0, manualEmit = false, catchUp } = {}) {
+  const config = {
+    max_n: maxN,
+    per_seconds: per,
+    mode: toMode(mode),
+    burst,
+    manual_emit: manualEmit,
+  };
+  if (catchUp !== undefined && catchUp !== null) {
+    if (typeof catchUp !== 'number' || !Number.isFinite(catchUp)) {
+      throw invalid(`catchUp: ${String(catchUp)}: a finite number of seconds`);
+    }
+    config.catch_up = signedDuration(catchUp);
+  }
+  return config;
+}
+
 function toMode(mode) {
   if (mode === undefined) return 'MODE_SMOOTH';
   if (Object.values(MODES).includes(mode)) return mode;
@@ -422,6 +468,9 @@ function fromInfo(t) {
     mode: mode || c.mode,
     burst: c.burst,
     manualEmit: c.manual_emit,
+    // Seconds; null from a server that lists none (one from before
+    // catch_up).
+    catchUp: c.catch_up ? fromDuration(c.catch_up) : null,
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
@@ -450,7 +499,8 @@ function sleep(seconds, signal) {
 // Options: workerId (for the server's logs, <= 128 bytes), weight (share
 // relative to other waiting workers, 1..1000), backoffInitial and
 // backoffMax (seconds between reconnection attempts), deadlineSlack (added
-// to a finite awaitFuel timeout to form the call's deadline), callTimeout
+// to the wait limit of an AwaitFuel call to form its deadline: awaitFuel
+// with timeout 0, or against a server without Acquire), callTimeout
 // (deadline of unary calls, seconds), waitForReady (false: unary calls to an
 // unreachable server fail at once with UNAVAILABLE; true: they wait for it
 // up to callTimeout; awaitFuel always waits), security (TLS, mTLS, a
@@ -514,9 +564,28 @@ class Throttle {
         ...this.options.channelOptions,
       }),
     );
-    this.surplus = 0; // grants received beyond what was asked for
+    this.surplus = 0; // spare grants: received beyond what was asked for
     this.active = new Set(); // calls in flight, for close()
     this.closed = new AbortController();
+    this.acquireStream = new AcquireStream({
+      open: () => this.client.Acquire(new grpc.Metadata({ waitForReady: true })),
+      first: () => ({
+        throttle: this.name,
+        worker_id: this.options.workerId,
+        weight: this.options.weight,
+      }),
+      backoff: new Backoff(this.options.backoffInitial, this.options.backoffMax),
+      granted: () => this.killFlag.clear(),
+      stopped: () => {
+        this.killFlag.set();
+        this.surplus = 0;
+      },
+      spare: (n) => {
+        this.surplus += n;
+      },
+      error: (status) => this.callError(status),
+      closedError: () => new ThrottleError(grpc.status.CANCELLED, CLOSED),
+    });
   }
 
   // What another process needs to make the same handle
@@ -540,6 +609,7 @@ class Throttle {
     if (this.closed.signal.aborted) return;
     this.closed.abort();
     this.killFlag.set();
+    this.acquireStream.close();
     for (const call of this.active) call.cancel();
     this.client.close();
   }
@@ -577,53 +647,99 @@ class Throttle {
   // FuelOutcome: FUEL with one grant (do one piece of work); STOPPED if the
   // throttle was stopped (killFlag is then set); TIMED_OUT if `timeout`
   // seconds passed without a grant (killFlag unchanged). No timeout waits
-  // for ever; 0 takes fuel only if it is available at once. The timeout is
-  // measured on the monotonic clock.
+  // for ever; 0 (or less) takes fuel only if it is available at once. The
+  // timeout is measured on the monotonic clock.
   //
-  // Makes one AwaitFuel call for one grant (count 1), so fuel only goes to a
-  // worker that waits for it. The call waits for a server that is not up yet
-  // (waitForReady); while the server answers UNAVAILABLE or cancels the call
-  // (restart, shutdown) it calls again after a backoff delay, until
-  // `timeout`. Rejects with ThrottleError otherwise (NOT_FOUND: no such
-  // throttle or it was deleted; INVALID_ARGUMENT; CANCELLED once the handle
-  // is closed, also when close() is called while this waits).
+  // A grant kept from earlier (see below) is handed out at once. Otherwise
+  // the call waits on the handle's one Acquire stream
+  // (docs/acquire-client-spec.md): opened by the first call that needs it,
+  // with wait for ready (it waits for a server that is not up yet), and
+  // kept open while the throttle runs, so a grant costs one message each
+  // way. Many awaitFuel calls of one handle may wait at once; grants go to
+  // them in the order they called. The timeout is kept here: when it
+  // passes, the call's demand is withdrawn from the server. A grant the
+  // server sent before the withdrawal reached it is kept for the next
+  // awaitFuel or hasFuel (dropped when the throttle is seen stopped). When
+  // the server ends the stream with UNAVAILABLE or cancels it (restart,
+  // shutdown, failover) the calls keep waiting and a new stream is opened
+  // after a backoff delay. A timeout of 0 makes one AwaitFuel call instead
+  // (count 1, wait_limit 0: the server's answer is exact), as does every
+  // call against a server without Acquire (UNIMPLEMENTED), retried as
+  // above. Rejects with ThrottleError otherwise (NOT_FOUND: no such
+  // throttle or it was deleted; INVALID_ARGUMENT; CANCELLED once the
+  // handle is closed, also when close() is called while this waits).
+  //
+  // The open stream keeps the process alive until close(), as any call in
+  // flight does.
   async awaitFuel(timeout) {
+    return (await this.fuel(1, timeout)).outcome;
+  }
+
+  // Waits until `n` grants (an integer >= 1) are available to this worker,
+  // as awaitFuel does for one, and asks the server for all n at once.
+  // Resolves {outcome, grants}: outcome FuelOutcome.FUEL with grants === n;
+  // TIMED_OUT or STOPPED with the grants received before (0 <= grants < n:
+  // each was counted by the server, the worker may use them). A timeout of
+  // 0 or less makes one AwaitFuel call with count n and wait_limit 0: the
+  // grants available at once. Rejects as awaitFuel does (the grants
+  // received before an error are then lost to the worker); with
+  // INVALID_ARGUMENT at once if n is not an integer in [1, 1000000000].
+  async awaitFuelCount(n, timeout) {
     this.checkOpen();
-    if (this.surplus > 0) {
-      this.surplus -= 1;
-      return FuelOutcome.FUEL;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_COUNT) {
+      throw invalid(`n: ${n}: the number of grants is an integer in [1, ${MAX_COUNT}]`);
     }
+    return this.fuel(n, timeout);
+  }
+
+  // awaitFuel for `n` grants: resolves {outcome, grants}.
+  async fuel(n, timeout) {
+    this.checkOpen();
+    let got = Math.min(this.surplus, n);
+    this.surplus -= got;
+    if (got === n) return fuelResult(FuelOutcome.FUEL, n);
     const finite = timeout !== undefined && timeout !== null && timeout !== Infinity;
     const deadline = finite ? monotonicMs() + Math.max(timeout, 0) * 1000 : Infinity;
+    if (!(finite && timeout <= 0)) {
+      const { got: more, outcome } = await this.acquireStream.acquire(n - got, deadline);
+      got += more;
+      if (outcome !== 'unsupported') return fuelResult(OUTCOMES[outcome], got);
+    }
+    return this.awaitFuelCalls(n, got, deadline);
+  }
+
+  // The wait of fuel() by AwaitFuel calls, for the n - got grants still
+  // missing, until `deadline` (monotonicMs(); Infinity: none): one call
+  // asking for them all; while the server answers UNAVAILABLE or cancels
+  // the call (restart, shutdown) another after a backoff delay.
+  async awaitFuelCalls(n, got, deadline) {
+    const finite = deadline !== Infinity;
     const backoff = new Backoff(this.options.backoffInitial, this.options.backoffMax);
     for (;;) {
-      const { grants, end, status } = await this.callAwaitFuel(deadline);
-      if (grants > 0) {
-        if (end === 'END_REASON_STOPPED') {
-          // Fuel that fell due just before the stop: use one, drop the rest.
-          this.killFlag.set();
-          this.surplus = 0;
-        } else {
-          this.killFlag.clear();
-          this.surplus += grants - 1;
-        }
-        return FuelOutcome.FUEL;
-      }
+      const { grants, end, status } = await this.callAwaitFuel(n - got, deadline);
+      const taken = Math.min(grants, n - got);
+      got += taken;
       if (end === 'END_REASON_STOPPED') {
+        // Fuel that fell due just before the stop: use it, drop the rest.
         this.killFlag.set();
         this.surplus = 0;
-        return FuelOutcome.STOPPED;
+        return fuelResult(got === n ? FuelOutcome.FUEL : FuelOutcome.STOPPED, got);
       }
-      if (end === 'END_REASON_WAIT_LIMIT_PASSED') return FuelOutcome.TIMED_OUT;
+      if (grants > 0) {
+        this.killFlag.clear();
+        this.surplus += grants - taken;
+      }
+      if (got === n) return fuelResult(FuelOutcome.FUEL, n);
+      if (end === 'END_REASON_WAIT_LIMIT_PASSED') return fuelResult(FuelOutcome.TIMED_OUT, got);
       switch (status.code) {
         case grpc.status.OK:
           throw new ThrottleError(
             grpc.status.INTERNAL,
-            'AwaitFuel stream ended without a grant or an end reason',
+            'AwaitFuel stream ended without its grants or an end reason',
           );
         case grpc.status.DEADLINE_EXCEEDED:
           // Our own deadline: the server was unreachable or its answer late.
-          if (finite) return FuelOutcome.TIMED_OUT;
+          if (finite) return fuelResult(FuelOutcome.TIMED_OUT, got);
           break;
         case grpc.status.CANCELLED:
           this.checkOpen(); // our own close(): reject
@@ -634,7 +750,7 @@ class Throttle {
           let delay = backoff.nextDelay();
           if (finite) {
             const remaining = (deadline - monotonicMs()) / 1000;
-            if (remaining <= 0) return FuelOutcome.TIMED_OUT;
+            if (remaining <= 0) return fuelResult(FuelOutcome.TIMED_OUT, got);
             delay = Math.min(delay, remaining);
           }
           await sleep(delay, this.closed.signal); // timers are monotonic
@@ -648,14 +764,14 @@ class Throttle {
     }
   }
 
-  // One AwaitFuel(count 1) call that ends at `deadline` (monotonicMs()) at
-  // the latest; resolves {grants, end, status} once the stream has ended
-  // and every message was read.
-  callAwaitFuel(deadline) {
+  // One AwaitFuel call for `count` grants that ends at `deadline`
+  // (monotonicMs()) at the latest; resolves {grants, end, status} once the
+  // stream has ended and every message was read.
+  callAwaitFuel(count, deadline) {
     return new Promise((resolve) => {
       const request = {
         throttle: this.name,
-        count: 1,
+        count,
         worker_id: this.options.workerId,
         weight: this.options.weight,
       };
@@ -673,40 +789,16 @@ class Throttle {
       const result = { grants: 0, end: 'END_REASON_UNSPECIFIED', status: null };
       const call = this.client.AwaitFuel(request, metadata, callOptions);
       this.active.add(call);
-      let ended = false;
-      let timer = null;
-      const finish = () => {
-        if (result.status === null || !ended) return;
-        clearTimeout(timer);
-        this.active.delete(call);
-        resolve(result);
-      };
       call.on('data', (response) => {
         result.grants += Math.max(Number(response.grants) || 0, 0);
         if (response.end && response.end !== 'END_REASON_UNSPECIFIED') {
           result.end = response.end;
         }
       });
-      call.on('error', () => {}); // the status below says it all
-      call.on('end', () => {
-        ended = true;
-        finish();
-      });
-      call.on('close', () => {
-        ended = true;
-        finish();
-      });
-      call.on('status', (status) => {
+      whenEnded(call, (status) => {
+        this.active.delete(call);
         result.status = status;
-        // Messages still buffered arrive before 'end'; should a failed
-        // stream never emit 'end', do not wait for it for ever.
-        if (status.code !== grpc.status.OK) {
-          timer = setTimeout(() => {
-            ended = true;
-            finish();
-          }, 100);
-        }
-        finish();
+        resolve(result);
       });
     });
   }
@@ -748,14 +840,17 @@ class Throttle {
 
   // Creates the throttle: maxN grants per `per` seconds (the seed's
   // Throttle(maxN, per)). Options: mode ('smooth' (default), 'window',
-  // 'bucket', 'unbounded', 'monitor-only'), burst, manualEmit, replace
-  // (delete an existing throttle of this name first instead of failing
-  // with ALREADY_EXISTS). Resolves the throttle's info.
-  async create(maxN, per, { mode, burst = 0, manualEmit = false, replace = false } = {}) {
-    const request = {
-      name: this.name,
-      config: { max_n: maxN, per_seconds: per, mode: toMode(mode), burst, manual_emit: manualEmit },
-    };
+  // 'bucket', 'unbounded', 'monitor-only'), burst, manualEmit, catchUp
+  // (seconds, in [0, per]: how far the grant schedule may fall behind
+  // after a stall and still be caught up; 0: no catch-up; unset or null:
+  // the server's default, 1% of per but at least per / maxN; see
+  // ThrottleConfig.catch_up), replace (delete an existing throttle of this
+  // name first instead of failing with ALREADY_EXISTS). Resolves the
+  // throttle's info. Rejects with ThrottleError INVALID_ARGUMENT for a bad
+  // value (the server's message names the field), RangeError for an
+  // unknown mode.
+  async create(maxN, per, { replace = false, ...settings } = {}) {
+    const request = { name: this.name, config: toConfig(maxN, per, settings) };
     try {
       return fromInfo((await this.unary('CreateThrottle', request)).throttle);
     } catch (error) {
@@ -765,12 +860,13 @@ class Throttle {
     return fromInfo((await this.unary('CreateThrottle', request)).throttle);
   }
 
-  // Replaces the configuration whole; waiting workers stay and are served
-  // at the new rate. Resolves the throttle's info.
-  async configure(maxN, per, { mode, burst = 0, manualEmit = false } = {}) {
+  // Replaces the configuration whole, with the settings of create()
+  // (catchUp unset: the default again); waiting workers stay and are
+  // served at the new rate. Resolves the throttle's info.
+  async configure(maxN, per, settings = {}) {
     const response = await this.unary('ConfigureThrottle', {
       name: this.name,
-      config: { max_n: maxN, per_seconds: per, mode: toMode(mode), burst, manual_emit: manualEmit },
+      config: toConfig(maxN, per, settings),
     });
     return fromInfo(response.throttle);
   }
@@ -787,7 +883,7 @@ class Throttle {
   }
 
   // This throttle as listed by the server: {name, maxN, per, mode, burst,
-  // manualEmit, state, waitingStreams, totalEmissions}.
+  // manualEmit, catchUp, state, waitingStreams, totalEmissions}.
   async info() {
     const found = (await this.listThrottles()).find((t) => t.name === this.name);
     if (!found) {

@@ -180,18 +180,22 @@ class UnavailableServer:
     UNAVAILABLE ("shutting down") at once, as a server going down does, so
     that await_fuel keeps calling again. Records each call's wait limit in
     seconds (None when unset) in .wait_limits; on_call(n), if given, runs at
-    the start of the n-th call (1, 2, ...). Other methods: UNIMPLEMENTED.
+    the start of the n-th call (1, 2, ...). Acquire answers UNIMPLEMENTED,
+    as a server older than Acquire does, or with acquire=True UNAVAILABLE
+    too; .acquire_calls counts its calls. Other methods: UNIMPLEMENTED.
     close() stops it."""
 
-    def __init__(self, on_call=None):
+    def __init__(self, on_call=None, acquire=False):
         from concurrent import futures
 
         import grpc
         from throttle_client._proto import pb_grpc
 
         self.wait_limits = []
+        self.acquire_calls = 0
         lock = threading.Lock()
         limits = self.wait_limits
+        outer = self
 
         class Servicer(pb_grpc.ThrottleServicer):
             def AwaitFuel(self, request, context):
@@ -203,6 +207,15 @@ class UnavailableServer:
                 if on_call is not None:
                     on_call(n)
                 context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down")
+
+            def Acquire(self, request_iterator, context):
+                with lock:
+                    outer.acquire_calls += 1
+                if acquire:
+                    context.abort(grpc.StatusCode.UNAVAILABLE,
+                                  "shutting down")
+                context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                              "Method not implemented!")
 
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         pb_grpc.add_ThrottleServicer_to_server(Servicer(), self._server)

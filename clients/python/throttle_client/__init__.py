@@ -16,6 +16,8 @@ of the Python library mp_throttle:
     while not throttle.kill_flag.is_set():
         if throttle.await_fuel():      # FuelOutcome.FUEL; else STOPPED or
             work()                     # TIMED_OUT (.stopped, .timed_out)
+    # or 10 grants at once: FuelResult(outcome, grants), true if all came
+    grants = throttle.await_fuel_n(10, timeout=5).grants
     # in the controller:
     throttle.start(); time.sleep(5)
     runtime, total, between, per_second = throttle.stop()
@@ -33,11 +35,11 @@ from .backoff import Backoff
 from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,
                      ThrottleInfo, channel_options)
 from .errors import ThrottleError
-from .outcome import FuelOutcome
+from .outcome import FuelOutcome, FuelResult
 from .security import ChannelSecurity
 
 __all__ = [
-    "Backoff", "ChannelSecurity", "FuelOutcome", "KillFlag", "LatestStats", "MeanStats",
-    "StopStats", "Throttle", "ThrottleError", "ThrottleInfo",
-    "channel_options"
+    "Backoff", "ChannelSecurity", "FuelOutcome", "FuelResult", "KillFlag",
+    "LatestStats", "MeanStats", "StopStats", "Throttle", "ThrottleError",
+    "ThrottleInfo", "channel_options"
 ]

@@ -12,8 +12,15 @@ channel. Thread-safe: any number of threads may call it at once.
 
 Intervals (await_fuel's timeout, what is left of it for each call and each
 retry) are measured with time.monotonic(), never the wall clock.
+
+A worker's waits go over one Acquire stream per Throttle and process
+(acquire.py, docs/acquire-client-spec.md), opened by its first await_fuel
+and kept open; a wait that must not wait (timeout <= 0) is one AwaitFuel
+call, as it is against a server that has no Acquire.
 """
 import collections
+import datetime
+import math
 import os
 import threading
 import time
@@ -22,17 +29,12 @@ import grpc
 from google.protobuf import duration_pb2
 
 from ._proto import pb, pb_grpc
+from .acquire import FALLBACK, MAX_DEMAND, AcquireStream
 from .backoff import Backoff
 from .errors import ThrottleError
-from .outcome import FuelOutcome
+from .errors import closed_error as _closed_error
+from .outcome import FuelOutcome, FuelResult
 from .security import ChannelSecurity
-
-# The error of every call after close(), and of a call close() ended.
-_CLOSED = "throttle_client.Throttle is closed"
-
-
-def _closed_error():
-    return ThrottleError(grpc.StatusCode.CANCELLED, _CLOSED)
 
 _MODES = {
     "smooth": pb.MODE_SMOOTH,
@@ -77,19 +79,35 @@ LatestStats = _seed_tuple("LatestStats", ["seconds_between", "per_second"])
 MeanStats = _seed_tuple("MeanStats", ["seconds_between", "per_second"])
 
 # A throttle as listed by the server (info(), create(), configure()).
+# catch_up is in seconds (the server fills in its default); None from a
+# server that does not list it.
 ThrottleInfo = collections.namedtuple("ThrottleInfo", [
     "name", "max_n", "per", "mode", "burst", "manual_emit", "state",
-    "waiting_streams", "total_emissions"
+    "waiting_streams", "total_emissions", "catch_up"
 ])
 
 
 def _info(message):
     c = message.config
+    catch_up = None
+    if c.HasField("catch_up"):
+        catch_up = c.catch_up.ToNanoseconds() / 1e9
     return ThrottleInfo(message.name, c.max_n, c.per_seconds,
                         _MODE_NAMES.get(c.mode, str(c.mode)), c.burst,
                         c.manual_emit,
                         _STATE_NAMES.get(message.state, str(message.state)),
-                        message.waiting_streams, message.total_emissions)
+                        message.waiting_streams, message.total_emissions,
+                        catch_up)
+
+
+def _config(max_n, per, mode, burst, manual_emit, catch_up):
+    """A ThrottleConfig; catch_up None leaves it unset (the default)."""
+    config = pb.ThrottleConfig(max_n=max_n, per_seconds=per,
+                               mode=_mode(mode), burst=burst,
+                               manual_emit=manual_emit)
+    if catch_up is not None:
+        config.catch_up.CopyFrom(_signed_duration(catch_up, "catch_up"))
+    return config
 
 
 def _mode(mode):
@@ -106,6 +124,24 @@ def _mode(mode):
 def _duration(seconds):
     d = duration_pb2.Duration()
     d.FromNanoseconds(int(round(max(seconds, 0.0) * 1e9)))
+    return d
+
+
+def _signed_duration(value, name):
+    """A Duration of `value` (seconds as a number, or a datetime.timedelta)
+    as given, sign included: the server checks its range. ValueError for a
+    value that is not finite, TypeError for another type."""
+    if isinstance(value, datetime.timedelta):
+        nanos = (value // datetime.timedelta(microseconds=1)) * 1000
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: {value!r} is not a finite duration")
+        nanos = int(round(value * 1e9))
+    else:
+        raise TypeError(f"{name}: seconds (a number) or a datetime.timedelta,"
+                        f" not {type(value).__name__}")
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(nanos)
     return d
 
 
@@ -176,7 +212,8 @@ os.register_at_fork(after_in_child=_reset_open_lock)
 
 
 class _ProcessState:
-    """What must not cross a fork: the channel, its stub, the lock, calls."""
+    """What must not cross a fork: the channel, its stub, the lock, calls,
+    the Acquire stream (`fuel`, set by Throttle._process())."""
 
     def __init__(self, address, options, security):
         self.pid = os.getpid()
@@ -190,6 +227,7 @@ class _ProcessState:
         self.lock = threading.Lock()
         self.active = set()  # calls in flight, for close()
         self.closed = threading.Event()
+        self.fuel = None  # the AcquireStream
 
 
 class Throttle:
@@ -199,10 +237,17 @@ class Throttle:
     name: the throttle's name.
     worker_id: who this worker is, for the server's logs (<= 128 bytes).
     weight: this worker's share relative to other waiting workers (1..1000).
+      The threads of one process that share a Throttle share its one
+      Acquire stream, so they also share one place (and this weight) in
+      the throttle's order; give each thread a Throttle of its own for a
+      share of its own.
     backoff_initial, backoff_max: seconds between reconnection attempts
-      after UNAVAILABLE (doubling, +-20% jitter).
-    deadline_slack: added to a finite await_fuel timeout to form the call's
-      gRPC deadline, so that the server's "wait limit passed" comes first.
+      after UNAVAILABLE (doubling, +-20% jitter): a new Acquire stream, or
+      a new AwaitFuel call.
+    deadline_slack: added to a finite timeout to form an AwaitFuel call's
+      gRPC deadline, so that the server's "wait limit passed" comes first
+      (the Acquire stream has no deadline: its waiters' timeouts are kept
+      here).
     call_timeout: deadline of every unary call, in seconds.
     wait_for_ready: False: unary calls to an unreachable server fail at once
       with UNAVAILABLE; True: they wait for it up to call_timeout.
@@ -243,7 +288,6 @@ class Throttle:
         self.security = security
         self.kill_flag = KillFlag()
         self._state = None
-        self._surplus = 0  # grants received beyond what was asked for
         self._closed = False  # permanent once set by close()
 
     # --- pickling and fork: the channel stays in the process that made it.
@@ -252,7 +296,6 @@ class Throttle:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_state"] = None
-        state["_surplus"] = 0
         state["kill_flag"] = self.kill_flag.is_set()
         return state
 
@@ -284,8 +327,14 @@ class Throttle:
                                         self.backoff_max,
                                         self._extra_channel_options()),
                         self.security)
+                    state.fuel = AcquireStream(
+                        state.stub,
+                        pb.AcquireRequest(throttle=self.name,
+                                          worker_id=self.worker_id,
+                                          weight=self.weight),
+                        self.kill_flag,
+                        Backoff(self.backoff_initial, self.backoff_max))
                     self._state = state
-                    self._surplus = 0
         return state
 
     def _extra_channel_options(self):
@@ -313,6 +362,7 @@ class Throttle:
         with state.lock:
             state.closed.set()
             calls = list(state.active)
+        state.fuel.close()
         for call in calls:
             call.cancel()
         state.channel.close()  # also ends unary calls in flight
@@ -351,48 +401,94 @@ class Throttle:
           FuelOutcome.STOPPED    the throttle was stopped (kill_flag is set);
           FuelOutcome.TIMED_OUT  `timeout` seconds passed without a grant
                                  (kill_flag unchanged).
-        None waits for ever; 0 takes fuel only if it is available at once.
-        The timeout is measured with time.monotonic().
+        None waits for ever; 0 (or less) takes fuel only if it is available
+        at once. The timeout is measured with time.monotonic().
 
-        Makes one AwaitFuel call for one grant (count=1), so fuel only goes
-        to a worker that waits for it. The call waits for a server that is
-        not up yet (wait_for_ready); while the server answers UNAVAILABLE or
-        cancels the call (restart, shutdown) it calls again after a backoff
-        delay, until `timeout`. Raises ThrottleError for anything else
-        (NOT_FOUND: no such throttle or it was deleted, INVALID_ARGUMENT,
-        CANCELLED once the Throttle is closed, also when close() is called
-        while this waits).
+        Takes a grant kept from earlier first (one that reached this
+        Throttle after its waiter had timed out). Otherwise it asks for one
+        grant on the Throttle's Acquire stream (opened by the first call and
+        kept open; one per Throttle and process), so fuel only goes to a
+        worker that waits for it, in the order the calls came. With a
+        timeout <= 0 it makes one AwaitFuel call (count=1, wait_limit=0),
+        answered at once. The stream waits for a server that is not up yet
+        (wait_for_ready); when the server ends it with UNAVAILABLE or
+        cancels it (restart, shutdown, failover) a new one is opened after a
+        backoff delay, and the call keeps waiting until `timeout`. Raises
+        ThrottleError for anything else (NOT_FOUND: no such throttle or it
+        was deleted, INVALID_ARGUMENT, PERMISSION_DENIED, CANCELLED once the
+        Throttle is closed, also when close() is called while this waits).
         """
+        return self._await(1, timeout)[0]
+
+    def await_fuel_n(self, n, timeout=None):
+        """Blocks until n grants of fuel (n >= 1) are available to this
+        worker, asked for at once: as await_fuel(), for n pieces of work.
+
+        Returns a FuelResult (outcome, grants), true only when all n came:
+          (FUEL, n);
+          (TIMED_OUT, k)  `timeout` passed with k < n grants got: they were
+                          counted as emissions, so use them (k pieces of
+                          work);
+          (STOPPED, k)    the throttle stopped (kill_flag is set) with k < n
+                          got.
+        With a timeout <= 0 it makes one AwaitFuel call (count=n,
+        wait_limit=0): what is available at once. Raises ValueError for
+        n outside [1, 1000000] (what one Acquire message may ask for),
+        ThrottleError as await_fuel() does (grants got before the error are
+        not reported)."""
+        if (isinstance(n, bool) or not isinstance(n, int) or n < 1
+                or n > MAX_DEMAND):
+            raise ValueError(f"await_fuel_n: n must be an int in "
+                             f"[1, {MAX_DEMAND}], not {n!r}")
+        return FuelResult(*self._await(n, timeout))
+
+    def _await(self, n, timeout):
+        """(outcome, grants) of a wait for n grants: spare grants, then the
+        Acquire stream, or AwaitFuel calls when timeout <= 0 or the server
+        has no Acquire."""
         state = self._process()
-        if self._surplus > 0:
-            with state.lock:
-                if self._surplus > 0:
-                    self._surplus -= 1
-                    return FuelOutcome.FUEL
+        fuel = state.fuel
         deadline = None
         if timeout is not None:
-            deadline = time.monotonic() + max(timeout, 0.0)
+            if timeout <= 0 or fuel.unimplemented:
+                deadline = time.monotonic() + max(timeout, 0.0)
+                return self._await_by_calls(state, n, deadline)
+            deadline = time.monotonic() + timeout
+        elif fuel.unimplemented:
+            return self._await_by_calls(state, n, None)
+        outcome, got = fuel.acquire(n, deadline)
+        if outcome is FALLBACK:
+            outcome, more = self._await_by_calls(state, n - got, deadline,
+                                                 spare=False)
+            got += more
+        return outcome, got
+
+    def _await_by_calls(self, state, n, deadline, spare=True):
+        """(outcome, grants) of a wait for n grants by AwaitFuel calls
+        (count = what is still missing), spare grants first (if `spare`).
+        While the server answers UNAVAILABLE or cancels a call it calls
+        again after a backoff delay, until the monotonic `deadline`."""
+        got = state.fuel.take_spare(n) if spare else 0
         backoff = Backoff(self.backoff_initial, self.backoff_max)
-        while True:
-            grants, end, error = self._call_await_fuel(state, deadline)
-            if grants > 0:
-                with state.lock:
-                    if end == pb.END_REASON_STOPPED:
-                        # Fuel that fell due just before the stop: use one,
-                        # drop the rest.
-                        self.kill_flag.set()
-                        self._surplus = 0
-                    else:
-                        self.kill_flag.clear()
-                        self._surplus += grants - 1
-                return FuelOutcome.FUEL
+        while got < n:
+            grants, end, error = self._call_await_fuel(state, n - got,
+                                                       deadline)
+            got += grants
             if end == pb.END_REASON_STOPPED:
-                with state.lock:
-                    self.kill_flag.set()
-                    self._surplus = 0
-                return FuelOutcome.STOPPED
+                # Fuel that fell due just before the stop: use what was
+                # asked for, drop the rest.
+                self.kill_flag.set()
+                state.fuel.drop_spare()
+                if got >= n:
+                    return FuelOutcome.FUEL, n
+                return FuelOutcome.STOPPED, got
+            if grants > 0:
+                self.kill_flag.clear()
+                backoff.reset()
+            if got >= n:
+                break
             if end == pb.END_REASON_WAIT_LIMIT_PASSED:
-                return FuelOutcome.TIMED_OUT
+                return FuelOutcome.TIMED_OUT, got
             if error is None:
                 raise ThrottleError(
                     grpc.StatusCode.INTERNAL,
@@ -401,28 +497,30 @@ class Throttle:
             if (code == grpc.StatusCode.DEADLINE_EXCEEDED
                     and deadline is not None):
                 # Our own deadline: the server was unreachable or late.
-                return FuelOutcome.TIMED_OUT
+                return FuelOutcome.TIMED_OUT, got
             if code == grpc.StatusCode.CANCELLED and state.closed.is_set():
                 raise _closed_error()
-            if code in (grpc.StatusCode.UNAVAILABLE,
-                        grpc.StatusCode.CANCELLED):
-                # Restarting or shutting down (CANCELLED: a shutdown past its
-                # grace period cancelled the call): call again later.
-                delay = backoff.next_delay()
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return FuelOutcome.TIMED_OUT
-                    delay = min(delay, remaining)
-                if state.closed.wait(delay):  # a monotonic wait
-                    raise _closed_error()
-                continue
-            raise ThrottleError.from_rpc_error(error)
+            if code not in (grpc.StatusCode.UNAVAILABLE,
+                            grpc.StatusCode.CANCELLED):
+                raise ThrottleError.from_rpc_error(error)
+            # Restarting or shutting down (CANCELLED: a shutdown past its
+            # grace period cancelled the call): call again later.
+            delay = backoff.next_delay()
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return FuelOutcome.TIMED_OUT, got
+                delay = min(delay, remaining)
+            if state.closed.wait(delay):  # a monotonic wait
+                raise _closed_error()
+        if got > n:
+            state.fuel.add_spare(got - n)
+        return FuelOutcome.FUEL, n
 
-    def _call_await_fuel(self, state, deadline):
-        """One AwaitFuel(count=1) call: returns (grants, end, error). Raises
-        the "closed" ThrottleError if close() came first."""
-        request = pb.AwaitFuelRequest(throttle=self.name, count=1,
+    def _call_await_fuel(self, state, count, deadline):
+        """One AwaitFuel call for `count` grants: returns (grants, end,
+        error). Raises the "closed" ThrottleError if close() came first."""
+        request = pb.AwaitFuelRequest(throttle=self.name, count=count,
                                       worker_id=self.worker_id,
                                       weight=self.weight)
         timeout = None
@@ -452,19 +550,19 @@ class Throttle:
     def has_fuel(self):
         """Takes one grant if one is available right now; never waits.
 
-        False if none is (the server says no while other workers wait in
+        A grant kept from earlier (see await_fuel()) comes first. False if
+        none is (the server says no while other workers wait in
         await_fuel) or the throttle is stopped (kill_flag is then set).
         """
         state = self._process()
-        with state.lock:
-            if self._surplus > 0:
-                self._surplus -= 1
-                return True
+        if state.fuel.take_spare(1):
+            return True
         response = self._unary(
             "HasFuel",
             pb.HasFuelRequest(throttle=self.name, worker_id=self.worker_id))
         if response.stopped:
             self.kill_flag.set()
+            state.fuel.drop_spare()
             return False
         if response.granted:
             self.kill_flag.clear()
@@ -483,17 +581,21 @@ class Throttle:
     # --- controller side ---------------------------------------------------
 
     def create(self, max_n, per, mode="smooth", burst=0, manual_emit=False,
-               replace=False):
+               replace=False, catch_up=None):
         """Creates the throttle: max_n grants per `per` seconds (the seed's
         Throttle(max_n, per)). mode: smooth (default), window, bucket,
-        unbounded or monitor-only. ALREADY_EXISTS if the name is taken,
-        unless replace=True (then the old one is deleted first). Returns a
-        ThrottleInfo."""
+        unbounded or monitor-only. catch_up: how far the grant schedule may
+        fall behind real time (a stall of the server) and still be caught
+        up at once, in seconds or a datetime.timedelta, in [0, per]; 0: no
+        catch-up; None: the server's default (1% of per, at least one
+        grant's spacing); see ThrottleConfig.catch_up in the proto.
+        ALREADY_EXISTS if the name is taken, unless replace=True (then the
+        old one is deleted first). INVALID_ARGUMENT for a bad value (the
+        message names it); ValueError/TypeError for a catch_up that is not
+        a finite number or a timedelta. Returns a ThrottleInfo."""
         request = pb.CreateThrottleRequest(
             name=self.name,
-            config=pb.ThrottleConfig(max_n=max_n, per_seconds=per,
-                                     mode=_mode(mode), burst=burst,
-                                     manual_emit=manual_emit))
+            config=_config(max_n, per, mode, burst, manual_emit, catch_up))
         try:
             return _info(self._unary("CreateThrottle", request).throttle)
         except ThrottleError as error:
@@ -503,14 +605,13 @@ class Throttle:
         return _info(self._unary("CreateThrottle", request).throttle)
 
     def configure(self, max_n, per, mode="smooth", burst=0,
-                  manual_emit=False):
-        """Replaces the throttle's configuration whole; open await_fuel calls
-        stay and are served at the new rate. Returns a ThrottleInfo."""
+                  manual_emit=False, catch_up=None):
+        """Replaces the throttle's configuration whole (catch_up None: back
+        to the default; as in create()); open await_fuel calls stay and are
+        served at the new rate. Returns a ThrottleInfo."""
         request = pb.ConfigureThrottleRequest(
             name=self.name,
-            config=pb.ThrottleConfig(max_n=max_n, per_seconds=per,
-                                     mode=_mode(mode), burst=burst,
-                                     manual_emit=manual_emit))
+            config=_config(max_n, per, mode, burst, manual_emit, catch_up))
         return _info(self._unary("ConfigureThrottle", request).throttle)
 
     def delete(self):

@@ -34,3 +34,14 @@ class ThrottleError(Exception):
         code = error.code() if hasattr(error, "code") else None
         details = error.details() if hasattr(error, "details") else str(error)
         return cls(code or grpc.StatusCode.UNKNOWN, details or "")
+
+
+# The details of every call after Throttle.close(), and of a call close()
+# ended.
+CLOSED_DETAILS = "throttle_client.Throttle is closed"
+
+
+def closed_error():
+    """The error of a call to a closed Throttle: CANCELLED, CLOSED_DETAILS
+    (the same code and words in the three clients: docs/clients.md)."""
+    return ThrottleError(grpc.StatusCode.CANCELLED, CLOSED_DETAILS)

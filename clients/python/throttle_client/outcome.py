@@ -18,7 +18,12 @@ and a caller that must tell the other two apart asks:
 
 (It is not the bool True or False: compare with FuelOutcome members, or
 use truth and the properties, not `is True` or `== False`.)
+
+Throttle.await_fuel_n(n) returns a FuelResult: the outcome and how many
+grants came (all n with FUEL; fewer with TIMED_OUT or STOPPED, and those
+were counted, so use them).
 """
+import collections
 import enum
 
 
@@ -50,3 +55,30 @@ class FuelOutcome(enum.Enum):
     def timed_out(self):
         """True for TIMED_OUT."""
         return self is FuelOutcome.TIMED_OUT
+
+
+class FuelResult(collections.namedtuple("FuelResult", ["outcome", "grants"])):
+    """What Throttle.await_fuel_n(n) ended with: outcome, a FuelOutcome, and
+    grants, the grants got (n with FUEL; 0 <= grants < n with TIMED_OUT or
+    STOPPED: counted by the server, the worker may use them). True only for
+    FUEL; .fuel, .stopped and .timed_out as a FuelOutcome's."""
+
+    __slots__ = ()
+
+    def __bool__(self):
+        return self.outcome is FuelOutcome.FUEL
+
+    @property
+    def fuel(self):
+        """True for FUEL (all n grants)."""
+        return self.outcome is FuelOutcome.FUEL
+
+    @property
+    def stopped(self):
+        """True for STOPPED."""
+        return self.outcome is FuelOutcome.STOPPED
+
+    @property
+    def timed_out(self):
+        """True for TIMED_OUT."""
+        return self.outcome is FuelOutcome.TIMED_OUT

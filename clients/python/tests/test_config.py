@@ -1,0 +1,59 @@
+"""catch_up through the Python client against the real server: given in
+seconds or as a timedelta to create() and configure(), listed in
+ThrottleInfo.catch_up with the server's default filled in when unset; a
+value outside [0, per] is INVALID_ARGUMENT naming the field; what is not a
+finite duration is refused by the client.
+"""
+import datetime
+import unittest
+
+import grpc
+
+from support import ServerTestCase  # also sets sys.path
+
+from throttle_client import ThrottleError
+
+
+class CatchUp(ServerTestCase):
+
+    def test_given_in_seconds_or_as_a_timedelta_and_listed(self):
+        t = self.throttle("catch-up")
+        self.assertAlmostEqual(t.create(10, 1, catch_up=0.05).catch_up, 0.05)
+        self.assertAlmostEqual(t.info().catch_up, 0.05)
+        info = t.configure(10, 1,
+                           catch_up=datetime.timedelta(milliseconds=20))
+        self.assertAlmostEqual(info.catch_up, 0.02)
+        self.assertEqual(t.configure(10, 1, catch_up=0).catch_up, 0.0)
+        listed = {i.name: i for i in t.list_throttles()}
+        self.assertEqual(listed["catch-up"].catch_up, 0.0)
+
+    def test_unset_is_the_servers_default(self):
+        # 1% of per, at least one grant's spacing (per / max_n).
+        t = self.throttle("catch-up-default")
+        self.assertAlmostEqual(t.create(10, 1).catch_up, 0.1)
+        self.assertAlmostEqual(t.configure(1000, 2).catch_up, 0.02)
+        # configure() replaces the config whole: unset is the default again.
+        t.configure(1000, 2, catch_up=0.5)
+        self.assertAlmostEqual(t.configure(1000, 2).catch_up, 0.02)
+
+    def test_outside_zero_to_per_is_invalid_argument(self):
+        t = self.throttle("catch-up-bad")
+        for bad in (1.5, -0.1, datetime.timedelta(seconds=-1)):
+            with self.assertRaises(ThrottleError) as raised:
+                t.create(10, 1, catch_up=bad)
+            self.assertEqual(raised.exception.code,
+                             grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("catch_up", raised.exception.details)
+
+    def test_what_is_not_a_finite_duration_is_refused_by_the_client(self):
+        t = self.throttle("catch-up-type")
+        for bad in (float("nan"), float("inf")):
+            with self.assertRaises(ValueError):
+                t.create(10, 1, catch_up=bad)
+        for bad in ("0.1", True):
+            with self.assertRaises(TypeError):
+                t.create(10, 1, catch_up=bad)
+
+
+if __name__ == "__main__":
+    unittest.main()

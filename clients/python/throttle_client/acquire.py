@@ -1,0 +1,428 @@
+"""The Acquire stream under Throttle.await_fuel(): one long-lived
+bidirectional call per Throttle and process, as docs/acquire-client-spec.md
+says for the C++, Python and Node clients alike.
+
+Callers of await_fuel() (any number of threads) become waiters in a FIFO
+queue. A waiter asks for what it misses with one message {demand: n}, and
+the grants the server sends go to the head waiter until it has all it asked
+for. A waiter's timeout is kept here, on time.monotonic(): when it passes,
+the waiter leaves the queue and sends {withdraw: what it still missed}.
+Grants that arrive with no waiter to take them (sent just before a
+withdrawal reached the server) are kept as spare grants and handed to the
+next call without asking the server; they are dropped when the throttle is
+seen stopped.
+
+How the stream ends decides what the waiters get: END_REASON_STOPPED
+(grants on that message go to the waiters in order, every other waiter
+returns STOPPED, the kill flag is set); UNAVAILABLE, or CANCELLED that close()
+did not cause (a server going down): the waiters keep waiting and a new
+stream is opened after the Throttle's backoff, asking for what they still
+miss; UNIMPLEMENTED (a server older than Acquire): every waiter, and every
+later call, falls back to one AwaitFuel call per wait; any other status:
+every waiter raises it as a ThrottleError. The next waiter after a stream
+ended opens a new one.
+
+Threads: each caller waits on a lock of its own; one reader thread per
+AcquireStream opens the call, reads it and reconnects (a daemon thread, so
+that a process that never closes its Throttle can still exit; close() joins
+it); gRPC's own thread sends the request messages. Thread-safe.
+
+fork(): gRPC (without GRPC_ENABLE_FORK_SUPPORT) leaves a child whose parent
+had a call in flight unable to make calls of its own, and an Acquire call
+is in flight all the time. So every stream of the process ends its call
+before a fork (waiting up to FORK_PAUSE_SECONDS for it to end) and opens a
+new one after it, in the parent, for the waiters still there; their
+timeouts keep running. The child never uses its parent's streams (a
+Throttle opens its own channel in each process).
+"""
+import _thread
+import collections
+import os
+import queue
+import threading
+import time
+import weakref
+
+import grpc
+
+from ._proto import pb
+from .errors import ThrottleError, closed_error
+from .outcome import FuelOutcome
+
+# What acquire() returns instead of an outcome when the server does not
+# implement Acquire: the caller makes AwaitFuel calls for what is missing.
+FALLBACK = object()
+
+# The stream's phases (AcquireStream._phase).
+_IDLE = "idle"  # no call: the next waiter has the reader thread open one
+_OPEN = "open"  # a call is open; demand and withdrawals go on it
+_BACKOFF = "backoff"  # the call ended UNAVAILABLE; a new one opens later
+
+# Status codes after which the waiters wait on and the stream is opened
+# again: a server restarting, shutting down or failing over.
+_RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+_DEMAND_ONE = pb.AcquireRequest(demand=1)  # never changed: shared
+
+# The most one message may ask for (AcquireRequest.demand): a larger wait
+# would end the stream, and every waiter on it, with INVALID_ARGUMENT.
+MAX_DEMAND = 1000000
+
+# The longest a fork waits for a stream to end its call.
+FORK_PAUSE_SECONDS = 2.0
+
+
+class _Waiter:
+    """One await_fuel call in the queue. Its fields are guarded by the
+    AcquireStream's lock; finish() (under that lock) sets the result once
+    and wakes the caller."""
+
+    __slots__ = ("missing", "got", "result", "_done")
+
+    def __init__(self, missing, got):
+        self.missing = missing  # grants it still waits for
+        self.got = got  # grants it has (spare ones included)
+        # None while waiting; then a FuelOutcome, a ThrottleError to raise,
+        # or FALLBACK.
+        self.result = None
+        self._done = _thread.allocate_lock()  # the cheapest wake-up there is
+        self._done.acquire()
+
+    def finish(self, result):
+        self.result = result
+        self._done.release()
+
+    def wait(self, timeout):
+        """True once finished; False if `timeout` seconds (-1: for ever)
+        passed first. A lock's timed acquire runs on the monotonic clock."""
+        return self._done.acquire(timeout=timeout)
+
+
+def _messages(requests):
+    """The request iterator of one call: what is put on `requests`, until
+    None (then gRPC half-closes the call, if it still runs)."""
+    while True:
+        message = requests.get()
+        if message is None:
+            return
+        yield message
+
+
+class AcquireStream:
+    """The Acquire stream of one Throttle in one process.
+
+    stub: the process's ThrottleStub. first_request: the AcquireRequest
+    that opens every call (throttle, worker_id, weight; its demand is set
+    here). kill_flag: the Throttle's KillFlag (set when the stream says
+    stopped, cleared by a grant). backoff: a Backoff, the delays between a
+    stream that ended UNAVAILABLE and the next (reset by each grant).
+    """
+
+    def __init__(self, stub, first_request, kill_flag, backoff):
+        self._stub = stub
+        self._first_request = first_request
+        self._kill_flag = kill_flag
+        self._backoff = backoff
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # for the reader
+        self._ended_call = threading.Condition(self._lock)  # for a fork
+        # Guarded by _lock:
+        self._waiters = collections.deque()
+        self._spare = 0
+        self._phase = _IDLE
+        self._requests = None  # the open call's request queue
+        self._call = None  # the open call
+        self._stopped = False  # the open call said END_REASON_STOPPED
+        self._unimplemented = False  # the server has no Acquire
+        self._closed = False
+        self._forking = False  # no call until the fork is done
+        self._thread = None
+        with _live_lock:
+            _live.add(self)
+
+    @property
+    def unimplemented(self):
+        """True once the server answered Acquire with UNIMPLEMENTED."""
+        return self._unimplemented
+
+    def take_spare(self, n):
+        """Takes up to n spare grants; returns how many."""
+        with self._lock:
+            if self._closed:
+                raise closed_error()
+            taken = min(self._spare, n)
+            self._spare -= taken
+            return taken
+
+    def add_spare(self, n):
+        """Keeps n grants a caller got beyond what it asked for."""
+        with self._lock:
+            if not self._closed:
+                self._spare += n
+
+    def drop_spare(self):
+        """Drops the spare grants (the throttle was seen stopped)."""
+        with self._lock:
+            self._spare = 0
+
+    def acquire(self, n, deadline):
+        """Waits for n >= 1 grants, spare ones first, until the monotonic
+        time `deadline` (None: for ever). Blocks.
+
+        Returns (outcome, grants): (FUEL, n); (TIMED_OUT, the grants got
+        before the deadline, which the caller may use); (STOPPED, the
+        grants got before the stop); (FALLBACK, the grants got) when the
+        server has no Acquire: make AwaitFuel calls for the rest. Raises
+        ThrottleError with the status the stream ended with, or the
+        "closed" CANCELLED error after close()."""
+        with self._lock:
+            if self._closed:
+                raise closed_error()
+            got = min(self._spare, n)
+            self._spare -= got
+            if got == n:
+                return FuelOutcome.FUEL, n
+            if self._unimplemented:
+                return FALLBACK, got
+            waiter = _Waiter(n - got, got)
+            self._waiters.append(waiter)
+            if self._phase is _OPEN:
+                self._requests.put(_DEMAND_ONE if waiter.missing == 1 else
+                                   pb.AcquireRequest(demand=waiter.missing))
+            elif self._phase is _IDLE:
+                self._open_soon()
+            # _BACKOFF: the next call's first message asks for it.
+        timeout = -1
+        if deadline is not None:
+            timeout = max(deadline - time.monotonic(), 0.0)
+        if not waiter.wait(timeout):
+            with self._lock:
+                if waiter.result is None:
+                    self._waiters.remove(waiter)
+                    if self._phase is _OPEN:
+                        self._requests.put(
+                            pb.AcquireRequest(withdraw=waiter.missing))
+                    return FuelOutcome.TIMED_OUT, waiter.got
+                # Finished while the timeout passed: take the result.
+        result = waiter.result
+        if isinstance(result, ThrottleError):
+            raise result
+        return result, waiter.got
+
+    def close(self):
+        """Cancels the call and ends every waiter with the "closed"
+        CANCELLED error; joins the reader thread (which ends at once).
+        Closing again does nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._finish_all(closed_error)
+            self._spare = 0
+            call, requests, thread = self._call, self._requests, self._thread
+            self._wake.notify_all()
+        if call is not None:
+            call.cancel()
+        if requests is not None:
+            requests.put(None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    # --- the reader thread -------------------------------------------------
+
+    def _open_soon(self):
+        """Has the reader thread open a call (starting the thread first if
+        this is the first). Called with _lock held, in phase _IDLE."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run,
+                                            name="throttle-acquire",
+                                            daemon=True)
+            self._thread.start()
+        else:
+            self._wake.notify()
+
+    def _run(self):
+        """Opens a call whenever waiters need one, reads it to its end,
+        handles the end; until close()."""
+        while True:
+            with self._lock:
+                while not self._closed and (not self._waiters
+                                            or self._phase is not _IDLE
+                                            or self._forking):
+                    self._wake.wait()
+                if self._closed:
+                    return
+                try:
+                    call, requests = self._open()
+                except Exception as error:  # pylint: disable=broad-except
+                    # Never seen; without it the waiters would wait for
+                    # ever.
+                    failure = f"cannot open the Acquire stream: {error!r}"
+                    self._finish_all(lambda: ThrottleError(
+                        grpc.StatusCode.INTERNAL, failure))
+                    continue
+            error = self._read(call)
+            requests.put(None)  # ends gRPC's sending thread
+            with self._lock:
+                self._call = self._requests = None
+                self._phase = _IDLE
+                self._ended_call.notify_all()
+                if self._closed:
+                    return
+                if self._forking:
+                    continue  # our own cancel: open again after the fork
+                delay = self._ended(error)
+                if delay is None:
+                    continue
+                # Back off, then open again for the waiters left (if any).
+                self._phase = _BACKOFF
+                until = time.monotonic() + delay
+                while not self._closed:
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.wait(left)
+                self._phase = _IDLE
+
+    def _open(self):
+        """Opens a call asking for what the waiters miss. With _lock."""
+        first = pb.AcquireRequest()
+        first.CopyFrom(self._first_request)
+        first.demand = sum(w.missing for w in self._waiters)
+        requests = queue.SimpleQueue()
+        requests.put(first)
+        call = self._stub.Acquire(_messages(requests), wait_for_ready=True)
+        self._call, self._requests = call, requests
+        self._stopped = False
+        self._phase = _OPEN
+        return call, requests
+
+    def _read(self, call):
+        """Hands out the call's grants until it ends. Returns the
+        grpc.RpcError it ended with, None for OK, or a ThrottleError
+        INTERNAL if reading failed otherwise (never seen)."""
+        try:
+            for response in call:
+                self._deliver(response.grants, response.end)
+            return None
+        except grpc.RpcError as error:
+            return error
+        except Exception as error:  # pylint: disable=broad-except
+            call.cancel()
+            return ThrottleError(grpc.StatusCode.INTERNAL,
+                                 f"reading the Acquire stream: {error!r}")
+
+    def _deliver(self, grants, end):
+        """One message of the stream: its grants go to the waiters in FIFO
+        order, the head taking what it still misses."""
+        with self._lock:
+            stopped = end == pb.END_REASON_STOPPED
+            if stopped:
+                self._kill_flag.set()
+            elif grants > 0:
+                self._backoff.reset()
+                if self._kill_flag.is_set():
+                    self._kill_flag.clear()  # the throttle runs again
+            waiters = self._waiters
+            while grants > 0 and waiters:
+                waiter = waiters[0]
+                taken = min(grants, waiter.missing)
+                waiter.missing -= taken
+                waiter.got += taken
+                grants -= taken
+                if waiter.missing == 0:
+                    waiters.popleft()
+                    waiter.finish(FuelOutcome.FUEL)
+            if stopped:
+                self._stopped = True
+                self._spare = 0
+                self._finish_all(lambda: FuelOutcome.STOPPED)
+            elif grants > 0 and not self._closed:
+                self._spare += grants
+
+    def _ended(self, error):
+        """Handles the end of a call (error: as _read() returns). With
+        _lock. Returns the delay before the next call when the
+        waiters are to wait on (UNAVAILABLE), else None."""
+        if error is None:
+            if not self._stopped:
+                # Contradicts the proto: OK ends a stream only after
+                # END_REASON_STOPPED or our own half-close (never made).
+                self._finish_all(lambda: ThrottleError(
+                    grpc.StatusCode.INTERNAL,
+                    "Acquire stream ended with OK without END_REASON_STOPPED"))
+            return None
+        if isinstance(error, ThrottleError):
+            self._finish_all(lambda: ThrottleError(error.code, error.details))
+            return None
+        code = error.code()
+        if code in _RETRIED:
+            return self._backoff.next_delay() if self._waiters else None
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            self._unimplemented = True
+            self._finish_all(lambda: FALLBACK)
+            return None
+        self._finish_all(lambda: ThrottleError.from_rpc_error(error))
+        return None
+
+    def _finish_all(self, result):
+        """Ends every waiter with result() (each its own object). With
+        _lock."""
+        waiters = self._waiters
+        while waiters:
+            waiters.popleft().finish(result())
+
+    # --- around a fork -----------------------------------------------------
+
+    def _pause(self):
+        """Before a fork: ends the open call and keeps a new one from
+        opening until _resume()."""
+        with self._lock:
+            self._forking = True
+            call = self._call
+            if call is None:
+                return
+            call.cancel()
+            until = time.monotonic() + FORK_PAUSE_SECONDS
+            while self._call is call:
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._ended_call.wait(left)
+
+    def _resume(self):
+        """After a fork, in the parent: calls may open again."""
+        with self._lock:
+            self._forking = False
+            self._wake.notify_all()
+
+
+# Every AcquireStream of this process, for the fork hooks.
+_live = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def _live_streams():
+    with _live_lock:
+        return list(_live)
+
+
+def _before_fork():
+    for stream in _live_streams():
+        stream._pause()
+
+
+def _after_fork_in_parent():
+    for stream in _live_streams():
+        stream._resume()
+
+
+def _after_fork_in_child():
+    global _live, _live_lock
+    _live = weakref.WeakSet()  # the parent's streams are not ours
+    _live_lock = threading.Lock()
+
+
+os.register_at_fork(before=_before_fork,
+                    after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
