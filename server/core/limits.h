@@ -29,6 +29,9 @@ inline constexpr size_t kMaxWorkerIdLength = 128;  // bytes
 inline constexpr int64_t kMaxStreamCount = 1'000'000'000;  // AwaitFuel count
 inline constexpr int64_t kMaxWeight = 1000;                // AwaitFuel weight
 inline constexpr int64_t kMaxEmitCount = 1'000'000;        // Emit count
+inline constexpr int64_t kMaxDemand = 1'000'000;  // Acquire demand, a message
+// Acquire: the outstanding demand of one stream.
+inline constexpr int64_t kMaxOutstandingDemand = 1'000'000'000;
 // Latest's window; also how much history the monitor keeps.
 inline constexpr absl::Duration kMaxLatestWindow = absl::Seconds(60);
 

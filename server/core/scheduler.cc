@@ -40,8 +40,11 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   stream.turn_left = request.weight;
   stream.wait_limit = request.wait_limit;
   stream.deadline = now + request.wait_limit;
+  stream.on_demand = request.on_demand;
   streams_.emplace(id, std::prev(ring_.end()));
-  if (request.wait_limit == absl::ZeroDuration()) {
+  if (request.on_demand) {
+    if (request.count == 0) BecomeIdle(std::prev(ring_.end()));
+  } else if (request.wait_limit == absl::ZeroDuration()) {
     // "Only if fuel is free at once": serve now, and end it if that was
     // not enough.
     Advance(now, events);
@@ -55,6 +58,7 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
 void Scheduler::Unpark(StreamList::iterator it, absl::Time now) {
   if (ring_.empty()) hungry_since_ = now;
   it->parked = false;
+  it->turn_left = it->weight;  // a whole turn at the back of the ring
   ring_.splice(ring_.end(), parked_, it);
 }
 
@@ -64,11 +68,40 @@ void Scheduler::Park(StreamList::iterator it) {
   if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
 }
 
+void Scheduler::BecomeIdle(StreamList::iterator it) {
+  it->idle = true;
+  ++idle_streams_;
+  if (!it->parked) Park(it);
+}
+
+absl::StatusOr<int64_t> Scheduler::AddDemand(StreamId id, int64_t withdraw,
+                                             int64_t demand, absl::Time now) {
+  auto found = streams_.find(id);
+  if (found == streams_.end() || !found->second->on_demand) return 0;
+  const StreamList::iterator it = found->second;
+  const int64_t left = std::max<int64_t>(it->remaining - withdraw, 0);
+  if (demand > kMaxOutstandingDemand - left) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "demand: ", demand, " more would make the outstanding demand ", left,
+        " + ", demand, ", the limit is ", kMaxOutstandingDemand));
+  }
+  it->remaining = left + demand;
+  if (it->remaining == 0 && !it->idle) {
+    BecomeIdle(it);
+  } else if (it->remaining > 0 && it->idle) {
+    it->idle = false;
+    --idle_streams_;
+    if (Ready(*it)) Unpark(it, now);
+  }
+  return it->remaining;
+}
+
 void Scheduler::Close(StreamId id) {
   auto found = streams_.find(id);
   if (found == streams_.end()) return;
   const StreamList::iterator it = found->second;
   streams_.erase(found);
+  if (it->idle) --idle_streams_;
   if (it->parked) {
     parked_.erase(it);
     return;
@@ -92,6 +125,11 @@ void Scheduler::GiveBack(absl::Time granted_at, int64_t grants,
   }
   // Uncounted only if the monitor counted them when they were granted.
   if ((epoch & 1) == 0) monitor_.Remove(granted_at, grants);
+}
+
+absl::Time Scheduler::CatchUpFloor(absl::Time now) const {
+  return config_.CatchUpApplies() ? now - config_.EffectiveCatchUp()
+                                  : absl::InfinitePast();
 }
 
 absl::Time Scheduler::DueTime() const {
@@ -144,7 +182,7 @@ void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
   if (config_.mode != Mode::kMonitorOnly) return;
   auto found = streams_.find(id);
   if (found == streams_.end() || !found->second->parked ||
-      found->second->held) {
+      !Ready(*found->second)) {
     return;
   }
   Unpark(found->second, now);
@@ -161,7 +199,7 @@ void Scheduler::Release(StreamId id, absl::Time now) {
   auto found = streams_.find(id);
   if (found == streams_.end() || !found->second->held) return;
   found->second->held = false;
-  Unpark(found->second, now);
+  if (!found->second->idle) Unpark(found->second, now);
 }
 
 void Scheduler::PushExpiry(absl::Time deadline, StreamId id) {
@@ -197,7 +235,9 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
   EndReason end = EndReason::kNone;
   if (stream.remaining > 0) {
     stream.remaining -= n;
-    if (stream.remaining == 0) end = EndReason::kCountReached;
+    if (stream.remaining == 0 && !stream.on_demand) {
+      end = EndReason::kCountReached;
+    }
   }
   // Consecutive grants to one stream at one instant travel together.
   if (spacing == absl::ZeroDuration() && !events->empty() &&
@@ -211,6 +251,10 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
   }
   if (end != EndReason::kNone) {
     Close(id);
+    return;
+  }
+  if (stream.on_demand && stream.remaining == 0) {
+    BecomeIdle(streams_.find(id)->second);  // its demand is met
     return;
   }
   if (stream.wait_limit != absl::InfiniteDuration()) {
@@ -228,7 +272,9 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
   if (!BeforeGrantDeadline(now)) return;
   size_t steps_before_rounds = 0;
   while (!ring_.empty()) {
-    const absl::Time at = DueTime();
+    // A schedule that fell further behind than the catch-up starts again
+    // at its floor: what it missed before is not granted.
+    const absl::Time at = std::max(DueTime(), CatchUpFloor(now));
     if (at > now) return;
     if (steps_before_rounds == 0) {
       if (ServeRounds(at, now, events)) continue;
@@ -403,7 +449,7 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
   if (config.mode != Mode::kMonitorOnly) {
     for (auto it = parked_.begin(); it != parked_.end();) {
       auto next = std::next(it);
-      if (!it->held) Unpark(it, now);
+      if (Ready(*it)) Unpark(it, now);
       it = next;
     }
   }

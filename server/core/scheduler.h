@@ -58,6 +58,11 @@ struct StreamRequest {
   int64_t weight = 1;  // grants per round-robin turn, >= 1
   // Longest wait for the next grant; restarts at each grant.
   absl::Duration wait_limit = absl::InfiniteDuration();
+  // An Acquire stream: `count` is its first demand (0: none yet), more
+  // comes through AddDemand. It never ends for its count: with no demand
+  // outstanding it is idle -- out of the ring, not waiting, granted nothing
+  // -- until AddDemand. Needs an infinite wait_limit.
+  bool on_demand = false;
 };
 
 // Something that happened to a stream: grants allotted and/or its end.
@@ -124,9 +129,9 @@ class Scheduler {
 
   State state() const { return state_; }
   const ThrottleConfig& config() const { return config_; }
-  // Streams open and waiting for a grant.
+  // Streams open and waiting for a grant (idle on-demand streams are not).
   int64_t waiting_streams() const {
-    return static_cast<int64_t>(streams_.size());
+    return static_cast<int64_t>(streams_.size()) - idle_streams_;
   }
   int64_t total_emissions() const { return monitor_.total(); }
 
@@ -149,6 +154,15 @@ class Scheduler {
   // next waiting stream.
   void GiveBack(absl::Time granted_at, int64_t grants, absl::Duration spacing,
                 uint64_t epoch);
+
+  // Changes an on-demand stream's outstanding demand: `withdraw` taken away
+  // (not below zero), then `demand` added. A stream left without demand goes
+  // idle; one that gets demand goes to the back of the ring. Call
+  // Advance(now) afterwards. INVALID_ARGUMENT if the demand would exceed
+  // kMaxOutstandingDemand (nothing changes then); unknown ids and streams
+  // not on demand are ignored. Returns the demand now outstanding.
+  absl::StatusOr<int64_t> AddDemand(StreamId id, int64_t withdraw,
+                                    int64_t demand, absl::Time now);
 
   // Monitor-only mode hands a count-0 stream one grant at a time; the owner
   // calls this when that grant was written, so the stream gets the next.
@@ -237,9 +251,11 @@ class Scheduler {
     int64_t weight;
     int64_t turn_left;  // grants left in its current round-robin turn
     absl::Duration wait_limit;
-    absl::Time deadline;  // last grant (or open) + wait_limit
-    bool parked = false;  // in parked_: awaiting delivery, or held
-    bool held = false;    // by Hold, until Release (also across Configure)
+    absl::Time deadline;     // last grant (or open) + wait_limit
+    bool parked = false;     // in parked_: awaiting delivery, held, or idle
+    bool held = false;       // by Hold, until Release (also across Configure)
+    bool on_demand = false;  // remaining is its outstanding demand
+    bool idle = false;       // on demand with none outstanding
   };
   using StreamList = std::list<Stream>;
   struct Expiry {
@@ -256,6 +272,12 @@ class Scheduler {
   void Unpark(StreamList::iterator it, absl::Time now);
   // Moves a stream from the ring to parked_.
   void Park(StreamList::iterator it);
+  // An on-demand stream whose demand is met or withdrawn leaves the ring.
+  void BecomeIdle(StreamList::iterator it);
+  // Whether a parked stream belongs back in the ring: not held, not idle.
+  static bool Ready(const Stream& stream) {
+    return !stream.held && !stream.idle;
+  }
   void PushExpiry(absl::Time deadline, StreamId id);
   void ExpireWaitLimits(absl::Time now, std::vector<StreamEvent>* events);
   void ServeLimited(absl::Time now, std::vector<StreamEvent>* events);
@@ -271,6 +293,9 @@ class Scheduler {
   // a stream was waiting, and never before the newest grant; never while
   // no grant is reserved or the grant deadline has passed.
   absl::Time DueTime() const;
+  // The earliest a grant made at `now` may be dated: now - catch-up (the
+  // schedule further behind is dropped), where the bound applies.
+  absl::Time CatchUpFloor(absl::Time now) const;
   // Records `n` grants in the limiter and against the grant limit.
   void RecordGrants(absl::Time at, int64_t n, absl::Duration spacing);
   // Grants still reserved (limited modes).
@@ -288,6 +313,7 @@ class Scheduler {
   // held streams.
   StreamList parked_;
   absl::flat_hash_map<StreamId, StreamList::iterator> streams_;  // all open
+  int64_t idle_streams_ = 0;  // on-demand streams without demand
   // Time since which the ring has been non-empty: a grant is never given a
   // nominal time before someone was waiting for it.
   absl::Time hungry_since_ = absl::InfiniteFuture();

@@ -56,7 +56,22 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
         absl::StrCat("config.burst applies to bucket mode only; got ",
                      config.burst, " in ", ModeName(config.mode), " mode"));
   }
+  if (config.catch_up.has_value() && (*config.catch_up < absl::ZeroDuration() ||
+                                      *config.catch_up > config.per)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.catch_up must be in [0, per_seconds = ",
+                     FormatDouble(per_seconds), "s], got ",
+                     absl::FormatDuration(*config.catch_up)));
+  }
   return absl::OkStatus();
+}
+
+absl::Duration ThrottleConfig::DefaultCatchUp() const {
+  return std::max(per / 100, per / max_n);
+}
+
+absl::Duration ThrottleConfig::EffectiveCatchUp() const {
+  return catch_up.value_or(DefaultCatchUp());
 }
 
 int64_t ReservationChunk(const ThrottleConfig& config, absl::Duration ahead) {

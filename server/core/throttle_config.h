@@ -6,6 +6,7 @@
 #define THROTTLE_SERVER_CORE_THROTTLE_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -32,9 +33,23 @@ struct ThrottleConfig {
   Mode mode = Mode::kSmooth;
   int64_t burst = 0;         // kBucket only; 0 means max_n
   bool manual_emit = false;  // count emissions only through Emit
+  // How far the schedule may lag real time and still be caught up; unset:
+  // DefaultCatchUp(). In [0, per].
+  std::optional<absl::Duration> catch_up;
 
   // The bucket capacity in effect: burst, or max_n when burst is 0.
   int64_t EffectiveBurst() const { return burst > 0 ? burst : max_n; }
+  // The catch-up in effect: catch_up, or DefaultCatchUp().
+  absl::Duration EffectiveCatchUp() const;
+  // 1% of `per`, but at least one grant's spacing (per / max_n): a loop
+  // late by less than a grant loses nothing at any rate, and a stall adds
+  // at most 1% of max_n (or one grant) to any window of real time.
+  absl::Duration DefaultCatchUp() const;
+  // Whether the catch-up bound applies: not in unbounded mode (which
+  // catches up by design) nor monitor-only (no schedule).
+  bool CatchUpApplies() const {
+    return mode != Mode::kUnbounded && mode != Mode::kMonitorOnly;
+  }
 };
 
 // Checks a configuration against the limits of server/limits.h. Returns

@@ -895,10 +895,13 @@ TEST(Scheduler, HeldStreamGetsNothingUntilReleased) {
 }
 
 TEST(Scheduler, LateLoopAtHighRateServesWholeRoundsOnTheSchedule) {
-  // One wake-up a second late at 1e6/s: three streams (weights 1, 1, 2)
-  // get their shares in a few spaced events, every grant on the smooth
-  // schedule (1 us apart), not a million steps.
-  Scheduler scheduler(Config(1'000'000, absl::Seconds(1), Mode::kSmooth));
+  // One wake-up a second late at 1e6/s, caught up whole (catch_up = per):
+  // three streams (weights 1, 1, 2) get their shares in a few spaced
+  // events, every grant on the smooth schedule (1 us apart), not a million
+  // steps.
+  ThrottleConfig config = Config(1'000'000, absl::Seconds(1), Mode::kSmooth);
+  config.catch_up = absl::Seconds(1);
+  Scheduler scheduler(config);
   ASSERT_TRUE(scheduler.Start(kT0).ok());
   std::vector<StreamEvent> events;
   std::vector<StreamId> ids;
