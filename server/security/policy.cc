@@ -21,7 +21,7 @@ const char* RoleName(Role role) {
 }
 
 int RequiredRole(absl::string_view method) {
-  for (absl::string_view m : {"AwaitFuel", "HasFuel", "Emit"}) {
+  for (absl::string_view m : {"AwaitFuel", "Acquire", "HasFuel", "Emit"}) {
     if (method == m) return static_cast<int>(Role::kWorker);
   }
   for (absl::string_view m :

@@ -133,6 +133,12 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
   config.mode = ModeFromProto(proto.mode());
   config.burst = proto.burst();
   config.manual_emit = proto.manual_emit();
+  if (proto.has_catch_up()) {
+    absl::StatusOr<absl::Duration> catch_up =
+        DurationFromProto("config.catch_up", proto.catch_up());
+    if (!catch_up.ok()) return catch_up.status();
+    config.catch_up = *catch_up;
+  }
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }
@@ -144,6 +150,11 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
   proto.set_mode(ModeToProto(config.mode));
   proto.set_burst(config.mode == Mode::kBucket ? config.EffectiveBurst() : 0);
   proto.set_manual_emit(config.manual_emit);
+  const absl::Duration catch_up = config.EffectiveCatchUp();
+  const int64_t seconds = absl::ToInt64Seconds(catch_up);
+  proto.mutable_catch_up()->set_seconds(seconds);
+  proto.mutable_catch_up()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(catch_up - absl::Seconds(seconds))));
   return proto;
 }
 
@@ -159,6 +170,20 @@ v1::State ToProto(State state) {
   return v1::STATE_UNSPECIFIED;
 }
 
+namespace {
+
+// A stream's weight as sent: unset means 1.
+absl::StatusOr<int64_t> WeightFromProto(bool has_weight, int64_t weight) {
+  if (!has_weight) return 1;
+  if (weight < 1 || weight > kMaxWeight) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight must be in [1, ", kMaxWeight, "], got ", weight));
+  }
+  return weight;
+}
+
+}  // namespace
+
 absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
   StreamRequest request;
   if (proto.has_count()) {
@@ -169,13 +194,10 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
     }
     request.count = proto.count();
   }
-  if (proto.has_weight()) {
-    if (proto.weight() < 1 || proto.weight() > kMaxWeight) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "weight must be in [1, ", kMaxWeight, "], got ", proto.weight()));
-    }
-    request.weight = proto.weight();
-  }
+  absl::StatusOr<int64_t> weight =
+      WeightFromProto(proto.has_weight(), proto.weight());
+  if (!weight.ok()) return weight.status();
+  request.weight = *weight;
   if (proto.has_wait_limit()) {
     absl::StatusOr<absl::Duration> limit =
         DurationFromProto("wait_limit", proto.wait_limit());
@@ -190,6 +212,39 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
   if (absl::Status status = ValidateWorkerId(proto.worker_id()); !status.ok()) {
     return status;
   }
+  return request;
+}
+
+absl::Status ValidateDemand(const v1::AcquireRequest& proto) {
+  if (proto.demand() < 0 || proto.demand() > kMaxDemand) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "demand must be in [0, ", kMaxDemand, "], got ", proto.demand()));
+  }
+  if (proto.withdraw() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("withdraw must not be negative, got ", proto.withdraw()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StreamRequest> FromProto(const v1::AcquireRequest& first) {
+  if (absl::Status status = ValidateName("throttle", first.throttle());
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = ValidateDemand(first); !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = ValidateWorkerId(first.worker_id()); !status.ok()) {
+    return status;
+  }
+  absl::StatusOr<int64_t> weight =
+      WeightFromProto(first.has_weight(), first.weight());
+  if (!weight.ok()) return weight.status();
+  StreamRequest request;
+  request.on_demand = true;
+  request.count = first.demand();  // a first withdrawal has nothing to take
+  request.weight = *weight;
   return request;
 }
 
@@ -241,10 +296,16 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       if (!absl::SimpleAtoi(kv.second, &config.burst)) return bad();
     } else if (kv.first == "manual_emit") {
       if (!absl::SimpleAtob(kv.second, &config.manual_emit)) return bad();
+    } else if (kv.first == "catch_up") {
+      double seconds = 0;
+      if (!absl::SimpleAtod(kv.second, &seconds) || !std::isfinite(seconds)) {
+        return bad();
+      }
+      config.catch_up = absl::Seconds(seconds);
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
-                       " (known: max_n, per, mode, burst, manual_emit)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "throttle ", name, ": unknown setting ", Quote(parts[i]),
+          " (known: max_n, per, mode, burst, manual_emit, catch_up)"));
     }
   }
   if (!has_max_n || !has_per) {

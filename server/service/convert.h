@@ -46,9 +46,15 @@ absl::StatusOr<absl::Duration> DurationFromProto(
 // weight, wait_limit, worker_id; not the throttle name).
 absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto);
 
+// Validates and converts the first message of an Acquire stream (throttle
+// name, worker_id, weight, demand) into an on-demand stream request.
+absl::StatusOr<StreamRequest> FromProto(const v1::AcquireRequest& first);
+// Checks the demand and withdraw of an Acquire message.
+absl::Status ValidateDemand(const v1::AcquireRequest& proto);
+
 // Parses a throttle declared on the command line or in a config file:
 //   NAME max_n=N per=SECONDS [mode=smooth|window|bucket|unbounded|
-//   monitor-only] [burst=N] [manual_emit=true|false]
+//   monitor-only] [burst=N] [manual_emit=true|false] [catch_up=SECONDS]
 // Returns INVALID_ARGUMENT naming the bad part.
 absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     absl::string_view spec);

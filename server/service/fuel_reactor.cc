@@ -15,55 +15,27 @@
 namespace throttle::server {
 namespace {
 
-// One AwaitFuel stream: a small queue of grants drained with one write in
-// flight. Reference-counted: gRPC holds one reference until OnDone, and
-// each pending Delivery holds one, so a reactor never dies under a caller.
+// The write side of one grant stream (AwaitFuel's or Acquire's): a small
+// queue of grants drained with one write in flight. `Reactor` is the gRPC
+// reactor type it completes (a ServerWriteReactor or ServerBidiReactor of
+// `Response`, which has `grants` and `end`). Reference-counted: gRPC holds
+// one reference until OnDone, and each pending Delivery holds one, so a
+// reactor never dies under a caller.
 //
 // Finish is called exactly once, on whichever path ends the call first:
-// the constructor (bad request, no such throttle), the end of the stream
-// (count reached, stopped, wait limit, deleted, shutting down), a failed
+// a refused or bad request, the end of the stream (count reached, stopped,
+// wait limit, deleted, shutting down, the client half-closed), a failed
 // write, or a cancel -- with a write in flight, the cancel's Finish waits
 // for that write's OnWriteDone, whatever its outcome. `finished_` records
 // it under mu_.
 //
 // Thread-safe.
-class FuelReactor final
-    : public grpc::ServerWriteReactor<v1::AwaitFuelResponse>,
-      public StreamSink {
+template <typename Reactor, typename Response>
+class GrantStream : public Reactor, public StreamSink {
  public:
-  FuelReactor(ThrottleTable* table, const v1::AwaitFuelRequest& request,
-              const grpc::Status& admitted,
+  GrantStream(ThrottleTable* table, const char* method,
               std::unique_ptr<StreamLimits::Slot> slot)
-      : table_(table), slot_(std::move(slot)) {
-    if (!admitted.ok()) {
-      FinishOnce(admitted);
-      return;
-    }
-    absl::StatusOr<StreamRequest> stream_request = FromProto(request);
-    absl::Status status = stream_request.ok()
-                              ? ValidateName("throttle", request.throttle())
-                              : stream_request.status();
-    if (!status.ok()) {
-      FinishOnce(ToGrpcStatus(status));
-      return;
-    }
-    unlimited_ = stream_request->count == 0;
-    if (LogEnabled(LogLevel::kDebug)) {
-      Log(LogLevel::kDebug, "stream_opened",
-          {{"throttle", request.throttle()},
-           {"worker_id", request.worker_id()},
-           {"count", absl::StrCat(stream_request->count)},
-           {"weight", absl::StrCat(stream_request->weight)}});
-    }
-    // Its ids are set before any delivery or callback can read them.
-    grpc::Status open = table_->OpenStream(this, request.throttle(),
-                                           *stream_request, &uid_, &id_);
-    if (open.ok()) {
-      bound_ = true;
-    } else {
-      FinishOnce(open);
-    }
-  }
+      : table_(table), method_(method), slot_(std::move(slot)) {}
 
   void Ref() override { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() override {
@@ -71,17 +43,17 @@ class FuelReactor final
   }
 
   // Queues grants and/or the end of the stream at `now`. Grants it cannot
-  // take -- the stream is gone, or its write has not drained within the
-  // stall timeout (then what it had queued goes back too) -- are returned
-  // to be given back.
+  // take -- the stream is gone or ending, or its write has not drained
+  // within the stall timeout (then what it had queued goes back too) -- are
+  // returned to be given back.
   Rejected Deliver(const Delivery& delivery, absl::Time now) override
       ABSL_LOCKS_EXCLUDED(mu_) {
     Rejected rejected;
     Op op;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_ || cancelled_) {
-        rejected.gone = true;
+      if (finished_ || cancelled_ || end_.has_value()) {
+        rejected.gone = finished_ || cancelled_;
         if (delivery.batch.grants > 0) {
           rejected.grants.push_back(delivery.batch);
         }
@@ -90,11 +62,12 @@ class FuelReactor final
       if (delivery.batch.grants > 0) {
         pending_.push_back(delivery.batch);
       }
-      // Only a count-0 stream can keep a share: a stream that wants n gets
-      // at most n, and grants given back would not be owed to it again.
-      // An end (stopped, say) is delivered whole.
+      // A stream that wants at most n gets at most n, and grants given back
+      // would not be owed to it again: only a count-0 stream and an
+      // on-demand one (whose demand the table restores) can stall. An end
+      // (stopped, say) is delivered whole.
       const bool ending = delivery.end != EndReason::kNone;
-      if (unlimited_ && !ending && write_in_flight_ && !stalled_ &&
+      if (can_stall_ && !ending && write_in_flight_ && !stalled_ &&
           now - write_started_ >= table_->stream_stall_timeout()) {
         stalled_ = true;
         rejected.stalled = true;
@@ -171,11 +144,77 @@ class FuelReactor final
       // With a write in flight, its OnWriteDone finishes.
       if (!write_in_flight_) op = FinishLocked();
     }
-    if (bound_) table_->CloseStream(uid_, id_, lost);
+    if (bound()) table_->CloseStream(uid_, id_, lost);
     Perform(op);
   }
 
   void OnDone() override { Unref(); }
+
+ protected:
+  // Opens the stream in the table: true if it is open (its first grants may
+  // have been delivered already), else the call is finished with the error.
+  bool Open(const std::string& throttle, const StreamRequest& request) {
+    unlimited_ = request.count == 0 && !request.on_demand;
+    can_stall_ = unlimited_ || request.on_demand;
+    // Its ids are set (under the table's mutex) before any delivery or
+    // callback can read them.
+    grpc::Status open =
+        table_->OpenStream(this, throttle, request, &uid_, &id_);
+    if (!open.ok()) {
+      FinishOnce(open);
+      return false;
+    }
+    bound_.store(true, std::memory_order_release);
+    return true;
+  }
+  bool bound() const { return bound_.load(std::memory_order_acquire); }
+  uint64_t uid() const { return uid_; }
+  StreamId id() const { return id_; }
+
+  // Ends the stream from our side: with `status`, or -- OK -- without a
+  // final message when the client half-closed. Grants not yet written go
+  // back to the throttle; the call finishes once the write in flight is
+  // done.
+  void EndFromHere(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<GrantBatch> lost;
+    Op op = Op::kNone;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || cancelled_ || end_.has_value()) return;
+      lost = std::move(pending_);
+      pending_.clear();
+      end_ = EndReason::kClosed;
+      end_status_ = status;
+      op = NextOpLocked(table_->clock()->Now());
+    }
+    if (bound()) table_->CloseStream(uid_, id_, lost);
+    Perform(op);
+  }
+
+  // Whether the call is over or ending: no more reads are worth starting.
+  bool Ending() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return finished_ || cancelled_ || end_.has_value();
+  }
+
+  // The first and only Finish when nothing else can have claimed it yet
+  // (a refused or bad request); claimed all the same, so a later OnCancel
+  // does not finish again.
+  void FinishOnce(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (FinishLocked() == Op::kNone) return;
+      end_status_ = status;
+    }
+    FinishWith(status);
+  }
+
+  ThrottleTable* table() const { return table_; }
+  // Holds the stream's place under the stream limits until the reactor is
+  // deleted.
+  void HoldSlot(std::unique_ptr<StreamLimits::Slot> slot) {
+    slot_ = std::move(slot);
+  }
 
  private:
   enum class Op { kNone, kWrite, kWriteAndFinish, kFinish };
@@ -225,10 +264,11 @@ class FuelReactor final
       case Op::kNone:
         return;
       case Op::kWrite:
-        StartWrite(&response_);
+        this->StartWrite(&response_);
         return;
       case Op::kWriteAndFinish:
-        StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+        this->StartWriteAndFinish(&response_, grpc::WriteOptions(),
+                                  grpc::Status::OK);
         return;
       case Op::kFinish: {
         grpc::Status status;
@@ -242,33 +282,25 @@ class FuelReactor final
     }
   }
 
-  // The constructor's Finish: nothing else can have claimed it yet, but it
-  // is claimed all the same, so a later OnCancel does not finish again.
-  void FinishOnce(const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (FinishLocked() == Op::kNone) return;
-      end_status_ = status;
-    }
-    FinishWith(status);
-  }
-
   // Finishes the call, counting a non-OK status for the metrics.
   void FinishWith(const grpc::Status& status) {
-    CountCallError(table_->metrics(), "AwaitFuel", status);
-    Finish(status);
+    CountCallError(table_->metrics(), method_, status);
+    this->Finish(status);
   }
 
   ThrottleTable* const table_;
-  const std::unique_ptr<StreamLimits::Slot> slot_;  // freed with the reactor
-  std::atomic<int> refs_{1};                        // gRPC's, until OnDone
-  bool unlimited_ = false;  // count 0: until the throttle stops
-  // Set in the constructor, before any callback that reads them can run.
-  bool bound_ = false;  // the stream is open in the table
-  uint64_t uid_ = 0;    // of its throttle
+  const char* const method_;                  // for the metrics
+  std::unique_ptr<StreamLimits::Slot> slot_;  // freed with the reactor
+  std::atomic<int> refs_{1};                  // gRPC's, until OnDone
+  // Set by Open before the stream can get a delivery or a callback that
+  // reads them.
+  bool unlimited_ = false;          // count 0: until the throttle stops
+  bool can_stall_ = false;          // a stalled write holds the stream
+  std::atomic<bool> bound_{false};  // the stream is open in the table
+  uint64_t uid_ = 0;                // of its throttle
   StreamId id_ = 0;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<GrantBatch> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<GrantBatch> in_flight_ ABSL_GUARDED_BY(mu_);
   std::optional<EndReason> end_ ABSL_GUARDED_BY(mu_);
@@ -279,7 +311,114 @@ class FuelReactor final
   bool final_write_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  v1::AwaitFuelResponse response_;  // owned by gRPC while a write runs
+  Response response_;  // owned by gRPC while a write runs
+};
+
+// One AwaitFuel call: its request opens the stream at once.
+class FuelReactor final
+    : public GrantStream<grpc::ServerWriteReactor<v1::AwaitFuelResponse>,
+                         v1::AwaitFuelResponse> {
+ public:
+  FuelReactor(ThrottleTable* table, const v1::AwaitFuelRequest& request,
+              const grpc::Status& admitted,
+              std::unique_ptr<StreamLimits::Slot> slot)
+      : GrantStream(table, "AwaitFuel", std::move(slot)) {
+    if (!admitted.ok()) {
+      FinishOnce(admitted);
+      return;
+    }
+    absl::StatusOr<StreamRequest> stream_request = FromProto(request);
+    absl::Status status = stream_request.ok()
+                              ? ValidateName("throttle", request.throttle())
+                              : stream_request.status();
+    if (!status.ok()) {
+      FinishOnce(ToGrpcStatus(status));
+      return;
+    }
+    if (LogEnabled(LogLevel::kDebug)) {
+      Log(LogLevel::kDebug, "stream_opened",
+          {{"throttle", request.throttle()},
+           {"worker_id", request.worker_id()},
+           {"count", absl::StrCat(stream_request->count)},
+           {"weight", absl::StrCat(stream_request->weight)}});
+    }
+    Open(request.throttle(), *stream_request);
+  }
+};
+
+// One Acquire call: the first message opens the stream, every message
+// changes its demand. One read is outstanding at a time until the call
+// ends.
+class AcquireReactor final
+    : public GrantStream<
+          grpc::ServerBidiReactor<v1::AcquireRequest, v1::AcquireResponse>,
+          v1::AcquireResponse> {
+ public:
+  // gRPC calls OnDone only after the last OnReadDone, so a read needs no
+  // reference of its own.
+  AcquireReactor(ThrottleTable* table, AdmitStreamFn admit)
+      : GrantStream(table, "Acquire", nullptr), admit_(std::move(admit)) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client half-closed: its demand is withdrawn and the call ends
+      // (if it is cancelled instead, OnCancel has finished or will).
+      if (bound()) {
+        EndFromHere(grpc::Status::OK);
+      } else {
+        FinishOnce(grpc::Status::OK);  // not even a first message
+      }
+      return;
+    }
+    const bool open = !bound() ? OpenFromFirst() : ApplyDemand();
+    if (open && !Ending()) StartRead(&request_);
+  }
+
+ private:
+  // The first message: admission, validation, then the stream opens with
+  // its first demand. Returns whether the stream is open.
+  bool OpenFromFirst() {
+    absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> slot =
+        admit_(request_.throttle());
+    if (!slot.ok()) {
+      FinishOnce(ToGrpcStatus(slot.status()));
+      return false;
+    }
+    HoldSlot(*std::move(slot));
+    absl::StatusOr<StreamRequest> stream_request = FromProto(request_);
+    if (!stream_request.ok()) {
+      FinishOnce(ToGrpcStatus(stream_request.status()));
+      return false;
+    }
+    if (LogEnabled(LogLevel::kDebug)) {
+      Log(LogLevel::kDebug, "acquire_opened",
+          {{"throttle", request_.throttle()},
+           {"worker_id", request_.worker_id()},
+           {"demand", absl::StrCat(stream_request->count)},
+           {"weight", absl::StrCat(stream_request->weight)}});
+    }
+    return Open(request_.throttle(), *stream_request);
+  }
+
+  // A later message: more demand, or demand withdrawn. Returns whether the
+  // stream goes on.
+  bool ApplyDemand() {
+    absl::Status status = ValidateDemand(request_);
+    if (status.ok() && (request_.demand() != 0 || request_.withdraw() != 0)) {
+      status = table()->AddDemand(uid(), id(), request_.withdraw(),
+                                  request_.demand());
+    }
+    if (!status.ok()) {
+      EndFromHere(ToGrpcStatus(status));
+      return false;
+    }
+    return true;
+  }
+
+  const AdmitStreamFn admit_;
+  v1::AcquireRequest request_;  // owned by gRPC while a read runs
 };
 
 }  // namespace
@@ -288,6 +427,11 @@ grpc::ServerWriteReactor<v1::AwaitFuelResponse>* NewFuelReactor(
     ThrottleTable* table, const v1::AwaitFuelRequest& request,
     const grpc::Status& admitted, std::unique_ptr<StreamLimits::Slot> slot) {
   return new FuelReactor(table, request, admitted, std::move(slot));
+}
+
+grpc::ServerBidiReactor<v1::AcquireRequest, v1::AcquireResponse>*
+NewAcquireReactor(ThrottleTable* table, AdmitStreamFn admit) {
+  return new AcquireReactor(table, std::move(admit));
 }
 
 }  // namespace throttle::server

@@ -1,11 +1,15 @@
-// The AwaitFuel reactor: one open stream, fed by the throttle table.
+// The AwaitFuel and Acquire reactors: one open stream each, fed by the
+// throttle table.
 //
 // Part of the service glue; talks only to the table (throttle_table.h).
 #ifndef THROTTLE_SERVER_SERVICE_FUEL_REACTOR_H_
 #define THROTTLE_SERVER_SERVICE_FUEL_REACTOR_H_
 
+#include <functional>
 #include <memory>
+#include <string>
 
+#include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
 #include "server/service/stream_limits.h"
 #include "server/service/throttle_table.h"
@@ -23,6 +27,19 @@ namespace throttle::server {
 grpc::ServerWriteReactor<v1::AwaitFuelResponse>* NewFuelReactor(
     ThrottleTable* table, const v1::AwaitFuelRequest& request,
     const grpc::Status& admitted, std::unique_ptr<StreamLimits::Slot> slot);
+
+// Admits a stream on the throttle it names (identity, policy, stream
+// limits): its place under the limits, or the error to finish with.
+using AdmitStreamFn =
+    std::function<absl::StatusOr<std::unique_ptr<StreamLimits::Slot>>(
+        const std::string& throttle)>;
+
+// Starts serving one Acquire call: its first message is admitted by
+// `admit` (which must stay callable while the call runs), validated and
+// opens an on-demand stream in `table`; each later message changes its
+// demand. Owned by gRPC like the AwaitFuel reactor.
+grpc::ServerBidiReactor<v1::AcquireRequest, v1::AcquireResponse>*
+NewAcquireReactor(ThrottleTable* table, AdmitStreamFn admit);
 
 }  // namespace throttle::server
 

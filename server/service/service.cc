@@ -92,24 +92,34 @@ absl::Status Service::Admit(grpc::CallbackServerContext* context,
   return authorizer_->Check(*context, method, throttle, identity);
 }
 
+absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> Service::AdmitStream(
+    grpc::CallbackServerContext* context, absl::string_view method,
+    absl::string_view throttle) {
+  std::string identity;
+  if (absl::Status s = Admit(context, method, throttle, &identity); !s.ok()) {
+    return s;
+  }
+  return stream_limits_.Admit(identity.empty() ? PeerHost(context->peer())
+                                               : identity);
+}
+
 grpc::ServerWriteReactor<v1::AwaitFuelResponse>* Service::AwaitFuel(
     grpc::CallbackServerContext* context, const v1::AwaitFuelRequest* request) {
-  std::string identity;
-  absl::Status admitted =
-      Admit(context, "AwaitFuel", request->throttle(), &identity);
-  std::unique_ptr<StreamLimits::Slot> slot;
-  if (admitted.ok()) {
-    absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> admission =
-        stream_limits_.Admit(identity.empty() ? PeerHost(context->peer())
-                                              : identity);
-    if (admission.ok()) {
-      slot = *std::move(admission);
-    } else {
-      admitted = admission.status();
-    }
+  absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> slot =
+      AdmitStream(context, "AwaitFuel", request->throttle());
+  if (!slot.ok()) {
+    return NewFuelReactor(&table_, *request, ToGrpcStatus(slot.status()),
+                          nullptr);
   }
-  return NewFuelReactor(&table_, *request, ToGrpcStatus(admitted),
-                        std::move(slot));
+  return NewFuelReactor(&table_, *request, grpc::Status::OK, *std::move(slot));
+}
+
+grpc::ServerBidiReactor<v1::AcquireRequest, v1::AcquireResponse>*
+Service::Acquire(grpc::CallbackServerContext* context) {
+  // The throttle is named in the first message: admitted when it arrives.
+  return NewAcquireReactor(&table_, [this, context](const std::string& name) {
+    return AdmitStream(context, "Acquire", name);
+  });
 }
 
 grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,

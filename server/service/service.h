@@ -67,6 +67,8 @@ class Service final : public v1::Throttle::CallbackService {
   grpc::ServerWriteReactor<v1::AwaitFuelResponse>* AwaitFuel(
       grpc::CallbackServerContext* context,
       const v1::AwaitFuelRequest* request) override;
+  grpc::ServerBidiReactor<v1::AcquireRequest, v1::AcquireResponse>* Acquire(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* HasFuel(grpc::CallbackServerContext* context,
                                     const v1::HasFuelRequest* request,
                                     v1::HasFuelResponse* response) override;
@@ -119,6 +121,11 @@ class Service final : public v1::Throttle::CallbackService {
   absl::Status Admit(grpc::CallbackServerContext* context,
                      absl::string_view method, absl::string_view throttle,
                      std::string* identity = nullptr) const;
+  // Admit, then a place under the stream limits (of the caller's identity,
+  // or its peer host without one).
+  absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> AdmitStream(
+      grpc::CallbackServerContext* context, absl::string_view method,
+      absl::string_view throttle);
 
   Metrics* const metrics_;
   const Authorizer* const authorizer_;

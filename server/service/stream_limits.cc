@@ -14,7 +14,7 @@ absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> StreamLimits::Admit(
       if (metrics_ != nullptr) metrics_->CountLimitReached("max_streams");
       return absl::ResourceExhaustedError(
           absl::StrCat("--max_streams: this server has ", open_,
-                       " open AwaitFuel streams, its limit"));
+                       " open streams (AwaitFuel and Acquire), its limit"));
     }
     int64_t& mine = per_client_open_[client];
     if (mine >= per_client_) {
@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> StreamLimits::Admit(
       }
       return absl::ResourceExhaustedError(
           absl::StrCat("--max_streams_per_client: \"", client, "\" has ", mine,
-                       " open AwaitFuel streams, its limit"));
+                       " open streams (AwaitFuel and Acquire), its limit"));
     }
     ++mine;
     ++open_;

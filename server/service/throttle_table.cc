@@ -314,6 +314,15 @@ void ThrottleTable::CloseStream(uint64_t uid, StreamId id,
       });
 }
 
+absl::Status ThrottleTable::AddDemand(uint64_t uid, StreamId id,
+                                      int64_t withdraw, int64_t demand) {
+  absl::Status status;
+  TransactStream(uid, [&](Entry& entry, absl::Time now) {
+    status = entry.scheduler.AddDemand(id, withdraw, demand, now).status();
+  });
+  return status;
+}
+
 void ThrottleTable::StreamDrained(uint64_t uid, StreamId id) {
   TransactStream(uid, [&](Entry& entry, absl::Time now) {
     entry.scheduler.MarkDelivered(id, now);
@@ -548,6 +557,10 @@ void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
           entry->drained_early.erase(delivery.stream) == 0 &&
           entry->sinks.contains(delivery.stream)) {
         entry->scheduler.Hold(delivery.stream);
+        // An on-demand stream is owed what goes back: its demand stands.
+        int64_t owed = 0;
+        for (const GrantBatch& u : rejected.grants) owed += u.grants;
+        entry->scheduler.AddDemand(delivery.stream, 0, owed, now).IgnoreError();
         entry->stalled.insert(delivery.stream);
         ++entry->stalls;
         Log(LogLevel::kWarning, "stream_stalled",

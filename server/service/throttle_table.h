@@ -59,7 +59,8 @@ struct Delivery {
   grpc::Status closed_status;  // for EndReason::kClosed
 };
 
-// Where an open stream's grants go (the AwaitFuel reactor). Thread-safe.
+// Where an open stream's grants go (the AwaitFuel and Acquire reactors).
+// Thread-safe.
 class StreamSink {
  public:
   // What a delivery left undone.
@@ -203,6 +204,12 @@ class ThrottleTable final : public ThrottleStatsSource {
   void CloseStream(uint64_t uid, StreamId id,
                    const std::vector<GrantBatch>& undelivered)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // An on-demand (Acquire) stream's demand changes (Scheduler::AddDemand);
+  // its new grants are delivered before this returns. INVALID_ARGUMENT if
+  // the demand would pass the limit. A deleted throttle's stream: OK,
+  // nothing (its end is on its way).
+  absl::Status AddDemand(uint64_t uid, StreamId id, int64_t withdraw,
+                         int64_t demand) ABSL_LOCKS_EXCLUDED(mu_);
   // A monitor-only count-0 stream's grant was written: it gets the next.
   void StreamDrained(uint64_t uid, StreamId id) ABSL_LOCKS_EXCLUDED(mu_);
   // A stalled stream's write drained: it is back in line.

@@ -682,9 +682,19 @@ TEST_F(FakeClockServiceTest, GrantsFallDueAsTheFakeClockAdvances) {
     ASSERT_TRUE(reader->Read(&response));
     EXPECT_EQ(response.grants(), 1);
   }
-  // A loop that wakes a second late hands out what fell due meanwhile,
-  // and no more: 10 grants, then the stream has its 12 and ends.
+  // A loop that wakes a second late hands out only what fell due within
+  // the catch-up (by default one spacing here: 100 ms), 2 grants; the
+  // schedule goes on from there, and at 12 the stream ends.
   clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(server_->AwaitThrottle(
+      "t", [](int64_t, int64_t t) { return t == 5; }, absl::Seconds(30)));
+  for (int64_t total = 6; total <= 12; ++total) {
+    clock_.Advance(absl::Milliseconds(100));
+    ASSERT_TRUE(server_->AwaitThrottle(
+        "t", [total](int64_t, int64_t t) { return t == total; },
+        absl::Seconds(30)))
+        << total;
+  }
   int64_t grants = 0;
   while (reader->Read(&response)) grants += response.grants();
   const grpc::Status finished = reader->Finish();

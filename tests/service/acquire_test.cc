@@ -1,0 +1,389 @@
+// The Acquire stream through real gRPC on 127.0.0.1:0 with raw generated
+// stubs, as a client in another language would see it: grants only against
+// demand, withdrawal, how the stream ends, bad messages. Timing runs on a
+// fake clock: nothing here sleeps.
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "server/core/limits.h"
+#include "server/service/throttle_server.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/loopback_server.h"
+#include "throttle/v1/throttle.grpc.pb.h"
+
+namespace throttle::server {
+namespace {
+
+using ::testing::HasSubstr;
+using v1::AcquireRequest;
+using v1::AcquireResponse;
+
+using Stream = grpc::ClientReaderWriter<AcquireRequest, AcquireResponse>;
+
+class AcquireTest : public testing::LoopbackServerTest {
+ public:
+  void SetUp() override {
+    options_.clock = &clock_;
+    LoopbackServerTest::SetUp();
+    stub_ = v1::Throttle::NewStub(channel_);
+  }
+
+  std::unique_ptr<grpc::ClientContext> Context() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(30));
+    return context;
+  }
+
+  void Create(const std::string& name, int64_t max_n, double per,
+              v1::Mode mode = v1::MODE_SMOOTH) {
+    v1::CreateThrottleRequest request;
+    request.set_name(name);
+    request.mutable_config()->set_max_n(max_n);
+    request.mutable_config()->set_per_seconds(per);
+    request.mutable_config()->set_mode(mode);
+    v1::CreateThrottleResponse response;
+    ASSERT_TRUE(
+        stub_->CreateThrottle(Context().get(), request, &response).ok());
+  }
+  void Start(const std::string& name) {
+    v1::StartRequest request;
+    request.set_throttle(name);
+    v1::StartResponse response;
+    ASSERT_TRUE(stub_->Start(Context().get(), request, &response).ok());
+  }
+  void Stop(const std::string& name) {
+    v1::StopRequest request;
+    request.set_throttle(name);
+    v1::StopResponse response;
+    ASSERT_TRUE(stub_->Stop(Context().get(), request, &response).ok());
+  }
+  int64_t Total(const std::string& name) {
+    v1::MeanRequest request;
+    request.set_throttle(name);
+    v1::MeanResponse response;
+    EXPECT_TRUE(stub_->Mean(Context().get(), request, &response).ok());
+    return response.total_emissions();
+  }
+
+  // An Acquire stream with its context.
+  struct Call {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<Stream> stream;
+  };
+  Call Open(const std::string& throttle, int64_t demand) {
+    Call call{Context(), nullptr};
+    call.stream = stub_->Acquire(call.context.get());
+    AcquireRequest first;
+    first.set_throttle(throttle);
+    first.set_worker_id("w");
+    first.set_demand(demand);
+    EXPECT_TRUE(call.stream->Write(first));
+    return call;
+  }
+  static void Ask(Call& call, int64_t demand, int64_t withdraw = 0) {
+    AcquireRequest more;
+    more.set_demand(demand);
+    more.set_withdraw(withdraw);
+    EXPECT_TRUE(call.stream->Write(more));
+  }
+  // Reads messages until `n` grants arrived (false if the stream ended).
+  static bool ReadGrants(Call& call, int64_t n) {
+    AcquireResponse response;
+    int64_t got = 0;
+    while (got < n) {
+      if (!call.stream->Read(&response)) return false;
+      EXPECT_EQ(response.end(), v1::END_REASON_UNSPECIFIED);
+      got += response.grants();
+    }
+    EXPECT_EQ(got, n) << "more grants than the demand";
+    return true;
+  }
+  // Reads to the end of the stream: the grants of its last messages and
+  // the last message's end.
+  struct Ending {
+    int64_t grants = 0;
+    v1::EndReason end = v1::END_REASON_UNSPECIFIED;
+    grpc::Status status;
+  };
+  static Ending ReadToEnd(Call& call) {
+    Ending ending;
+    AcquireResponse response;
+    while (call.stream->Read(&response)) {
+      ending.grants += response.grants();
+      ending.end = response.end();
+    }
+    ending.status = call.stream->Finish();
+    return ending;
+  }
+
+  // Waits until the throttle has `waiting` waiting streams and `total`
+  // emissions (a negative value: any).
+  void AwaitState(const std::string& name, int64_t waiting, int64_t total) {
+    ASSERT_TRUE(server_->AwaitThrottle(
+        name,
+        [&](int64_t w, int64_t t) {
+          return (waiting < 0 || w == waiting) && (total < 0 || t == total);
+        },
+        absl::Seconds(30)))
+        << "waiting " << waiting << ", total " << total;
+  }
+
+  testing::FakeClock clock_;
+  std::unique_ptr<v1::Throttle::Stub> stub_;
+};
+
+TEST_F(AcquireTest, GrantsGoOnlyAgainstDemand) {
+  Create("t", 10, 1);  // one grant per 100 ms
+  Start("t");
+  Call call = Open("t", 2);
+  ASSERT_TRUE(ReadGrants(call, 1));  // the first is free at once
+  clock_.Advance(absl::Milliseconds(100));
+  ASSERT_TRUE(ReadGrants(call, 1));
+  // Its demand met, the stream waits for nothing while time passes.
+  AwaitState("t", 0, 2);
+  clock_.Advance(absl::Seconds(5));
+  AwaitState("t", 0, 2);
+  // Asked again, it gets one: nothing piled up for it meanwhile (a grant
+  // sent would have been counted).
+  Ask(call, 1);
+  ASSERT_TRUE(ReadGrants(call, 1));
+  AwaitState("t", 0, 3);
+  EXPECT_EQ(Total("t"), 3);
+  call.stream->WritesDone();
+  const Ending ending = ReadToEnd(call);
+  EXPECT_TRUE(ending.status.ok()) << ending.status.error_message();
+  EXPECT_EQ(ending.grants, 0);
+}
+
+TEST_F(AcquireTest, WithdrawnDemandIsNeverServed) {
+  Create("t", 1, 3600);  // one grant per hour
+  Start("t");
+  Call call = Open("t", 1);
+  ASSERT_TRUE(ReadGrants(call, 1));
+  Ask(call, 3);
+  AwaitState("t", 1, 1);
+  Ask(call, 0, /*withdraw=*/3);
+  AwaitState("t", 0, 1);
+  // An hour later nothing was granted to the stream that stopped asking;
+  // the hour's grant goes to the next asker.
+  clock_.Advance(absl::Hours(2));
+  Call other = Open("t", 1);
+  ASSERT_TRUE(ReadGrants(other, 1));
+  AwaitState("t", 0, 2);
+  Stop("t");
+  EXPECT_EQ(ReadToEnd(call).end, v1::END_REASON_STOPPED);
+  EXPECT_EQ(ReadToEnd(other).end, v1::END_REASON_STOPPED);
+  EXPECT_EQ(Total("t"), 2);
+}
+
+TEST_F(AcquireTest, StopEndsEveryStreamIdleOrWaiting) {
+  Create("t", 1, 3600);
+  Start("t");
+  Call first = Open("t", 1);
+  ASSERT_TRUE(ReadGrants(first, 1));  // now idle
+  Call waiting = Open("t", 5);
+  Call idle = Open("t", 0);
+  AwaitState("t", 1, 1);
+  Stop("t");
+  for (Call* call : {&first, &waiting, &idle}) {
+    const Ending ending = ReadToEnd(*call);
+    EXPECT_TRUE(ending.status.ok()) << ending.status.error_message();
+    EXPECT_EQ(ending.end, v1::END_REASON_STOPPED);
+    EXPECT_EQ(ending.grants, 0);
+  }
+  // A stream opened on a stopped throttle ends at once.
+  Call late = Open("t", 1);
+  EXPECT_EQ(ReadToEnd(late).end, v1::END_REASON_STOPPED);
+}
+
+TEST_F(AcquireTest, DeleteEndsStreamsWithNotFound) {
+  Create("t", 1, 3600);
+  Call call = Open("t", 1);  // before the first Start it waits
+  AwaitState("t", 1, 0);
+  v1::DeleteThrottleRequest del;
+  del.set_name("t");
+  v1::DeleteThrottleResponse deleted;
+  ASSERT_TRUE(stub_->DeleteThrottle(Context().get(), del, &deleted).ok());
+  const Ending ending = ReadToEnd(call);
+  EXPECT_EQ(ending.status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(AcquireTest, StreamsWithStandingDemandShareTheRate) {
+  Create("t", 10, 1);  // one grant per 100 ms
+  Start("t");
+  Call a = Open("t", 100);
+  Call b = Open("t", 100);
+  AwaitState("t", 2, 1);  // the first was free at once
+  // Each stream is read on its own thread; the fake clock moves one grant
+  // at a time (a longer step would be past the catch-up).
+  absl::Mutex mu;
+  int64_t got_a = 0, got_b = 0;
+  auto reader = [&mu](Call* call, int64_t* got) {
+    AcquireResponse response;
+    while (call->stream->Read(&response)) {
+      absl::MutexLock lock(&mu);
+      *got += response.grants();
+    }
+  };
+  std::thread read_a(reader, &a, &got_a);
+  std::thread read_b(reader, &b, &got_b);
+  for (int64_t total = 2; total <= 21; ++total) {
+    clock_.Advance(absl::Milliseconds(100));
+    AwaitState("t", 2, total);
+  }
+  {
+    absl::MutexLock lock(&mu);
+    const auto all_read = [&] { return got_a + got_b == 21; };
+    ASSERT_TRUE(
+        mu.AwaitWithTimeout(absl::Condition(&all_read), absl::Seconds(30)));
+  }
+  a.context->TryCancel();
+  b.context->TryCancel();
+  read_a.join();
+  read_b.join();
+  a.stream->Finish();
+  b.stream->Finish();
+  EXPECT_NEAR(got_a, got_b, 1);
+}
+
+TEST_F(AcquireTest, MonitorOnlyAnswersEachDemandAtOnce) {
+  Create("m", 1, 1, v1::MODE_MONITOR_ONLY);
+  Start("m");
+  Call call = Open("m", 0);
+  for (int i = 1; i <= 100; ++i) {
+    Ask(call, i % 3 + 1);
+    ASSERT_TRUE(ReadGrants(call, i % 3 + 1)) << i;
+  }
+  AwaitState("m", 0, -1);
+  int64_t expected = 0;
+  for (int i = 1; i <= 100; ++i) expected += i % 3 + 1;
+  EXPECT_EQ(Total("m"), expected);
+}
+
+TEST_F(AcquireTest, BadMessagesGetTheRightCodeNamingTheFieldAndHarmNothing) {
+  Create("good", 1, 1, v1::MODE_MONITOR_ONLY);
+  Start("good");
+  struct Case {
+    std::string label;
+    AcquireRequest first;
+    std::vector<AcquireRequest> later;
+    grpc::StatusCode code;
+    std::string mention;
+  };
+  auto message = [](int64_t demand, int64_t withdraw) {
+    AcquireRequest request;
+    request.set_demand(demand);
+    request.set_withdraw(withdraw);
+    return request;
+  };
+  auto first = [&](const std::string& throttle, int64_t demand) {
+    AcquireRequest request = message(demand, 0);
+    request.set_throttle(throttle);
+    return request;
+  };
+  AcquireRequest heavy = first("good", 1);
+  heavy.set_weight(0);
+  AcquireRequest long_id = first("good", 1);
+  long_id.set_worker_id(std::string(200, 'w'));
+  std::vector<Case> cases = {
+      {"no throttle",
+       first("", 1),
+       {},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "throttle"},
+      {"unknown throttle",
+       first("nope", 1),
+       {},
+       grpc::StatusCode::NOT_FOUND,
+       "nope"},
+      {"negative first demand",
+       first("good", -1),
+       {},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "demand must be in [0, 1000000], got -1"},
+      {"weight 0", heavy, {}, grpc::StatusCode::INVALID_ARGUMENT, "weight"},
+      {"long worker_id",
+       long_id,
+       {},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "worker_id"},
+      {"demand too big",
+       first("good", 0),
+       {message(kMaxDemand + 1, 0)},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "got 1000001"},
+      {"negative withdraw",
+       first("good", 0),
+       {message(0, -5)},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "withdraw must not be negative, got -5"},
+  };
+  for (const Case& c : cases) {
+    auto context = Context();
+    std::unique_ptr<Stream> stream = stub_->Acquire(context.get());
+    stream->Write(c.first);
+    for (const AcquireRequest& m : c.later) stream->Write(m);
+    AcquireResponse response;
+    while (stream->Read(&response)) {
+    }
+    const grpc::Status status = stream->Finish();
+    EXPECT_EQ(status.error_code(), c.code) << c.label;
+    EXPECT_THAT(status.error_message(), HasSubstr(c.mention)) << c.label;
+  }
+  // The server serves on, and the throttle counted only what was granted.
+  const int64_t before = Total("good");
+  Call call = Open("good", 4);
+  ASSERT_TRUE(ReadGrants(call, 4));
+  EXPECT_EQ(Total("good"), before + 4);
+}
+
+TEST_F(AcquireTest, OutstandingDemandHasALimitThatCostsNothingToCheck) {
+  Create("t", 1, 3600);
+  // Before the first Start nothing is granted: the demand adds up.
+  Call call = Open("t", 0);
+  const int64_t messages = kMaxOutstandingDemand / kMaxDemand;
+  for (int64_t i = 0; i < messages; ++i) Ask(call, kMaxDemand);
+  Ask(call, 1);
+  const Ending ending = ReadToEnd(call);
+  EXPECT_EQ(ending.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ending.status.error_message(),
+              HasSubstr(absl::StrCat("the limit is ", kMaxOutstandingDemand)));
+  AwaitState("t", 0, 0);
+}
+
+TEST_F(AcquireTest, ACancelledStreamLeavesTheThrottleWithNothingOwed) {
+  Create("t", 10, 1);
+  Start("t");
+  Call gone = Open("t", 50);
+  ASSERT_TRUE(ReadGrants(gone, 1));
+  gone.context->TryCancel();
+  ReadToEnd(gone);
+  AwaitState("t", 0, -1);
+  // Its remaining demand went with it: the next asker gets the rate.
+  Call next = Open("t", 1);
+  clock_.Advance(absl::Milliseconds(100));
+  ASSERT_TRUE(ReadGrants(next, 1));
+  AwaitState("t", 0, 2);
+}
+
+TEST_F(AcquireTest, WaitingStreamsCountOnlyStreamsWithDemand) {
+  Create("t", 1, 3600);
+  std::vector<Call> calls;
+  for (int i = 0; i < 5; ++i) calls.push_back(Open("t", i % 2));
+  AwaitState("t", 2, 0);  // demands 0, 1, 0, 1, 0
+  EXPECT_EQ(server_->MetricValue("throttle_waiting_streams"), 2);
+  for (Call& call : calls) call.context->TryCancel();
+  for (Call& call : calls) ReadToEnd(call);
+  AwaitState("t", 0, 0);
+}
+
+}  // namespace
+}  // namespace throttle::server
