@@ -77,6 +77,7 @@ AcquireStream::~AcquireStream() {
   SteadyMutexLock lock(&mu_);
   if (call_ == nullptr) return;
   call_->registered->context()->TryCancel();
+  ReadNext();
   // Every operation completes soon after the cancel; the last, Finish,
   // releases the call.
   while (call_ != nullptr) {
@@ -107,6 +108,7 @@ AcquireStream::Outcome AcquireStream::Await(int64_t n, absl::Time deadline) {
   waiters_.push_back(&self);
   wanted_ += self.missing;
   Flush();
+  if (call_ != nullptr) ReadNext();
   while (!self.done) {
     const absl::Duration left = deadline - options_.clock->Now();
     if (left <= absl::ZeroDuration()) {
@@ -194,8 +196,7 @@ void AcquireStream::Handle(void* tag, bool ok) {
     backoff_.Reset();
     const bool stopped = call->response.end() == v1::END_REASON_STOPPED;
     Grants(std::max<int64_t>(call->response.grants(), 0), stopped);
-    call->read_pending = true;
-    call->stream->Read(&call->response, kReadTag);
+    if (!waiters_.empty() || stopped) ReadNext();
   } else if (tag == kFinishTag) {
     call->finish_pending = false;
     Ended();
@@ -218,8 +219,14 @@ void AcquireStream::Open() {
   call->stream->StartCall(nullptr);
   call_ = std::move(call);
   Flush();
-  call_->read_pending = true;
-  call_->stream->Read(&call_->response, kReadTag);
+  ReadNext();
+}
+
+void AcquireStream::ReadNext() {
+  Call* const call = call_.get();
+  if (call->read_pending || call->read_ended) return;
+  call->read_pending = true;
+  call->stream->Read(&call->response, kReadTag);
 }
 
 void AcquireStream::Flush() {

@@ -108,6 +108,8 @@ class AcquireStream {
   // Handles one completion of the call's queue.
   void Handle(void* tag, bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Open() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts a read unless one is pending or the stream ended.
+  void ReadNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes the change of demand, unless a write is in flight.
   void Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Grants(int64_t grants, bool stopped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
