@@ -9,9 +9,10 @@
 // on their own condition variable until their grants arrive, their timeout
 // passes or the poller leaves (then the new head polls). A lone waiter
 // thus reads its own grant: one message each way per grant and no thread
-// hand-off. With no waiter, nobody reads: the stream holds no demand, so
-// the server sends nothing but the end of the stream, read by the next
-// waiter.
+// hand-off. With no waiter, nobody reads (no read is even started): the
+// stream holds no demand, so the server sends nothing but the end of the
+// stream, read by the next waiter. A read is started after the demand is
+// written, so that gRPC's window update goes out with the demand.
 #ifndef THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_
 #define THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_
 
