@@ -40,6 +40,7 @@ constexpr FlagSpec kFlags[] = {
     {"mode", false, Scope::kConfig},
     {"burst", false, Scope::kConfig},
     {"manual_emit", true, Scope::kConfig},
+    {"catch_up", false, Scope::kConfig},
     {"window", false, Scope::kLatest},
     {"tls_ca", false, Scope::kGlobal},
     {"tls_cert", false, Scope::kGlobal},
@@ -103,6 +104,41 @@ absl::StatusOr<bool> ParseBool(absl::string_view flag,
   return result;
 }
 
+// A duration in seconds, as --per and --window take it.
+absl::StatusOr<absl::Duration> ParseSeconds(absl::string_view flag,
+                                            absl::string_view value) {
+  absl::StatusOr<double> seconds = ParseDouble(flag, value);
+  if (!seconds.ok()) return seconds.status();
+  // What a google.protobuf.Duration carries: whole nanoseconds, about
+  // 10,000 years. Beyond that the server would see 0 or the clamped
+  // maximum and name that, not the value typed.
+  constexpr double kMaxDurationSeconds = 315'576'000'000;
+  const double magnitude = std::fabs(*seconds);
+  if (magnitude != 0 &&
+      (magnitude < 1e-9 || magnitude > kMaxDurationSeconds)) {
+    return UsageError(
+        absl::StrCat("--", flag, ": \"", value,
+                     "\" is not a duration the server can be sent (1 ns to ",
+                     FormatDouble(kMaxDurationSeconds), " s)"));
+  }
+  return absl::Seconds(*seconds);
+}
+
+// `duration` as a google.protobuf.Duration (whole nanoseconds).
+void SetDuration(absl::Duration duration, google::protobuf::Duration* out) {
+  absl::Duration rest;
+  out->set_seconds(absl::IDivDuration(duration, absl::Seconds(1), &rest));
+  out->set_nanos(static_cast<int32_t>(
+      absl::IDivDuration(rest, absl::Nanoseconds(1), &rest)));
+}
+
+// A duration of the config as text: seconds, or "default" when unset.
+std::string DurationText(bool set, const google::protobuf::Duration& value) {
+  if (!set) return "default";
+  return FormatDouble(static_cast<double>(value.seconds()) +
+                      value.nanos() / 1e9);
+}
+
 absl::StatusOr<v1::Mode> ParseMode(absl::string_view value) {
   absl::StatusOr<v1::Mode> mode = ModeFromName(value);
   if (!mode.ok())
@@ -140,6 +176,12 @@ absl::Status ParseConfig(const std::map<std::string, std::string>& flags,
     absl::StatusOr<bool> manual = ParseBool("manual_emit", it->second);
     if (!manual.ok()) return manual.status();
     config.set_manual_emit(*manual);
+  }
+  if (auto it = flags.find("catch_up"); it != flags.end()) {
+    absl::StatusOr<absl::Duration> catch_up =
+        ParseSeconds("catch_up", it->second);
+    if (!catch_up.ok()) return catch_up.status();
+    SetDuration(*catch_up, config.mutable_catch_up());
   }
   return absl::OkStatus();
 }
@@ -300,21 +342,9 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
     }
   }
   if (auto it = flags.find("window"); it != flags.end()) {
-    absl::StatusOr<double> window = ParseDouble("window", it->second);
+    absl::StatusOr<absl::Duration> window = ParseSeconds("window", it->second);
     if (!window.ok()) return window.status();
-    // What a google.protobuf.Duration carries: whole nanoseconds, about
-    // 10,000 years. Beyond that the server would see 0 or the clamped
-    // maximum and name that, not the value typed.
-    constexpr double kMaxDurationSeconds = 315'576'000'000;
-    const double magnitude = std::fabs(*window);
-    if (magnitude != 0 &&
-        (magnitude < 1e-9 || magnitude > kMaxDurationSeconds)) {
-      return UsageError(
-          absl::StrCat("--window: \"", it->second,
-                       "\" is not a duration the server can be sent (1 ns to ",
-                       FormatDouble(kMaxDurationSeconds), " s)"));
-    }
-    invocation.window = absl::Seconds(*window);
+    invocation.window = *window;
   }
   return invocation;
 }
@@ -327,9 +357,11 @@ Controls the throttles of a throttle server.
 
 Commands:
   create NAME --max_n=N --per=SECONDS [--mode=MODE] [--burst=N] [--manual_emit]
+              [--catch_up=SECONDS]
                         Create a throttle (state created) allowing N grants
                         per SECONDS.
   configure NAME --max_n=N --per=SECONDS [--mode=MODE] [--burst=N] [--manual_emit]
+              [--catch_up=SECONDS]
                         Replace a throttle's configuration whole.
   delete NAME           Delete a throttle.
   list                  List all throttles.
@@ -349,6 +381,10 @@ Flags:
                         monitor-only.
   --burst=N             Bucket capacity in bucket mode (default max_n).
   --manual_emit         Count only emissions reported by workers (Emit).
+  --catch_up=SECONDS    How far the grant schedule may fall behind real time
+                        (a stall) and still be caught up in a burst; 0: no
+                        catch-up. Default: 1% of --per, at least one grant's
+                        spacing. At most --per.
   --help, -h            Print this help.
   --version             Print throttlectl's version.
 
@@ -443,6 +479,7 @@ std::string ToText(const v1::ThrottleInfo& info) {
       Line("Max n", absl::StrCat(config.max_n())),
       Line("Per seconds", FormatDouble(config.per_seconds())),
       Line("Burst", absl::StrCat(config.burst())),
+      Line("Catch up", DurationText(config.has_catch_up(), config.catch_up())),
       Line("Manual emit", config.manual_emit() ? "true" : "false"),
       Line("Waiting streams", absl::StrCat(info.waiting_streams())),
       Line("Total", absl::StrCat(info.total_emissions())));
@@ -450,14 +487,16 @@ std::string ToText(const v1::ThrottleInfo& info) {
 
 std::string ToText(const v1::ListThrottlesResponse& response) {
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "STATE", "MODE", "MAX_N", "PER_SECONDS", "BURST", "MANUAL_EMIT",
-       "WAITING", "TOTAL"}};
+      {"NAME", "STATE", "MODE", "MAX_N", "PER_SECONDS", "BURST", "CATCH_UP",
+       "MANUAL_EMIT", "WAITING", "TOTAL"}};
   for (const v1::ThrottleInfo& info : response.throttles()) {
     const v1::ThrottleConfig& config = info.config();
     rows.push_back(
         {info.name(), StateName(info.state()), ModeName(config.mode()),
          absl::StrCat(config.max_n()), FormatDouble(config.per_seconds()),
-         absl::StrCat(config.burst()), config.manual_emit() ? "true" : "false",
+         absl::StrCat(config.burst()),
+         DurationText(config.has_catch_up(), config.catch_up()),
+         config.manual_emit() ? "true" : "false",
          absl::StrCat(info.waiting_streams()),
          absl::StrCat(info.total_emissions())});
   }

@@ -43,7 +43,9 @@ struct Invocation {
   Command command = Command::kHelp;
   // The throttle's name; empty for list and help.
   std::string name;
-  // create and configure: --max_n, --per, --mode, --burst, --manual_emit.
+  // create and configure: --max_n, --per, --mode, --burst, --manual_emit,
+  // --catch_up (seconds; unset unless given, so that the server's default
+  // applies).
   v1::ThrottleConfig config;
   // latest: --window (1 s unless given).
   absl::Duration window = absl::Seconds(1);

@@ -46,6 +46,36 @@ TEST(ParseArgsTest, ConfigureLeavesUnsetFieldsAtDefaults) {
   EXPECT_FALSE(invocation->config.manual_emit());
 }
 
+TEST(ParseArgsTest, CatchUpInSecondsOnlyWhenGiven) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"create", "crawl", "--max_n=4", "--per=1", "--catch_up=0.25"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  ASSERT_TRUE(invocation->config.has_catch_up());
+  EXPECT_EQ(invocation->config.catch_up().seconds(), 0);
+  EXPECT_EQ(invocation->config.catch_up().nanos(), 250000000);
+  invocation =
+      Parse({"configure", "crawl", "--max_n=4", "--per=60", "--catch-up", "2"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.catch_up().seconds(), 2);
+  // Zero is sent (no catch-up); absent leaves the server's default.
+  invocation = Parse({"create", "crawl", "--max_n=4", "--per=1",
+                      "--catch_up=0"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_TRUE(invocation->config.has_catch_up());
+  invocation = Parse({"create", "crawl", "--max_n=4", "--per=1"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_FALSE(invocation->config.has_catch_up());
+  for (const std::string value : {"soon", "1e-12", "inf"}) {
+    invocation = Parse(
+        {"create", "crawl", "--max_n=4", "--per=1", "--catch_up=" + value});
+    ASSERT_FALSE(invocation.ok()) << value;
+    EXPECT_NE(invocation.status().message().find("--catch_up: \"" + value),
+              std::string::npos)
+        << invocation.status().message();
+  }
+  EXPECT_FALSE(Parse({"start", "crawl", "--catch_up=1"}).ok());
+}
+
 TEST(ParseArgsTest, AcceptsEveryModeName) {
   const std::vector<std::pair<std::string, v1::Mode>> modes = {
       {"smooth", v1::MODE_SMOOTH},
@@ -227,11 +257,27 @@ TEST(ToTextTest, ListAlignsColumns) {
   info->mutable_config()->set_mode(v1::MODE_MONITOR_ONLY);
   info->mutable_config()->set_burst(4);
   info->set_total_emissions(12);
+  info->mutable_config()->mutable_catch_up()->set_nanos(250000000);
   EXPECT_EQ(ToText(response),
             "NAME         STATE    MODE          MAX_N  PER_SECONDS  BURST  "
-            "MANUAL_EMIT  WAITING  TOTAL\n"
+            "CATCH_UP  MANUAL_EMIT  WAITING  TOTAL\n"
             "a-long-name  running  monitor-only  4      1.0          4      "
-            "false        0        12\n");
+            "0.25      false        0        12\n");
+}
+
+TEST(ToTextTest, ThrottleShowsCatchUpOrDefault) {
+  v1::ThrottleInfo info;
+  info.set_name("crawl");
+  info.mutable_config()->set_max_n(4);
+  info.mutable_config()->set_per_seconds(1);
+  EXPECT_NE(ToText(info).find("\nCatch up: default\n"), std::string::npos)
+      << ToText(info);
+  info.mutable_config()->mutable_catch_up()->set_seconds(2);
+  EXPECT_NE(ToText(info).find("\nCatch up: 2.0\n"), std::string::npos)
+      << ToText(info);
+  info.mutable_config()->mutable_catch_up()->set_seconds(0);
+  EXPECT_NE(ToText(info).find("\nCatch up: 0.0\n"), std::string::npos)
+      << ToText(info);
 }
 
 TEST(ToTextTest, StartPrintsState) {

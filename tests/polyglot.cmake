@@ -25,6 +25,13 @@ add_test(NAME polyglot_mixed_fleet
   COMMAND bash ${_polyglot_clients}/python/run_tests.sh
     $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker>
     test_mixed_fleet)
+# The Acquire stream under await_fuel (one stream per handle, demand and
+# withdrawal, await_fuel_n, stop / close / delete, a restart, fork) and
+# catch_up in the controller's config.
+add_test(NAME polyglot_python_acquire
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker>
+    test_acquire test_config)
 # Node (node --test): the same for the Node client.
 add_test(NAME polyglot_node_errors
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
@@ -71,6 +78,7 @@ set_tests_properties(polyglot_python_tls polyglot_node_tls PROPERTIES
 
 set_tests_properties(
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
+  polyglot_python_acquire
   polyglot_node_errors polyglot_node_tutorial polyglot_node_acquire
   polyglot_python_failover polyglot_node_failover
   polyglot_python_tls polyglot_node_tls

@@ -8,6 +8,7 @@
 
 #include "absl/time/clock.h"
 #include "client-lib/src/real_time.h"
+#include "client-lib/src/steady_mutex.h"
 
 namespace throttle {
 namespace {
@@ -47,6 +48,31 @@ bool SteadyWaitFor(std::condition_variable& cv,
       lock,
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(bounded),
       [&woken] { return woken; });
+}
+
+gpr_timespec MonotonicDeadlineAfter(absl::Duration from_now) {
+  if (from_now == absl::InfiniteDuration()) {
+    return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  }
+  // A bound that now + from_now cannot overflow.
+  constexpr absl::Duration kLongest = absl::Hours(24 * 365);
+  const absl::Duration bounded =
+      std::clamp(from_now, absl::ZeroDuration(), kLongest);
+  return gpr_time_add(
+      gpr_now(GPR_CLOCK_MONOTONIC),
+      gpr_time_from_nanos(absl::ToInt64Nanoseconds(bounded), GPR_TIMESPAN));
+}
+
+void SteadyCondVar::WaitFor(SteadyMutex* mu, absl::Duration timeout) {
+  // Borrows the held std::mutex for the wait and hands it back held.
+  std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
+  if (timeout == absl::InfiniteDuration()) {
+    cv_.wait(lock);
+  } else if (timeout > absl::ZeroDuration()) {
+    constexpr absl::Duration kLongest = absl::Hours(24 * 365);
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(std::min(timeout, kLongest)));
+  }
+  lock.release();
 }
 
 }  // namespace throttle

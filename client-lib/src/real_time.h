@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "absl/time/time.h"
+#include "grpc/support/time.h"
 
 namespace throttle {
 
@@ -30,6 +31,12 @@ std::chrono::system_clock::time_point GrpcDeadlineAfter(
 bool SteadyWaitFor(std::condition_variable& cv,
                    std::unique_lock<std::mutex>& lock, absl::Duration timeout,
                    const bool& woken);
+
+// The deadline `from_now` after this moment on gRPC's monotonic clock, for
+// grpc::CompletionQueue::AsyncNext: unlike a wall-clock time point, a step
+// of the wall clock neither stretches nor cuts it. An infinite `from_now`
+// gives no deadline; zero or a negative one gives now. Never blocks.
+gpr_timespec MonotonicDeadlineAfter(absl::Duration from_now);
 
 }  // namespace throttle
 

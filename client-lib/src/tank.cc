@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "client-lib/src/acquire_stream.h"
 #include "client-lib/src/backoff.h"
 #include "client-lib/src/call_registry.h"
 #include "client-lib/src/proto_time.h"
@@ -13,15 +15,32 @@
 namespace throttle {
 namespace {
 
-FuelResult Result(FuelOutcome outcome, absl::Status status = absl::OkStatus()) {
+// The bound on AwaitFuel(n, timeout)'s n.
+constexpr int64_t kMaxCount = 1000000;
+
+FuelResult Result(FuelOutcome outcome, int64_t grants,
+                  absl::Status status = absl::OkStatus()) {
   FuelResult result;
   result.outcome = outcome;
+  result.grants = grants;
   result.status = std::move(status);
   return result;
 }
 
-absl::Status ClosedError() {
-  return absl::CancelledError("throttle::Tank is closed");
+FuelResult Closed() {
+  return Result(FuelOutcome::kError, 0, TankClosedError());
+}
+
+AcquireStreamOptions StreamOptions(const std::string& throttle,
+                                   const TankOptions& options) {
+  AcquireStreamOptions stream;
+  stream.throttle = throttle;
+  stream.worker_id = options.worker_id;
+  stream.weight = options.weight;
+  stream.backoff_initial = options.backoff_initial;
+  stream.backoff_max = options.backoff_max;
+  stream.clock = options.clock;
+  return stream;
 }
 
 }  // namespace
@@ -37,65 +56,84 @@ Tank::Tank(std::shared_ptr<grpc::ChannelInterface> channel,
     : throttle_(std::move(throttle)),
       options_(std::move(options)),
       stub_(v1::Throttle::NewStub(std::move(channel))),
-      calls_(std::make_unique<CallRegistry>()) {}
+      calls_(std::make_unique<CallRegistry>()),
+      acquire_(std::make_unique<AcquireStream>(
+          stub_.get(), calls_.get(), StreamOptions(throttle_, options_))) {}
 
 Tank::~Tank() { Close(); }
 
 FuelResult Tank::AwaitFuel(absl::Duration timeout) {
-  if (calls_->closed()) return Result(FuelOutcome::kError, ClosedError());
-  {
-    absl::MutexLock lock(&mu_);
-    if (TakeSurplus()) return Result(FuelOutcome::kFuel);
+  return AwaitFuel(1, timeout);
+}
+
+FuelResult Tank::AwaitFuel(int64_t n, absl::Duration timeout) {
+  if (calls_->closed()) return Closed();
+  if (n < 1 || n > kMaxCount) {
+    return Result(FuelOutcome::kError, 0,
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "AwaitFuel: n must be in [1, ", kMaxCount, "], not ", n)));
   }
   const Clock& clock = *options_.clock;
+  if (timeout <= absl::ZeroDuration()) {
+    // "Only if available now": the server's answer is exact.
+    const int64_t kept = acquire_->TakeKept(n);
+    if (kept == n) return Result(FuelOutcome::kFuel, n);
+    return AwaitWithCalls(n, kept, clock.Now(), /*finite=*/true);
+  }
   const bool finite = timeout != absl::InfiniteDuration();
   const absl::Time deadline =
-      finite ? clock.Now() + std::max(timeout, absl::ZeroDuration())
-             : absl::InfiniteFuture();
+      finite ? clock.Now() + timeout : absl::InfiniteFuture();
+  AcquireStream::Outcome outcome = acquire_->Await(n, deadline);
+  if (!outcome.unimplemented) return std::move(outcome.result);
+  return AwaitWithCalls(n, outcome.result.grants, deadline, finite);
+}
+
+FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
+                                bool finite) {
+  const Clock& clock = *options_.clock;
   Backoff backoff(options_.backoff_initial, options_.backoff_max);
   for (;;) {
-    const Attempt attempt = CallAwaitFuel(deadline, finite);
+    const Attempt attempt = CallAwaitFuel(n - got, deadline, finite);
     if (attempt.grants > 0) {
-      absl::MutexLock lock(&mu_);
+      const int64_t take = std::min(attempt.grants, n - got);
+      got += take;
       if (attempt.end == v1::END_REASON_STOPPED) {
-        // Fuel that fell due just before the stop: use one, drop the rest.
-        killed_ = true;
-        surplus_ = 0;
+        // Fuel that fell due just before the stop: use it, drop the rest.
+        acquire_->SawStopped();
       } else {
-        killed_ = false;
-        surplus_ += attempt.grants - 1;
+        acquire_->SawGrants(attempt.grants - take);
       }
-      return Result(FuelOutcome::kFuel);
+      if (got == n) return Result(FuelOutcome::kFuel, n);
     }
     if (attempt.end == v1::END_REASON_STOPPED) {
-      absl::MutexLock lock(&mu_);
-      killed_ = true;
-      surplus_ = 0;
-      return Result(FuelOutcome::kStopped);
+      acquire_->SawStopped();
+      return Result(FuelOutcome::kStopped, got);
     }
     if (attempt.end == v1::END_REASON_WAIT_LIMIT_PASSED) {
-      return Result(FuelOutcome::kTimedOut);
+      return Result(FuelOutcome::kTimedOut, got);
     }
     switch (attempt.status.error_code()) {
       case grpc::StatusCode::OK:
-        return Result(FuelOutcome::kError,
+        return Result(FuelOutcome::kError, got,
                       absl::InternalError(
-                          "AwaitFuel stream ended without a grant or an end "
-                          "reason"));
+                          "AwaitFuel stream ended without its grants or an "
+                          "end reason"));
       case grpc::StatusCode::DEADLINE_EXCEEDED:
         // Our own deadline (timeout + slack): the server was unreachable or
         // its answer late.
-        if (finite) return Result(FuelOutcome::kTimedOut);
+        if (finite) return Result(FuelOutcome::kTimedOut, got);
         break;
       case grpc::StatusCode::CANCELLED:
         if (calls_->closed()) {
-          return Result(FuelOutcome::kError, ClosedError());
+          return Result(FuelOutcome::kError, got, TankClosedError());
         }
         // Not our cancel: the server cancelled the call (a shutdown past
         // its grace period). Like UNAVAILABLE, call again later.
         [[fallthrough]];
       case grpc::StatusCode::UNAVAILABLE: {
-        // The server is restarting or shutting down: call again later.
+        // The server is restarting or shutting down: call again later. It
+        // may come back with Acquire.
+        acquire_->RetryAcquire();
         absl::Duration delay;
         {
           absl::MutexLock lock(&mu_);
@@ -104,23 +142,24 @@ FuelResult Tank::AwaitFuel(absl::Duration timeout) {
         if (finite) {
           const absl::Duration remaining = deadline - clock.Now();
           if (remaining <= absl::ZeroDuration()) {
-            return Result(FuelOutcome::kTimedOut);
+            return Result(FuelOutcome::kTimedOut, got);
           }
           delay = std::min(delay, remaining);
         }
         if (!calls_->SleepUnlessClosed(delay)) {
-          return Result(FuelOutcome::kError, ClosedError());
+          return Result(FuelOutcome::kError, got, TankClosedError());
         }
         continue;
       }
       default:
         break;
     }
-    return Result(FuelOutcome::kError, FromGrpcStatus(attempt.status));
+    return Result(FuelOutcome::kError, got, FromGrpcStatus(attempt.status));
   }
 }
 
-Tank::Attempt Tank::CallAwaitFuel(absl::Time deadline, bool finite) {
+Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
+                                  bool finite) {
   Attempt attempt;
   CallRegistry::Call call(calls_.get());
   if (!call.registered()) {
@@ -133,7 +172,7 @@ Tank::Attempt Tank::CallAwaitFuel(absl::Time deadline, bool finite) {
 
   v1::AwaitFuelRequest request;
   request.set_throttle(throttle_);
-  request.set_count(1);
+  request.set_count(count);
   request.set_worker_id(options_.worker_id);
   request.set_weight(options_.weight);
   if (finite) {
@@ -161,18 +200,14 @@ Tank::Attempt Tank::CallAwaitFuel(absl::Time deadline, bool finite) {
 
 bool Tank::killed() const {
   if (calls_->closed()) return true;
-  absl::MutexLock lock(&mu_);
-  return killed_;
+  return acquire_->killed();
 }
 
 absl::StatusOr<bool> Tank::HasFuel() {
-  if (calls_->closed()) return ClosedError();
-  {
-    absl::MutexLock lock(&mu_);
-    if (TakeSurplus()) return true;
-  }
+  if (calls_->closed()) return TankClosedError();
+  if (acquire_->TakeKept(1) == 1) return true;
   CallRegistry::Call call(calls_.get());
-  if (!call.registered()) return ClosedError();
+  if (!call.registered()) return TankClosedError();
   call.context()->set_deadline(GrpcDeadlineAfter(options_.unary_deadline));
   v1::HasFuelRequest request;
   request.set_throttle(throttle_);
@@ -181,19 +216,17 @@ absl::StatusOr<bool> Tank::HasFuel() {
   const grpc::Status status =
       stub_->HasFuel(call.context(), request, &response);
   if (!status.ok()) return CallError(status);
-  absl::MutexLock lock(&mu_);
   if (response.stopped()) {
-    killed_ = true;
-    surplus_ = 0;
+    acquire_->SawStopped();
     return false;
   }
-  if (response.granted()) killed_ = false;
+  if (response.granted()) acquire_->SawGrants(0);
   return response.granted();
 }
 
 absl::Status Tank::Emit(int64_t n) {
   CallRegistry::Call call(calls_.get());
-  if (!call.registered()) return ClosedError();
+  if (!call.registered()) return TankClosedError();
   call.context()->set_deadline(GrpcDeadlineAfter(options_.unary_deadline));
   v1::EmitRequest request;
   request.set_throttle(throttle_);
@@ -205,17 +238,15 @@ absl::Status Tank::Emit(int64_t n) {
   return absl::OkStatus();
 }
 
-void Tank::Close() { calls_->Close(); }
-
-bool Tank::TakeSurplus() {
-  if (surplus_ <= 0) return false;
-  --surplus_;
-  return true;
+void Tank::Close() {
+  calls_->Close();
+  // A waiter sleeping out a backoff delay learns of it at once.
+  acquire_->WakeAll();
 }
 
 absl::Status Tank::CallError(const grpc::Status& status) const {
   if (status.error_code() == grpc::StatusCode::CANCELLED && calls_->closed()) {
-    return ClosedError();
+    return TankClosedError();
   }
   return FromGrpcStatus(status);
 }

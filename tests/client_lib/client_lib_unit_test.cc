@@ -698,6 +698,20 @@ TEST(ControllerTest, SendsConfigAndWindow) {
   EXPECT_EQ(server.service().last_latest().window().seconds(), 1);
 }
 
+TEST(ControllerTest, SendsCatchUp) {
+  FakeServer server;
+  Controller controller(server.address());
+  v1::ThrottleConfig config;
+  config.set_max_n(4);
+  config.set_per_seconds(1);
+  config.mutable_catch_up()->set_nanos(20000000);
+  const absl::StatusOr<v1::CreateThrottleResponse> created =
+      controller.CreateThrottle("crawl", config);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(created->throttle().config().has_catch_up());
+  EXPECT_EQ(created->throttle().config().catch_up().nanos(), 20000000);
+}
+
 TEST(ControllerTest, CloseEndsACallInFlightAndLaterCallsFailAtOnce) {
   FakeServer server;
   Controller controller(server.address());

@@ -487,7 +487,8 @@ TEST_F(SecureServerTest, TenantSeesAndUsesOnlyItsThrottles) {
   EXPECT_EQ(denied.outcome, FuelOutcome::kError);
   EXPECT_EQ(denied.status.code(), absl::StatusCode::kPermissionDenied)
       << denied.status;
-  EXPECT_THAT(std::string(denied.status.message()), HasSubstr("AwaitFuel"));
+  // The message names the method the Tank waits on (Acquire).
+  EXPECT_THAT(std::string(denied.status.message()), HasSubstr("Acquire"));
 
   const auto tenant = ControllerFor(As("tenant-b"));
   auto listed = tenant->ListThrottles();
@@ -514,24 +515,29 @@ TEST_F(SecureServerTest, StreamsPerClientAreCountedPerIdentity) {
   options_.throttles = {{"t", FourPerSecond()}, {"held", FourPerSecond()}};
   StartServer();
   ASSERT_TRUE(ControllerFor(As("controller"))->Start("t").ok());
-  // Two streams of the worker wait on "held", which is never started.
+  // Two streams of the worker wait on "held", which is never started: two
+  // Tanks (the threads of one Tank share its one Acquire stream).
   const auto worker = TankFor(As("worker"), "held");
+  const auto worker2 = TankFor(As("worker"), "held");
   std::vector<FuelResult> held(2);
   std::vector<std::thread> waiting;
-  for (FuelResult& result : held) {
-    waiting.emplace_back([tank = worker.get(), out = &result] {
-      *out = tank->AwaitFuel(absl::Seconds(60));
-    });
-  }
+  waiting.emplace_back([tank = worker.get(), out = &held[0]] {
+    *out = tank->AwaitFuel(absl::Seconds(60));
+  });
+  waiting.emplace_back([tank = worker2.get(), out = &held[1]] {
+    *out = tank->AwaitFuel(absl::Seconds(60));
+  });
   // Ends the two waits however the test ends.
   struct Join {
     Tank* tank;
+    Tank* tank2;
     std::vector<std::thread>* threads;
     ~Join() {
       tank->Close();
+      tank2->Close();
       for (std::thread& thread : *threads) thread.join();
     }
-  } join{worker.get(), &waiting};
+  } join{worker.get(), worker2.get(), &waiting};
   ASSERT_TRUE(server_->AwaitThrottle(
       "held", [](int64_t streams, int64_t) { return streams == 2; },
       absl::Seconds(20)))
@@ -549,6 +555,7 @@ TEST_F(SecureServerTest, StreamsPerClientAreCountedPerIdentity) {
   EXPECT_TRUE(other.ok()) << other.status;
 
   worker->Close();
+  worker2->Close();
   for (std::thread& thread : waiting) thread.join();
   waiting.clear();
   for (const FuelResult& result : held) {

@@ -9,6 +9,7 @@
 //   throttle::v1::ThrottleConfig config;
 //   config.set_max_n(4);
 //   config.set_per_seconds(1);
+//   config.mutable_catch_up()->set_nanos(50'000'000);  // 50 ms; unset: default
 //   absl::Status status = controller.CreateThrottle("crawl", config).status();
 //   status = controller.Start("crawl").status();
 //   ...
@@ -98,8 +99,9 @@ class Controller {
   // (docs/clients.md).
   void Close();
 
-  // Creates throttle `name` in state CREATED with `config`. ALREADY_EXISTS if
-  // the name is taken.
+  // Creates throttle `name` in state CREATED with `config` (every field of
+  // v1::ThrottleConfig, catch_up included: leave it unset for the server's
+  // default). ALREADY_EXISTS if the name is taken.
   absl::StatusOr<v1::CreateThrottleResponse> CreateThrottle(
       absl::string_view name, const v1::ThrottleConfig& config) const;
 

@@ -8,10 +8,12 @@
 //     if (tank.AwaitFuel().ok()) Work();
 //   }
 //
-// The Tank speaks the worker RPCs of proto/throttle/v1/throttle.proto
-// (AwaitFuel, HasFuel, Emit) and reconnects with backoff when the server is
-// unavailable (restarting, shutting down). Its intervals are measured on a
-// monotonic clock (throttle/clock.h).
+// The Tank speaks the worker RPCs of proto/throttle/v1/throttle.proto: it
+// waits for fuel on one long-lived Acquire stream shared by all its threads
+// (docs/acquire-client-spec.md), falling back to AwaitFuel calls on a
+// server without Acquire, and calls HasFuel and Emit. It reconnects with
+// backoff when the server is unavailable (restarting, shutting down). Its
+// intervals are measured on a monotonic clock (throttle/clock.h).
 #ifndef THROTTLE_TANK_H_
 #define THROTTLE_TANK_H_
 
@@ -32,7 +34,8 @@
 
 namespace throttle {
 
-class CallRegistry;  // client-lib/src/call_registry.h
+class AcquireStream;  // client-lib/src/acquire_stream.h
+class CallRegistry;   // client-lib/src/call_registry.h
 
 // How a Tank identifies itself and how it waits.
 struct TankOptions {
@@ -51,8 +54,10 @@ struct TankOptions {
   // `backoff_max` of the server's return.
   absl::Duration backoff_initial = kDefaultBackoffInitial;
   absl::Duration backoff_max = kDefaultBackoffMax;
-  // Added to a finite AwaitFuel timeout to form the call's gRPC deadline, so
-  // that the server's own "wait limit passed" answer normally arrives first.
+  // Added to a finite AwaitFuel timeout to form the gRPC deadline of an
+  // AwaitFuel call (a timeout of zero or less, or a server without
+  // Acquire), so that the server's own "wait limit passed" answer normally
+  // arrives first.
   absl::Duration deadline_slack = absl::Milliseconds(200);
   // The deadline of each HasFuel and Emit call.
   absl::Duration unary_deadline = absl::Seconds(10);
@@ -63,7 +68,7 @@ struct TankOptions {
 
 // What a call to Tank::AwaitFuel() ended with.
 enum class FuelOutcome {
-  // One grant of fuel: do one piece of work.
+  // The grants asked for (one for the plain call): do that much work.
   kFuel,
   // The throttle was stopped (the seed's kill_flag): stop working.
   kStopped,
@@ -81,6 +86,11 @@ struct FuelResult {
   // deleted), CANCELLED (the Tank is closed: Tank::Close()), or another
   // gRPC code.
   absl::Status status;
+  // The grants this call took: 1 (or the count asked for) on kFuel. On
+  // kStopped and kTimedOut the counted AwaitFuel(n, timeout) may have got
+  // part of its n (counted as emissions by the server: use them); the
+  // plain AwaitFuel() has 0 then.
+  int64_t grants = 0;
 
   // True if fuel was granted.
   bool ok() const { return outcome == FuelOutcome::kFuel; }
@@ -90,9 +100,11 @@ struct FuelResult {
 
 // A worker's handle on one named throttle of one server.
 //
-// Thread-safe: any number of threads may call any method at once (each
-// AwaitFuel runs its own call). The Tank must outlive those calls: destroy it
-// only after every thread has returned from it (Close() makes them return).
+// Thread-safe: any number of threads may call any method at once. Waiting
+// AwaitFuel calls share the Tank's one Acquire stream and are served in the
+// order they started waiting (FIFO). The Tank must outlive those calls:
+// destroy it only after every thread has returned from it (Close() makes
+// them return).
 class Tank {
  public:
   // Connects to the server at `target` (a gRPC target name such as
@@ -130,27 +142,41 @@ class Tank {
   ~Tank();
 
   // Blocks until one grant of fuel is available to this worker, the throttle
-  // stops, `timeout` passes, or the call fails.
+  // stops, `timeout` passes, or the call fails. The same as AwaitFuel(1,
+  // timeout).
+  FuelResult AwaitFuel(absl::Duration timeout = absl::InfiniteDuration())
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Blocks until `n` grants of fuel are available to this worker, the
+  // throttle stops, `timeout` passes, or the call fails. `n` must be in
+  // [1, 1000000] (kError with INVALID_ARGUMENT otherwise, without a call).
   //
-  // Grants received earlier beyond what was asked (a message may carry
-  // several) are handed out first, without a call. Otherwise this makes one
-  // AwaitFuel call for one grant with wait limit `timeout` (none when
-  // infinite; a negative timeout counts as zero: "only if available now").
-  // While the server answers UNAVAILABLE (or the call is CANCELLED by the
-  // other side, as by a server shutting down) and the timeout has not
-  // passed, it calls again after a backoff delay (TankOptions); the call also
-  // waits for an unreachable server to come up (gRPC wait_for_ready).
+  // Grants received earlier that no caller took (a grant that arrived just
+  // after its waiter timed out) are handed out first, without asking the
+  // server. For the rest the caller waits on the Tank's Acquire stream,
+  // opened by the first call that needs it and kept open: it asks the
+  // server for what is missing, and leaves the stream's FIFO queue of
+  // waiters when its timeout passes, withdrawing what it still missed (the
+  // result then counts what it got). While the server answers UNAVAILABLE
+  // (or the stream is CANCELLED by the other side, as by a server shutting
+  // down) the waiters keep waiting and the stream is opened again after a
+  // backoff delay (TankOptions); it also waits for an unreachable server to
+  // come up (gRPC wait_for_ready). A timeout of zero or less ("only if
+  // available now") makes one AwaitFuel call with wait limit zero instead,
+  // as does every wait on a server without Acquire (UNIMPLEMENTED).
   //
   // On kFuel killed() becomes false (the throttle runs, perhaps restarted);
   // on kStopped it becomes true and grants kept for later are dropped. A
-  // final message carrying grants and "stopped" together yields kFuel and
-  // sets killed(). Timeout and backoff are measured on TankOptions::clock.
+  // final message carrying grants and "stopped" together gives those grants
+  // to the first waiters (kFuel) and sets killed(). Timeout and backoff are
+  // measured on TankOptions::clock.
   //
   // When the Tank is closed (Close()) while this waits, in a call or between
   // calls, it returns kError with CANCELLED ("throttle::Tank is closed") at
-  // once, unless its grant had already arrived; after Close() it returns so
+  // once, unless its grants had already arrived; after Close() it returns so
   // without a call.
-  FuelResult AwaitFuel(absl::Duration timeout = absl::InfiniteDuration())
+  FuelResult AwaitFuel(int64_t n,
+                       absl::Duration timeout = absl::InfiniteDuration())
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns true once the throttle was seen stopped (the seed's kill_flag)
@@ -159,7 +185,7 @@ class Tank {
   bool killed() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Takes one grant if one is available right now: from grants kept from an
-  // earlier AwaitFuel, else from the server (which says no while other
+  // earlier AwaitFuel (see above), else from the server (which says no while other
   // workers wait in AwaitFuel). Returns false if none is available or the
   // throttle is stopped (then killed() becomes true). Returns the call's
   // error otherwise (NOT_FOUND, UNAVAILABLE, DEADLINE_EXCEEDED after
@@ -195,12 +221,14 @@ class Tank {
     grpc::Status status;
   };
 
-  // Makes one AwaitFuel call that ends at `deadline` (on options_.clock)
-  // at the latest.
-  Attempt CallAwaitFuel(absl::Time deadline, bool finite);
+  // Waits with AwaitFuel calls for the `n - got` grants still missing, as
+  // AwaitFuel(n, timeout) says, calling again after UNAVAILABLE.
+  FuelResult AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
+                            bool finite) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Takes one kept grant if there is one.
-  bool TakeSurplus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes one AwaitFuel call for `count` grants that ends at `deadline` (on
+  // options_.clock) at the latest.
+  Attempt CallAwaitFuel(int64_t count, absl::Time deadline, bool finite);
 
   // `status` of a call, or the "closed" error if it was cancelled by
   // Close().
@@ -211,12 +239,12 @@ class Tank {
   const std::unique_ptr<v1::Throttle::Stub> stub_;
   // The calls in flight, for Close().
   const std::unique_ptr<CallRegistry> calls_;
+  // The Acquire stream, its waiters, the grants kept for later and the
+  // kill flag. Destroyed before calls_.
+  const std::unique_ptr<AcquireStream> acquire_;
 
   mutable absl::Mutex mu_;
-  // Grants received beyond what callers asked for, handed out first.
-  int64_t surplus_ ABSL_GUARDED_BY(mu_) = 0;
-  bool killed_ ABSL_GUARDED_BY(mu_) = false;
-  // Jitter of the reconnection delays.
+  // Jitter of the reconnection delays of AwaitFuel calls.
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
 };
 

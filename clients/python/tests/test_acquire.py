@@ -47,12 +47,14 @@ def in_thread(call, *args):
 def stream_of(throttle):
     """The Acquire call a Throttle has open now (None if none): a test's
     window on "the stream stayed open"."""
-    return throttle._state.fuel._call
+    state = throttle._state  # made by the first call that needs it
+    return None if state is None else state.fuel._call
 
 
 def waiters_of(throttle):
     """How many await_fuel calls of the Throttle wait on its stream."""
-    return len(throttle._state.fuel._waiters)
+    state = throttle._state
+    return 0 if state is None else len(state.fuel._waiters)
 
 
 class Awaits(ServerTestCase):

@@ -1,0 +1,393 @@
+#include "client-lib/src/acquire_stream.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "client-lib/src/real_time.h"
+#include "grpcpp/completion_queue.h"
+#include "throttle/status.h"
+
+namespace throttle {
+namespace {
+
+// The completion tags of the call's three kinds of operation.
+void* const kWriteTag = reinterpret_cast<void*>(1);
+void* const kReadTag = reinterpret_cast<void*>(2);
+void* const kFinishTag = reinterpret_cast<void*>(3);
+
+// The most demand one AcquireRequest may add (the proto's bound).
+constexpr int64_t kMaxDemandPerMessage = 1000000;
+
+// How long a waiter that leaves last waits for its withdrawal to be
+// written (only when a write was in flight as it left).
+constexpr absl::Duration kSettleTimeout = absl::Milliseconds(100);
+
+}  // namespace
+
+absl::Status TankClosedError() {
+  return absl::CancelledError("throttle::Tank is closed");
+}
+
+// One waiting AwaitFuel call. Lives on its thread's stack while queued.
+struct AcquireStream::Waiter {
+  int64_t missing = 0;
+  int64_t got = 0;
+  bool done = false;
+  bool unimplemented = false;
+  FuelOutcome outcome = FuelOutcome::kError;
+  absl::Status status;
+  SteadyCondVar wake;
+};
+
+// One Acquire call. Members in order of destruction (last first): the
+// stream, then the context (which releases the call), then the queue.
+struct AcquireStream::Call {
+  grpc::CompletionQueue queue;
+  std::unique_ptr<CallRegistry::Call> registered;
+  std::unique_ptr<
+      grpc::ClientAsyncReaderWriter<v1::AcquireRequest, v1::AcquireResponse>>
+      stream;
+  v1::AcquireRequest request;
+  v1::AcquireResponse response;
+  grpc::Status status;
+  bool first_written = false;
+  bool write_pending = false;
+  bool read_pending = false;
+  bool read_ended = false;
+  bool finish_pending = false;
+  // The last message said END_REASON_STOPPED: no more demand is written.
+  bool stopped = false;
+  // What the server still owes by what was written and read, never below
+  // zero: never more than the server's own count, so that the waiters'
+  // demand is never short (docs/acquire-client-spec.md).
+  int64_t outstanding = 0;
+
+  bool accepts_demand() const { return !read_ended && !stopped; }
+};
+
+AcquireStream::AcquireStream(v1::Throttle::Stub* stub, CallRegistry* calls,
+                             AcquireStreamOptions options)
+    : stub_(stub),
+      calls_(calls),
+      options_(std::move(options)),
+      backoff_(options_.backoff_initial, options_.backoff_max) {}
+
+AcquireStream::~AcquireStream() {
+  SteadyMutexLock lock(&mu_);
+  if (call_ == nullptr) return;
+  call_->registered->context()->TryCancel();
+  ReadNext();
+  // Every operation completes soon after the cancel; the last, Finish,
+  // releases the call.
+  while (call_ != nullptr) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!call_->queue.Next(&tag, &ok)) break;
+    Handle(tag, ok);
+  }
+}
+
+AcquireStream::Outcome AcquireStream::Await(int64_t n, absl::Time deadline) {
+  SteadyMutexLock lock(&mu_);
+  Waiter self;
+  self.got = std::min(kept_, n);
+  kept_ -= self.got;
+  self.missing = n - self.got;
+  Outcome outcome;
+  if (self.missing == 0) {
+    outcome.result.outcome = FuelOutcome::kFuel;
+    outcome.result.grants = n;
+    return outcome;
+  }
+  if (unimplemented_) {
+    outcome.unimplemented = true;
+    outcome.result.grants = self.got;
+    return outcome;
+  }
+  waiters_.push_back(&self);
+  wanted_ += self.missing;
+  Flush();
+  if (call_ != nullptr) ReadNext();
+  while (!self.done) {
+    const absl::Duration left = deadline - options_.clock->Now();
+    if (left <= absl::ZeroDuration()) {
+      Leave(&self);
+      self.outcome = FuelOutcome::kTimedOut;
+      if (waiters_.empty() && !polling_) Settle(kSettleTimeout);
+      break;
+    }
+    if (!polling_) {
+      polling_ = true;
+      Poll(&self, left);
+      polling_ = false;
+    } else {
+      self.wake.WaitFor(&mu_, left);
+    }
+  }
+  // Whoever leaves hands the polling on to the new head.
+  if (!polling_ && !waiters_.empty()) waiters_.front()->wake.Signal();
+  outcome.unimplemented = self.unimplemented;
+  outcome.result.outcome = self.outcome;
+  outcome.result.status = std::move(self.status);
+  outcome.result.grants = self.got;
+  return outcome;
+}
+
+void AcquireStream::Poll(Waiter* self, absl::Duration timeout) {
+  if (call_ == nullptr) {
+    if (calls_->closed()) {
+      CompleteAll(FuelOutcome::kError, TankClosedError());
+      return;
+    }
+    const absl::Duration backoff = reopen_at_ - options_.clock->Now();
+    if (backoff > absl::ZeroDuration()) {
+      self->wake.WaitFor(&mu_, std::min(backoff, timeout));
+      return;
+    }
+    Open();
+    return;
+  }
+  Call* const call = call_.get();
+  void* tag = nullptr;
+  bool ok = false;
+  // Only the poller retires the call, so it outlives the unlocked wait.
+  mu_.Unlock();
+  const grpc::CompletionQueue::NextStatus next =
+      call->queue.AsyncNext(&tag, &ok, MonotonicDeadlineAfter(timeout));
+  mu_.Lock();
+  if (next == grpc::CompletionQueue::GOT_EVENT) Handle(tag, ok);
+}
+
+void AcquireStream::Settle(absl::Duration timeout) {
+  // Real time, not the options' clock: this is not the caller's timeout,
+  // and a test's clock may stand still.
+  const gpr_timespec until = MonotonicDeadlineAfter(timeout);
+  polling_ = true;
+  while (call_ != nullptr && waiters_.empty() && call_->accepts_demand() &&
+         (call_->write_pending || call_->outstanding != wanted_)) {
+    Call* const call = call_.get();
+    void* tag = nullptr;
+    bool ok = false;
+    mu_.Unlock();
+    const grpc::CompletionQueue::NextStatus next =
+        call->queue.AsyncNext(&tag, &ok, until);
+    mu_.Lock();
+    if (next != grpc::CompletionQueue::GOT_EVENT) break;
+    Handle(tag, ok);
+  }
+  polling_ = false;
+}
+
+void AcquireStream::Handle(void* tag, bool ok) {
+  Call* const call = call_.get();
+  if (tag == kWriteTag) {
+    call->write_pending = false;
+    // A failed write means a broken call: the pending read fails too.
+    if (ok) Flush();
+    MaybeFinish();
+  } else if (tag == kReadTag) {
+    call->read_pending = false;
+    if (!ok) {
+      call->read_ended = true;
+      MaybeFinish();
+      return;
+    }
+    backoff_.Reset();
+    const bool stopped = call->response.end() == v1::END_REASON_STOPPED;
+    Grants(std::max<int64_t>(call->response.grants(), 0), stopped);
+    if (!waiters_.empty() || stopped) ReadNext();
+  } else if (tag == kFinishTag) {
+    call->finish_pending = false;
+    Ended();
+  }
+}
+
+void AcquireStream::Open() {
+  auto call = std::make_unique<Call>();
+  call->registered = std::make_unique<CallRegistry::Call>(calls_);
+  if (!call->registered->registered()) {
+    CompleteAll(FuelOutcome::kError, TankClosedError());
+    return;
+  }
+  grpc::ClientContext* context = call->registered->context();
+  // Wait for a server that is (re)starting instead of failing at once.
+  context->set_wait_for_ready(true);
+  // The call's headers go with its first message, in one write.
+  context->set_initial_metadata_corked(true);
+  call->stream = stub_->PrepareAsyncAcquire(context, &call->queue);
+  call->stream->StartCall(nullptr);
+  call_ = std::move(call);
+  Flush();
+  ReadNext();
+}
+
+void AcquireStream::ReadNext() {
+  Call* const call = call_.get();
+  if (call->read_pending || call->read_ended) return;
+  call->read_pending = true;
+  call->stream->Read(&call->response, kReadTag);
+}
+
+void AcquireStream::Flush() {
+  Call* const call = call_.get();
+  if (call == nullptr || call->write_pending || !call->accepts_demand()) {
+    return;
+  }
+  const int64_t change = wanted_ - call->outstanding;
+  if (call->first_written && change == 0) return;
+  v1::AcquireRequest& request = call->request;
+  request.Clear();
+  if (!call->first_written) {
+    request.set_throttle(options_.throttle);
+    request.set_worker_id(options_.worker_id);
+    request.set_weight(options_.weight);
+    call->first_written = true;
+  }
+  if (change > 0) {
+    const int64_t demand = std::min(change, kMaxDemandPerMessage);
+    request.set_demand(demand);
+    call->outstanding += demand;
+  } else if (change < 0) {
+    request.set_withdraw(-change);
+    call->outstanding = wanted_;
+  }
+  call->write_pending = true;
+  call->stream->Write(request, kWriteTag);
+}
+
+void AcquireStream::Grants(int64_t grants, bool stopped) {
+  Call* const call = call_.get();
+  call->outstanding = std::max<int64_t>(call->outstanding - grants, 0);
+  if (grants > 0 && !stopped) killed_ = false;
+  while (grants > 0 && !waiters_.empty()) {
+    Waiter* head = waiters_.front();
+    const int64_t take = std::min(grants, head->missing);
+    head->missing -= take;
+    head->got += take;
+    wanted_ -= take;
+    grants -= take;
+    if (head->missing == 0) {
+      waiters_.pop_front();
+      Complete(head, FuelOutcome::kFuel);
+    }
+  }
+  if (stopped) {
+    // The rest of the grants are dropped with the kept ones.
+    call->stopped = true;
+    killed_ = true;
+    kept_ = 0;
+    CompleteAll(FuelOutcome::kStopped, absl::OkStatus());
+    return;
+  }
+  kept_ += grants;
+}
+
+void AcquireStream::MaybeFinish() {
+  Call* const call = call_.get();
+  if (!call->read_ended || call->write_pending || call->finish_pending) return;
+  call->finish_pending = true;
+  call->stream->Finish(&call->status, kFinishTag);
+}
+
+void AcquireStream::Ended() {
+  const grpc::Status status = call_->status;
+  const bool stopped = call_->stopped;
+  // Release the call before its queue: the stream, the context, then the
+  // queue, shut down and drained (nothing is left in it).
+  call_->stream.reset();
+  call_->registered.reset();
+  call_->queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (call_->queue.Next(&tag, &ok)) {
+  }
+  call_.reset();
+
+  if (calls_->closed()) {
+    CompleteAll(FuelOutcome::kError, TankClosedError());
+    return;
+  }
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+      // After END_REASON_STOPPED every waiter was answered; a new waiter
+      // opens a new call (which ends at once while the throttle is stopped).
+      if (!stopped) {
+        CompleteAll(FuelOutcome::kError,
+                    absl::InternalError("Acquire stream ended without "
+                                        "END_REASON_STOPPED"));
+      }
+      return;
+    case grpc::StatusCode::CANCELLED:  // not by Close(): a server shutdown
+    case grpc::StatusCode::UNAVAILABLE:
+      // The waiters wait on; a new call asks for what they still miss.
+      reopen_at_ = options_.clock->Now() + backoff_.NextDelay(gen_);
+      return;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      // An older server: the waiters make AwaitFuel calls instead.
+      unimplemented_ = true;
+      for (Waiter* waiter : waiters_) waiter->unimplemented = true;
+      CompleteAll(FuelOutcome::kError, FromGrpcStatus(status));
+      return;
+    default:
+      CompleteAll(FuelOutcome::kError, FromGrpcStatus(status));
+      return;
+  }
+}
+
+void AcquireStream::Leave(Waiter* waiter) {
+  waiters_.erase(std::find(waiters_.begin(), waiters_.end(), waiter));
+  wanted_ -= waiter->missing;
+  Flush();
+}
+
+void AcquireStream::Complete(Waiter* waiter, FuelOutcome outcome,
+                             absl::Status status) {
+  waiter->done = true;
+  waiter->outcome = outcome;
+  waiter->status = std::move(status);
+  waiter->wake.Signal();
+}
+
+void AcquireStream::CompleteAll(FuelOutcome outcome,
+                                const absl::Status& status) {
+  for (Waiter* waiter : waiters_) Complete(waiter, outcome, status);
+  waiters_.clear();
+  wanted_ = 0;
+}
+
+int64_t AcquireStream::TakeKept(int64_t n) {
+  SteadyMutexLock lock(&mu_);
+  const int64_t taken = std::min(kept_, n);
+  kept_ -= taken;
+  return taken;
+}
+
+void AcquireStream::SawGrants(int64_t extra) {
+  SteadyMutexLock lock(&mu_);
+  killed_ = false;
+  kept_ += extra;
+}
+
+void AcquireStream::SawStopped() {
+  SteadyMutexLock lock(&mu_);
+  killed_ = true;
+  kept_ = 0;
+}
+
+bool AcquireStream::killed() const {
+  SteadyMutexLock lock(&mu_);
+  return killed_;
+}
+
+void AcquireStream::RetryAcquire() {
+  SteadyMutexLock lock(&mu_);
+  unimplemented_ = false;
+}
+
+void AcquireStream::WakeAll() {
+  SteadyMutexLock lock(&mu_);
+  for (Waiter* waiter : waiters_) waiter->wake.Signal();
+}
+
+}  // namespace throttle

@@ -1,0 +1,151 @@
+// The Acquire stream of one throttle::Tank (client-lib/): the waiters of
+// Tank::AwaitFuel in FIFO order, the grants kept for later, and the one
+// long-lived Acquire call they share, as docs/acquire-client-spec.md says.
+// Private to the library; not installed.
+//
+// There is no reader thread: the waiting threads take turns at reading.
+// One of them (the poller) waits on the call's completion queue, up to its
+// own timeout, and hands each grant to the head waiter; the others sleep
+// on their own condition variable until their grants arrive, their timeout
+// passes or the poller leaves (then the new head polls). A lone waiter
+// thus reads its own grant: one message each way per grant and no thread
+// hand-off. With no waiter, nobody reads (no read is even started): the
+// stream holds no demand, so the server sends nothing but the end of the
+// stream, read by the next waiter. A read is started after the demand is
+// written, so that gRPC's window update goes out with the demand.
+#ifndef THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_
+#define THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "client-lib/src/backoff.h"
+#include "client-lib/src/call_registry.h"
+#include "client-lib/src/steady_mutex.h"
+#include "throttle/clock.h"
+#include "throttle/tank.h"
+#include "throttle/v1/throttle.grpc.pb.h"
+
+namespace throttle {
+
+// The error of every Tank call ended or refused by Tank::Close().
+absl::Status TankClosedError();
+
+struct AcquireStreamOptions {
+  std::string throttle;
+  std::string worker_id;
+  int64_t weight = 1;
+  // The reconnect backoff after UNAVAILABLE (or CANCELLED by the server).
+  absl::Duration backoff_initial;
+  absl::Duration backoff_max;
+  // Not owned; timeouts are points on it.
+  const Clock* clock = nullptr;
+};
+
+// Thread-safe. `stub` and `calls` are not owned and outlive it. Destroy it
+// only when no thread is in it, after `calls` was closed.
+class AcquireStream {
+ public:
+  AcquireStream(v1::Throttle::Stub* stub, CallRegistry* calls,
+                AcquireStreamOptions options);
+  AcquireStream(const AcquireStream&) = delete;
+  AcquireStream& operator=(const AcquireStream&) = delete;
+  // Ends the call (cancelled through `calls`) and waits for gRPC to release
+  // it: a few milliseconds.
+  ~AcquireStream();
+
+  // What Await ended with.
+  struct Outcome {
+    FuelResult result;
+    // The server has no Acquire method (UNIMPLEMENTED: an older server):
+    // result is not set; result.grants were taken from the kept grants and
+    // the caller waits for the rest with AwaitFuel calls.
+    bool unimplemented = false;
+  };
+
+  // Blocks until `n` >= 1 grants were taken (kept grants first, then from
+  // the stream), the throttle stops (kStopped), `deadline` on the options'
+  // clock passes (kTimedOut: the demand still missing is withdrawn) or the
+  // stream fails (kError: the server's status, or TankClosedError() after
+  // Close()). result.grants is what was taken, n on kFuel. UNAVAILABLE and
+  // CANCELLED by the server do not end it: the call is opened again after
+  // a backoff delay.
+  Outcome Await(int64_t n, absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Takes up to `n` kept grants; returns how many. Never blocks.
+  int64_t TakeKept(int64_t n) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // What an AwaitFuel or HasFuel call saw: the throttle runs, and `extra`
+  // grants beyond what was asked are kept; or it stopped (kept grants are
+  // dropped). Never blocks.
+  void SawGrants(int64_t extra) ABSL_LOCKS_EXCLUDED(mu_);
+  void SawStopped() ABSL_LOCKS_EXCLUDED(mu_);
+  bool killed() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // After an UNAVAILABLE answer to an AwaitFuel call (the server may have
+  // come back upgraded): the next Await tries Acquire again.
+  void RetryAcquire() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Wakes every waiter to see that `calls` was closed (Tank::Close()).
+  void WakeAll() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Waiter;
+  struct Call;
+
+  // One step of the poller `self`: opens the call, or sleeps out the
+  // backoff, or handles one event of the call, waiting at most `timeout`.
+  void Poll(Waiter* self, absl::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Polls, with no waiter left, until the demand written equals the
+  // waiters' (a withdrawal is on the wire) or `timeout` passes.
+  void Settle(absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Handles one completion of the call's queue.
+  void Handle(void* tag, bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Open() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts a read unless one is pending or the stream ended.
+  void ReadNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the change of demand, unless a write is in flight.
+  void Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Grants(int64_t grants, bool stopped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The call finished: releases it and acts on its status.
+  void Ended() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Leave(Waiter* waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Complete(Waiter* waiter, FuelOutcome outcome,
+                absl::Status status = absl::OkStatus())
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CompleteAll(FuelOutcome outcome, const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  v1::Throttle::Stub* const stub_;
+  CallRegistry* const calls_;
+  const AcquireStreamOptions options_;
+
+  mutable SteadyMutex mu_;
+  std::deque<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
+  // The grants the waiters still miss.
+  int64_t wanted_ ABSL_GUARDED_BY(mu_) = 0;
+  // Whether a waiter is the poller.
+  bool polling_ ABSL_GUARDED_BY(mu_) = false;
+  // The open call, if any.
+  std::unique_ptr<Call> call_ ABSL_GUARDED_BY(mu_);
+  // No call is opened before this point on the options' clock (backoff).
+  absl::Time reopen_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  Backoff backoff_ ABSL_GUARDED_BY(mu_);
+  absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
+  bool unimplemented_ ABSL_GUARDED_BY(mu_) = false;
+  // Grants that came with no waiter to take them.
+  int64_t kept_ ABSL_GUARDED_BY(mu_) = 0;
+  bool killed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace throttle
+
+#endif  // THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_

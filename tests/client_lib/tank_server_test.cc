@@ -1,0 +1,257 @@
+// throttle::Tank on its Acquire stream against the real throttle_server
+// binary on 127.0.0.1 (docs/acquire-client-spec.md, "What is tested"):
+// awaits in a loop, counted awaits, a timed-out waiter's withdrawal, Stop
+// of waiting threads, threads sharing one Tank, a server restart. Waits are
+// on conditions with generous deadlines.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "tests/support/server_process.h"
+#include "throttle/controller.h"
+#include "throttle/tank.h"
+
+namespace throttle::testing {
+namespace {
+
+constexpr absl::Duration kGenerous = absl::Seconds(60);
+
+// The throttle `name` as listed, or a default ThrottleInfo.
+v1::ThrottleInfo Info(const Controller& controller, const std::string& name) {
+  absl::StatusOr<v1::ListThrottlesResponse> list = controller.ListThrottles();
+  if (list.ok()) {
+    for (const v1::ThrottleInfo& info : list->throttles()) {
+      if (info.name() == name) return info;
+    }
+  }
+  return v1::ThrottleInfo();
+}
+
+bool AwaitWaitingStreams(const Controller& controller, const std::string& name,
+                         int64_t n) {
+  return WaitFor(
+      [&] { return Info(controller, name).waiting_streams() == n; }, kGenerous);
+}
+
+int64_t TotalEmissions(const Controller& controller, const std::string& name) {
+  absl::StatusOr<v1::MeanResponse> mean = controller.Mean(name);
+  return mean.ok() ? mean->total_emissions() : -1;
+}
+
+v1::ThrottleConfig Config(int64_t max_n, double per_seconds, v1::Mode mode) {
+  v1::ThrottleConfig config;
+  config.set_max_n(max_n);
+  config.set_per_seconds(per_seconds);
+  config.set_mode(mode);
+  return config;
+}
+
+// Closes the Tank and joins the threads still running on it, for a test
+// that ends early.
+class JoinOnExit {
+ public:
+  JoinOnExit(Tank* tank, std::vector<std::thread>* threads)
+      : tank_(tank), threads_(threads) {}
+  ~JoinOnExit() {
+    bool running = false;
+    for (std::thread& thread : *threads_) running |= thread.joinable();
+    if (running) tank_->Close();
+    for (std::thread& thread : *threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+ private:
+  Tank* const tank_;
+  std::vector<std::thread>* const threads_;
+};
+
+TankOptions Options() {
+  TankOptions options;
+  options.worker_id = "tank-server-test";
+  options.backoff_initial = absl::Milliseconds(20);
+  options.backoff_max = absl::Milliseconds(500);
+  return options;
+}
+
+class TankServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<ServerProcess> server = StartServer(dir_, 0, {});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_.emplace(*std::move(server));
+    controller_.emplace(server_->address());
+  }
+
+  void TearDown() override {
+    if (!server_.has_value()) return;
+    // Without a client connection left open the server stops at once,
+    // instead of after its shutdown grace.
+    controller_.reset();
+    server_->process.Signal(SIGTERM);
+    EXPECT_EQ(server_->process.Wait(kGenerous).value_or(-1), 0);
+  }
+
+  // Creates and starts throttle `name`.
+  void Run(const std::string& name, const v1::ThrottleConfig& config) {
+    ASSERT_TRUE(controller_->CreateThrottle(name, config).ok());
+    ASSERT_TRUE(controller_->Start(name).ok());
+  }
+
+  TempDir dir_;
+  std::optional<ServerProcess> server_;
+  std::optional<Controller> controller_;
+};
+
+TEST_F(TankServerTest, ALoopOfAwaitsGetsFuel) {
+  Run("loop", Config(1, 1, v1::MODE_MONITOR_ONLY));
+  Tank tank(server_->address(), "loop", Options());
+  constexpr int kAwaits = 2000;
+  for (int i = 0; i < kAwaits; ++i) {
+    const FuelResult result = tank.AwaitFuel();
+    ASSERT_EQ(result.outcome, FuelOutcome::kFuel) << i << " " << result.status;
+    ASSERT_EQ(result.grants, 1);
+  }
+  EXPECT_FALSE(tank.killed());
+  EXPECT_EQ(TotalEmissions(*controller_, "loop"), kAwaits);
+  // The stream stays open, holding no place in the throttle's queue.
+  EXPECT_EQ(Info(*controller_, "loop").waiting_streams(), 0);
+}
+
+TEST_F(TankServerTest, ACountedAwaitGetsN) {
+  Run("counted", Config(100, 1, v1::MODE_WINDOW));
+  Tank tank(server_->address(), "counted", Options());
+  const FuelResult result = tank.AwaitFuel(40, kGenerous);
+  EXPECT_EQ(result.outcome, FuelOutcome::kFuel) << result.status;
+  EXPECT_EQ(result.grants, 40);
+  EXPECT_EQ(TotalEmissions(*controller_, "counted"), 40);
+}
+
+TEST_F(TankServerTest, ATimedOutWaitersDemandIsWithdrawn) {
+  // Created, not started: the stream waits.
+  ASSERT_TRUE(controller_
+                  ->CreateThrottle("idle", Config(10, 1, v1::MODE_SMOOTH))
+                  .ok());
+  Tank tank(server_->address(), "idle", Options());
+  FuelResult timed_out;
+  std::vector<std::thread> waiter;
+  JoinOnExit join(&tank, &waiter);
+  waiter.emplace_back(
+      [&] { timed_out = tank.AwaitFuel(3, absl::Milliseconds(1500)); });
+  const bool waited = AwaitWaitingStreams(*controller_, "idle", 1);
+  waiter[0].join();
+  ASSERT_TRUE(waited);
+  EXPECT_EQ(timed_out.outcome, FuelOutcome::kTimedOut);
+  EXPECT_EQ(timed_out.grants, 0);
+  // The withdrawal reached the server; the Tank's stream is still open.
+  ASSERT_TRUE(AwaitWaitingStreams(*controller_, "idle", 0));
+  EXPECT_FALSE(tank.killed());
+  ASSERT_TRUE(controller_->Start("idle").ok());
+  const FuelResult fuel = tank.AwaitFuel(kGenerous);
+  EXPECT_EQ(fuel.outcome, FuelOutcome::kFuel) << fuel.status;
+  // Nothing was granted for the withdrawn demand.
+  EXPECT_EQ(TotalEmissions(*controller_, "idle"), 1);
+}
+
+TEST_F(TankServerTest, StopEndsEveryWaitingThreadWithStopped) {
+  // One grant an hour: after the first, every thread waits.
+  Run("slow", Config(1, 3600, v1::MODE_SMOOTH));
+  Tank tank(server_->address(), "slow", Options());
+  ASSERT_TRUE(tank.AwaitFuel(kGenerous).ok());
+  constexpr int kThreads = 3;
+  std::vector<FuelResult> results(kThreads);
+  std::atomic<int> entered{0};
+  std::vector<std::thread> threads;
+  JoinOnExit join(&tank, &threads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ++entered;
+      results[t] = tank.AwaitFuel();
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return entered == kThreads; }, kGenerous));
+  ASSERT_TRUE(AwaitWaitingStreams(*controller_, "slow", 1));
+  absl::StatusOr<v1::StopResponse> stopped = controller_->Stop("slow");
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(results[t].outcome, FuelOutcome::kStopped)
+        << t << " " << results[t].status;
+    EXPECT_EQ(results[t].grants, 0);
+  }
+  EXPECT_TRUE(tank.killed());
+  EXPECT_EQ(stopped->total_emissions(), 1);
+}
+
+TEST_F(TankServerTest, ThreadsSharingATankEachGetExactlyTheirGrants) {
+  Run("shared", Config(1, 1, v1::MODE_MONITOR_ONLY));
+  Tank tank(server_->address(), "shared", Options());
+  constexpr int kThreads = 4;
+  constexpr int kAwaits = 500;
+  std::vector<int64_t> got(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kAwaits; ++i) {
+        // Plain and counted awaits mixed: 1, 2, 3 grants.
+        const FuelResult result =
+            i % 3 == 0 ? tank.AwaitFuel(kGenerous)
+                       : tank.AwaitFuel(1 + i % 3, kGenerous);
+        if (result.ok()) got[t] += result.grants;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  int64_t each = 0;
+  for (int i = 0; i < kAwaits; ++i) each += i % 3 == 0 ? 1 : 1 + i % 3;
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(got[t], each) << t;
+  // Every grant counted reached one waiter: no demand beyond the waiters'.
+  EXPECT_EQ(TotalEmissions(*controller_, "shared"), kThreads * each);
+}
+
+TEST_F(TankServerTest, AServerRestartMidWaitReconnects) {
+  // A server of its own that creates the throttle (not started) as it
+  // starts, so that the reconnecting stream finds it.
+  const std::vector<std::string> flags = {
+      "--throttle=restart max_n=1 per=1 mode=monitor-only"};
+  absl::StatusOr<ServerProcess> first = StartServer(dir_, 0, flags);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = first->port;
+  Tank tank(first->address(), "restart", Options());
+  std::vector<std::thread> waiter;
+  JoinOnExit join(&tank, &waiter);
+  FuelResult result;
+  {
+    Controller controller(first->address());
+    ASSERT_TRUE(controller.Start("restart").ok());
+    ASSERT_TRUE(tank.AwaitFuel(kGenerous).ok());
+    // Then the waiter waits across the restart: the restarted throttle is
+    // not started.
+    first->process.Signal(SIGTERM);
+    ASSERT_EQ(first->process.Wait(kGenerous).value_or(-1), 0);
+  }
+  waiter.emplace_back([&] { result = tank.AwaitFuel(2, kGenerous); });
+  absl::StatusOr<ServerProcess> restarted = StartServer(dir_, port, flags);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  Controller controller(restarted->address());
+  // The waiter came back and asks again before the throttle starts.
+  const bool waiting = AwaitWaitingStreams(controller, "restart", 1);
+  ASSERT_TRUE(controller.Start("restart").ok());
+  waiter[0].join();
+  EXPECT_TRUE(waiting);
+  EXPECT_EQ(result.outcome, FuelOutcome::kFuel) << result.status;
+  EXPECT_EQ(result.grants, 2);
+  EXPECT_EQ(TotalEmissions(controller, "restart"), 2);
+  restarted->process.Signal(SIGTERM);
+  EXPECT_EQ(restarted->process.Wait(kGenerous).value_or(-1), 0);
+}
+
+}  // namespace
+}  // namespace throttle::testing
