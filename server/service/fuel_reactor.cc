@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -80,6 +81,7 @@ class GrantStream : public Reactor, public StreamSink {
         end_ = delivery.end;
         end_status_ = delivery.closed_status;
       }
+      unlimited_mode_ = delivery.unlimited;
       op = NextOpLocked(now);
     }
     Perform(op);
@@ -239,6 +241,9 @@ class GrantStream : public Reactor, public StreamSink {
     if (grants == 0 && !end_.has_value()) return Op::kNone;
     response_.Clear();
     response_.set_grants(grants);
+    if constexpr (std::is_same_v<Response, v1::AcquireResponse>) {
+      response_.set_unlimited(unlimited_mode_);
+    }
     in_flight_ = std::move(pending_);
     pending_.clear();
     if (!end_.has_value()) {
@@ -309,6 +314,8 @@ class GrantStream : public Reactor, public StreamSink {
   absl::Time write_started_ ABSL_GUARDED_BY(mu_);
   bool stalled_ ABSL_GUARDED_BY(mu_) = false;
   bool final_write_ ABSL_GUARDED_BY(mu_) = false;
+  // What the last delivery said: the throttle's fuel is not limited.
+  bool unlimited_mode_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   Response response_;  // owned by gRPC while a write runs

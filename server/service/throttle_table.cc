@@ -484,7 +484,7 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     }
     sink->Ref();
     out->push_back({sink, entry.uid, event.stream, BatchOf(event), event.end,
-                    changes.closed_status});
+                    changes.closed_status, !entry.scheduler.limited()});
   }
 }
 

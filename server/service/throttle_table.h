@@ -57,6 +57,8 @@ struct Delivery {
   GrantBatch batch;  // may be empty (grants == 0)
   EndReason end;
   grpc::Status closed_status;  // for EndReason::kClosed
+  // The throttle's fuel is not limited (monitor-only) as this is sent.
+  bool unlimited = false;
 };
 
 // Where an open stream's grants go (the AwaitFuel and Acquire reactors).
