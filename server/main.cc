@@ -20,6 +20,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
+#include "server/duration_flag.h"
 #include "server/ha/ha_node.h"
 #include "server/security/policy.h"
 #include "server/security/tokens.h"
@@ -34,7 +35,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port to listen on; port 0 picks a free port");
 ABSL_FLAG(std::string, throttle, "",
           "throttles to create at start-up, separated by ';', each "
-          "'NAME max_n=N per=SECONDS [mode=M] [burst=N] [manual_emit=B]'");
+          "'NAME max_n=N per=DURATION [mode=M] [burst=N] [manual_emit=B] "
+          "[catch_up=DURATION]'");
 ABSL_FLAG(std::string, config, "",
           "file with one throttle per line in the --throttle syntax "
           "('#' starts a comment)");
@@ -44,12 +46,14 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for Prometheus metrics over HTTP (/metrics); empty: "
           "none; port 0 picks a free port");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+ABSL_FLAG(throttle::DurationFlag, shutdown_grace,
+          throttle::DurationFlag(absl::Seconds(5)),
           "how long calls may drain on SIGTERM before they are cancelled");
 ABSL_FLAG(std::string, state_dir, "",
           "directory where every throttle (config, state, statistics, "
           "limiter) is kept across restarts; empty: nothing is kept");
-ABSL_FLAG(absl::Duration, reservation_ahead, absl::Milliseconds(250),
+ABSL_FLAG(throttle::DurationFlag, reservation_ahead,
+          throttle::DurationFlag(absl::Milliseconds(250)),
           "with durable state, grants are reserved in the store this much "
           "of a throttle's rate at a time (at least 2 grants); a restart or "
           "takeover loses at most one such chunk");
@@ -61,7 +65,8 @@ ABSL_FLAG(std::string, etcd_endpoints, "",
 ABSL_FLAG(std::string, cluster, "default",
           "with --etcd_endpoints: servers with the same name share one "
           "leader and one state");
-ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(2),
+ABSL_FLAG(throttle::DurationFlag, lease_ttl,
+          throttle::DurationFlag(absl::Seconds(2)),
           "with --etcd_endpoints: the leader's lease; a dead leader is "
           "replaced after about this long (etcd may raise it)");
 ABSL_FLAG(std::string, etcd_tls_ca, "",
@@ -107,7 +112,8 @@ ABSL_FLAG(std::string, grant_log, "",
           "append one line per grant batch a stream took (throttle, nominal "
           "time, count, spacing, server) to this file, for audits of the "
           "bounds across restarts and failovers; empty: none");
-ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Milliseconds(500),
+ABSL_FLAG(throttle::DurationFlag, stream_stall_timeout,
+          throttle::DurationFlag(absl::Milliseconds(500)),
           "a stream whose previous write has not drained for this long is "
           "stalled: its grants go to the other streams until it drains");
 
@@ -160,8 +166,8 @@ int RunHighAvailable(const throttle::server::ServerOptions& options,
   ha.etcd_endpoints = absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',',
                                      absl::SkipWhitespace());
   ha.cluster = absl::GetFlag(FLAGS_cluster);
-  ha.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
-  ha.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  ha.lease_ttl = absl::GetFlag(FLAGS_lease_ttl).value;
+  ha.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace).value;
   if (ha.lease_ttl < absl::Seconds(1)) {
     return Fail("--lease_ttl must be at least 1s, got " +
                 absl::FormatDuration(ha.lease_ttl));
@@ -299,7 +305,8 @@ int main(int argc, char** argv) {
   options.max_message_bytes = static_cast<int>(message_bytes);
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
-  options.stream_stall_timeout = absl::GetFlag(FLAGS_stream_stall_timeout);
+  options.stream_stall_timeout =
+      absl::GetFlag(FLAGS_stream_stall_timeout).value;
   if (options.stream_stall_timeout <= absl::ZeroDuration()) {
     return Fail("--stream_stall_timeout must be > 0, got " +
                 absl::FormatDuration(options.stream_stall_timeout));
@@ -321,7 +328,7 @@ int main(int argc, char** argv) {
     options.throttles.push_back(*std::move(parsed));
   }
 
-  options.reservation_ahead = absl::GetFlag(FLAGS_reservation_ahead);
+  options.reservation_ahead = absl::GetFlag(FLAGS_reservation_ahead).value;
   if (options.reservation_ahead <= absl::ZeroDuration()) {
     return Fail("--reservation_ahead must be > 0, got " +
                 absl::FormatDuration(options.reservation_ahead));
@@ -379,7 +386,7 @@ int main(int argc, char** argv) {
     return Fail("cannot write --port_file " + absl::GetFlag(FLAGS_port_file));
   }
   AwaitSignal(signals);
-  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace).value);
   if (health != nullptr) health->Shutdown();
   return 0;
 }
