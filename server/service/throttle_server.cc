@@ -224,6 +224,39 @@ bool ThrottleServer::AwaitStored(const std::string& name,
       timeout);
 }
 
+absl::StatusOr<bool> ThrottleServer::DeclareThrottle(
+    const std::string& name, const ThrottleConfig& config) {
+  if (absl::Status s = ValidateConfig(config); !s.ok()) return s;
+  ThrottleTable& table = impl_->service->table();
+  bool created = false;
+  absl::Status status =
+      table.Transact("name", name,
+                     [&](ThrottleTable::Entry& entry, absl::Time now,
+                         ThrottleTable::Changes*) -> absl::Status {
+                       entry.scheduler.Configure(config, now);
+                       Log(LogLevel::kInfo, "throttle_configured",
+                           {{"throttle", name},
+                            {"config", ToProto(config).ShortDebugString()},
+                            {"open_streams", absl::StrCat(entry.sinks.size())},
+                            {"by", "config file"}});
+                       return absl::OkStatus();
+                     });
+  if (absl::IsNotFound(status)) {
+    status = table.Create(name, config);
+    created = status.ok();
+  }
+  if (!status.ok()) return status;
+  if (impl_->persister != nullptr) {
+    impl_->persister->Persist(name, [name](absl::Status stored) {
+      if (!stored.ok()) {
+        Log(LogLevel::kWarning, "throttle_not_stored",
+            {{"throttle", name}, {"error", std::string(stored.message())}});
+      }
+    });
+  }
+  return created;
+}
+
 void ThrottleServer::Shutdown(absl::Duration deadline) {
   {
     absl::MutexLock lock(&impl_->mu);

@@ -118,6 +118,16 @@ class ThrottleServer {
           condition,
       absl::Duration timeout) const;
 
+  // A throttle a config file declares (a reload, config_reloader.h):
+  // configures the throttle `name` to `config` if it exists, its open
+  // streams kept (as ConfigureThrottle), else creates it in state CREATED.
+  // Returns whether it was created; INVALID_ARGUMENT for a bad name or
+  // config, RESOURCE_EXHAUSTED beyond max_throttles. With a store, the
+  // change is stored in the background (a failure is logged). Does not
+  // block beyond the table's mutex.
+  absl::StatusOr<bool> DeclareThrottle(const std::string& name,
+                                       const ThrottleConfig& config);
+
   // No grant at or after the wall-clock time `deadline` (the end of a
   // leader's lease) until a later one is set. Thread-safe.
   void SetGrantDeadline(absl::Time deadline);
