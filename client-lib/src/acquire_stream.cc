@@ -264,8 +264,11 @@ void AcquireStream::Flush() {
 int64_t AcquireStream::DemandChange() const {
   const Call* const call = call_.get();
   const int64_t exact = wanted_ - call->outstanding;
-  const int64_t ask_ahead = unlimited_ ? AskAhead() : 0;
-  if (ask_ahead <= 0) return exact;
+  if (!unlimited_) return exact;
+  // While unlimited nothing is withdrawn: grants on their way would land
+  // on top of the next top-up (what the waiters do not take is kept).
+  const int64_t ask_ahead = AskAhead();
+  if (ask_ahead <= 0) return std::max<int64_t>(exact, 0);
   // Grants kept or coming beyond what the waiters miss.
   const int64_t ahead = kept_ + call->outstanding - wanted_;
   if (ahead >= (ask_ahead + 1) / 2) return std::max<int64_t>(exact, 0);
