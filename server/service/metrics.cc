@@ -154,6 +154,11 @@ Metrics::Metrics(const MetricsOptions& options)
                              "Calls refused with RESOURCE_EXHAUSTED because "
                              "a limit was reached, by the limit's flag.")
                          .Register(*registry_);
+  // At zero from the start, so a rate() over them works before the first.
+  for (const char* limit :
+       {"max_streams", "max_streams_per_client", "max_throttles"}) {
+    limits_reached_->Add({{"limit", limit}});
+  }
   state_write_latency_ =
       &prometheus::BuildHistogram()
            .Name("throttle_state_write_seconds")
