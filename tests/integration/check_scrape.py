@@ -49,30 +49,22 @@ def main(path, version, max_workers):
             sys.exit("check failed: " + what)
 
     # Per method and code, as go-grpc-prometheus labels them.
-    unary = dict(grpc_service=SERVICE, grpc_method="Start", grpc_type="unary")
-    check("Start started twice", value("grpc_server_started_total", **unary) == 2)
-    check("Start handled once OK",
-          value("grpc_server_handled_total", grpc_code="OK", **unary) == 1)
-    check("Start handled once NotFound",
-          value("grpc_server_handled_total", grpc_code="NotFound", **unary) == 1)
-    check("Start timed twice",
-          value("grpc_server_handling_seconds_count", **unary) == 2)
-    await_fuel = dict(grpc_service=SERVICE, grpc_method="AwaitFuel",
-                      grpc_type="server_stream")
-    check("AwaitFuel started once",
-          value("grpc_server_started_total", **await_fuel) == 1)
-    check("AwaitFuel handled once OK",
-          value("grpc_server_handled_total", grpc_code="OK", **await_fuel) == 1)
-    check("AwaitFuel timed once",
-          value("grpc_server_handling_seconds_count", **await_fuel) == 1)
-    acquire = dict(grpc_service=SERVICE, grpc_method="Acquire",
-                   grpc_type="bidi_stream")
-    check("Acquire started 3 times",
-          value("grpc_server_started_total", **acquire) == 3)
-    check("Acquire handled 3 times OK (the Stop ended the streams)",
-          value("grpc_server_handled_total", grpc_code="OK", **acquire) == 3)
-    check("Acquire timed 3 times",
-          value("grpc_server_handling_seconds_count", **acquire) == 3)
+    def check_calls(method, grpc_type, started, handled):
+        labels = dict(grpc_service=SERVICE, grpc_method=method,
+                      grpc_type=grpc_type)
+        check("%s started %d times" % (method, started),
+              value("grpc_server_started_total", **labels) == started)
+        for code, n in handled.items():
+            check("%s handled %d times %s" % (method, n, code),
+                  value("grpc_server_handled_total", grpc_code=code,
+                        **labels) == n)
+        check("%s timed %d times" % (method, started),
+              value("grpc_server_handling_seconds_count", **labels) == started)
+
+    check_calls("Start", "unary", 2, {"OK": 1, "NotFound": 1})
+    check_calls("AwaitFuel", "server_stream", 1, {"OK": 1})
+    # The Stop ended the streams, OK.
+    check_calls("Acquire", "bidi_stream", 3, {"OK": 3})
     check("the histogram has no grpc_code label (as go-grpc-prometheus)",
           all("grpc_code" not in l for n, l, _ in samples
               if n.startswith("grpc_server_handling_seconds")))
