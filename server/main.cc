@@ -55,6 +55,10 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for Prometheus metrics over HTTP (/metrics); empty: "
           "none; port 0 picks a free port");
+ABSL_FLAG(int64_t, metrics_max_workers_per_throttle, 20,
+          "throttle_worker_grants_total has a series of its own for at most "
+          "this many worker ids per throttle (the first seen); the others "
+          "count as worker=\"other\"; 0: all as \"other\"");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(throttle::DurationFlag, shutdown_grace,
           throttle::DurationFlag(absl::Seconds(5)),
@@ -372,6 +376,14 @@ int main(int argc, char** argv) {
   options.max_message_bytes = static_cast<int>(message_bytes);
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.version = throttle::ProjectVersion();
+  options.metrics_max_workers_per_throttle =
+      absl::GetFlag(FLAGS_metrics_max_workers_per_throttle);
+  if (options.metrics_max_workers_per_throttle < 0) {
+    return Fail(
+        absl::StrCat("--metrics_max_workers_per_throttle must be >= 0, got ",
+                     options.metrics_max_workers_per_throttle));
+  }
   options.stream_stall_timeout =
       absl::GetFlag(FLAGS_stream_stall_timeout).value;
   if (options.stream_stall_timeout <= absl::ZeroDuration()) {

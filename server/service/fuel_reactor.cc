@@ -155,13 +155,14 @@ class GrantStream : public Reactor, public StreamSink {
  protected:
   // Opens the stream in the table: true if it is open (its first grants may
   // have been delivered already), else the call is finished with the error.
-  bool Open(const std::string& throttle, const StreamRequest& request) {
+  bool Open(const std::string& throttle, const StreamRequest& request,
+            absl::string_view worker_id) {
     unlimited_ = request.count == 0 && !request.on_demand;
     can_stall_ = unlimited_ || request.on_demand;
     // Its ids are set (under the table's mutex) before any delivery or
     // callback can read them.
     grpc::Status open =
-        table_->OpenStream(this, throttle, request, &uid_, &id_);
+        table_->OpenStream(this, throttle, request, worker_id, &uid_, &id_);
     if (!open.ok()) {
       FinishOnce(open);
       return false;
@@ -349,7 +350,7 @@ class FuelReactor final
            {"count", absl::StrCat(stream_request->count)},
            {"weight", absl::StrCat(stream_request->weight)}});
     }
-    Open(request.throttle(), *stream_request);
+    Open(request.throttle(), *stream_request, request.worker_id());
   }
 };
 
@@ -406,7 +407,7 @@ class AcquireReactor final
            {"demand", absl::StrCat(stream_request->count)},
            {"weight", absl::StrCat(stream_request->weight)}});
     }
-    return Open(request_.throttle(), *stream_request);
+    return Open(request_.throttle(), *stream_request, request_.worker_id());
   }
 
   // A later message: more demand, or demand withdrawn. Returns whether the

@@ -37,6 +37,11 @@ struct ServerOptions {
   // host:port of the Prometheus metrics endpoint (HTTP, /metrics); empty
   // means none. Port 0 picks a free port (see metrics_port()).
   std::string metrics_listen;
+  // The project's version, exposed as throttle_build_info{version}.
+  std::string version;
+  // throttle_worker_grants_total has a series of its own for at most this
+  // many worker ids per throttle; the others count as worker="other".
+  int64_t metrics_max_workers_per_throttle = 20;
   // A stream whose previous write has not drained for this long is
   // stalled (its grants go to the others until it drains).
   absl::Duration stream_stall_timeout = absl::Milliseconds(500);
