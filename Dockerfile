@@ -17,6 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config libgrpc++-dev libprotobuf-dev \
       protobuf-compiler protobuf-compiler-grpc libabsl-dev prometheus-cpp-dev \
+      libyaml-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -31,11 +32,12 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 
 FROM debian:bookworm
 # libgrpc++1.51 pulls in libgrpc, protobuf and abseil; prometheus-cpp serves
-# the metrics endpoint. apt-get clean: a debootstrapped debian:bookworm
+# the metrics endpoint, yaml-cpp reads the --config file. apt-get clean: a debootstrapped debian:bookworm
 # keeps the downloaded packages (no docker-clean hook as in Docker Hub's).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
+      libyaml-cpp0.7 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home \

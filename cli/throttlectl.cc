@@ -114,8 +114,7 @@ absl::StatusOr<absl::Duration> ParseSeconds(absl::string_view flag,
   // maximum and name that, not the value typed.
   constexpr double kMaxDurationSeconds = 315'576'000'000;
   const double magnitude = std::fabs(*seconds);
-  if (magnitude != 0 &&
-      (magnitude < 1e-9 || magnitude > kMaxDurationSeconds)) {
+  if (magnitude != 0 && (magnitude < 1e-9 || magnitude > kMaxDurationSeconds)) {
     return UsageError(
         absl::StrCat("--", flag, ": \"", value,
                      "\" is not a duration the server can be sent (1 ns to ",
@@ -491,14 +490,14 @@ std::string ToText(const v1::ListThrottlesResponse& response) {
        "MANUAL_EMIT", "WAITING", "TOTAL"}};
   for (const v1::ThrottleInfo& info : response.throttles()) {
     const v1::ThrottleConfig& config = info.config();
-    rows.push_back(
-        {info.name(), StateName(info.state()), ModeName(config.mode()),
-         absl::StrCat(config.max_n()), FormatDouble(config.per_seconds()),
-         absl::StrCat(config.burst()),
-         DurationText(config.has_catch_up(), config.catch_up()),
-         config.manual_emit() ? "true" : "false",
-         absl::StrCat(info.waiting_streams()),
-         absl::StrCat(info.total_emissions())});
+    rows.push_back({info.name(), StateName(info.state()),
+                    ModeName(config.mode()), absl::StrCat(config.max_n()),
+                    FormatDouble(config.per_seconds()),
+                    absl::StrCat(config.burst()),
+                    DurationText(config.has_catch_up(), config.catch_up()),
+                    config.manual_emit() ? "true" : "false",
+                    absl::StrCat(info.waiting_streams()),
+                    absl::StrCat(info.total_emissions())});
   }
   std::vector<size_t> widths(rows[0].size(), 0);
   for (const auto& row : rows) {

@@ -58,8 +58,8 @@ TEST(ParseArgsTest, CatchUpInSecondsOnlyWhenGiven) {
   ASSERT_TRUE(invocation.ok()) << invocation.status();
   EXPECT_EQ(invocation->config.catch_up().seconds(), 2);
   // Zero is sent (no catch-up); absent leaves the server's default.
-  invocation = Parse({"create", "crawl", "--max_n=4", "--per=1",
-                      "--catch_up=0"});
+  invocation =
+      Parse({"create", "crawl", "--max_n=4", "--per=1", "--catch_up=0"});
   ASSERT_TRUE(invocation.ok()) << invocation.status();
   EXPECT_TRUE(invocation->config.has_catch_up());
   invocation = Parse({"create", "crawl", "--max_n=4", "--per=1"});

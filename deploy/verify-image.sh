@@ -11,7 +11,7 @@
 # container with its role's certificate, as deploy/k8s and compose):
 #   - throttle_server --check_policy accepts deploy/policy.conf;
 #   - runs the server container (read-only root, no capabilities) on a free
-#     127.0.0.1 port with deploy/throttles.conf as its --config, its
+#     127.0.0.1 port with deploy/throttles.yaml as its --config, its
 #     certificate directory laid out as a Kubernetes Secret volume;
 #   - throttlectl in a container lists the configured throttles (the
 #     controller); no client certificate or plaintext: UNAVAILABLE; the
@@ -324,9 +324,9 @@ secret_update() {
 # The server files as deploy/k8s mounts them.
 server_tls_args=(--tls_cert=/etc/throttle-tls/tls.crt
   --tls_key=/etc/throttle-tls/tls.key --tls_client_ca=/etc/throttle-tls/ca.crt
-  --policy=/etc/throttle/policy.conf --config=/etc/throttle/throttles.conf)
+  --policy=/etc/throttle/policy.conf --config=/etc/throttle/throttles.yaml)
 server_mounts() {  # server_mounts TLS_DIR: the docker run -v flags
-  mounts=(-v "$repo/deploy/throttles.conf:/etc/throttle/throttles.conf:ro"
+  mounts=(-v "$repo/deploy/throttles.yaml:/etc/throttle/throttles.yaml:ro"
     -v "$work/policy/policy.conf:/etc/throttle/policy.conf:ro"
     -v "$1:/etc/throttle-tls:ro")
 }
@@ -386,12 +386,13 @@ server_logs() { logs_of "$prefix-server"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # Fails unless $1 (the output of throttlectl list) has every throttle of
-# deploy/throttles.conf.
+# deploy/throttles.yaml (its names: the keys indented by two under
+# "throttles:").
 check_configured() {
   local name
-  for name in $(sed -e 's/#.*//' "$repo/deploy/throttles.conf" | awk 'NF { print $1 }'); do
+  for name in $(sed -n -e 's/^  \([^ #:][^ :]*\):.*/\1/p' "$repo/deploy/throttles.yaml"); do
     awk -v n="$name" '$1 == n { found = 1 } END { exit !found }' <<<"$1" ||
-      die "throttle $name from deploy/throttles.conf not listed:
+      die "throttle $name from deploy/throttles.yaml not listed:
 $1"
   done
 }
@@ -464,7 +465,7 @@ log "server container serving mTLS with the policy on 127.0.0.1:$port"
 
 listing=$(ctl list) || { server_logs; die "throttlectl list failed"; }
 check_configured "$listing"
-log "throttlectl list (controller certificate): the throttles of deploy/throttles.conf are there"
+log "throttlectl list (controller certificate): the throttles of deploy/throttles.yaml are there"
 
 # Who may not: no client certificate (the handshake is refused), no TLS at
 # all, a worker listing or stopping, a controller creating.

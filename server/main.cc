@@ -1,9 +1,11 @@
 // throttle_server: parses flags, starts the server, waits for SIGTERM or
-// SIGINT, shuts down with a deadline. Nothing else.
+// SIGINT (SIGHUP reloads the --config file), shuts down with a deadline.
+// Nothing else.
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -14,15 +16,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
+#include "server/duration_flag.h"
 #include "server/ha/ha_node.h"
 #include "server/security/policy.h"
 #include "server/security/tokens.h"
+#include "server/service/config_file.h"
+#include "server/service/config_reloader.h"
 #include "server/service/convert.h"
 #include "server/service/log.h"
 #include "server/service/record.h"
@@ -34,22 +38,36 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port to listen on; port 0 picks a free port");
 ABSL_FLAG(std::string, throttle, "",
           "throttles to create at start-up, separated by ';', each "
-          "'NAME max_n=N per=SECONDS [mode=M] [burst=N] [manual_emit=B]'");
+          "'NAME max_n=N per=DURATION [mode=M] [burst=N] [manual_emit=B] "
+          "[catch_up=DURATION]'");
 ABSL_FLAG(std::string, config, "",
-          "file with one throttle per line in the --throttle syntax "
-          "('#' starts a comment)");
+          "YAML file of the throttles to create (README.md, \"The config "
+          "file\"); read again on SIGHUP and when it changes");
+ABSL_FLAG(throttle::DurationFlag, config_poll_interval,
+          throttle::DurationFlag(absl::Seconds(1)),
+          "how often the --config file is checked for a change; 0: only on "
+          "SIGHUP");
+ABSL_FLAG(std::string, check_config, "",
+          "check this config file, print its throttles and exit (0 if "
+          "valid)");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written to this file once serving");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for Prometheus metrics over HTTP (/metrics); empty: "
           "none; port 0 picks a free port");
+ABSL_FLAG(int64_t, metrics_max_workers_per_throttle, 20,
+          "throttle_worker_grants_total has a series of its own for at most "
+          "this many worker ids per throttle (the first seen); the others "
+          "count as worker=\"other\"; 0: all as \"other\"");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+ABSL_FLAG(throttle::DurationFlag, shutdown_grace,
+          throttle::DurationFlag(absl::Seconds(5)),
           "how long calls may drain on SIGTERM before they are cancelled");
 ABSL_FLAG(std::string, state_dir, "",
           "directory where every throttle (config, state, statistics, "
           "limiter) is kept across restarts; empty: nothing is kept");
-ABSL_FLAG(absl::Duration, reservation_ahead, absl::Milliseconds(250),
+ABSL_FLAG(throttle::DurationFlag, reservation_ahead,
+          throttle::DurationFlag(absl::Milliseconds(250)),
           "with durable state, grants are reserved in the store this much "
           "of a throttle's rate at a time (at least 2 grants); a restart or "
           "takeover loses at most one such chunk");
@@ -61,7 +79,8 @@ ABSL_FLAG(std::string, etcd_endpoints, "",
 ABSL_FLAG(std::string, cluster, "default",
           "with --etcd_endpoints: servers with the same name share one "
           "leader and one state");
-ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(2),
+ABSL_FLAG(throttle::DurationFlag, lease_ttl,
+          throttle::DurationFlag(absl::Seconds(2)),
           "with --etcd_endpoints: the leader's lease; a dead leader is "
           "replaced after about this long (etcd may raise it)");
 ABSL_FLAG(std::string, etcd_tls_ca, "",
@@ -107,7 +126,8 @@ ABSL_FLAG(std::string, grant_log, "",
           "append one line per grant batch a stream took (throttle, nominal "
           "time, count, spacing, server) to this file, for audits of the "
           "bounds across restarts and failovers; empty: none");
-ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Milliseconds(500),
+ABSL_FLAG(throttle::DurationFlag, stream_stall_timeout,
+          throttle::DurationFlag(absl::Milliseconds(500)),
           "a stream whose previous write has not drained for this long is "
           "stalled: its grants go to the other streams until it drains");
 
@@ -132,12 +152,45 @@ bool WritePortFile(int port) {
 }
 
 // Blocks until SIGTERM or SIGINT (blocked in every thread) and logs it.
-void AwaitSignal(const sigset_t& signals) {
+// A SIGHUP in between asks `reloader` (may be null: logged) to read the
+// config file again.
+void AwaitSignal(const sigset_t& signals,
+                 throttle::server::ConfigReloader* reloader) {
   int signal = 0;
-  sigwait(&signals, &signal);
+  while (true) {
+    if (sigwait(&signals, &signal) != 0) continue;
+    if (signal != SIGHUP) break;
+    if (reloader != nullptr) {
+      reloader->RequestReload();  // logs what it did
+    } else {
+      throttle::server::Log(throttle::server::LogLevel::kWarning,
+                            "sighup_ignored",
+                            {{"reason", "no --config file to reload"}});
+    }
+  }
   throttle::server::Log(throttle::server::LogLevel::kInfo,
                         "server_shutting_down",
                         {{"signal", absl::StrCat(signal)}});
+}
+
+// Watches the --config file (null when there is none), applying what
+// changes through `declare`.
+std::unique_ptr<throttle::server::ConfigReloader> StartReloader(
+    const std::optional<throttle::server::ConfigFile>& file,
+    const throttle::server::ServerOptions& options,
+    throttle::server::DeclareFunction declare) {
+  if (!file.has_value()) return nullptr;
+  throttle::server::ReloaderOptions reloader;
+  reloader.path = file->path;
+  reloader.poll_interval = absl::GetFlag(FLAGS_config_poll_interval).value;
+  for (const auto& [name, config] : options.throttles) {
+    reloader.fixed_names.insert(name);
+  }
+  for (const auto& declared : file->throttles) {
+    reloader.fixed_names.erase(declared.name);
+  }
+  return std::make_unique<throttle::server::ConfigReloader>(reloader, *file,
+                                                            std::move(declare));
 }
 
 // The always-on health endpoint of --health_listen (SERVING while the
@@ -154,14 +207,15 @@ bool StartHealth(std::unique_ptr<grpc::Server>* health) {
 
 // A high-available node: an always-on metrics port and the node that
 // serves while it leads.
-int RunHighAvailable(const throttle::server::ServerOptions& options,
-                     const sigset_t& signals) {
+int RunHighAvailable(
+    const throttle::server::ServerOptions& options, const sigset_t& signals,
+    const std::optional<throttle::server::ConfigFile>& config) {
   throttle::server::HaOptions ha;
   ha.etcd_endpoints = absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',',
                                      absl::SkipWhitespace());
   ha.cluster = absl::GetFlag(FLAGS_cluster);
-  ha.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
-  ha.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  ha.lease_ttl = absl::GetFlag(FLAGS_lease_ttl).value;
+  ha.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace).value;
   if (ha.lease_ttl < absl::Seconds(1)) {
     return Fail("--lease_ttl must be at least 1s, got " +
                 absl::FormatDuration(ha.lease_ttl));
@@ -228,7 +282,15 @@ int RunHighAvailable(const throttle::server::ServerOptions& options,
                         {{"address", options.listen_address},
                          {"cluster", ha.cluster},
                          {"etcd", absl::GetFlag(FLAGS_etcd_endpoints)}});
-  AwaitSignal(signals);
+  throttle::server::HaNode* ha_node = node->get();
+  auto reloader = StartReloader(
+      config, options,
+      [ha_node](const std::string& name,
+                const throttle::server::ThrottleConfig& throttle_config) {
+        return ha_node->DeclareThrottle(name, throttle_config);
+      });
+  AwaitSignal(signals, reloader.get());
+  reloader.reset();
   (*node)->Shutdown();
   if (exposer != nullptr) exposer->RemoveCollectable((*node)->registry());
   return 0;
@@ -270,6 +332,21 @@ int main(int argc, char** argv) {
     std::printf("%s\n", throttle::server::HashToken(token).c_str());
     return 0;
   }
+  if (const std::string path = absl::GetFlag(FLAGS_check_config);
+      !path.empty()) {
+    auto file = throttle::server::LoadConfigFile(path);
+    if (!file.ok()) return Fail(std::string(file.status().message()));
+    for (const auto& declared : file->throttles) {
+      std::printf("%s: %s %s\n", declared.source.c_str(), declared.name.c_str(),
+                  throttle::server::ToProto(declared.config)
+                      .ShortDebugString()
+                      .c_str());
+    }
+    std::printf("%s: %zu throttles, valid%s\n", path.c_str(),
+                file->throttles.size(),
+                file->old_format ? " (in the deprecated line format)" : "");
+    return 0;
+  }
 
   throttle::server::ServerOptions options;
   options.security.tls_cert = absl::GetFlag(FLAGS_tls_cert);
@@ -299,29 +376,55 @@ int main(int argc, char** argv) {
   options.max_message_bytes = static_cast<int>(message_bytes);
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
-  options.stream_stall_timeout = absl::GetFlag(FLAGS_stream_stall_timeout);
+  options.version = throttle::ProjectVersion();
+  options.metrics_max_workers_per_throttle =
+      absl::GetFlag(FLAGS_metrics_max_workers_per_throttle);
+  if (options.metrics_max_workers_per_throttle < 0) {
+    return Fail(
+        absl::StrCat("--metrics_max_workers_per_throttle must be >= 0, got ",
+                     options.metrics_max_workers_per_throttle));
+  }
+  options.stream_stall_timeout =
+      absl::GetFlag(FLAGS_stream_stall_timeout).value;
   if (options.stream_stall_timeout <= absl::ZeroDuration()) {
     return Fail("--stream_stall_timeout must be > 0, got " +
                 absl::FormatDuration(options.stream_stall_timeout));
   }
-  std::vector<std::string> specs = absl::StrSplit(absl::GetFlag(FLAGS_throttle),
-                                                  ';', absl::SkipWhitespace());
-  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
-    std::ifstream file(path);
-    if (!file) return Fail("cannot read --config file " + path);
-    for (std::string line; std::getline(file, line);) {
-      absl::string_view spec = absl::StripAsciiWhitespace(
-          absl::string_view(line).substr(0, line.find('#')));
-      if (!spec.empty()) specs.emplace_back(spec);
-    }
-  }
-  for (const std::string& spec : specs) {
+  std::vector<throttle::server::DeclaredThrottle> flagged;
+  for (absl::string_view spec : absl::StrSplit(absl::GetFlag(FLAGS_throttle),
+                                               ';', absl::SkipWhitespace())) {
     auto parsed = throttle::server::ParseThrottleSpec(spec);
-    if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
-    options.throttles.push_back(*std::move(parsed));
+    if (!parsed.ok()) {
+      return Fail("--throttle: " + std::string(parsed.status().message()));
+    }
+    flagged.push_back({parsed->first, parsed->second, "--throttle"});
+  }
+  std::optional<throttle::server::ConfigFile> config;
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    auto loaded = throttle::server::LoadConfigFile(path);
+    if (!loaded.ok()) {
+      return Fail("--config: " + std::string(loaded.status().message()));
+    }
+    if (loaded->old_format) {
+      throttle::server::Log(
+          throttle::server::LogLevel::kWarning, "config_format_deprecated",
+          {{"file", path}, {"use", "YAML (README.md, \"The config file\")"}});
+    }
+    config = *std::move(loaded);
+  }
+  auto declared = throttle::server::MergeDeclared(
+      flagged, config.value_or(throttle::server::ConfigFile{}));
+  if (!declared.ok()) return Fail(std::string(declared.status().message()));
+  for (const auto& throttle : *declared) {
+    options.throttles.emplace_back(throttle.name, throttle.config);
+  }
+  if (absl::GetFlag(FLAGS_config_poll_interval).value < absl::ZeroDuration()) {
+    return Fail(
+        "--config_poll_interval must not be negative, got " +
+        absl::FormatDuration(absl::GetFlag(FLAGS_config_poll_interval).value));
   }
 
-  options.reservation_ahead = absl::GetFlag(FLAGS_reservation_ahead);
+  options.reservation_ahead = absl::GetFlag(FLAGS_reservation_ahead).value;
   if (options.reservation_ahead <= absl::ZeroDuration()) {
     return Fail("--reservation_ahead must be > 0, got " +
                 absl::FormatDuration(options.reservation_ahead));
@@ -342,6 +445,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<grpc::Server> health;
@@ -355,7 +459,7 @@ int main(int argc, char** argv) {
           "--state_dir and --etcd_endpoints exclude each other: with etcd "
           "the state is kept in etcd");
     }
-    const int rc = RunHighAvailable(options, signals);
+    const int rc = RunHighAvailable(options, signals, config);
     if (health != nullptr) health->Shutdown();
     return rc;
   }
@@ -378,8 +482,16 @@ int main(int argc, char** argv) {
   if (!WritePortFile((*server)->port())) {
     return Fail("cannot write --port_file " + absl::GetFlag(FLAGS_port_file));
   }
-  AwaitSignal(signals);
-  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  throttle::server::ThrottleServer* running = server->get();
+  auto reloader = StartReloader(
+      config, options,
+      [running](const std::string& name,
+                const throttle::server::ThrottleConfig& throttle_config) {
+        return running->DeclareThrottle(name, throttle_config);
+      });
+  AwaitSignal(signals, reloader.get());
+  reloader.reset();  // no reload past this point
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace).value);
   if (health != nullptr) health->Shutdown();
   return 0;
 }

@@ -20,3 +20,12 @@ add_test(NAME deploy_demo_pki
 set_tests_properties(deploy_manifests_valid deploy_dockerfile_lint
   PROPERTIES LABELS deploy TIMEOUT 300)
 set_tests_properties(deploy_demo_pki PROPERTIES LABELS deploy TIMEOUT 60)
+
+# The Prometheus alert rules of deploy/monitoring: `promtool check rules`
+# (they parse, their expressions and templates are valid) and `promtool
+# test rules` (each alert fires on the series it is for, and only then).
+# promtool is Debian's prometheus package (scripts/setup.sh installs it).
+add_test(NAME deploy_alert_rules
+  COMMAND bash -c "promtool check rules alerts.yaml && promtool test rules alerts_test.yaml"
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/deploy/monitoring)
+set_tests_properties(deploy_alert_rules PROPERTIES LABELS deploy TIMEOUT 60)

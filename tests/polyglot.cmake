@@ -40,10 +40,11 @@ add_test(NAME polyglot_node_tutorial
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/tutorial.test.js)
 # The Acquire stream under awaitFuel: one stream per handle, demand and
-# withdrawal, the counted variant, stop / close / delete, a restart.
+# withdrawal, the counted variant, stop / close / delete, a restart,
+# asking ahead where fuel is unlimited.
 add_test(NAME polyglot_node_acquire
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
-    $<TARGET_FILE:throttle_server> test/acquire.test.js)
+    $<TARGET_FILE:throttle_server> test/acquire.test.js test/ask_ahead.test.js)
 # Failover (also needs etcd, found on PATH or at /usr/bin/etcd, or
 # $THROTTLE_ETCD): a real etcd and two high-available servers of one
 # cluster; Python and Node workers and controllers on the multi-address

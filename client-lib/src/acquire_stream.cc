@@ -22,6 +22,8 @@ constexpr int64_t kMaxDemandPerMessage = 1000000;
 // How long a waiter that leaves last waits for its withdrawal to be
 // written (only when a write was in flight as it left).
 constexpr absl::Duration kSettleTimeout = absl::Milliseconds(100);
+// Asking ahead covers what the waiters took in about this long.
+constexpr absl::Duration kAskAheadWindow = absl::Milliseconds(1);
 
 }  // namespace
 
@@ -96,6 +98,8 @@ AcquireStream::Outcome AcquireStream::Await(int64_t n, absl::Time deadline) {
   self.missing = n - self.got;
   Outcome outcome;
   if (self.missing == 0) {
+    NoteTaken(n);
+    Flush();  // asked ahead: top up before the kept grants run out
     outcome.result.outcome = FuelOutcome::kFuel;
     outcome.result.grants = n;
     return outcome;
@@ -165,7 +169,7 @@ void AcquireStream::Settle(absl::Duration timeout) {
   const gpr_timespec until = MonotonicDeadlineAfter(timeout);
   polling_ = true;
   while (call_ != nullptr && waiters_.empty() && call_->accepts_demand() &&
-         (call_->write_pending || call_->outstanding != wanted_)) {
+         (call_->write_pending || DemandChange() != 0)) {
     Call* const call = call_.get();
     void* tag = nullptr;
     bool ok = false;
@@ -194,6 +198,7 @@ void AcquireStream::Handle(void* tag, bool ok) {
       return;
     }
     backoff_.Reset();
+    unlimited_ = call->response.unlimited();
     const bool stopped = call->response.end() == v1::END_REASON_STOPPED;
     Grants(std::max<int64_t>(call->response.grants(), 0), stopped);
     if (!waiters_.empty() || stopped) ReadNext();
@@ -234,7 +239,7 @@ void AcquireStream::Flush() {
   if (call == nullptr || call->write_pending || !call->accepts_demand()) {
     return;
   }
-  const int64_t change = wanted_ - call->outstanding;
+  const int64_t change = DemandChange();
   if (call->first_written && change == 0) return;
   v1::AcquireRequest& request = call->request;
   request.Clear();
@@ -256,6 +261,38 @@ void AcquireStream::Flush() {
   call->stream->Write(request, kWriteTag);
 }
 
+int64_t AcquireStream::DemandChange() const {
+  const Call* const call = call_.get();
+  const int64_t exact = wanted_ - call->outstanding;
+  if (!unlimited_) return exact;
+  // While unlimited nothing is withdrawn: grants on their way would land
+  // on top of the next top-up (what the waiters do not take is kept).
+  const int64_t ask_ahead = AskAhead();
+  if (ask_ahead <= 0) return std::max<int64_t>(exact, 0);
+  // Grants kept or coming beyond what the waiters miss.
+  const int64_t ahead = kept_ + call->outstanding - wanted_;
+  if (ahead >= (ask_ahead + 1) / 2) return std::max<int64_t>(exact, 0);
+  return ask_ahead - ahead;
+}
+
+void AcquireStream::NoteTaken(int64_t n) {
+  const absl::Time now = options_.clock->Now();
+  if (now - window_start_ >= kAskAheadWindow) {
+    // A window or more passed: the last one's count, or none if longer.
+    taken_before_ = now - window_start_ < 2 * kAskAheadWindow ? taken_now_ : 0;
+    taken_now_ = 0;
+    window_start_ = now;
+  }
+  taken_now_ += n;
+}
+
+int64_t AcquireStream::AskAhead() const {
+  if (options_.ask_ahead <= 0) return 0;
+  const int64_t pace = std::max(taken_now_, taken_before_);
+  // One grant alone is no pace yet.
+  return pace < 2 ? 0 : std::min(pace, options_.ask_ahead);
+}
+
 void AcquireStream::Grants(int64_t grants, bool stopped) {
   Call* const call = call_.get();
   call->outstanding = std::max<int64_t>(call->outstanding - grants, 0);
@@ -269,6 +306,7 @@ void AcquireStream::Grants(int64_t grants, bool stopped) {
     grants -= take;
     if (head->missing == 0) {
       waiters_.pop_front();
+      NoteTaken(head->got);
       Complete(head, FuelOutcome::kFuel);
     }
   }

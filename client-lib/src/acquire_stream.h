@@ -46,6 +46,9 @@ struct AcquireStreamOptions {
   absl::Duration backoff_max;
   // Not owned; timeouts are points on it.
   const Clock* clock = nullptr;
+  // TankOptions::ask_ahead: grants asked ahead of the waiters while the
+  // server says fuel is unlimited (monitor-only).
+  int64_t ask_ahead = 0;
 };
 
 // Thread-safe. `stub` and `calls` are not owned and outlive it. Destroy it
@@ -113,6 +116,18 @@ class AcquireStream {
   void ReadNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes the change of demand, unless a write is in flight.
   void Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The demand Flush would add (> 0) or withdraw (< 0) now: what the
+  // waiters miss, and while fuel is unlimited a top-up to ask_ahead grants
+  // beyond them once fewer than half of those are kept or coming (never a
+  // withdrawal then).
+  int64_t DemandChange() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `n` grants taken by an Await now, for AskAhead.
+  void NoteTaken(int64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How many grants to ask ahead while fuel is unlimited: what the waiters
+  // took in the last kAskAheadWindow (their pace over about a round
+  // trip), at most options_.ask_ahead -- so a slow worker asks for nothing
+  // ahead and its counts stay exact.
+  int64_t AskAhead() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Grants(int64_t grants, bool stopped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The call finished: releases it and acts on its status.
@@ -144,6 +159,12 @@ class AcquireStream {
   // Grants that came with no waiter to take them.
   int64_t kept_ ABSL_GUARDED_BY(mu_) = 0;
   bool killed_ ABSL_GUARDED_BY(mu_) = false;
+  // The last message said the throttle's fuel is unlimited (monitor-only).
+  bool unlimited_ ABSL_GUARDED_BY(mu_) = false;
+  // Grants taken in the current and the previous kAskAheadWindow.
+  absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int64_t taken_now_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t taken_before_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace throttle

@@ -40,6 +40,7 @@ AcquireStreamOptions StreamOptions(const std::string& throttle,
   stream.backoff_initial = options.backoff_initial;
   stream.backoff_max = options.backoff_max;
   stream.clock = options.clock;
+  stream.ask_ahead = options.ask_ahead;
   return stream;
 }
 
@@ -69,9 +70,10 @@ FuelResult Tank::AwaitFuel(absl::Duration timeout) {
 FuelResult Tank::AwaitFuel(int64_t n, absl::Duration timeout) {
   if (calls_->closed()) return Closed();
   if (n < 1 || n > kMaxCount) {
-    return Result(FuelOutcome::kError, 0,
-                  absl::InvalidArgumentError(absl::StrCat(
-                      "AwaitFuel: n must be in [1, ", kMaxCount, "], not ", n)));
+    return Result(
+        FuelOutcome::kError, 0,
+        absl::InvalidArgumentError(absl::StrCat("AwaitFuel: n must be in [1, ",
+                                                kMaxCount, "], not ", n)));
   }
   const Clock& clock = *options_.clock;
   if (timeout <= absl::ZeroDuration()) {

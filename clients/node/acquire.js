@@ -17,6 +17,10 @@ const { performance } = require('node:perf_hooks');
 const MAX_DEMAND_PER_MESSAGE = 1000000;
 // The longest delay setTimeout takes (a longer one fires at once).
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// Asking ahead covers what the waiters took in about this long (ms).
+const ASK_AHEAD_WINDOW_MS = 1;
+// The default of the handle's askAhead option (TankOptions::ask_ahead).
+const DEFAULT_ASK_AHEAD = 16;
 
 // Calls `done(status)` once the stream `call` has ended and every message
 // it carried was handed to its 'data' listeners: after both its 'status'
@@ -66,36 +70,120 @@ function whenEnded(call, done) {
 //   backoff         a Backoff: the delay before a stream is opened again
 //                   after UNAVAILABLE or a CANCELLED not caused by close()
 //   granted()       a message brought grants and the throttle runs
-//   stopped()       the throttle stopped (drop spare grants, set the kill
-//                   flag)
-//   spare(n)        n grants arrived with no waiter to take them
+//   stopped()       the throttle stopped (set the kill flag; the stream
+//                   drops its kept grants itself)
 //   error(status)   the Error to reject the waiters with when the stream
 //                   ended with `status`
 //   closedError()   the Error of a waiter that close() ended
+//
+// `askAhead` (>= 0; 0: never) is the most grants the stream asks for ahead
+// of its waiters while the server says the fuel is unlimited (the spec's
+// "Asking ahead where fuel is unlimited"): A, the grants the waiters took in
+// the current or the previous 1 ms window on paceNow() (0 while under 2),
+// at most askAhead. Grants kept or coming beyond what the waiters miss are
+// topped up to A whenever fewer than half of A are; none are withdrawn
+// while unlimited; a message with unlimited = false makes the demand exact
+// again (what the waiters miss).
 class AcquireStream {
-  constructor(hooks) {
+  constructor(hooks, askAhead = DEFAULT_ASK_AHEAD) {
     this.hooks = hooks;
-    this.waiters = []; // FIFO: {missing, got, resolve, reject, timer}
+    this.askAhead = askAhead;
+    this.waiters = []; // FIFO: {missing, got, fromKept, resolve, reject, timer}
     this.call = null; // the open stream, or null
     this.reconnectTimer = null; // set while waiting to open again
-    this.pendingDemand = 0; // demand (+) or withdrawal (-) not yet written
+    // Spare grants: they arrived with no waiter to take them, or were asked
+    // ahead; handed to the next awaitFuel or hasFuel (takeKept()).
+    this.kept = 0;
+    this.wanted = 0; // the grants the waiters still miss
+    // What the server still owes on this.call by what was written and read,
+    // never below zero: never more than the server's own count, so the
+    // waiters' demand is never short.
+    this.outstanding = 0;
+    this.unlimited = false; // what the last message said
     this.flushQueued = false;
     this.unsupported = false; // the server answered UNIMPLEMENTED
     this.closed = false;
+    // The pace: grants taken in the window that began at windowStart, and
+    // in the window before it.
+    this.windowStart = -Infinity;
+    this.takenNow = 0;
+    this.takenBefore = 0;
+    // The clock of the pace windows, in ms; only the pace reads it (the
+    // timeouts are on performance.now()). Tests replace it.
+    this.paceNow = () => performance.now();
+  }
+
+  // Takes up to `n` kept grants (without a note of the pace, as
+  // TakeKept() in C++: for hasFuel() and the start of every wait);
+  // returns how many.
+  takeKept(n) {
+    const taken = Math.min(this.kept, n);
+    this.kept -= taken;
+    return taken;
+  }
+
+  // Adds `n` spare grants (they came some other way: AwaitFuel calls).
+  keep(n) {
+    this.kept += n;
+  }
+
+  // A wait for `n` grants was served from the kept grants alone: counts
+  // them in the pace and tops up what is asked ahead before the kept
+  // grants run out.
+  tookKept(n) {
+    this.noteTaken(n);
+    if (this.call !== null && this.demandChange() !== 0) this.scheduleFlush();
+  }
+
+  noteTaken(n) {
+    const now = this.paceNow();
+    const since = now - this.windowStart;
+    if (since >= ASK_AHEAD_WINDOW_MS) {
+      // A window or more passed: the last one's count, or none if longer.
+      this.takenBefore = since < 2 * ASK_AHEAD_WINDOW_MS ? this.takenNow : 0;
+      this.takenNow = 0;
+      this.windowStart = now;
+    }
+    this.takenNow += n;
+  }
+
+  // A: how many grants to keep or have coming beyond what the waiters miss.
+  aheadTarget() {
+    if (!(this.askAhead > 0)) return 0;
+    const pace = Math.max(this.takenNow, this.takenBefore);
+    // One grant alone is no pace yet.
+    return pace < 2 ? 0 : Math.min(pace, this.askAhead);
+  }
+
+  // The demand (+) or withdrawal (-) to write now on this.call.
+  demandChange() {
+    const exact = this.wanted - this.outstanding;
+    // While unlimited nothing is withdrawn, even when the pace falls (a
+    // withdrawal would race the grants already sent, which then come on
+    // top of the next top-up).
+    if (!this.unlimited) return exact;
+    const target = this.aheadTarget();
+    // Grants kept or coming beyond what the waiters miss.
+    const ahead = this.kept + this.outstanding - this.wanted;
+    if (target <= 0 || ahead >= Math.ceil(target / 2)) return Math.max(exact, 0);
+    return target - ahead;
   }
 
   // Waits for `n` >= 1 grants until `deadline` (performance.now() ms;
   // Infinity: no limit). Never rejects for a timeout; rejects with
   // hooks.error(status) when the stream ends with an error, and with
   // hooks.closedError() when close() is called.
-  acquire(n, deadline) {
+  // `fromKept`: the grants of the same wait already taken from the kept
+  // ones (they count in the pace when the wait gets the rest).
+  acquire(n, deadline, fromKept = 0) {
     if (this.closed) return Promise.reject(this.hooks.closedError());
     if (this.unsupported) return Promise.resolve({ got: 0, outcome: 'unsupported' });
     return new Promise((resolve, reject) => {
-      const waiter = { missing: n, got: 0, resolve, reject, timer: null };
+      const waiter = { missing: n, got: 0, fromKept, resolve, reject, timer: null };
       this.waiters.push(waiter);
+      this.wanted += n;
       if (deadline !== Infinity) this.armTimeout(waiter, deadline);
-      this.addDemand(n);
+      this.scheduleFlush();
     });
   }
 
@@ -132,16 +220,17 @@ class AcquireStream {
     const index = this.waiters.indexOf(waiter);
     if (index < 0) return;
     this.waiters.splice(index, 1);
-    this.addDemand(-waiter.missing);
+    this.wanted -= waiter.missing;
+    this.scheduleFlush();
     waiter.resolve({ got: waiter.got, outcome: 'timed_out' });
   }
 
-  // Adds `delta` to the demand to write. The changes made while one task
-  // runs go out together in one message, netted: a withdrawal and a new
-  // demand in the same turn cancel, which leaves the server no less
-  // demand than the waiters miss and no more than when sent one by one.
-  addDemand(delta) {
-    this.pendingDemand += delta;
+  // Writes the demand change once the current task has run. The changes
+  // made while one task runs go out together in one message, netted: a
+  // withdrawal and a new demand in the same turn cancel, which leaves the
+  // server no less demand than the waiters miss and no more than when sent
+  // one by one.
+  scheduleFlush() {
     if (this.flushQueued) return;
     this.flushQueued = true;
     queueMicrotask(() => this.flush());
@@ -149,8 +238,6 @@ class AcquireStream {
 
   flush() {
     this.flushQueued = false;
-    const delta = this.pendingDemand;
-    this.pendingDemand = 0;
     if (this.closed) return;
     if (this.call === null) {
       // No stream: open one unless waiting to reconnect (the demand goes in
@@ -158,13 +245,19 @@ class AcquireStream {
       if (this.reconnectTimer === null && this.waiters.length > 0) this.open();
       return;
     }
-    if (delta > 0) this.writeDemand({}, delta);
-    else if (delta < 0) this.call.write({ withdraw: -delta });
+    const change = this.demandChange();
+    if (change > 0) {
+      this.writeDemand({}, change);
+    } else if (change < 0) {
+      this.call.write({ withdraw: -change });
+      this.outstanding = this.wanted;
+    }
   }
 
   // Writes `message` with `demand` added, in as many messages as the
   // per-message limit needs.
   writeDemand(message, demand) {
+    this.outstanding += demand;
     let left = demand;
     do {
       const part = Math.min(left, MAX_DEMAND_PER_MESSAGE);
@@ -177,9 +270,10 @@ class AcquireStream {
   open() {
     const call = this.hooks.open();
     this.call = call;
-    this.pendingDemand = 0; // counted in the first message
-    const demand = this.waiters.reduce((sum, w) => sum + w.missing, 0);
-    this.writeDemand(this.hooks.first(), demand);
+    this.outstanding = 0;
+    // What the waiters miss (and what is asked ahead, if the last stream
+    // said unlimited).
+    this.writeDemand(this.hooks.first(), Math.max(this.demandChange(), 0));
     call.on('data', (response) => this.onMessage(call, response));
     whenEnded(call, (status) => this.onEnd(call, status));
   }
@@ -189,6 +283,9 @@ class AcquireStream {
     const grants = Math.max(Number(response.grants) || 0, 0);
     const stopped = response.end === 'END_REASON_STOPPED';
     this.hooks.backoff.reset(); // the stream works
+    const wasUnlimited = this.unlimited;
+    this.unlimited = response.unlimited === true;
+    this.outstanding = Math.max(this.outstanding - grants, 0);
     if (grants > 0 && !stopped) this.hooks.granted();
     let left = grants;
     while (left > 0 && this.waiters.length > 0) {
@@ -196,21 +293,28 @@ class AcquireStream {
       const taken = Math.min(left, head.missing);
       head.missing -= taken;
       head.got += taken;
+      this.wanted -= taken;
       left -= taken;
       if (head.missing === 0) {
         this.waiters.shift();
         clearTimeout(head.timer);
+        this.noteTaken(head.got + head.fromKept);
         head.resolve({ got: head.got, outcome: 'fuel' });
       }
     }
     if (stopped) {
-      // The last message: the next acquire() opens a new stream.
+      // The last message: the next acquire() opens a new stream. The rest
+      // of its grants are dropped with the kept ones.
       this.call = null;
+      this.kept = 0;
       this.hooks.stopped();
       this.settleAll((w) => w.resolve({ got: w.got, outcome: 'stopped' }));
-    } else if (left > 0) {
-      this.hooks.spare(left);
+      return;
     }
+    this.kept += left;
+    // Exact again at once when the fuel is no longer unlimited (what was
+    // asked ahead is withdrawn); else top up if the waiters took enough.
+    if (wasUnlimited || this.unlimited) this.scheduleFlush();
   }
 
   onEnd(call, status) {
@@ -250,6 +354,7 @@ class AcquireStream {
   settleAll(settle) {
     const waiters = this.waiters;
     this.waiters = [];
+    this.wanted = 0;
     for (const w of waiters) {
       clearTimeout(w.timer);
       settle(w);
@@ -257,4 +362,4 @@ class AcquireStream {
   }
 }
 
-module.exports = { AcquireStream, whenEnded, MAX_DEMAND_PER_MESSAGE };
+module.exports = { AcquireStream, whenEnded, MAX_DEMAND_PER_MESSAGE, DEFAULT_ASK_AHEAD };

@@ -55,7 +55,7 @@ const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
-const { AcquireStream, whenEnded } = require('./acquire');
+const { AcquireStream, whenEnded, DEFAULT_ASK_AHEAD } = require('./acquire');
 
 const PROTO_DIR =
   process.env.THROTTLE_PROTO_DIR || path.join(__dirname, '..', '..', 'proto');
@@ -513,7 +513,16 @@ function sleep(seconds, signal) {
 // plaintext), credentials (grpc-js ChannelCredentials of your own, instead
 // of security; the environment is then not read either), channelOptions
 // (extra grpc-js options; the reconnect backoff is set from backoffInitial
-// and backoffMax, see channelOptions()).
+// and backoffMax, see channelOptions()), askAhead (an integer >= 0, default
+// 16: while the server says the throttle's fuel is unlimited, monitor-only,
+// the handle asks ahead of its awaitFuel calls what they took in about the
+// last millisecond, at most this many, and hands the grants out as they
+// come, topping up when half are used: in a fast loop a grant then costs no
+// round trip, while a worker slower than a grant a millisecond asks for
+// nothing ahead. Grants are counted as emissions when the server sends
+// them, so when the handle closes or the throttle stops up to this many may
+// be counted and unused. 0: ask only for what the calls wait for, exact
+// counts. Limited modes never ask ahead. As TankOptions::ask_ahead in C++).
 //
 // Throws ThrottleError INVALID_ARGUMENT naming the setting for security
 // settings that cannot work (a token without TLS, a certificate without
@@ -549,8 +558,13 @@ class Throttle {
       deadlineSlack: 0.2,
       callTimeout: 10,
       waitForReady: false,
+      askAhead: DEFAULT_ASK_AHEAD,
       ...options,
     };
+    const { askAhead } = this.options;
+    if (!Number.isInteger(askAhead) || askAhead < 0) {
+      throw invalid(`askAhead: ${String(askAhead)}: an integer >= 0 (0: never ask ahead)`);
+    }
     if (security !== undefined) {
       const { token, ...files } = security; // eslint-disable-line no-unused-vars
       this.options.security = files;
@@ -564,7 +578,6 @@ class Throttle {
         ...this.options.channelOptions,
       }),
     );
-    this.surplus = 0; // spare grants: received beyond what was asked for
     this.active = new Set(); // calls in flight, for close()
     this.closed = new AbortController();
     this.acquireStream = new AcquireStream({
@@ -576,16 +589,20 @@ class Throttle {
       }),
       backoff: new Backoff(this.options.backoffInitial, this.options.backoffMax),
       granted: () => this.killFlag.clear(),
-      stopped: () => {
-        this.killFlag.set();
-        this.surplus = 0;
-      },
-      spare: (n) => {
-        this.surplus += n;
-      },
+      stopped: () => this.killFlag.set(),
       error: (status) => this.callError(status),
       closedError: () => new ThrottleError(grpc.status.CANCELLED, CLOSED),
-    });
+    }, askAhead);
+  }
+
+  // The spare grants kept for the next awaitFuel or hasFuel: received
+  // beyond what the waiters asked for, or asked ahead.
+  get surplus() {
+    return this.acquireStream.kept;
+  }
+
+  set surplus(n) {
+    this.acquireStream.kept = n;
   }
 
   // What another process needs to make the same handle
@@ -659,10 +676,11 @@ class Throttle {
   // them in the order they called. The timeout is kept here: when it
   // passes, the call's demand is withdrawn from the server. A grant the
   // server sent before the withdrawal reached it is kept for the next
-  // awaitFuel or hasFuel (dropped when the throttle is seen stopped). When
-  // the server ends the stream with UNAVAILABLE or cancels it (restart,
-  // shutdown, failover) the calls keep waiting and a new stream is opened
-  // after a backoff delay. A timeout of 0 makes one AwaitFuel call instead
+  // awaitFuel or hasFuel (dropped when the throttle is seen stopped), as
+  // are the grants asked ahead on a monitor-only throttle (see askAhead).
+  // When the server ends the stream with UNAVAILABLE or cancels it
+  // (restart, shutdown, failover) the calls keep waiting and a new stream
+  // is opened after a backoff delay. A timeout of 0 makes one AwaitFuel call instead
   // (count 1, wait_limit 0: the server's answer is exact), as does every
   // call against a server without Acquire (UNIMPLEMENTED), retried as
   // above. Rejects with ThrottleError otherwise (NOT_FOUND: no such
@@ -695,13 +713,15 @@ class Throttle {
   // awaitFuel for `n` grants: resolves {outcome, grants}.
   async fuel(n, timeout) {
     this.checkOpen();
-    let got = Math.min(this.surplus, n);
-    this.surplus -= got;
-    if (got === n) return fuelResult(FuelOutcome.FUEL, n);
+    let got = this.acquireStream.takeKept(n);
+    if (got === n) {
+      this.acquireStream.tookKept(n);
+      return fuelResult(FuelOutcome.FUEL, n);
+    }
     const finite = timeout !== undefined && timeout !== null && timeout !== Infinity;
     const deadline = finite ? monotonicMs() + Math.max(timeout, 0) * 1000 : Infinity;
     if (!(finite && timeout <= 0)) {
-      const { got: more, outcome } = await this.acquireStream.acquire(n - got, deadline);
+      const { got: more, outcome } = await this.acquireStream.acquire(n - got, deadline, got);
       got += more;
       if (outcome !== 'unsupported') return fuelResult(OUTCOMES[outcome], got);
     }
@@ -722,12 +742,12 @@ class Throttle {
       if (end === 'END_REASON_STOPPED') {
         // Fuel that fell due just before the stop: use it, drop the rest.
         this.killFlag.set();
-        this.surplus = 0;
+        this.acquireStream.kept = 0;
         return fuelResult(got === n ? FuelOutcome.FUEL : FuelOutcome.STOPPED, got);
       }
       if (grants > 0) {
         this.killFlag.clear();
-        this.surplus += grants - taken;
+        this.acquireStream.keep(grants - taken);
       }
       if (got === n) return fuelResult(FuelOutcome.FUEL, n);
       if (end === 'END_REASON_WAIT_LIMIT_PASSED') return fuelResult(FuelOutcome.TIMED_OUT, got);
@@ -808,10 +828,7 @@ class Throttle {
   // awaitFuel) or the throttle is stopped (killFlag is then set).
   async hasFuel() {
     this.checkOpen();
-    if (this.surplus > 0) {
-      this.surplus -= 1;
-      return true;
-    }
+    if (this.acquireStream.takeKept(1) === 1) return true;
     const response = await this.unary('HasFuel', {
       throttle: this.name,
       worker_id: this.options.workerId,

@@ -6,7 +6,7 @@
 # - deploy/make-demo-certs.sh makes a PKI whose certificates verify, with
 #   the names the deployments dial; --renew keeps the CAs;
 # - a server with the server certificate, deploy/policy.conf and
-#   deploy/throttles.conf (as deploy/k8s, compose and verify-image run it):
+#   deploy/throttles.yaml (as deploy/k8s, compose and verify-image run it):
 #   the controller lists through the names clients use (127.0.0.1,
 #   dns:///localhost, a multi-address target with --tls_server_name=throttle),
 #   the worker may not list or stop, the controller may not create, the
@@ -49,7 +49,7 @@ openssl verify -CAfile <(echo "$old_ca") "$certs/server/tls.crt" >/dev/null ||
   fail "the renewed server certificate does not verify against the old CA"
 
 "$server" --listen=127.0.0.1:0 --port_file="$work/port" \
-  --config="$deploy/throttles.conf" --policy="$deploy/policy.conf" \
+  --config="$deploy/throttles.yaml" --policy="$deploy/policy.conf" \
   --tls_cert="$certs/server/tls.crt" --tls_key="$certs/server/tls.key" \
   --tls_client_ca="$certs/server/ca.crt" >"$work/server.log" 2>&1 &
 pid=$!

@@ -15,7 +15,7 @@
 //     readiness on the serving port, and what that asks of the rollout
 //     (see checkServer); Services, volumes, StatefulSets, etcd endpoints
 //     and the kustomization refer to things that exist; the ConfigMaps
-//     carry the same throttles as deploy/throttles.conf and the same policy
+//     carry the same throttles as deploy/throttles.yaml and the same policy
 //     as deploy/policy.conf;
 //   - security (checkSecurity): every file a flag or THROTTLE_*/ETCDCTL_*
 //     variable names lies in a mounted volume that holds it (a ConfigMap
@@ -366,14 +366,14 @@ function checkService(where, svc, byKind) {
 const specLines = (text) => text.split("\n").map((l) => l.replace(/#.*/, "").trim())
   .filter((l) => l !== "");
 
-// A ConfigMap carries throttles.conf (the --config file), policy.conf
+// A ConfigMap carries throttles.yaml (the --config file), policy.conf
 // (the --policy file), or both.
 function checkConfigMap(where, cm) {
   const keys = Object.keys(cm.data ?? {});
-  if (!keys.includes("throttles.conf") && !keys.includes("policy.conf")) {
-    return problem(where, `ConfigMap ${cm.metadata?.name} has neither throttles.conf nor policy.conf`);
+  if (!keys.includes("throttles.yaml") && !keys.includes("policy.conf")) {
+    return problem(where, `ConfigMap ${cm.metadata?.name} has neither throttles.yaml nor policy.conf`);
   }
-  if (keys.includes("throttles.conf")) checkThrottlesConf(where, cm);
+  if (keys.includes("throttles.yaml")) checkThrottlesYaml(where, cm);
   if (keys.includes("policy.conf")) checkPolicyConf(where, cm);
 }
 
@@ -405,16 +405,38 @@ function checkPolicyConf(where, cm) {
   }
 }
 
-function checkThrottlesConf(where, cm) {
-  const conf = path.join(deployDir, "throttles.conf");
-  const data = cm.data["throttles.conf"];
-  const spec = /^[A-Za-z0-9_.-]+( (max_n|per|mode|burst|manual_emit)=\S+)+$/;
-  for (const line of specLines(data)) {
-    if (!spec.test(line)) problem(where, `not a throttle spec: '${line}'`);
+// The --config file (server/service/config_file.h): "throttles:" maps
+// names to settings with max_n and per, and only the known keys. The
+// server checks values (throttle_server --check_config); this checks the
+// shape and that the ConfigMap says what deploy/throttles.yaml says.
+function checkThrottlesYaml(where, cm) {
+  const file = path.join(deployDir, "throttles.yaml");
+  const known = ["max_n", "per", "mode", "burst", "manual_emit", "catch_up"];
+  let data;
+  try {
+    data = parseYaml(cm.data["throttles.yaml"], { uniqueKeys: true });
+  } catch (e) {
+    return problem(where, `throttles.yaml: ${e.message}`);
   }
-  if (existsSync(conf) &&
-      specLines(readFileSync(conf, "utf8")).join("\n") !== specLines(data).join("\n")) {
-    problem(where, `throttles.conf differs from ${conf}`);
+  const throttles = data?.throttles;
+  if (typeof throttles !== "object" || throttles === null) {
+    return problem(where, "throttles.yaml has no mapping \"throttles\"");
+  }
+  for (const [name, settings] of Object.entries(throttles)) {
+    if (typeof settings !== "object" || settings === null) {
+      problem(where, `throttles.yaml: throttle ${name} has no settings`);
+      continue;
+    }
+    for (const key of Object.keys(settings)) {
+      if (!known.includes(key)) problem(where, `throttles.yaml: ${name}.${key} is not one of ${known.join(", ")}`);
+    }
+    for (const key of ["max_n", "per"]) {
+      if (!(key in settings)) problem(where, `throttles.yaml: ${name} has no ${key}`);
+    }
+  }
+  if (existsSync(file) &&
+      JSON.stringify(parseYaml(readFileSync(file, "utf8"))) !== JSON.stringify(data)) {
+    problem(where, `throttles.yaml differs from ${file}`);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/ha/etcd_store.h"
+#include "server/service/convert.h"
 #include "server/service/log.h"
 
 namespace throttle::server {
@@ -46,7 +47,8 @@ absl::StatusOr<std::unique_ptr<HaNode>> HaNode::Start(
 HaNode::HaNode(const HaOptions& options, std::unique_ptr<etcd::Client> client)
     : options_(options),
       client_(std::move(client)),
-      registry_(std::make_shared<prometheus::Registry>()) {
+      registry_(std::make_shared<prometheus::Registry>()),
+      declared_(options.server.throttles) {
   leader_gauge_ = &prometheus::BuildGauge()
                        .Name("throttle_leader")
                        .Help(
@@ -73,6 +75,25 @@ HaNode::~HaNode() { Shutdown(); }
 bool HaNode::leading() const {
   absl::MutexLock lock(&mu_);
   return leading_;
+}
+
+absl::StatusOr<bool> HaNode::DeclareThrottle(const std::string& name,
+                                             const ThrottleConfig& config) {
+  absl::MutexLock lock(&mu_);
+  bool found = false;
+  for (auto& [declared, declared_config] : declared_) {
+    if (declared == name) {
+      declared_config = config;
+      found = true;
+    }
+  }
+  if (!found) declared_.emplace_back(name, config);
+  if (server_ != nullptr && leading_ && !lost_) {
+    return server_->DeclareThrottle(name, config);
+  }
+  Log(LogLevel::kInfo, "throttle_declared_for_next_term",
+      {{"throttle", name}, {"config", ToProto(config).ShortDebugString()}});
+  return false;
 }
 
 void HaNode::Shutdown() {
@@ -160,6 +181,10 @@ void HaNode::Term() {
   std::unique_ptr<StateStore> store =
       NewEtcdStore(client_.get(), options_.cluster, *leader);
   ServerOptions server_options = options_.server;
+  {
+    absl::MutexLock lock(&mu_);
+    server_options.throttles = declared_;
+  }
   server_options.store = store.get();
   server_options.grant_deadline = keeper.deadline();
   server_options.on_store_refused = [this](const absl::Status& why) {

@@ -64,6 +64,14 @@ class HaNode {
   // Gauges and counters of the election, for the always-on metrics port.
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
+  // A throttle the config file declares (a reload): the leader creates or
+  // configures it at once (ThrottleServer::DeclareThrottle); a standby
+  // remembers it and creates it, when it leads, if none of its name is
+  // stored. Returns whether it was created.
+  absl::StatusOr<bool> DeclareThrottle(const std::string& name,
+                                       const ThrottleConfig& config)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Hands over: a leader stops granting, stores every throttle, resigns
   // and revokes its lease (the next leader follows within a few hundred
   // ms); a standby stops campaigning. Blocks until done. Idempotent.
@@ -92,6 +100,10 @@ class HaNode {
   bool lost_ ABSL_GUARDED_BY(mu_) = false;  // of the current term
   bool leading_ ABSL_GUARDED_BY(mu_) = false;
   ThrottleServer* server_ ABSL_GUARDED_BY(mu_) = nullptr;  // while leading
+  // What each term creates (if not stored): options_.server.throttles as
+  // changed by reloads.
+  std::vector<std::pair<std::string, ThrottleConfig>> declared_
+      ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "server/core/duration.h"
 #include "server/core/format.h"
 #include "throttle/names.h"
 
@@ -273,15 +274,19 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
         absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
     const auto bad = [&] {
       return absl::InvalidArgumentError(
-          absl::StrCat("throttle ", name, ": bad value in ", Quote(parts[i])));
+          absl::StrCat("throttle ", name, ": bad value in ", Quote(parts[i]),
+                       kv.first == "per" || kv.first == "catch_up"
+                           ? " (a duration: seconds, or 250ms, 1.5s, 2m)"
+                           : ""));
     };
     if (kv.first == "max_n") {
       if (!absl::SimpleAtoi(kv.second, &config.max_n)) return bad();
       has_max_n = true;
     } else if (kv.first == "per") {
-      double seconds = 0;
-      if (!absl::SimpleAtod(kv.second, &seconds)) return bad();
-      absl::StatusOr<absl::Duration> per = PerFromSeconds("per", seconds);
+      absl::StatusOr<absl::Duration> parsed = ParseDuration(kv.second);
+      if (!parsed.ok()) return bad();
+      absl::StatusOr<absl::Duration> per =
+          PerFromSeconds("per", absl::ToDoubleSeconds(*parsed));
       if (!per.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("throttle ", name, ": ", per.status().message()));
@@ -297,11 +302,9 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     } else if (kv.first == "manual_emit") {
       if (!absl::SimpleAtob(kv.second, &config.manual_emit)) return bad();
     } else if (kv.first == "catch_up") {
-      double seconds = 0;
-      if (!absl::SimpleAtod(kv.second, &seconds) || !std::isfinite(seconds)) {
-        return bad();
-      }
-      config.catch_up = absl::Seconds(seconds);
+      absl::StatusOr<absl::Duration> catch_up = ParseDuration(kv.second);
+      if (!catch_up.ok()) return bad();
+      config.catch_up = *catch_up;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "throttle ", name, ": unknown setting ", Quote(parts[i]),

@@ -52,10 +52,12 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AcquireRequest& first);
 // Checks the demand and withdraw of an Acquire message.
 absl::Status ValidateDemand(const v1::AcquireRequest& proto);
 
-// Parses a throttle declared on the command line or in a config file:
-//   NAME max_n=N per=SECONDS [mode=smooth|window|bucket|unbounded|
-//   monitor-only] [burst=N] [manual_emit=true|false] [catch_up=SECONDS]
-// Returns INVALID_ARGUMENT naming the bad part.
+// Parses a throttle declared on the command line (--throttle) or in a
+// config file of the old line format (config_file.h):
+//   NAME max_n=N per=DURATION [mode=smooth|window|bucket|unbounded|
+//   monitor-only] [burst=N] [manual_emit=true|false] [catch_up=DURATION]
+// with durations in the one syntax of core/duration.h (per=1, per=1s and
+// per=1000ms are the same). Returns INVALID_ARGUMENT naming the bad part.
 absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     absl::string_view spec);
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -80,6 +81,7 @@ class GrantStream : public Reactor, public StreamSink {
         end_ = delivery.end;
         end_status_ = delivery.closed_status;
       }
+      unlimited_mode_ = delivery.unlimited;
       op = NextOpLocked(now);
     }
     Perform(op);
@@ -153,13 +155,14 @@ class GrantStream : public Reactor, public StreamSink {
  protected:
   // Opens the stream in the table: true if it is open (its first grants may
   // have been delivered already), else the call is finished with the error.
-  bool Open(const std::string& throttle, const StreamRequest& request) {
+  bool Open(const std::string& throttle, const StreamRequest& request,
+            absl::string_view worker_id) {
     unlimited_ = request.count == 0 && !request.on_demand;
     can_stall_ = unlimited_ || request.on_demand;
     // Its ids are set (under the table's mutex) before any delivery or
     // callback can read them.
     grpc::Status open =
-        table_->OpenStream(this, throttle, request, &uid_, &id_);
+        table_->OpenStream(this, throttle, request, worker_id, &uid_, &id_);
     if (!open.ok()) {
       FinishOnce(open);
       return false;
@@ -239,6 +242,9 @@ class GrantStream : public Reactor, public StreamSink {
     if (grants == 0 && !end_.has_value()) return Op::kNone;
     response_.Clear();
     response_.set_grants(grants);
+    if constexpr (std::is_same_v<Response, v1::AcquireResponse>) {
+      response_.set_unlimited(unlimited_mode_);
+    }
     in_flight_ = std::move(pending_);
     pending_.clear();
     if (!end_.has_value()) {
@@ -309,6 +315,8 @@ class GrantStream : public Reactor, public StreamSink {
   absl::Time write_started_ ABSL_GUARDED_BY(mu_);
   bool stalled_ ABSL_GUARDED_BY(mu_) = false;
   bool final_write_ ABSL_GUARDED_BY(mu_) = false;
+  // What the last delivery said: the throttle's fuel is not limited.
+  bool unlimited_mode_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   Response response_;  // owned by gRPC while a write runs
@@ -342,7 +350,7 @@ class FuelReactor final
            {"count", absl::StrCat(stream_request->count)},
            {"weight", absl::StrCat(stream_request->weight)}});
     }
-    Open(request.throttle(), *stream_request);
+    Open(request.throttle(), *stream_request, request.worker_id());
   }
 };
 
@@ -399,7 +407,7 @@ class AcquireReactor final
            {"demand", absl::StrCat(stream_request->count)},
            {"weight", absl::StrCat(stream_request->weight)}});
     }
-    return Open(request_.throttle(), *stream_request);
+    return Open(request_.throttle(), *stream_request, request_.worker_id());
   }
 
   // A later message: more demand, or demand withdrawn. Returns whether the

@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "prometheus/client_metric.h"
+#include "prometheus/gauge.h"
 #include "prometheus/metric_family.h"
 #include "server/service/log.h"
 
@@ -105,18 +106,30 @@ class Metrics::ThrottleCollector final : public prometheus::Collectable {
   const ThrottleStatsSource* source_ = nullptr;
 };
 
-Metrics::Metrics()
-    : registry_(std::make_shared<prometheus::Registry>()),
+Metrics::Metrics(const MetricsOptions& options)
+    : options_(options),
+      registry_(std::make_shared<prometheus::Registry>()),
       throttles_(std::make_shared<ThrottleCollector>()) {
+  prometheus::BuildGauge()
+      .Name("throttle_build_info")
+      .Help("The server's version (value always 1).")
+      .Register(*registry_)
+      .Add({{"version", options_.version}})
+      .Set(1);
   lateness_ = &prometheus::BuildHistogram()
                    .Name("throttle_grant_lateness_seconds")
                    .Help(
                        "Time from a grant's due moment to its hand-over to "
-                       "the stream's queue.")
-                   .Register(*registry_)
-                   .Add({}, prometheus::Histogram::BucketBoundaries{
-                                1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
-                                5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1});
+                       "the stream's queue, by throttle.")
+                   .Register(*registry_);
+  worker_grants_ =
+      &prometheus::BuildCounter()
+           .Name("throttle_worker_grants_total")
+           .Help(
+               "Grants that reached a worker's streams, by throttle and "
+               "worker_id: the first --metrics_max_workers_per_throttle "
+               "workers of a throttle each, the rest as worker=\"other\".")
+           .Register(*registry_);
   auto& wakeups = prometheus::BuildCounter()
                       .Name("throttle_refill_wakeups_total")
                       .Help("Wake-ups of the refill loop.")
@@ -141,6 +154,11 @@ Metrics::Metrics()
                              "Calls refused with RESOURCE_EXHAUSTED because "
                              "a limit was reached, by the limit's flag.")
                          .Register(*registry_);
+  // At zero from the start, so a rate() over them works before the first.
+  for (const char* limit :
+       {"max_streams", "max_streams_per_client", "max_throttles"}) {
+    limits_reached_->Add({{"limit", limit}});
+  }
   state_write_latency_ =
       &prometheus::BuildHistogram()
            .Name("throttle_state_write_seconds")
@@ -182,8 +200,32 @@ void Metrics::SetSource(const ThrottleStatsSource* source) {
   throttles_->SetSource(source);
 }
 
-void Metrics::ObserveLateness(absl::Duration lateness) {
-  lateness_->Observe(absl::ToDoubleSeconds(lateness));
+prometheus::Histogram* Metrics::Lateness(absl::string_view throttle) {
+  // Family::Add returns the existing series for the same labels.
+  return &lateness_->Add({{"throttle", std::string(throttle)}},
+                         prometheus::Histogram::BucketBoundaries{
+                             1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3,
+                             1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1});
+}
+
+prometheus::Counter* Metrics::WorkerGrants(absl::string_view throttle,
+                                           absl::string_view worker_id) {
+  std::string worker = worker_id.empty() ? "unknown" : std::string(worker_id);
+  {
+    absl::MutexLock lock(&workers_mu_);
+    absl::flat_hash_set<std::string>& seen = workers_[throttle];
+    if (!seen.contains(worker)) {
+      if (static_cast<int64_t>(seen.size()) <
+              options_.max_workers_per_throttle &&
+          worker != "other") {
+        seen.insert(worker);
+      } else {
+        worker = "other";
+      }
+    }
+  }
+  return &worker_grants_->Add(
+      {{"throttle", std::string(throttle)}, {"worker", worker}});
 }
 
 void Metrics::CountRefillWakeup(int64_t throttles_advanced) {

@@ -5,6 +5,14 @@
 // open streams, configured and achieved rate) are read from the service at
 // scrape time through a ThrottleStatsSource, so a scrape is always current
 // and costs nothing between scrapes.
+//
+// Series recorded as things happen and labelled by throttle (lateness,
+// grants per worker) are keyed by the throttle's name and kept for the
+// life of the process: a throttle deleted and created again continues
+// them, and the grant path holds plain pointers to them (no lookup by
+// name per grant). The scrape-time counters (throttle_grants_total, ...)
+// belong to the throttle itself and start from zero when it is created
+// again, which Prometheus reads as a counter reset (docs/DECISIONS.md).
 #ifndef THROTTLE_SERVER_SERVICE_METRICS_H_
 #define THROTTLE_SERVER_SERVICE_METRICS_H_
 
@@ -13,7 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/collectable.h"
@@ -49,10 +61,19 @@ class ThrottleStatsSource {
   virtual std::vector<ThrottleSnapshot> Snapshot() const = 0;
 };
 
+struct MetricsOptions {
+  // The project's version, the `version` label of throttle_build_info.
+  std::string version;
+  // throttle_worker_grants_total has a series of its own for at most this
+  // many worker ids per throttle (the first seen); the others count under
+  // worker="other". 0: every worker counts under "other".
+  int64_t max_workers_per_throttle = 20;
+};
+
 // Thread-safe.
 class Metrics {
  public:
-  Metrics();
+  explicit Metrics(const MetricsOptions& options = {});
 
   // The registry to expose; also collects from a source set later.
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
@@ -64,8 +85,19 @@ class Metrics {
   // must outlive scrapes (set to nullptr before it dies).
   void SetSource(const ThrottleStatsSource* source);
 
-  // How late a grant reached its stream's queue after it fell due.
-  void ObserveLateness(absl::Duration lateness);
+  // The series of throttle_grant_lateness_seconds (how late a grant reached
+  // its stream's queue after it fell due) of the throttle `throttle`.
+  // Never null; lives as long as the Metrics. Costs a lookup by name: call
+  // once per throttle, not per grant.
+  prometheus::Histogram* Lateness(absl::string_view throttle);
+  // The series of throttle_worker_grants_total that counts the grants of
+  // `worker_id`'s streams on `throttle`: its own for the first
+  // max_workers_per_throttle worker ids of the throttle, else the
+  // throttle's worker="other" (an empty id counts as "unknown"). Never
+  // null; lives as long as the Metrics. Call once per stream.
+  prometheus::Counter* WorkerGrants(absl::string_view throttle,
+                                    absl::string_view worker_id)
+      ABSL_LOCKS_EXCLUDED(workers_mu_);
   // The refill loop woke and advanced `throttles_advanced` throttles.
   void CountRefillWakeup(int64_t throttles_advanced);
   // A call finished with a non-OK status.
@@ -78,8 +110,14 @@ class Metrics {
 
  private:
   class ThrottleCollector;
+  const MetricsOptions options_;
   std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Histogram* lateness_;
+  prometheus::Family<prometheus::Histogram>* lateness_;
+  prometheus::Family<prometheus::Counter>* worker_grants_;
+  absl::Mutex workers_mu_;
+  // Throttle name -> the worker ids with a series of their own.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> workers_
+      ABSL_GUARDED_BY(workers_mu_);
   prometheus::Counter* wakeups_;
   prometheus::Counter* advances_;
   prometheus::Family<prometheus::Counter>* errors_;

@@ -8,9 +8,11 @@
 #include "prometheus/exposer.h"
 #include "prometheus/metric_family.h"
 #include "server/service/convert.h"
+#include "server/service/grpc_metrics.h"
 #include "server/service/log.h"
 #include "server/service/metrics.h"
 #include "server/service/persister.h"
+#include "server/service/process_metrics.h"
 #include "server/service/record.h"
 #include "server/service/service.h"
 #include "server/service/unparsable_request.h"
@@ -24,10 +26,12 @@ struct ThrottleServer::Impl {
     if (shared_exposer != nullptr) {
       shared_exposer->RemoveCollectable(metrics->registry());
       shared_exposer->RemoveCollectable(metrics->throttles());
+      shared_exposer->RemoveCollectable(process_metrics);
     }
     if (metrics != nullptr) metrics->SetSource(nullptr);
   }
   std::unique_ptr<Metrics> metrics;
+  std::shared_ptr<prometheus::Collectable> process_metrics;
   std::unique_ptr<Authorizer> authorizer;  // before service: it uses it
   std::unique_ptr<Service> service;
   std::unique_ptr<Persister> persister;  // after service: uses its table
@@ -41,7 +45,12 @@ struct ThrottleServer::Impl {
 absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
-  impl->metrics = std::make_unique<Metrics>();
+  MetricsOptions metrics_options;
+  metrics_options.version = options.version;
+  metrics_options.max_workers_per_throttle =
+      options.metrics_max_workers_per_throttle;
+  impl->metrics = std::make_unique<Metrics>(metrics_options);
+  impl->process_metrics = NewProcessCollector();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeServerCredentials(options.security);
   if (!credentials.ok()) return credentials.status();
@@ -113,11 +122,13 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     }
     impl->exposer->RegisterCollectable(impl->metrics->registry());
     impl->exposer->RegisterCollectable(impl->metrics->throttles());
+    impl->exposer->RegisterCollectable(impl->process_metrics);
   }
   if (options.metrics_exposer != nullptr) {
     impl->shared_exposer = options.metrics_exposer;
     impl->shared_exposer->RegisterCollectable(impl->metrics->registry());
     impl->shared_exposer->RegisterCollectable(impl->metrics->throttles());
+    impl->shared_exposer->RegisterCollectable(impl->process_metrics);
   }
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) {
@@ -136,6 +147,9 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
                                         const grpc::Status& status) {
           CountCallError(metrics, method, status);
         }));
+    // Last: it counts the status the others leave.
+    interceptors.push_back(NewGrpcMetricsInterceptorFactory(
+        impl->metrics->registry(), options.clock));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   int port = 0;
@@ -222,6 +236,39 @@ bool ThrottleServer::AwaitStored(const std::string& name,
                entry.stored_emissions == entry.scheduler.total_emissions();
       },
       timeout);
+}
+
+absl::StatusOr<bool> ThrottleServer::DeclareThrottle(
+    const std::string& name, const ThrottleConfig& config) {
+  if (absl::Status s = ValidateConfig(config); !s.ok()) return s;
+  ThrottleTable& table = impl_->service->table();
+  bool created = false;
+  absl::Status status =
+      table.Transact("name", name,
+                     [&](ThrottleTable::Entry& entry, absl::Time now,
+                         ThrottleTable::Changes*) -> absl::Status {
+                       entry.scheduler.Configure(config, now);
+                       Log(LogLevel::kInfo, "throttle_configured",
+                           {{"throttle", name},
+                            {"config", ToProto(config).ShortDebugString()},
+                            {"open_streams", absl::StrCat(entry.sinks.size())},
+                            {"by", "config file"}});
+                       return absl::OkStatus();
+                     });
+  if (absl::IsNotFound(status)) {
+    status = table.Create(name, config);
+    created = status.ok();
+  }
+  if (!status.ok()) return status;
+  if (impl_->persister != nullptr) {
+    impl_->persister->Persist(name, [name](absl::Status stored) {
+      if (!stored.ok()) {
+        Log(LogLevel::kWarning, "throttle_not_stored",
+            {{"throttle", name}, {"error", std::string(stored.message())}});
+      }
+    });
+  }
+  return created;
 }
 
 void ThrottleServer::Shutdown(absl::Duration deadline) {

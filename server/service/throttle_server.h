@@ -37,6 +37,11 @@ struct ServerOptions {
   // host:port of the Prometheus metrics endpoint (HTTP, /metrics); empty
   // means none. Port 0 picks a free port (see metrics_port()).
   std::string metrics_listen;
+  // The project's version, exposed as throttle_build_info{version}.
+  std::string version;
+  // throttle_worker_grants_total has a series of its own for at most this
+  // many worker ids per throttle; the others count as worker="other".
+  int64_t metrics_max_workers_per_throttle = 20;
   // A stream whose previous write has not drained for this long is
   // stalled (its grants go to the others until it drains).
   absl::Duration stream_stall_timeout = absl::Milliseconds(500);
@@ -117,6 +122,16 @@ class ThrottleServer {
       absl::FunctionRef<bool(int64_t waiting_streams, int64_t total_emissions)>
           condition,
       absl::Duration timeout) const;
+
+  // A throttle a config file declares (a reload, config_reloader.h):
+  // configures the throttle `name` to `config` if it exists, its open
+  // streams kept (as ConfigureThrottle), else creates it in state CREATED.
+  // Returns whether it was created; INVALID_ARGUMENT for a bad name or
+  // config, RESOURCE_EXHAUSTED beyond max_throttles. With a store, the
+  // change is stored in the background (a failure is logged). Does not
+  // block beyond the table's mutex.
+  absl::StatusOr<bool> DeclareThrottle(const std::string& name,
+                                       const ThrottleConfig& config);
 
   // No grant at or after the wall-clock time `deadline` (the end of a
   // leader's lease) until a later one is set. Thread-safe.

@@ -61,6 +61,7 @@ ThrottleTable::Entry& ThrottleTable::AddLocked(const std::string& name,
                                                const ThrottleConfig& config) {
   auto entry = std::make_unique<Entry>(name, next_uid_++, config);
   Entry& added = *entry;
+  if (metrics_ != nullptr) added.lateness = metrics_->Lateness(name);
   by_uid_.emplace(added.uid, &added);
   throttles_.emplace(name, std::move(entry));
   if (reservations_ != nullptr) added.scheduler.SetGrantLimit(0);
@@ -282,7 +283,12 @@ void ThrottleTable::ForEach(absl::FunctionRef<void(const Entry&)> read) const {
 grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
                                        const std::string& name,
                                        const StreamRequest& request,
+                                       absl::string_view worker_id,
                                        uint64_t* uid, StreamId* id) {
+  // Before the table's mutex: the per-worker series is found by name once
+  // per stream, never per grant.
+  prometheus::Counter* worker_grants =
+      metrics_ == nullptr ? nullptr : metrics_->WorkerGrants(name, worker_id);
   std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
@@ -297,7 +303,7 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
     Changes changes;
     *id = entry->scheduler.Open(request, clock_->Now(), &changes.events);
     *uid = entry->uid;
-    entry->sinks.emplace(*id, sink);
+    entry->sinks.emplace(*id, Entry::OpenSink{sink, worker_grants});
     CollectLocked(*entry, changes, &out);
     SettleLocked(*entry, &out);
   }
@@ -470,7 +476,8 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
       }
       continue;
     }
-    StreamSink* sink = it->second;
+    StreamSink* sink = it->second.sink;
+    prometheus::Counter* worker_grants = it->second.worker_grants;
     if (event.end != EndReason::kNone) {
       entry.sinks.erase(it);
       entry.stalled.erase(event.stream);
@@ -478,13 +485,14 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     }
     if (event.grants > 0) {
       entry.grants = SaturatingAdd(entry.grants, event.grants);
-      if (metrics_ != nullptr) {
-        metrics_->ObserveLateness(now - event.granted_at);
+      if (entry.lateness != nullptr) {
+        entry.lateness->Observe(absl::ToDoubleSeconds(now - event.granted_at));
       }
     }
     sink->Ref();
-    out->push_back({sink, entry.uid, event.stream, BatchOf(event), event.end,
-                    changes.closed_status});
+    out->push_back({sink, worker_grants, entry.uid, event.stream,
+                    BatchOf(event), event.end, changes.closed_status,
+                    !entry.scheduler.limited()});
   }
 }
 
@@ -542,6 +550,13 @@ void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
     for (const Delivery& delivery : deliveries) {
       StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
       delivery.sink->Unref();
+      if (delivery.worker_grants != nullptr && delivery.batch.grants > 0) {
+        int64_t delivered = delivery.batch.grants;
+        for (const GrantBatch& u : rejected.grants) delivered -= u.grants;
+        if (delivered > 0) {
+          delivery.worker_grants->Increment(static_cast<double>(delivered));
+        }
+      }
       if (options_.grant_log != nullptr && delivery.batch.grants > 0 &&
           rejected.grants.empty()) {
         LogGrants(delivery);

@@ -52,11 +52,16 @@ struct GrantBatch {
 // What the table hands a stream: grants and/or its end.
 struct Delivery {
   StreamSink* sink;  // referenced; released after delivery
-  uint64_t uid;      // of the throttle
+  // Counts the grants that reach the sink (its worker's series); null:
+  // none. Lives as long as the Metrics.
+  prometheus::Counter* worker_grants;
+  uint64_t uid;  // of the throttle
   StreamId stream;
   GrantBatch batch;  // may be empty (grants == 0)
   EndReason end;
   grpc::Status closed_status;  // for EndReason::kClosed
+  // The throttle's fuel is not limited (monitor-only) as this is sent.
+  bool unlimited = false;
 };
 
 // Where an open stream's grants go (the AwaitFuel and Acquire reactors).
@@ -110,13 +115,21 @@ class ThrottleTable final : public ThrottleStatsSource {
     const std::string name;
     const uint64_t uid;  // never reused, unlike names
     Scheduler scheduler;
-    absl::flat_hash_map<StreamId, StreamSink*> sinks;
+    // An open stream's sink and the counter of its worker's grants (null
+    // without metrics), found with the sink so counting costs no lookup.
+    struct OpenSink {
+      StreamSink* sink;
+      prometheus::Counter* worker_grants;
+    };
+    absl::flat_hash_map<StreamId, OpenSink> sinks;
     absl::flat_hash_set<StreamId> stalled;  // held until their write drains
     // Streams whose write drained before their stall was recorded here.
     absl::flat_hash_set<StreamId> drained_early;
     // Where this throttle stands in wakeups_ (InfiniteFuture: not there).
     absl::Time queued_wakeup = absl::InfiniteFuture();
-    // For the metrics.
+    // For the metrics. `lateness` is the throttle's series of
+    // throttle_grant_lateness_seconds (null without metrics).
+    prometheus::Histogram* lateness = nullptr;
     int64_t grants = 0;      // handed to streams, minus those given back
     int64_t given_back = 0;  // came back undelivered
     int64_t stalls = 0;      // times a stream was stalled
@@ -194,11 +207,13 @@ class ThrottleTable final : public ThrottleStatsSource {
 
   // --- Streams (for the AwaitFuel reactor) ---
 
-  // Opens a stream of `sink` on the throttle `name`; its first grants are
-  // delivered before this returns. Sets *uid and *id. NOT_FOUND if there
-  // is no such throttle, UNAVAILABLE once new streams are refused.
+  // Opens a stream of `sink` on the throttle `name` for the worker
+  // `worker_id` (the request's, for the per-worker metrics); its first
+  // grants are delivered before this returns. Sets *uid and *id. NOT_FOUND
+  // if there is no such throttle, UNAVAILABLE once new streams are refused.
   grpc::Status OpenStream(StreamSink* sink, const std::string& name,
-                          const StreamRequest& request, uint64_t* uid,
+                          const StreamRequest& request,
+                          absl::string_view worker_id, uint64_t* uid,
                           StreamId* id) ABSL_LOCKS_EXCLUDED(mu_);
   // The stream went away: forget it and give back what it did not get.
   void CloseStream(uint64_t uid, StreamId id,

@@ -26,6 +26,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "tests/support/manual_clock.h"
 #include "throttle/channel.h"
 #include "throttle/clock.h"
 #include "throttle/controller.h"
@@ -35,6 +36,8 @@
 
 namespace throttle {
 namespace {
+
+using ::throttle::testing::ManualClock;
 
 // An address where nothing listens.
 constexpr char kUnreachable[] = "unix:/nonexistent-throttle-test-dir/sock";
@@ -224,22 +227,6 @@ class FakeThrottle final : public v1::Throttle::Service {
 // A monotonic clock that a test moves by hand. Its timeline starts an hour
 // after the Unix epoch, far from the wall clock, so that a Tank mixing it
 // with absl::Now() would compute nonsense. Thread-safe.
-class ManualClock final : public Clock {
- public:
-  absl::Time Now() const override ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch() + absl::Hours(1);
-};
-
 // The wait limit of `request` in whole milliseconds.
 int64_t WaitLimitMillis(const v1::AwaitFuelRequest& request) {
   return request.wait_limit().seconds() * 1000 +

@@ -52,7 +52,8 @@ class FakeAcquire final : public v1::Throttle::Service {
   std::vector<v1::AcquireRequest> messages(size_t i) const
       ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    return i < streams_.size() ? streams_[i] : std::vector<v1::AcquireRequest>();
+    return i < streams_.size() ? streams_[i]
+                               : std::vector<v1::AcquireRequest>();
   }
 
   size_t streams() const ABSL_LOCKS_EXCLUDED(mu_) {
@@ -73,8 +74,8 @@ class FakeAcquire final : public v1::Throttle::Service {
 
   grpc::Status Acquire(
       grpc::ServerContext*,
-      grpc::ServerReaderWriter<v1::AcquireResponse, v1::AcquireRequest>*
-          stream) override {
+      grpc::ServerReaderWriter<v1::AcquireResponse, v1::AcquireRequest>* stream)
+      override {
     Plan plan;
     size_t index;
     {

@@ -14,6 +14,7 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/support/manual_clock.h"
 #include "tests/support/server_process.h"
 #include "throttle/controller.h"
 #include "throttle/tank.h"
@@ -36,8 +37,8 @@ v1::ThrottleInfo Info(const Controller& controller, const std::string& name) {
 
 bool AwaitWaitingStreams(const Controller& controller, const std::string& name,
                          int64_t n) {
-  return WaitFor(
-      [&] { return Info(controller, name).waiting_streams() == n; }, kGenerous);
+  return WaitFor([&] { return Info(controller, name).waiting_streams() == n; },
+                 kGenerous);
 }
 
 int64_t TotalEmissions(const Controller& controller, const std::string& name) {
@@ -78,6 +79,9 @@ TankOptions Options() {
   options.worker_id = "tank-server-test";
   options.backoff_initial = absl::Milliseconds(20);
   options.backoff_max = absl::Milliseconds(500);
+  // These tests count exactly: no grants asked ahead (see
+  // AskingAheadOnlyWhereFuelIsUnlimitedAndBoundedByIt).
+  options.ask_ahead = 0;
   return options;
 }
 
@@ -110,6 +114,53 @@ class TankServerTest : public ::testing::Test {
   std::optional<Controller> controller_;
 };
 
+// Monitor-only fuel is not limited: the Tank asks ahead (TankOptions::
+// ask_ahead) and the server counts at most that many grants not yet used;
+// with ask_ahead 0, or in a limited mode, it counts exactly what was used.
+TEST_F(TankServerTest, AskingAheadOnlyWhereFuelIsUnlimitedAndBoundedByIt) {
+  struct Case {
+    const char* name;
+    v1::Mode mode;
+    int64_t ask_ahead;
+    int64_t most_unused;
+  };
+  for (const Case& c : {Case{"monitor", v1::MODE_MONITOR_ONLY, 16, 16},
+                        Case{"exact", v1::MODE_MONITOR_ONLY, 0, 0},
+                        Case{"limited", v1::MODE_SMOOTH, 16, 0}}) {
+    Run(c.name, Config(c.mode == v1::MODE_SMOOTH ? 1'000'000 : 1, 1, c.mode));
+    TankOptions options = Options();
+    options.ask_ahead = c.ask_ahead;
+    Tank tank(server_->address(), c.name, options);
+    constexpr int64_t kAwaits = 500;
+    for (int64_t i = 1; i <= kAwaits; ++i) {
+      ASSERT_TRUE(tank.AwaitFuel().ok()) << c.name << " " << i;
+      const int64_t counted = TotalEmissions(*controller_, c.name);
+      ASSERT_GE(counted, i) << c.name;
+      ASSERT_LE(counted, i + c.most_unused) << c.name << " after " << i;
+    }
+    if (c.most_unused > 0) {
+      // It did ask ahead: one round trip served many awaits.
+      EXPECT_GT(TotalEmissions(*controller_, c.name), kAwaits) << c.name;
+    }
+  }
+}
+
+// A worker slower than one grant a millisecond asks for nothing ahead, so
+// its counts stay exact even with ask_ahead set.
+TEST_F(TankServerTest, ASlowWorkerAsksForNothingAhead) {
+  Run("slow", Config(1, 1, v1::MODE_MONITOR_ONLY));
+  ManualClock clock;  // the Tank's pace is measured on it
+  TankOptions options = Options();
+  options.ask_ahead = 16;
+  options.clock = &clock;
+  Tank tank(server_->address(), "slow", options);
+  for (int64_t i = 1; i <= 100; ++i) {
+    ASSERT_TRUE(tank.AwaitFuel().ok()) << i;
+    ASSERT_EQ(TotalEmissions(*controller_, "slow"), i);
+    clock.Advance(absl::Milliseconds(5));  // one grant per 5 ms of work
+  }
+}
+
 TEST_F(TankServerTest, ALoopOfAwaitsGetsFuel) {
   Run("loop", Config(1, 1, v1::MODE_MONITOR_ONLY));
   Tank tank(server_->address(), "loop", Options());
@@ -136,9 +187,8 @@ TEST_F(TankServerTest, ACountedAwaitGetsN) {
 
 TEST_F(TankServerTest, ATimedOutWaitersDemandIsWithdrawn) {
   // Created, not started: the stream waits.
-  ASSERT_TRUE(controller_
-                  ->CreateThrottle("idle", Config(10, 1, v1::MODE_SMOOTH))
-                  .ok());
+  ASSERT_TRUE(
+      controller_->CreateThrottle("idle", Config(10, 1, v1::MODE_SMOOTH)).ok());
   Tank tank(server_->address(), "idle", Options());
   FuelResult timed_out;
   std::vector<std::thread> waiter;
@@ -201,9 +251,9 @@ TEST_F(TankServerTest, ThreadsSharingATankEachGetExactlyTheirGrants) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kAwaits; ++i) {
         // Plain and counted awaits mixed: 1, 2, 3 grants.
-        const FuelResult result =
-            i % 3 == 0 ? tank.AwaitFuel(kGenerous)
-                       : tank.AwaitFuel(1 + i % 3, kGenerous);
+        const FuelResult result = i % 3 == 0
+                                      ? tank.AwaitFuel(kGenerous)
+                                      : tank.AwaitFuel(1 + i % 3, kGenerous);
         if (result.ok()) got[t] += result.grants;
       }
     });

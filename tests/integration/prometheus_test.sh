@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The metrics endpoint scraped by a real Prometheus (Debian's package):
-# starts throttle_server with --metrics_listen=127.0.0.1:0, makes a worker
-# take some grants, checks the raw exposition with `promtool check metrics`,
+# starts throttle_server with --metrics_listen=127.0.0.1:0 and
+# --metrics_max_workers_per_throttle=2, makes three Acquire workers take
+# some grants and one raw AwaitFuel call take 3, makes a call fail
+# (NOT_FOUND), stops the throttle, then checks the raw exposition with
+# `promtool check metrics` and check_scrape.py (grpc_server_* by method,
+# type and code; process_*; throttle_build_info; lateness by throttle;
+# grants per worker capped at 2 plus "other"), checks that every query of
+# the Grafana dashboard (deploy/monitoring) names a metric of this scrape,
 # then starts Prometheus on 127.0.0.1 with a scrape config pointing at the
 # server and queries throttle_grants_total over its HTTP API.
-# Usage: prometheus_test.sh THROTTLE_SERVER TEST_WORKER THROTTLECTL
+# Usage: prometheus_test.sh THROTTLE_SERVER TEST_WORKER THROTTLECTL VERSION
 set -euo pipefail
-server_bin="$1" worker_bin="$2" ctl_bin="$3"
+server_bin="$1" worker_bin="$2" ctl_bin="$3" version="$4"
+here=$(cd "$(dirname "$0")" && pwd)
+dashboard="$here/../../deploy/monitoring/throttle-dashboard.json"
 for tool in prometheus promtool curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)" >&2; exit 1; }
 done
@@ -29,7 +37,8 @@ wait_for() {
 }
 
 "$server_bin" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
-  --port_file="$dir/port" --throttle="work max_n=50 per=1" 2>"$dir/server.log" &
+  --port_file="$dir/port" --throttle="work max_n=50 per=1" \
+  --metrics_max_workers_per_throttle=2 2>"$dir/server.log" &
 pids+=($!)
 wait_for 30 test -s "$dir/port" || { cat "$dir/server.log"; exit 1; }
 port=$(cat "$dir/port")
@@ -37,13 +46,27 @@ metrics_port=$(sed -n 's/.*event=server_serving.* metrics_port=\([0-9]*\).*/\1/p
 [[ -n "$metrics_port" && "$metrics_port" != 0 ]] || { echo "no metrics port" >&2; cat "$dir/server.log"; exit 1; }
 address="127.0.0.1:$port"
 
-"$worker_bin" --address="$address" --throttle=work --worker_id=w >"$dir/worker.out" &
-pids+=($!)
+for w in w x y; do
+  "$worker_bin" --address="$address" --throttle=work --worker_id=$w >"$dir/worker.$w" &
+  pids+=($!)
+done
 "$ctl_bin" --address="$address" start work
-worker_has_fuel() { (($(grep -c '^fuel$' "$dir/worker.out") >= 5)); }
-wait_for 60 worker_has_fuel
-# An error, for throttle_rpc_errors_total.
+workers_have_fuel() {
+  for w in w x y; do (($(grep -c '^fuel$' "$dir/worker.$w") >= 5)) || return 1; done
+}
+wait_for 60 workers_have_fuel
+# The server-streaming RPC, to its end (count reached: OK).
+timeout 60 "$worker_bin" --address="$address" --throttle=work --worker_id=raw \
+  --await_fuel=3 >"$dir/raw.out"
+grep -q '^stopped$' "$dir/raw.out" || { cat "$dir/raw.out" >&2; exit 1; }
+# An error, for throttle_rpc_errors_total and grpc_server_handled_total.
 "$ctl_bin" --address="$address" start nope 2>/dev/null && exit 1
+# Stopped, every worker's stream ends: the counts stand still for the scrape.
+"$ctl_bin" --address="$address" stop work >/dev/null
+workers_stopped() {
+  for w in w x y; do grep -q '^stopped$' "$dir/worker.$w" || return 1; done
+}
+wait_for 60 workers_stopped
 
 curl -sf "http://127.0.0.1:$metrics_port/metrics" >"$dir/metrics.txt"
 promtool check metrics <"$dir/metrics.txt"
@@ -54,6 +77,9 @@ for name in throttle_grants_total throttle_waiting_streams throttle_open_streams
 done
 grep -q 'throttle_rpc_errors_total{code="NOT_FOUND",method="Start"} 1' "$dir/metrics.txt" \
   || { echo "the NOT_FOUND error is not counted" >&2; grep rpc_errors "$dir/metrics.txt" >&2; exit 1; }
+/usr/bin/python3 "$here/check_scrape.py" "$dir/metrics.txt" "$version" 2 \
+  || { cat "$dir/metrics.txt" >&2; exit 1; }
+/usr/bin/python3 "$here/check_dashboard.py" "$dashboard" "$dir/metrics.txt"
 
 # A free port for Prometheus (tiny race between probing and binding).
 prom_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -84,5 +110,4 @@ fi
 value=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"]["result"][0]["value"][1])' "$dir/query.json")
 echo "Prometheus scraped throttle_grants_total{throttle=\"work\"} = $value"
 /usr/bin/python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 5 else 1)' "$value"
-"$ctl_bin" --address="$address" stop work >/dev/null
 echo "prometheus_test: OK"

@@ -3,6 +3,10 @@
 // saying how it ended ("stopped" or "error <status>"). Flushes every line,
 // so a test can count grants of a worker it kills.
 //
+// With --await_fuel=N it makes one raw AwaitFuel call for N grants instead
+// (the server-streaming RPC the client library no longer uses), writing
+// "fuel" per grant and then "stopped" or "error <status>".
+//
 // With --tls_ca, --tls_cert, --tls_key, --token, --token_file,
 // --tls_server_name (or their THROTTLE_* environment variables) it connects
 // over TLS, mTLS or with a token (throttle/channel.h); a bad security
@@ -15,6 +19,7 @@
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "throttle/channel.h"
 #include "throttle/tank.h"
 
@@ -28,6 +33,38 @@ ABSL_FLAG(std::string, token, "", "bearer token (TLS only)");
 ABSL_FLAG(std::string, token_file, "", "file holding the bearer token");
 ABSL_FLAG(std::string, tls_server_name, "",
           "name the server's certificate must hold (TLS only)");
+ABSL_FLAG(int64_t, await_fuel, 0,
+          "if > 0: one raw AwaitFuel call for this many grants instead of "
+          "the client library's loop");
+
+namespace {
+
+// One AwaitFuel call for `count` grants; prints as main does.
+int RunAwaitFuel(const std::shared_ptr<grpc::Channel>& channel, int64_t count) {
+  auto stub = throttle::v1::Throttle::NewStub(channel);
+  throttle::v1::AwaitFuelRequest request;
+  request.set_throttle(absl::GetFlag(FLAGS_throttle));
+  request.set_worker_id(absl::GetFlag(FLAGS_worker_id));
+  request.set_count(count);
+  grpc::ClientContext context;
+  auto reader = stub->AwaitFuel(&context, request);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  throttle::v1::AwaitFuelResponse response;
+  while (reader->Read(&response)) {
+    for (int64_t i = 0; i < response.grants(); ++i) std::printf("fuel\n");
+    std::fflush(stdout);
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    std::printf("error %s\n", status.error_message().c_str());
+    return 1;
+  }
+  std::printf("stopped\n");
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -47,6 +84,9 @@ int main(int argc, char** argv) {
   if (!channel.ok()) {
     std::printf("error %s\n", channel.status().ToString().c_str());
     return 1;
+  }
+  if (const int64_t count = absl::GetFlag(FLAGS_await_fuel); count > 0) {
+    return RunAwaitFuel(*channel, count);
   }
   throttle::Tank tank(*channel, absl::GetFlag(FLAGS_throttle), options);
   std::printf("ready\n");

@@ -46,6 +46,7 @@ for spec in "$server:--listen" "$tutorial:--workers" "$bench:--rate"; do
 done
 run "$server" --help
 check "throttle_server --help (all its flags)" "$out" "$code" "--shutdown_grace"
+check "throttle_server --help (the config reload flag)" "$out" "$code" "--config_poll_interval"
 run "$throttlectl" --help
 check "throttlectl --help" "$out" "$code" "--address"
 run "$throttlectl" --version

@@ -268,6 +268,29 @@ TEST_F(AcquireTest, MonitorOnlyAnswersEachDemandAtOnce) {
   EXPECT_EQ(Total("m"), expected);
 }
 
+TEST_F(AcquireTest, GrantMessagesSayWhetherFuelIsUnlimited) {
+  Create("m", 1, 1, v1::MODE_MONITOR_ONLY);
+  Start("m");
+  Call call = Open("m", 1);
+  AcquireResponse response;
+  ASSERT_TRUE(call.stream->Read(&response));
+  EXPECT_EQ(response.grants(), 1);
+  EXPECT_TRUE(response.unlimited());
+  // Configured to a limited mode, its grants are no longer unlimited.
+  v1::ConfigureThrottleRequest configure;
+  configure.set_name("m");
+  configure.mutable_config()->set_max_n(10);
+  configure.mutable_config()->set_per_seconds(1);
+  v1::ConfigureThrottleResponse configured;
+  ASSERT_TRUE(
+      stub_->ConfigureThrottle(Context().get(), configure, &configured).ok());
+  Ask(call, 1);
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(call.stream->Read(&response));
+  EXPECT_EQ(response.grants(), 1);
+  EXPECT_FALSE(response.unlimited());
+}
+
 TEST_F(AcquireTest, BadMessagesGetTheRightCodeNamingTheFieldAndHarmNothing) {
   Create("good", 1, 1, v1::MODE_MONITOR_ONLY);
   Start("good");

@@ -34,5 +34,28 @@ TEST(ParseThrottleSpec, UnknownModeNamesTheValueAndTheChoices) {
   EXPECT_THAT(parsed.status().message(), HasSubstr("monitor-only"));
 }
 
+TEST(ParseThrottleSpec, DurationsInTheOneSyntaxOrPlainSeconds) {
+  // The example: the config refused per=1s. Now per=1, per=1s and
+  // per=1000ms are the same throttle, and catch_up reads the same way.
+  for (const char* per : {"1", "1s", "1000ms", "1.0"}) {
+    auto parsed = ParseThrottleSpec(absl::StrCat("t max_n=4 per=", per));
+    ASSERT_TRUE(parsed.ok()) << per << ": " << parsed.status();
+    EXPECT_EQ(parsed->second.per, absl::Seconds(1)) << per;
+  }
+  auto minute = ParseThrottleSpec("t max_n=600 per=2m catch_up=1.5s");
+  ASSERT_TRUE(minute.ok()) << minute.status();
+  EXPECT_EQ(minute->second.per, absl::Minutes(2));
+  EXPECT_EQ(minute->second.catch_up, absl::Milliseconds(1500));
+}
+
+TEST(ParseThrottleSpec, BadDurationNamesThePartAndTheSyntax) {
+  auto parsed = ParseThrottleSpec("t max_n=4 per=1 sec");
+  ASSERT_FALSE(parsed.ok());
+  parsed = ParseThrottleSpec("t max_n=4 per=soon");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("per=soon"));
+  EXPECT_THAT(parsed.status().message(), HasSubstr("250ms"));
+}
+
 }  // namespace
 }  // namespace throttle::server

@@ -36,14 +36,17 @@ std::string ServerProcess::address() const {
 }
 
 absl::StatusOr<ServerProcess> StartServer(
-    const TempDir& dir, int port, const std::vector<std::string>& extra_flags) {
+    const TempDir& dir, int port, const std::vector<std::string>& extra_flags,
+    const std::string& log_path) {
   const std::string port_file =
       dir.File(absl::StrCat("port.", absl::ToUnixNanos(absl::Now())));
-  std::vector<std::string> argv = {THROTTLE_SERVER_BINARY,
-                                   absl::StrCat("--listen=127.0.0.1:", port),
-                                   "--port_file=" + port_file};
-  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  absl::StatusOr<Subprocess> process = Subprocess::Spawn(argv);
+  std::vector<std::string> flags = {absl::StrCat("--listen=127.0.0.1:", port),
+                                    "--port_file=" + port_file};
+  flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
+  std::vector<std::string> argv = {THROTTLE_SERVER_BINARY};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  absl::StatusOr<Subprocess> process =
+      log_path.empty() ? Subprocess::Spawn(argv) : SpawnServer(flags, log_path);
   if (!process.ok()) return process.status();
   int bound = 0;
   const bool up = WaitFor(

@@ -35,9 +35,12 @@ struct ServerProcess {
 
 // Starts throttle_server (beside the test binary, path from the
 // THROTTLE_SERVER_BINARY compile definition) with `extra_flags`, on `port`
-// (0 = any free port), and waits until it reports its port.
+// (0 = any free port), and waits until it reports its port. With a
+// `log_path`, its standard output and error (the logfmt log) are appended
+// there (see SpawnServer).
 absl::StatusOr<ServerProcess> StartServer(
-    const TempDir& dir, int port, const std::vector<std::string>& extra_flags);
+    const TempDir& dir, int port, const std::vector<std::string>& extra_flags,
+    const std::string& log_path = "");
 
 // Starts a test_worker writing to `output_path`.
 absl::StatusOr<Subprocess> StartWorker(const std::string& address,

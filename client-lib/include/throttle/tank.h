@@ -61,6 +61,16 @@ struct TankOptions {
   absl::Duration deadline_slack = absl::Milliseconds(200);
   // The deadline of each HasFuel and Emit call.
   absl::Duration unary_deadline = absl::Seconds(10);
+  // While the server says the throttle's fuel is unlimited (monitor-only:
+  // nobody else waits for it), the Tank asks ahead of its waiters what they
+  // took in about the last millisecond, at most this many, and hands the
+  // grants out as they come, topping up when half are used: in a fast loop
+  // a grant then costs no round trip, while a worker slower than one grant
+  // a millisecond asks for nothing ahead. Grants are counted as emissions
+  // when the server sends them, so when the Tank closes or the throttle
+  // stops, up to this many may be counted and unused. 0: ask only for what
+  // waiters wait for (exact counts). Limited modes never ask ahead.
+  int64_t ask_ahead = 16;
   // The monotonic clock that AwaitFuel's timeout is measured on. Not owned;
   // must outlive the Tank. Tests give their own.
   const Clock* clock = SteadyClock();
@@ -185,8 +195,8 @@ class Tank {
   bool killed() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Takes one grant if one is available right now: from grants kept from an
-  // earlier AwaitFuel (see above), else from the server (which says no while other
-  // workers wait in AwaitFuel). Returns false if none is available or the
+  // earlier AwaitFuel (see above), else from the server (which says no while
+  // other workers wait in AwaitFuel). Returns false if none is available or the
   // throttle is stopped (then killed() becomes true). Returns the call's
   // error otherwise (NOT_FOUND, UNAVAILABLE, DEADLINE_EXCEEDED after
   // TankOptions::unary_deadline, CANCELLED when the Tank is closed). Blocks

@@ -59,7 +59,7 @@ describe('the Acquire stream', () => {
     const controller = throttle('loop');
     await controller.create(1, 1, { mode: 'monitor-only' });
     await controller.start();
-    const worker = throttle('loop');
+    const worker = throttle('loop', { askAhead: 0 }); // exact counts
     const calls = countCalls(worker);
     for (let i = 0; i < 200; i++) assert.equal(await worker.awaitFuel(), FUEL);
     for (let i = 0; i < 50; i++) assert.equal(await worker.awaitFuel(GENEROUS), FUEL);
@@ -77,7 +77,7 @@ describe('the Acquire stream', () => {
     const controller = throttle('many');
     await controller.create(1, 1, { mode: 'monitor-only' });
     await controller.start();
-    const worker = throttle('many');
+    const worker = throttle('many', { askAhead: 0 }); // exact counts
     const calls = countCalls(worker);
     const outcomes = await Promise.all(
       Array.from({ length: 500 }, () => worker.awaitFuel(GENEROUS)),

@@ -6,9 +6,12 @@ back to 0) while the stream stays open and usable; Stop ends every waiter
 of a handle with STOPPED; a deleted throttle ends every waiter with
 NOT_FOUND; a server restart in the middle of a wait reconnects with the
 waiters' demand; a fork while streams are open leaves the child and the
-parent (and its waiter) working. Against in-process servers: a server without Acquire gets
-AwaitFuel calls; a stream that ends UNAVAILABLE is opened again with
-backoff until the timeout, and close() ends that wait.
+parent (and its waiter) working; where fuel is unlimited (monitor-only) a
+fast worker asks ahead, never more than ask_ahead grants beyond what it
+used, while ask_ahead=0, a limited mode and a slow worker count exactly.
+Against in-process servers: a server without Acquire gets AwaitFuel calls;
+a stream that ends UNAVAILABLE is opened again with backoff until the
+timeout, and close() ends that wait.
 """
 import multiprocessing
 import threading
@@ -44,6 +47,20 @@ def in_thread(call, *args):
     return thread, outcome
 
 
+class ManualClock:
+    """A clock for Throttle(clock=...): stands still until advance()d, so
+    that the pace asking ahead measures is the test's, not the machine's."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
 def stream_of(throttle):
     """The Acquire call a Throttle has open now (None if none): a test's
     window on "the stream stayed open"."""
@@ -63,7 +80,8 @@ class Awaits(ServerTestCase):
         controller = self.throttle("loop")
         controller.create(1, 1, mode="monitor-only")
         controller.start()
-        worker = self.throttle("loop", worker_id="looper")
+        # Exact counts: nothing asked ahead (see AskAhead).
+        worker = self.throttle("loop", worker_id="looper", ask_ahead=0)
         outcomes = [worker.await_fuel() for _ in range(200)]
         self.assertEqual(outcomes, [FuelOutcome.FUEL] * 200)
         stream = stream_of(worker)
@@ -80,7 +98,7 @@ class Awaits(ServerTestCase):
         controller = self.throttle("counted")
         controller.create(1, 1, mode="monitor-only")
         controller.start()
-        worker = self.throttle("counted")
+        worker = self.throttle("counted", ask_ahead=0)  # exact counts
         result = worker.await_fuel_n(25)
         self.assertEqual(result, (FuelOutcome.FUEL, 25))
         self.assertIsInstance(result, FuelResult)
@@ -114,6 +132,103 @@ class Awaits(ServerTestCase):
                          (FuelOutcome.TIMED_OUT, 0))
         # The 3 partial grants were counted, and nothing else.
         self.assertEqual(controller.stop().total_emissions, 3)
+
+
+class AskAhead(ServerTestCase):
+    """Asking ahead where fuel is unlimited (docs/acquire-client-spec.md):
+    the server's total_emissions counts what was used and at most
+    ask_ahead more."""
+
+    AWAITS = 300
+
+    def loop(self, name, mode, max_n=1, ask_ahead=16, step=0.0, count=1):
+        """Creates and starts `name`, then awaits AWAITS times (await_fuel,
+        or await_fuel_n(count)) on a worker whose clock moves on by `step`
+        seconds after each; after every await checks total_emissions
+        within [used, used + most] for most = ask_ahead. Returns the
+        highest total_emissions - used seen."""
+        controller = self.throttle(name)
+        controller.create(max_n, 1, mode=mode)
+        controller.start()
+        clock = ManualClock()
+        worker = self.throttle(name, ask_ahead=ask_ahead, clock=clock)
+        used = unused = 0
+        for i in range(self.AWAITS):
+            if count == 1:
+                self.assertIs(worker.await_fuel(timeout=GENEROUS),
+                              FuelOutcome.FUEL, i)
+            else:
+                self.assertEqual(worker.await_fuel_n(count, timeout=GENEROUS),
+                                 (FuelOutcome.FUEL, count), i)
+            used += count
+            counted = controller.info().total_emissions
+            self.assertGreaterEqual(counted, used, i)
+            self.assertLessEqual(counted, used + ask_ahead, i)
+            unused = max(unused, counted - used)
+            clock.advance(step)
+        return unused
+
+    def test_a_fast_loop_asks_ahead_where_fuel_is_unlimited(self):
+        # The clock stands still: every await in one 1 ms window.
+        self.assertGreater(self.loop("ahead", "monitor-only"), 0)
+        self.assertGreater(self.loop("ahead-8", "monitor-only", ask_ahead=8),
+                           0)
+        self.assertGreater(
+            self.loop("ahead-n", "monitor-only", ask_ahead=16, count=3), 0)
+
+    def test_ask_ahead_0_counts_exactly(self):
+        self.assertEqual(self.loop("exact", "monitor-only", ask_ahead=0), 0)
+
+    def test_a_limited_mode_counts_exactly(self):
+        self.assertEqual(self.loop("limited", "smooth", max_n=1000000), 0)
+        self.assertEqual(
+            self.loop("limited-n", "smooth", max_n=1000000, count=3), 0)
+
+    def test_a_slow_worker_asks_for_nothing_ahead(self):
+        # One grant per 5 ms of work, or per 1.5 ms (the previous window's
+        # one grant and this one's: a pace of 1), on the worker's clock.
+        self.assertEqual(self.loop("slow", "monitor-only", step=0.005), 0)
+        self.assertEqual(self.loop("slow-1.5", "monitor-only", step=0.0015),
+                         0)
+
+    def test_a_real_fast_loop_stays_within_ask_ahead(self):
+        controller = self.throttle("real")
+        controller.create(1, 1, mode="monitor-only")
+        controller.start()
+        worker = self.throttle("real")  # the default: 16, time.monotonic
+        for _ in range(2000):
+            self.assertIs(worker.await_fuel(), FuelOutcome.FUEL)
+        counted = controller.info().total_emissions
+        self.assertGreaterEqual(counted, 2000)
+        self.assertLessEqual(counted, 2000 + 16)
+
+    def test_a_limited_message_withdraws_what_was_asked_ahead(self):
+        controller = self.throttle("turn")
+        controller.create(1, 1, mode="monitor-only")
+        controller.start()
+        clock = ManualClock()
+        worker = self.throttle("turn", clock=clock)
+        for _ in range(50):
+            self.assertIs(worker.await_fuel(timeout=GENEROUS),
+                          FuelOutcome.FUEL)
+        # Limited from now on: the next message says unlimited=false, and
+        # the worker asks for what its waiters miss only.
+        controller.configure(1000000, 1)
+        used = 50
+        for _ in range(50):
+            self.assertIs(worker.await_fuel(timeout=GENEROUS),
+                          FuelOutcome.FUEL)
+            used += 1
+        # Every grant asked ahead was used by now (at most 16 were).
+        self.assertEqual(controller.info().total_emissions, used)
+        self.assertTrue(
+            wait_for(lambda: controller.info().waiting_streams == 0),
+            controller.info())
+
+    def test_ask_ahead_must_be_a_count(self):
+        for bad in (-1, 1.5, True, "16", 1000001):
+            with self.assertRaises(ValueError):
+                Throttle("127.0.0.1:1", "x", ask_ahead=bad)
 
 
 class Withdraw(ServerTestCase):

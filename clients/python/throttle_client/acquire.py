@@ -12,6 +12,18 @@ withdrawal reached the server) are kept as spare grants and handed to the
 next call without asking the server; they are dropped when the throttle is
 seen stopped.
 
+Asking ahead: while the last message said `unlimited` (a monitor-only
+throttle), the stream keeps up to A grants kept or coming beyond what the
+waiters miss, topping up to A (one {demand} message) whenever fewer than
+half of A are, and never withdrawing; as soon as a message says
+unlimited=false it asks only for what the waiters miss again (withdrawing
+what was asked ahead). A is the worker's own pace: the grants its waiters
+took in the current or the previous 1 ms window of the stream's clock,
+capped by the Throttle's ask_ahead option (default 16; 0: never), and 0
+while the pace is under 2 grants. A slow worker thus asks for nothing ahead
+and its counts stay exact; a fast loop gets most grants without a round
+trip. (As TankOptions::ask_ahead in C++.)
+
 How the stream ends decides what the waiters get: END_REASON_STOPPED
 (grants on that message go to the waiters in order, every other waiter
 returns STOPPED, the kill flag is set); UNAVAILABLE, or CANCELLED that close()
@@ -37,6 +49,7 @@ Throttle opens its own channel in each process).
 """
 import _thread
 import collections
+import math
 import os
 import queue
 import threading
@@ -70,6 +83,13 @@ MAX_DEMAND = 1000000
 
 # The longest a fork waits for a stream to end its call.
 FORK_PAUSE_SECONDS = 2.0
+
+# The default most grants a stream asks ahead where fuel is unlimited
+# (Throttle's ask_ahead; TankOptions::ask_ahead in C++).
+DEFAULT_ASK_AHEAD = 16
+
+# Asking ahead covers what the waiters took in about this long (seconds).
+ASK_AHEAD_WINDOW = 0.001
 
 
 class _Waiter:
@@ -116,18 +136,35 @@ class AcquireStream:
     here). kill_flag: the Throttle's KillFlag (set when the stream says
     stopped, cleared by a grant). backoff: a Backoff, the delays between a
     stream that ended UNAVAILABLE and the next (reset by each grant).
+    ask_ahead: the most grants asked ahead of the waiters while the server
+    says fuel is unlimited (0: never). clock: a function returning
+    monotonic seconds, on which the worker's pace is measured (the 1 ms
+    windows of asking ahead); timeouts always run on time.monotonic().
     """
 
-    def __init__(self, stub, first_request, kill_flag, backoff):
+    def __init__(self, stub, first_request, kill_flag, backoff,
+                 ask_ahead=DEFAULT_ASK_AHEAD, clock=time.monotonic):
         self._stub = stub
         self._first_request = first_request
         self._kill_flag = kill_flag
         self._backoff = backoff
+        self._ask_ahead = ask_ahead
+        self._clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # for the reader
         self._ended_call = threading.Condition(self._lock)  # for a fork
         # Guarded by _lock:
         self._waiters = collections.deque()
+        self._wanted = 0  # what the waiters still miss, together
+        # What the server still owes by what was sent and read on the open
+        # call, never below zero (so the waiters' demand is never short).
+        self._outstanding = 0
+        self._unlimited = False  # what the last message said
+        # The pace: grants the waiters took in the window begun at
+        # _window_start (on _clock) and in the window before it.
+        self._window_start = -math.inf
+        self._taken_now = 0
+        self._taken_before = 0
         self._spare = 0
         self._phase = _IDLE
         self._requests = None  # the open call's request queue
@@ -181,14 +218,16 @@ class AcquireStream:
             got = min(self._spare, n)
             self._spare -= got
             if got == n:
+                self._note_taken(n)
+                self._flush()  # asked ahead: top up before the spare run out
                 return FuelOutcome.FUEL, n
             if self._unimplemented:
                 return FALLBACK, got
             waiter = _Waiter(n - got, got)
             self._waiters.append(waiter)
+            self._wanted += waiter.missing
             if self._phase is _OPEN:
-                self._requests.put(_DEMAND_ONE if waiter.missing == 1 else
-                                   pb.AcquireRequest(demand=waiter.missing))
+                self._flush()
             elif self._phase is _IDLE:
                 self._open_soon()
             # _BACKOFF: the next call's first message asks for it.
@@ -199,9 +238,8 @@ class AcquireStream:
             with self._lock:
                 if waiter.result is None:
                     self._waiters.remove(waiter)
-                    if self._phase is _OPEN:
-                        self._requests.put(
-                            pb.AcquireRequest(withdraw=waiter.missing))
+                    self._wanted -= waiter.missing
+                    self._flush()  # withdraws it, unless asking ahead
                     return FuelOutcome.TIMED_OUT, waiter.got
                 # Finished while the timeout passed: take the result.
         result = waiter.result
@@ -285,17 +323,72 @@ class AcquireStream:
                 self._phase = _IDLE
 
     def _open(self):
-        """Opens a call asking for what the waiters miss. With _lock."""
+        """Opens a call asking for what the waiters miss (and what is asked
+        ahead, if the last message said unlimited). With _lock."""
         first = pb.AcquireRequest()
         first.CopyFrom(self._first_request)
-        first.demand = sum(w.missing for w in self._waiters)
+        self._outstanding = 0
+        first.demand = min(max(self._demand_change(), 0), MAX_DEMAND)
+        self._outstanding = first.demand
         requests = queue.SimpleQueue()
         requests.put(first)
         call = self._stub.Acquire(_messages(requests), wait_for_ready=True)
         self._call, self._requests = call, requests
         self._stopped = False
         self._phase = _OPEN
+        self._flush()  # what one message could not ask for
         return call, requests
+
+    # --- demand ------------------------------------------------------------
+
+    def _flush(self):
+        """Sends what the demand must change by on the open call (nothing
+        if it need not, or after END_REASON_STOPPED). With _lock."""
+        if self._phase is not _OPEN or self._stopped or self._closed:
+            return
+        change = self._demand_change()
+        while change > 0:
+            demand = min(change, MAX_DEMAND)
+            self._requests.put(_DEMAND_ONE if demand == 1 else
+                               pb.AcquireRequest(demand=demand))
+            self._outstanding += demand
+            change -= demand
+        if change < 0:
+            self._requests.put(pb.AcquireRequest(withdraw=-change))
+            self._outstanding = self._wanted
+
+    def _demand_change(self):
+        """How much demand to add (> 0) or withdraw (< 0) now. With _lock."""
+        exact = self._wanted - self._outstanding
+        ask_ahead = self._ask_ahead_now() if self._unlimited else 0
+        if ask_ahead <= 0:
+            return exact
+        # Grants kept or coming beyond what the waiters miss.
+        ahead = self._spare + self._outstanding - self._wanted
+        if ahead >= (ask_ahead + 1) // 2:
+            return max(exact, 0)  # enough: never withdraw while unlimited
+        return ask_ahead - ahead
+
+    def _note_taken(self, n):
+        """Counts n grants a waiter took, for the pace. With _lock."""
+        now = self._clock()
+        if now - self._window_start >= ASK_AHEAD_WINDOW:
+            # A window or more passed: the last one's count, or none if
+            # longer.
+            self._taken_before = (
+                self._taken_now
+                if now - self._window_start < 2 * ASK_AHEAD_WINDOW else 0)
+            self._taken_now = 0
+            self._window_start = now
+        self._taken_now += n
+
+    def _ask_ahead_now(self):
+        """A: the most grants to keep asked ahead now. With _lock."""
+        if self._ask_ahead <= 0:
+            return 0
+        pace = max(self._taken_now, self._taken_before)
+        # One grant alone is no pace yet.
+        return 0 if pace < 2 else min(pace, self._ask_ahead)
 
     def _read(self, call):
         """Hands out the call's grants until it ends. Returns the
@@ -303,7 +396,8 @@ class AcquireStream:
         INTERNAL if reading failed otherwise (never seen)."""
         try:
             for response in call:
-                self._deliver(response.grants, response.end)
+                self._deliver(response.grants, response.end,
+                              response.unlimited)
             return None
         except grpc.RpcError as error:
             return error
@@ -312,10 +406,15 @@ class AcquireStream:
             return ThrottleError(grpc.StatusCode.INTERNAL,
                                  f"reading the Acquire stream: {error!r}")
 
-    def _deliver(self, grants, end):
+    def _deliver(self, grants, end, unlimited):
         """One message of the stream: its grants go to the waiters in FIFO
-        order, the head taking what it still misses."""
+        order, the head taking what it still misses; `unlimited` says
+        whether asking ahead may go on."""
         with self._lock:
+            was_unlimited = self._unlimited
+            self._unlimited = unlimited
+            grants = max(grants, 0)
+            self._outstanding = max(self._outstanding - grants, 0)
             stopped = end == pb.END_REASON_STOPPED
             if stopped:
                 self._kill_flag.set()
@@ -329,16 +428,21 @@ class AcquireStream:
                 taken = min(grants, waiter.missing)
                 waiter.missing -= taken
                 waiter.got += taken
+                self._wanted -= taken
                 grants -= taken
                 if waiter.missing == 0:
                     waiters.popleft()
+                    self._note_taken(waiter.got)
                     waiter.finish(FuelOutcome.FUEL)
             if stopped:
                 self._stopped = True
                 self._spare = 0
                 self._finish_all(lambda: FuelOutcome.STOPPED)
-            elif grants > 0 and not self._closed:
+                return
+            if grants > 0 and not self._closed:
                 self._spare += grants
+            if was_unlimited and not unlimited:
+                self._flush()  # exact again: withdraw what was asked ahead
 
     def _ended(self, error):
         """Handles the end of a call (error: as _read() returns). With
@@ -369,6 +473,7 @@ class AcquireStream:
         """Ends every waiter with result() (each its own object). With
         _lock."""
         waiters = self._waiters
+        self._wanted = 0
         while waiters:
             waiters.popleft().finish(result())
 

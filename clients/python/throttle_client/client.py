@@ -29,7 +29,7 @@ import grpc
 from google.protobuf import duration_pb2
 
 from ._proto import pb, pb_grpc
-from .acquire import FALLBACK, MAX_DEMAND, AcquireStream
+from .acquire import DEFAULT_ASK_AHEAD, FALLBACK, MAX_DEMAND, AcquireStream
 from .backoff import Backoff
 from .errors import ThrottleError
 from .errors import closed_error as _closed_error
@@ -264,12 +264,29 @@ class Throttle:
       something else than a ChannelSecurity. Its files are read when this
       process opens its channel (its first call): a file that cannot be
       read fails that call with ThrottleError INVALID_ARGUMENT.
+    ask_ahead: the most grants the Acquire stream asks for ahead of its
+      waiters while the server says fuel is unlimited (a monitor-only
+      throttle): as many as this process's await_fuel calls took in the
+      last millisecond, up to ask_ahead, so that a fast loop gets most of
+      its grants without a round trip each, while a worker slower than a
+      grant a millisecond asks for nothing ahead. The server counts grants
+      as emissions when it sends them, so when the Throttle closes or the
+      throttle stops, up to this many may be counted and unused. 0: ask
+      only for what the waiters wait for (exact counts). Limited modes
+      never ask ahead. (TankOptions::ask_ahead in C++; default 16.)
+    clock: a function returning monotonic seconds on which that pace is
+      measured (None: time.monotonic); for tests. Timeouts always run on
+      time.monotonic().
     """
 
     def __init__(self, address, name, *, worker_id="", weight=1,
                  backoff_initial=0.05, backoff_max=2.0, deadline_slack=0.2,
                  call_timeout=10.0, wait_for_ready=False, channel_options=(),
-                 security=None):
+                 security=None, ask_ahead=DEFAULT_ASK_AHEAD, clock=None):
+        if (isinstance(ask_ahead, bool) or not isinstance(ask_ahead, int)
+                or ask_ahead < 0 or ask_ahead > MAX_DEMAND):
+            raise ValueError(f"ask_ahead must be an int in [0, {MAX_DEMAND}]"
+                             f", not {ask_ahead!r}")
         if security is None:
             security = ChannelSecurity.from_env()
         elif not isinstance(security, ChannelSecurity):
@@ -286,6 +303,8 @@ class Throttle:
         self.wait_for_ready = wait_for_ready
         self.channel_options = tuple(channel_options)
         self.security = security
+        self.ask_ahead = ask_ahead
+        self.clock = clock
         self.kill_flag = KillFlag()
         self._state = None
         self._closed = False  # permanent once set by close()
@@ -333,7 +352,9 @@ class Throttle:
                                           worker_id=self.worker_id,
                                           weight=self.weight),
                         self.kill_flag,
-                        Backoff(self.backoff_initial, self.backoff_max))
+                        Backoff(self.backoff_initial, self.backoff_max),
+                        ask_ahead=self.ask_ahead,
+                        clock=self.clock or time.monotonic)
                     self._state = state
         return state
 

@@ -1,0 +1,220 @@
+// The config file (server/service/config_file.h) as an operator writes
+// it: every error names the file, the line and the field; unknown and
+// repeated keys are errors; durations in the one syntax; the old line
+// format still read, flagged as deprecated.
+#include "server/service/config_file.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace throttle::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kPath[] = "/etc/throttle/throttles.yaml";
+
+// The message of a file that must be refused.
+std::string ErrorOf(const std::string& text) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(text, kPath);
+  EXPECT_FALSE(file.ok()) << text;
+  if (file.ok()) return "";
+  EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(file.status().message());
+}
+
+TEST(ConfigFile, ReadsThrottlesInOrderWithTheirLines) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "# the fleet's throttles\n"
+      "throttles:\n"
+      "  crawl:\n"
+      "    max_n: 4\n"
+      "    per: 1s\n"
+      "  api: {max_n: 100, per: 1, mode: bucket, burst: 20}\n"
+      "  batch:\n"
+      "    max_n: 600\n"
+      "    per: 1m\n"
+      "    mode: window\n"
+      "    manual_emit: true\n"
+      "    catch_up: 250ms\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_FALSE(file->old_format);
+  ASSERT_EQ(file->throttles.size(), 3u);
+  EXPECT_EQ(file->throttles[0].name, "crawl");
+  EXPECT_EQ(file->throttles[0].source, std::string(kPath) + ":3");
+  EXPECT_EQ(file->throttles[0].config.max_n, 4);
+  EXPECT_EQ(file->throttles[0].config.per, absl::Seconds(1));
+  EXPECT_EQ(file->throttles[1].name, "api");
+  EXPECT_EQ(file->throttles[1].config.mode, Mode::kBucket);
+  EXPECT_EQ(file->throttles[1].config.burst, 20);
+  EXPECT_EQ(file->throttles[1].config.per, absl::Seconds(1));
+  const ThrottleConfig& batch = file->throttles[2].config;
+  EXPECT_EQ(batch.per, absl::Minutes(1));
+  EXPECT_EQ(batch.mode, Mode::kWindow);
+  EXPECT_TRUE(batch.manual_emit);
+  EXPECT_EQ(batch.catch_up, absl::Milliseconds(250));
+}
+
+TEST(ConfigFile, EmptyFileOrNoThrottlesDeclaresNone) {
+  for (const char* text : {"", "# nothing yet\n", "throttles:\n"}) {
+    absl::StatusOr<ConfigFile> file = ParseConfigFile(text, kPath);
+    ASSERT_TRUE(file.ok()) << text << ": " << file.status();
+    EXPECT_TRUE(file->throttles.empty());
+  }
+}
+
+TEST(ConfigFile, BadValueNamesFileLineAndField) {
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: four\n"
+                    "    per: 1s\n"),
+            std::string(kPath) +
+                ":3: throttles.crawl.max_n: must be an integer, got \"four\"");
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl:\n"
+                      "    max_n: 4\n"
+                      "    per: 1 sec\n"),
+              HasSubstr(":4: throttles.crawl.per: not a duration"));
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl: {max_n: 4, per: 1s, mode: turbo}\n"),
+              HasSubstr(":2: throttles.crawl.mode: "));
+}
+
+TEST(ConfigFile, OutOfRangeValueNamesTheLineOfItsField) {
+  // The core's check (ValidateConfig) points at the field it names.
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: 4\n"
+                    "    per: 1s\n"
+                    "    burst: 3\n"),
+            std::string(kPath) +
+                ":5: throttles.crawl.burst: burst applies to bucket mode "
+                "only; got 3 in smooth mode");
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl:\n"
+                      "    max_n: 0\n"
+                      "    per: 1s\n"),
+              HasSubstr(":3: throttles.crawl.max_n: max_n must be in [1, "));
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl:\n"
+                      "    max_n: 4\n"
+                      "    per: -1s\n"),
+              HasSubstr(":4: throttles.crawl.per: per must be in (0, "));
+}
+
+TEST(ConfigFile, DuplicateKeyIsAnErrorNamingBothLines) {
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: 4\n"
+                    "    per: 1s\n"
+                    "    max_n: 5\n"),
+            std::string(kPath) +
+                ":5: throttles.crawl.max_n: given twice (first at line 3)");
+  // A throttle declared twice is a repeated key too.
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl: {max_n: 4, per: 1s}\n"
+                    "  api: {max_n: 100, per: 1s}\n"
+                    "  crawl: {max_n: 8, per: 1s}\n"),
+            std::string(kPath) +
+                ":4: throttles.crawl: given twice (first at line 2)");
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl: {max_n: 4, per: 1s}\n"
+                      "throttles:\n"
+                      "  api: {max_n: 4, per: 1s}\n"),
+              HasSubstr(":3: throttles: given twice (first at line 1)"));
+}
+
+TEST(ConfigFile, UnknownKeyIsAnErrorListingTheKnownOnes) {
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: 4\n"
+                    "    per: 1s\n"
+                    "    brust: 3\n"),
+            std::string(kPath) +
+                ":5: throttles.crawl.brust: unknown key (known: max_n, per, "
+                "mode, burst, manual_emit, catch_up)");
+  EXPECT_EQ(
+      ErrorOf("throtles:\n"
+              "  crawl: {max_n: 4, per: 1s}\n"),
+      std::string(kPath) + ":1: throtles: unknown key (known: throttles)");
+}
+
+TEST(ConfigFile, MissingOrMisshapenSettingsNameTheThrottle) {
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: 4\n"),
+            std::string(kPath) + ":3: throttles.crawl: per is required");
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl: 4\n"),
+              HasSubstr(":2: throttles.crawl: must be a mapping of settings"));
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  - crawl\n"),
+              HasSubstr(":1: throttles: must be a mapping of throttle names"));
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl: {max_n: [4], per: 1s}\n"),
+              HasSubstr(":2: throttles.crawl.max_n: must be a value"));
+  EXPECT_THAT(ErrorOf("- crawl\n"),
+              HasSubstr(":1: the file must be a mapping with the key"));
+}
+
+TEST(ConfigFile, YamlSyntaxErrorNamesFileAndLine) {
+  EXPECT_THAT(ErrorOf("throttles:\n"
+                      "  crawl: {max_n: 4, per: 1s\n"
+                      "  api: {max_n: 4, per: 1s}\n"),
+              HasSubstr(std::string(kPath) + ":"));
+}
+
+TEST(ConfigFile, OldLineFormatIsReadAndFlagged) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "# Throttles the server creates at start-up\n"
+      "crawl max_n=4 per=1\n"
+      "\n"
+      "api max_n=100 per=1s mode=bucket burst=20   # a comment\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_TRUE(file->old_format);
+  ASSERT_EQ(file->throttles.size(), 2u);
+  EXPECT_EQ(file->throttles[1].name, "api");
+  EXPECT_EQ(file->throttles[1].source, std::string(kPath) + ":4");
+  EXPECT_EQ(file->throttles[1].config.burst, 20);
+  // Its errors name the line too, and a repeated name is one.
+  EXPECT_THAT(ErrorOf("crawl max_n=4 per=1\n"
+                      "crawl max_n=5 per=1\n"),
+              HasSubstr(":2: throttle crawl is declared twice (first at "
+                        "line 1)"));
+  EXPECT_THAT(ErrorOf("crawl max_n=4 per=1\n"
+                      "api max_n=x per=1\n"),
+              HasSubstr(":2: throttle api: bad value"));
+}
+
+TEST(MergeDeclared, NameInFlagAndFileIsAnErrorNamingBoth) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "throttles:\n"
+      "  crawl: {max_n: 4, per: 1s}\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::vector<DeclaredThrottle> flagged = {
+      {"api", ThrottleConfig{}, "--throttle"}};
+  absl::StatusOr<std::vector<DeclaredThrottle>> merged =
+      MergeDeclared(flagged, *file);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->size(), 2u);
+  flagged.push_back({"crawl", ThrottleConfig{}, "--throttle"});
+  merged = MergeDeclared(flagged, *file);
+  ASSERT_FALSE(merged.ok());
+  EXPECT_EQ(merged.status().message(),
+            "throttle crawl is declared twice: in --throttle and in " +
+                std::string(kPath) + ":2 (declare each name once)");
+}
+
+TEST(LoadConfigFile, UnreadableFileNamesIt) {
+  absl::StatusOr<ConfigFile> file = LoadConfigFile("/nonexistent/t.yaml");
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().message(), "cannot read /nonexistent/t.yaml");
+}
+
+}  // namespace
+}  // namespace throttle::server
