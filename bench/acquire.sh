@@ -34,6 +34,10 @@
 #               (bench/acquire_worker.py over clients/python)
 #   node        while (!tank.killFlag.isSet()) await tank.awaitFuel();
 #               (bench/acquire_worker.js over clients/node)
+#   X-exact     the same three loops asking for exactly what they wait for
+#               (ask-ahead 0: --tank_ask_ahead=0, --ask_ahead=0): one grant
+#               per round trip; by default a loop where fuel is unlimited
+#               asks ahead (up to 16) and gets several grants a message
 #   stream      one long AwaitFuel(count 0) stream per worker (the server's
 #               own ceiling, for comparison)
 #   raw tank    the Tank loop against raw_ceiling_server (Acquire, or with an
@@ -157,9 +161,12 @@ run() {
   # Idle streams wait on a throttle that is never started (any mode).
   [[ $mode == - ]] && mode=smooth
   [[ $server == raw ]] || flags+=(--mode="$mode")
+  local exact=""
+  [[ $label == *-exact* ]] && exact=" --ask_ahead=0"
   case $pattern in
-    python) flags+=(--worker_command="${py_cmd[$which]}") ;;
-    node) flags+=(--worker_command="${node_cmd[$which]}") ;;
+    python) flags+=(--worker_command="${py_cmd[$which]}$exact") ;;
+    node) flags+=(--worker_command="${node_cmd[$which]}$exact") ;;
+    tank) [[ -n $exact ]] && flags+=(--tank_ask_ahead=0) ;;
   esac
   flags+=("$@")
   local json
@@ -211,6 +218,10 @@ for round in $(seq 1 "$rounds"); do
   for which in "${whiches[@]}"; do
     for pattern in tank python node; do
       run "r$round $pattern" "$which" "$which" "$pattern" monitor-only --duration=$duration
+    done
+    [[ $which == after ]] || continue
+    for pattern in tank python node; do
+      run "r$round $pattern-exact" "$which" "$which" "$pattern" monitor-only --duration=$duration
     done
   done
   run "r$round stream" after after stream monitor-only --duration=$duration

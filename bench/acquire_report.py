@@ -81,12 +81,16 @@ def main():
         "tank": "C++ `while (!tank.killed()) tank.AwaitFuel();`",
         "python": "Python `while not kill_flag.is_set(): await_fuel()`",
         "node": "Node `while (!killFlag.isSet()) await awaitFuel()`",
+        "tank-exact": "the C++ loop, exact counts (ask-ahead 0)",
+        "python-exact": "the Python loop, exact counts (ask-ahead 0)",
+        "node-exact": "the Node loop, exact counts (ask-ahead 0)",
         "stream": "one long AwaitFuel(count 0) stream per worker, throttle_server",
         "raw-tank": "the Tank loop against raw_ceiling_server (no scheduler)",
     }
     py_before = median_rate(("before", "python"))
     rows = []
-    for loop in ["raw-stream", "tank", "python", "node", "stream", "raw-tank"]:
+    for loop in ["raw-stream", "tank", "tank-exact", "python", "python-exact", "node",
+                 "node-exact", "stream", "raw-tank"]:
         for which in ["after", "before"]:
             key = (which, loop)
             if key not in loops:

@@ -12,10 +12,11 @@
 // message times: none here, latencies).
 //
 //   node bench/acquire_worker.js --address=HOST:PORT --throttle=NAME \
-//       --out=FILE [--streams=1]
+//       --out=FILE [--streams=1] [--ask_ahead=N]
 //
 // --streams > 1 runs that many loops at once, each with a Throttle of its
-// own.
+// own. --ask_ahead is the Throttle's askAhead option (0: exact counts);
+// unset: the client's default.
 'use strict';
 
 const fs = require('node:fs');
@@ -53,6 +54,7 @@ async function main() {
       throttle: { type: 'string' },
       out: { type: 'string' },
       streams: { type: 'string', default: '1' },
+      ask_ahead: { type: 'string' },
     },
   });
   if (!args.address || !args.throttle || !args.out) {
@@ -61,7 +63,9 @@ async function main() {
   }
   const tanks = [];
   for (let i = 0; i < Number(args.streams); i++) {
-    tanks.push(new Throttle(args.address, args.throttle, { workerId: `bench-node-${process.pid}-${i}` }));
+    const options = { workerId: `bench-node-${process.pid}-${i}` };
+    if (args.ask_ahead !== undefined) options.askAhead = Number(args.ask_ahead);
+    tanks.push(new Throttle(args.address, args.throttle, options));
   }
   const times = [];
   const waits = [];

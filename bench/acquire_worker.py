@@ -14,9 +14,11 @@ throttle_bench's worker output format: three arrays of native int64, each
 after its length (grant times, message times: none here, latencies).
 
     /usr/bin/python3 bench/acquire_worker.py --address=HOST:PORT \\
-        --throttle=NAME --out=FILE [--streams=1]
+        --throttle=NAME --out=FILE [--streams=1] [--ask_ahead=N]
 
 --streams > 1 runs that many threads, each with a Throttle of its own.
+--ask_ahead is Throttle(ask_ahead=N) (0: exact counts); unset: the
+client's default (a client without the option takes none).
 """
 import argparse
 import array
@@ -49,10 +51,13 @@ def main():
     parser.add_argument("--throttle", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--ask_ahead", type=int, default=None)
     args = parser.parse_args()
+    options = {} if args.ask_ahead is None else {"ask_ahead": args.ask_ahead}
     tanks = [
         throttle_client.Throttle(args.address, args.throttle,
-                                 worker_id=f"bench-py-{os.getpid()}-{i}")
+                                 worker_id=f"bench-py-{os.getpid()}-{i}",
+                                 **options)
         for i in range(args.streams)
     ]
     results = [(array.array("q"), array.array("q")) for _ in tanks]

@@ -114,6 +114,9 @@ ABSL_FLAG(std::string, worker_command, "",
           "separated by spaces, the first an absolute path); it is given "
           "--address=, --throttle=, --out=, --streams= and writes the "
           "worker output file (bench/acquire_worker.py, .js)");
+ABSL_FLAG(int64_t, tank_ask_ahead, -1,
+          "--pattern=tank: TankOptions::ask_ahead (grants asked ahead where "
+          "fuel is unlimited; 0: exact counts); -1: the Tank's default");
 ABSL_FLAG(bool, idle, false,
           "open the workers' streams on a throttle that is never started "
           "and report the server's resident memory (VmRSS) per stream");
@@ -490,6 +493,9 @@ int RunTankWorker(const std::shared_ptr<grpc::Channel>& channel,
   for (int i = 0; i < streams; ++i) {
     throttle::TankOptions options;
     options.worker_id = absl::StrCat("bench-", getpid(), "-", i);
+    if (const int64_t ahead = absl::GetFlag(FLAGS_tank_ask_ahead); ahead >= 0) {
+      options.ask_ahead = ahead;
+    }
     tanks.push_back(std::make_unique<throttle::Tank>(
         channel, absl::GetFlag(FLAGS_throttle), options));
   }
@@ -911,7 +917,9 @@ int RunCoordinator() {
               "--tls_cert=" + absl::GetFlag(FLAGS_tls_cert),
               "--tls_key=" + absl::GetFlag(FLAGS_tls_key),
               "--token=" + absl::GetFlag(FLAGS_token),
-              "--tls_server_name=" + absl::GetFlag(FLAGS_tls_server_name)};
+              "--tls_server_name=" + absl::GetFlag(FLAGS_tls_server_name),
+              absl::StrCat("--tank_ask_ahead=",
+                           absl::GetFlag(FLAGS_tank_ask_ahead))};
     } else {
       argv = absl::StrSplit(worker_command, ' ', absl::SkipEmpty());
     }
