@@ -117,14 +117,14 @@ def main():
                 "-" if loop == "raw-stream" else mmm(ratio, pct),
                 mmm([r["server_cpu_s_per_million"] for r in rs], us),
                 mmm([r["workers_cpu_s_per_million"] for r in rs], us),
-                mmm([r["await_latency_us"]["p50"] for r in rs], us) + " / " +
-                mmm([r["await_latency_us"]["p99"] for r in rs], us)
+                us(statistics.median(r["await_latency_us"]["p50"] for r in rs)) + " / " +
+                us(statistics.median(r["await_latency_us"]["p99"] for r in rs))
                 if loop not in ("raw-stream", "stream") else "-",
                 target, met,
             ])
     print(table(["loop", "client path", "grants/s (min / median / max)",
                  "/ raw ceiling (same round)", "server CPU µs/grant", "workers CPU µs/grant",
-                 "await p50 / p99 (µs)", "target", "met?"], rows))
+                 "await p50 / p99 (µs, medians)", "target", "met?"], rows))
     print(f"\nmp_throttle (the Python library the client replaces) is not installable here: "
           f"its figure is the issue's, {num(MP_THROTTLE[0])}–{num(MP_THROTTLE[1])} grants/s with "
           f"4 processes, measured earlier on this machine.")
