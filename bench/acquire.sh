@@ -3,9 +3,10 @@
 # never asserted. Writes bench/results/acquire.md (and acquire.jsonl, every
 # run's JSON line).
 #   bench/acquire.sh           3 rounds of the loops, then accuracy,
-#                              lateness and memory (about 7 minutes)
+#                              lateness and memory (about 4 minutes;
+#                              5.5 with BEFORE_DIR)
 #   bench/acquire.sh --quick   1 round of 2 s runs, shorter accuracy runs
-#                              (about 3 minutes)
+#                              (about 1.5 minutes; 2.5 with BEFORE_DIR)
 #   bench/acquire.sh --no-acquire   skip the idle Acquire streams (a server
 #                              without Acquire)
 #   BUILD_DIR=build-x          binaries of another build (default build)
