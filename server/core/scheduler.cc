@@ -134,7 +134,13 @@ absl::Time Scheduler::CatchUpFloor(absl::Time now) const {
 
 absl::Time Scheduler::DueTime() const {
   if (reserved_left() <= 0 || deadline_passed_) return absl::InfiniteFuture();
-  return std::max({limiter_->NextAllowed(), hungry_since_, last_grant_});
+  // A slot that passed while nobody waited is still granted if a waiter
+  // comes within the catch-up: a short idle gap does not lower the rate.
+  const absl::Time waited_since =
+      config_.CatchUpApplies() ? hungry_since_ - config_.EffectiveCatchUp()
+                               : hungry_since_;
+  return std::max(
+      {limiter_->NextAllowed(), waited_since, last_grant_, grants_from_});
 }
 
 void Scheduler::RecordGrants(absl::Time at, int64_t n, absl::Duration spacing) {
@@ -171,6 +177,7 @@ void Scheduler::Restore(const SchedulerState& state, int64_t unreported,
   run_started_ = state.run_started;
   limiter_->Load(state.limiter);
   monitor_.RestoreTotals(state.monitor);
+  grants_from_ = std::max(grants_from_, now);
   if (unreported > 0 && limited()) {
     const absl::Time at = std::max(now, last_grant_);
     limiter_->Record(at, unreported, absl::ZeroDuration());
@@ -407,6 +414,7 @@ absl::Status Scheduler::Start(absl::Time now) {
   }
   state_ = State::kRunning;
   run_started_ = now;
+  grants_from_ = now;
   monitor_.BeginRun();
   limiter_->Resume(now);
   // Streams waited while it was not running; none is owed fuel from then.
@@ -441,6 +449,7 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
   // to the new limiter.
   epoch_ = (epoch_ | 1) + 1 + (config.manual_emit ? 1 : 0);
   limiter_ = MakeLimiter(config, last_grant_);
+  grants_from_ = std::max(grants_from_, now);
   if (state_ == State::kRunning) limiter_->Resume(now);
   if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
   // A count-0 stream parked under monitor-only is never woken in a limited

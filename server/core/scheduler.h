@@ -289,9 +289,10 @@ class Scheduler {
                    std::vector<StreamEvent>* events);
   void ServeUnlimited(absl::Time now, std::vector<StreamEvent>* events);
   void RecordEmissions(absl::Time at, int64_t n, absl::Duration spacing);
-  // When the next grant may be dated: what the limiter allows, not before
-  // a stream was waiting, and never before the newest grant; never while
-  // no grant is reserved or the grant deadline has passed.
+  // When the next grant may be dated: what the limiter allows, not more
+  // than the catch-up before a stream was waiting, never before the newest
+  // grant nor before the run (or configuration) began; never while no
+  // grant is reserved or the grant deadline has passed.
   absl::Time DueTime() const;
   // The earliest a grant made at `now` may be dated: now - catch-up (the
   // schedule further behind is dropped), where the bound applies.
@@ -315,8 +316,11 @@ class Scheduler {
   absl::flat_hash_map<StreamId, StreamList::iterator> streams_;  // all open
   int64_t idle_streams_ = 0;  // on-demand streams without demand
   // Time since which the ring has been non-empty: a grant is never given a
-  // nominal time before someone was waiting for it.
+  // nominal time more than the catch-up before someone was waiting for it.
   absl::Time hungry_since_ = absl::InfiniteFuture();
+  // No grant is dated before the current run started, the configuration
+  // changed or the state was restored.
+  absl::Time grants_from_ = absl::InfinitePast();
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
       expiries_;  // lazy: entries of ended streams are skipped
   StreamId next_id_ = 1;
