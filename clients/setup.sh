@@ -3,8 +3,9 @@
 # their tests need on a Debian 12 machine, only what is missing:
 #   - Debian packages python3-grpcio, python3-protobuf, protobuf-compiler,
 #     protobuf-compiler-grpc (grpc_python_plugin), python3-venv,
-#     python3-setuptools, python3-wheel (pip install ./clients/python); nodejs and npm only when
-#     there is no `node` (a NodeSource node brings its own npm);
+#     python3-setuptools, python3-wheel (pip install ./clients/python);
+#     nodejs and npm only when there is no `node` (a NodeSource node brings
+#     its own npm);
 #   - clients/node/node_modules from package-lock.json (npm ci) when missing.
 # Runs apt-get as root or through sudo. Called by scripts/setup.sh.
 set -euo pipefail
