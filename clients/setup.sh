@@ -2,8 +2,10 @@
 # Installs what the polyglot clients (clients/python, clients/node) and
 # their tests need on a Debian 12 machine, only what is missing:
 #   - Debian packages python3-grpcio, python3-protobuf, protobuf-compiler,
-#     protobuf-compiler-grpc (grpc_python_plugin); nodejs and npm only when
-#     there is no `node` (a NodeSource node brings its own npm);
+#     protobuf-compiler-grpc (grpc_python_plugin), python3-venv,
+#     python3-setuptools, python3-wheel (pip install ./clients/python);
+#     nodejs and npm only when there is no `node` (a NodeSource node brings
+#     its own npm);
 #   - clients/node/node_modules from package-lock.json (npm ci) when missing.
 # Runs apt-get as root or through sudo. Called by scripts/setup.sh.
 set -euo pipefail
@@ -13,7 +15,8 @@ installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
 }
 
-packages=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+packages=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
+  python3-venv python3-setuptools python3-wheel)
 if ! command -v node >/dev/null; then
   packages+=(nodejs npm)
 elif ! command -v npm >/dev/null; then

@@ -77,12 +77,30 @@ add_test(NAME polyglot_node_tls
 set_tests_properties(polyglot_python_tls polyglot_node_tls PROPERTIES
   ENVIRONMENT "THROTTLE_MAKE_CERTS=${_polyglot_make_certs}")
 
+# Installs as a user does (docs/clients.md), tests/clients/: a venv with
+# `pip install --no-build-isolation` of clients/python (offline), then from
+# outside the tree `import throttle_client` gets fuel from a real server;
+# the tarball of `npm pack` in clients/node installed offline into a fresh
+# project, whose require('throttle-client') gets fuel; `tsc --noEmit` on a
+# .ts file using the package's index.d.ts (skipped without typescript).
+set(_polyglot_install_tests ${CMAKE_CURRENT_LIST_DIR}/clients)
+add_test(NAME polyglot_python_install
+  COMMAND bash ${_polyglot_install_tests}/python_install_test.sh
+    $<TARGET_FILE:throttle_server>)
+add_test(NAME polyglot_node_pack_install
+  COMMAND bash ${_polyglot_install_tests}/node_pack_install_test.sh
+    $<TARGET_FILE:throttle_server>)
+add_test(NAME polyglot_node_types
+  COMMAND bash ${_polyglot_install_tests}/node_pack_install_test.sh --types)
+set_tests_properties(polyglot_node_types PROPERTIES SKIP_RETURN_CODE 77)
+
 set_tests_properties(
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
   polyglot_python_acquire
   polyglot_node_errors polyglot_node_tutorial polyglot_node_acquire
   polyglot_python_failover polyglot_node_failover
   polyglot_python_tls polyglot_node_tls
+  polyglot_python_install polyglot_node_pack_install polyglot_node_types
   PROPERTIES TIMEOUT 600 LABELS polyglot)
 set_tests_properties(polyglot_python_failover polyglot_node_failover
   PROPERTIES LABELS "polyglot;ha")
@@ -90,3 +108,4 @@ set_tests_properties(polyglot_python_tls polyglot_node_tls
   PROPERTIES LABELS "polyglot;tls")
 unset(_polyglot_clients)
 unset(_polyglot_make_certs)
+unset(_polyglot_install_tests)

@@ -2,8 +2,9 @@
 //
 // A thin promise-based layer over @grpc/grpc-js with the API of the Python
 // library mp_throttle. The contract, proto/throttle/v1/throttle.proto, is
-// loaded at run time (by @grpc/proto-loader) from ../../proto, or from the
-// directory named by $THROTTLE_PROTO_DIR.
+// loaded at run time (by @grpc/proto-loader) from the directory named by
+// $THROTTLE_PROTO_DIR, else from the copy an `npm pack` tarball carries,
+// else from ../../proto.
 //
 // The seed's tutorial in one process, runnable as written against a server
 // at $THROTTLE_ADDRESS (default 127.0.0.1:50051); from outside this
@@ -57,8 +58,16 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const { AcquireStream, whenEnded, DEFAULT_ASK_AHEAD } = require('./acquire');
 
-const PROTO_DIR =
-  process.env.THROTTLE_PROTO_DIR || path.join(__dirname, '..', '..', 'proto');
+// The directory of throttle/v1/throttle.proto: $THROTTLE_PROTO_DIR, else
+// the copy inside an installed package (npm pack puts it there:
+// scripts/copy-proto.js), else the repository's proto/ (the source tree).
+function protoDir() {
+  if (process.env.THROTTLE_PROTO_DIR) return process.env.THROTTLE_PROTO_DIR;
+  const packaged = path.join(__dirname, 'proto');
+  if (fs.existsSync(path.join(packaged, 'throttle', 'v1', 'throttle.proto'))) return packaged;
+  return path.join(__dirname, '..', '..', 'proto');
+}
+const PROTO_DIR = protoDir();
 
 const packageDefinition = protoLoader.loadSync('throttle/v1/throttle.proto', {
   includeDirs: [PROTO_DIR],

@@ -1,0 +1,187 @@
+// index.d.ts: TypeScript declarations of throttle-client's public API
+// (index.js; docs/clients.md). Seconds are numbers of seconds throughout.
+import type { ChannelCredentials, ChannelOptions, status as grpcStatus } from '@grpc/grpc-js';
+
+/** The three outcomes shared by the C++, Python and Node clients. */
+export type FuelOutcomeName = 'fuel' | 'stopped' | 'timed_out';
+
+/** One of the three frozen FuelOutcome objects; compare with `===`. */
+export interface FuelOutcomeValue {
+  readonly outcome: FuelOutcomeName;
+  readonly fuel: boolean;
+  readonly stopped: boolean;
+  readonly timedOut: boolean;
+  toString(): FuelOutcomeName;
+  toJSON(): FuelOutcomeName;
+}
+
+export declare const FuelOutcome: {
+  /** One grant: do one piece of work. */
+  readonly FUEL: FuelOutcomeValue;
+  /** The throttle was stopped: killFlag is set. */
+  readonly STOPPED: FuelOutcomeValue;
+  /** The timeout passed without a grant (killFlag unchanged). */
+  readonly TIMED_OUT: FuelOutcomeValue;
+};
+
+/** What awaitFuelCount() resolves: FUEL only with all grants asked for. */
+export interface FuelResult {
+  readonly outcome: FuelOutcomeValue;
+  readonly grants: number;
+}
+
+/** A failed call: `code` is the numeric gRPC status code, `codeName` its name. */
+export declare class ThrottleError extends Error {
+  constructor(code: number, details?: string);
+  readonly name: 'ThrottleError';
+  readonly code: number;
+  /** 'NOT_FOUND', 'INVALID_ARGUMENT', ... */
+  readonly codeName: string;
+  /** The server's message. */
+  readonly details: string;
+  static fromGrpc(error: { code?: number; details?: string; message?: string }): ThrottleError;
+}
+
+/** Reconnection delays: `initial` seconds doubling up to `max`, jittered. */
+export declare class Backoff {
+  constructor(initial?: number, max?: number, random?: () => number);
+  nextDelay(): number;
+  reset(): void;
+}
+
+/** The seed's kill_flag. */
+export declare class KillFlag {
+  isSet(): boolean;
+  set(): void;
+  clear(): void;
+}
+
+/** TLS, mTLS and bearer tokens (nothing set: plaintext). */
+export interface Security {
+  /** PEM file of the CA that signed the server's certificate. */
+  caFile?: string;
+  /** PEM client certificate and its key (mTLS): both or neither. */
+  certFile?: string;
+  keyFile?: string;
+  /** A bearer token, or a file whose first line is the token (TLS only). */
+  token?: string;
+  tokenFile?: string;
+  /** The name the server's certificate must hold (TLS only). */
+  serverName?: string;
+}
+
+/** The environment variable of each Security setting. */
+export declare const SECURITY_ENV: Readonly<Record<keyof Security, string>>;
+
+/** `given` completed by the environment variables of SECURITY_ENV. */
+export declare function securityFromEnv(
+  given?: Security,
+  env?: Record<string, string | undefined>,
+): Security;
+
+/** The channel options of a Throttle's reconnect backoff, then `extra`. */
+export declare function channelOptions(
+  initial: number,
+  max: number,
+  extra?: ChannelOptions,
+): ChannelOptions;
+
+export interface ThrottleOptions {
+  workerId?: string;
+  /** The worker's share of the fuel. Default 1. */
+  weight?: number;
+  /** Retry backoff in seconds. Defaults 0.05 and 2. */
+  backoffInitial?: number;
+  backoffMax?: number;
+  deadlineSlack?: number;
+  /** Deadline of each unary call in seconds. Default 10. */
+  callTimeout?: number;
+  waitForReady?: boolean;
+  /** Grants asked ahead where fuel is unlimited (an integer >= 0; 0: never). */
+  askAhead?: number;
+  /** TLS / tokens; unset: the environment (SECURITY_ENV). */
+  security?: Security;
+  /** grpc-js credentials instead of `security` (not both). */
+  credentials?: ChannelCredentials;
+  /** grpc-js channel options, applied last. */
+  channelOptions?: ChannelOptions;
+}
+
+export type Mode = 'smooth' | 'window' | 'bucket' | 'unbounded' | 'monitor-only' | 'monitor_only'
+  | 'MODE_SMOOTH' | 'MODE_WINDOW' | 'MODE_BUCKET' | 'MODE_UNBOUNDED' | 'MODE_MONITOR_ONLY';
+
+export interface ThrottleSettings {
+  mode?: Mode;
+  burst?: number;
+  manualEmit?: boolean;
+  /** Seconds a waiter may be given a slot that passed. */
+  catchUp?: number;
+}
+
+export interface CreateSettings extends ThrottleSettings {
+  /** Replace a throttle of the same name. */
+  replace?: boolean;
+}
+
+export interface ThrottleInfo {
+  name: string;
+  maxN: number;
+  per: number;
+  mode: string;
+  burst: number;
+  manualEmit: boolean;
+  /** Seconds; null from a server that lists none. */
+  catchUp: number | null;
+  /** 'running', 'stopped', ... */
+  state: string;
+  waitingStreams: number;
+  totalEmissions: number;
+}
+
+/** [runtime, total, seconds between emissions, emissions per second] */
+export type StopStats = [number, number, number, number];
+
+/** A handle of one named throttle on a server. */
+export declare class Throttle {
+  constructor(address: string, name: string, options?: ThrottleOptions);
+  readonly address: string;
+  readonly name: string;
+  readonly killFlag: KillFlag;
+  /** Spare grants kept for the next awaitFuel or hasFuel. */
+  surplus: number;
+  toJSON(): { address: string; name: string; options: ThrottleOptions };
+  static fromJSON(json: { address: string; name: string; options?: ThrottleOptions }): Throttle;
+  /** Closes for good: every call in flight and later rejects with CANCELLED. */
+  close(): void;
+
+  // Worker side.
+  /** One grant; no timeout waits for ever, 0 takes only what is there. */
+  awaitFuel(timeout?: number): Promise<FuelOutcomeValue>;
+  /** `n` grants (an integer in [1, 1e9]) at once. */
+  awaitFuelCount(n: number, timeout?: number): Promise<FuelResult>;
+  /** One grant if available now, without waiting. */
+  hasFuel(): Promise<boolean>;
+  /** Reports `n` emissions (manual emit); resolves the total. */
+  emit(n?: number): Promise<number>;
+
+  // Controller side.
+  create(maxN: number, per: number, settings?: CreateSettings): Promise<ThrottleInfo>;
+  configure(maxN: number, per: number, settings?: ThrottleSettings): Promise<ThrottleInfo>;
+  delete(): Promise<void>;
+  listThrottles(): Promise<ThrottleInfo[]>;
+  /** Rejects with NOT_FOUND when there is no such throttle. */
+  info(): Promise<ThrottleInfo>;
+  start(): Promise<void>;
+  stop(): Promise<StopStats>;
+  /** [seconds between emissions, emissions per second] over `window` seconds. */
+  latest(window?: number): Promise<[number, number]>;
+  /** [mean seconds between emissions, mean per second] since the first start. */
+  mean(): Promise<[number, number]>;
+  /** The whole MeanResponse, field names as in the proto. */
+  meanDetails(): Promise<Record<string, unknown>>;
+}
+
+/** grpc-js's status codes (status.NOT_FOUND === 5, ...). */
+export declare const status: typeof grpcStatus;
+/** The loaded throttle.v1 package of @grpc/proto-loader. */
+export declare const proto: any;
