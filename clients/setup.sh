@@ -6,7 +6,8 @@
 #     python3-setuptools, python3-wheel (pip install ./clients/python);
 #     nodejs and npm only when there is no `node` (a NodeSource node brings
 #     its own npm);
-#   - clients/node/node_modules from package-lock.json (npm ci) when missing.
+#   - clients/node/node_modules from package-lock.json (npm ci) when missing
+#     (or without typescript, its devDependency).
 # Runs apt-get as root or through sudo. Called by scripts/setup.sh.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -41,7 +42,8 @@ fi
   exit 1
 }
 
-if [[ ! -d "$here/node/node_modules" ]]; then
+# typescript (a devDependency) checks the package's declarations.
+if [[ ! -d "$here/node/node_modules" || ! -x "$here/node/node_modules/.bin/tsc" ]]; then
   echo "clients/setup.sh: npm ci in clients/node"
   (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi

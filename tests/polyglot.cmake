@@ -92,7 +92,6 @@ add_test(NAME polyglot_node_pack_install
     $<TARGET_FILE:throttle_server>)
 add_test(NAME polyglot_node_types
   COMMAND bash ${_polyglot_install_tests}/node_pack_install_test.sh --types)
-set_tests_properties(polyglot_node_types PROPERTIES SKIP_RETURN_CODE 77)
 
 set_tests_properties(
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet

@@ -13,9 +13,9 @@
 #   tests/clients/node_pack_install_test.sh --types
 #     `tsc --noEmit --strict` on a .ts file that uses the package's
 #     declarations (index.d.ts through "types"), with correct calls and with
-#     a wrong one marked @ts-expect-error. Needs tsc (typescript) in
-#     clients/node/node_modules/.bin, on PATH or in $TSC; exits 77 (ctest:
-#     skipped) without it.
+#     a wrong one marked @ts-expect-error. Needs tsc (typescript, a
+#     devDependency that clients/setup.sh installs) in
+#     clients/node/node_modules/.bin, on PATH or in $TSC; fails without it.
 #
 # Packs a copy of clients/node and proto/ (in the layout of the
 # repository), so that the checkout is left as it was.
@@ -32,8 +32,8 @@ if [[ "$arg" == --types ]]; then
     tsc="$root/clients/node/node_modules/.bin/tsc"
   [[ -n "$tsc" ]] || tsc="$(command -v tsc || true)"
   if [[ -z "$tsc" ]]; then
-    echo "node_pack_install_test.sh: no tsc (typescript): skipped" >&2
-    exit 77
+    echo "node_pack_install_test.sh: no tsc (typescript): run clients/setup.sh" >&2
+    exit 1
   fi
 else
   server="$(realpath "$arg")"
