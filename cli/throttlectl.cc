@@ -56,10 +56,15 @@ struct CommandSpec {
 };
 
 constexpr CommandSpec kCommands[] = {
-    {"help", Command::kHelp},           {"create", Command::kCreate},
-    {"configure", Command::kConfigure}, {"delete", Command::kDelete},
-    {"list", Command::kList},           {"start", Command::kStart},
-    {"stop", Command::kStop},           {"latest", Command::kLatest},
+    {"help", Command::kHelp},
+    {"create", Command::kCreate},
+    {"configure", Command::kConfigure},
+    {"delete", Command::kDelete},
+    {"get", Command::kGet},
+    {"list", Command::kList},
+    {"start", Command::kStart},
+    {"stop", Command::kStop},
+    {"latest", Command::kLatest},
     {"mean", Command::kMean},
 };
 
@@ -145,22 +150,55 @@ absl::StatusOr<v1::Mode> ParseMode(absl::string_view value) {
   return mode;
 }
 
+// The config flags and the ThrottleConfig fields they set.
+struct ConfigFlag {
+  absl::string_view flag;
+  absl::string_view field;
+};
+constexpr ConfigFlag kConfigFlags[] = {
+    {"max_n", "max_n"},
+    {"per", "per_seconds"},
+    {"mode", "mode"},
+    {"burst", "burst"},
+    {"manual_emit", "manual_emit"},
+    {"catch_up", "catch_up"},
+};
+
 // Fills invocation->config from the create/configure flags in `flags`.
+// create needs --max_n and --per; configure changes only the fields given
+// (invocation->update_mask) and needs at least one.
 absl::Status ParseConfig(const std::map<std::string, std::string>& flags,
                          absl::string_view command, Invocation* invocation) {
   v1::ThrottleConfig& config = invocation->config;
-  for (absl::string_view required : {"max_n", "per"}) {
-    if (flags.count(std::string(required)) == 0) {
+  if (invocation->command == Command::kConfigure) {
+    for (const ConfigFlag& spec : kConfigFlags) {
+      if (flags.count(std::string(spec.flag)) != 0) {
+        invocation->update_mask.add_paths(std::string(spec.field));
+      }
+    }
+    if (invocation->update_mask.paths().empty()) {
       return UsageError(
-          absl::StrCat("--", required, " is required for '", command, "'"));
+          "'configure' needs at least one of --max_n, --per, --mode, "
+          "--burst, --manual_emit, --catch_up");
+    }
+  } else {
+    for (absl::string_view required : {"max_n", "per"}) {
+      if (flags.count(std::string(required)) == 0) {
+        return UsageError(
+            absl::StrCat("--", required, " is required for '", command, "'"));
+      }
     }
   }
-  absl::StatusOr<int64_t> max_n = ParseInt("max_n", flags.at("max_n"));
-  if (!max_n.ok()) return max_n.status();
-  config.set_max_n(*max_n);
-  absl::StatusOr<double> per = ParseDouble("per", flags.at("per"));
-  if (!per.ok()) return per.status();
-  config.set_per_seconds(*per);
+  if (auto it = flags.find("max_n"); it != flags.end()) {
+    absl::StatusOr<int64_t> max_n = ParseInt("max_n", it->second);
+    if (!max_n.ok()) return max_n.status();
+    config.set_max_n(*max_n);
+  }
+  if (auto it = flags.find("per"); it != flags.end()) {
+    absl::StatusOr<double> per = ParseDouble("per", it->second);
+    if (!per.ok()) return per.status();
+    config.set_per_seconds(*per);
+  }
   if (auto it = flags.find("mode"); it != flags.end()) {
     absl::StatusOr<v1::Mode> mode = ParseMode(it->second);
     if (!mode.ok()) return mode.status();
@@ -206,6 +244,18 @@ absl::Status Print(const absl::StatusOr<Response>& response, bool json,
   }
   out << line << '\n';
   return absl::OkStatus();
+}
+
+// Throttle `name` as ListThrottles lists it (there is no RPC for one);
+// NOT_FOUND if there is none of that name.
+absl::StatusOr<v1::ThrottleInfo> GetThrottle(const Controller& controller,
+                                             const std::string& name) {
+  absl::StatusOr<v1::ListThrottlesResponse> list = controller.ListThrottles();
+  if (!list.ok()) return list.status();
+  for (const v1::ThrottleInfo& info : list->throttles()) {
+    if (info.name() == name) return info;
+  }
+  return absl::NotFoundError(absl::StrCat("no throttle named \"", name, "\""));
 }
 
 std::string Line(absl::string_view key, absl::string_view value) {
@@ -359,10 +409,14 @@ Commands:
               [--catch_up=SECONDS]
                         Create a throttle (state created) allowing N grants
                         per SECONDS.
-  configure NAME --max_n=N --per=SECONDS [--mode=MODE] [--burst=N] [--manual_emit]
-              [--catch_up=SECONDS]
-                        Replace a throttle's configuration whole.
+  configure NAME [--max_n=N] [--per=SECONDS] [--mode=MODE] [--burst=N]
+              [--manual_emit[=false]] [--catch_up=SECONDS]
+                        Change only the given settings of a throttle (at
+                        least one); the others keep their values. A --mode
+                        other than bucket resets the burst unless --burst is
+                        given too.
   delete NAME           Delete a throttle.
+  get NAME              Print one throttle's configuration and state.
   list                  List all throttles.
   start NAME            Start (or resume) a throttle.
   stop NAME             Stop a throttle and print its final statistics.
@@ -428,10 +482,14 @@ absl::Status Execute(const Invocation& invocation, const Controller& controller,
                      return ToText(r.throttle());
                    });
     case Command::kConfigure:
-      return Print(controller.ConfigureThrottle(name, invocation.config), json,
-                   out, [](const v1::ConfigureThrottleResponse& r) {
+      return Print(controller.ConfigureThrottle(name, invocation.config,
+                                                invocation.update_mask),
+                   json, out, [](const v1::ConfigureThrottleResponse& r) {
                      return ToText(r.throttle());
                    });
+    case Command::kGet:
+      return Print(GetThrottle(controller, name), json, out,
+                   [](const v1::ThrottleInfo& r) { return ToText(r); });
     case Command::kDelete: {
       const absl::Status status = controller.DeleteThrottle(name);
       if (!status.ok()) return status;

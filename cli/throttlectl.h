@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/field_mask.pb.h"
 #include "throttle/channel.h"
 #include "throttle/controller.h"
 #include "throttle/v1/throttle.pb.h"
@@ -27,6 +28,7 @@ enum class Command {
   kCreate,
   kConfigure,
   kDelete,
+  kGet,
   kList,
   kStart,
   kStop,
@@ -47,6 +49,9 @@ struct Invocation {
   // --catch_up (seconds; unset unless given, so that the server's default
   // applies).
   v1::ThrottleConfig config;
+  // configure: the config fields given as flags (--per is per_seconds), so
+  // that only they change; never empty for configure.
+  google::protobuf::FieldMask update_mask;
   // latest: --window (1 s unless given).
   absl::Duration window = absl::Seconds(1);
   // --tls_ca, --tls_cert, --tls_key, --token, --token_file,

@@ -46,6 +46,46 @@ TEST(ParseArgsTest, ConfigureLeavesUnsetFieldsAtDefaults) {
   EXPECT_FALSE(invocation->config.manual_emit());
 }
 
+std::vector<std::string> Paths(const Invocation& invocation) {
+  return {invocation.update_mask.paths().begin(),
+          invocation.update_mask.paths().end()};
+}
+
+// The case: `configure api --max_n=200` replaced a bucket config
+// with burst 20 by a smooth one. Only the flags given are in the mask, so
+// the server keeps mode and burst (tests/integration/throttlectl_test.sh
+// checks it against a real server).
+TEST(ParseArgsTest, ConfigureSendsOnlyTheGivenFlagsInTheMask) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"configure", "api", "--max_n=200"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation), std::vector<std::string>{"max_n"});
+  EXPECT_EQ(invocation->config.max_n(), 200);
+  invocation = Parse({"configure", "api", "--burst=5", "--per=2"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation),
+            (std::vector<std::string>{"per_seconds", "burst"}));
+  invocation =
+      Parse({"configure", "api", "--catch_up=0.5", "--mode=window",
+             "--manual_emit=false", "--max_n=1", "--per=1", "--burst=0"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation),
+            (std::vector<std::string>{"max_n", "per_seconds", "mode", "burst",
+                                      "manual_emit", "catch_up"}));
+  // create sends a whole config: no mask.
+  invocation = Parse({"create", "api", "--max_n=1", "--per=1"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_TRUE(Paths(*invocation).empty());
+}
+
+TEST(ParseArgsTest, ConfigureWithoutASettingIsAUsageError) {
+  const absl::StatusOr<Invocation> invocation = Parse({"configure", "api"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(invocation.status().message().find("--max_n"), std::string::npos)
+      << invocation.status();
+}
+
 TEST(ParseArgsTest, CatchUpInSecondsOnlyWhenGiven) {
   absl::StatusOr<Invocation> invocation =
       Parse({"create", "crawl", "--max_n=4", "--per=1", "--catch_up=0.25"});
@@ -122,6 +162,7 @@ TEST(ParseArgsTest, LatestWindow) {
 TEST(ParseArgsTest, SimpleCommandsTakeOneName) {
   const std::vector<std::pair<std::string, Command>> commands = {
       {"delete", Command::kDelete},
+      {"get", Command::kGet},
       {"start", Command::kStart},
       {"stop", Command::kStop},
       {"mean", Command::kMean}};
@@ -175,6 +216,10 @@ TEST(ParseArgsTest, UsageErrorsAreInvalidArgumentWithOneLine) {
       {"create", "x", "--max_n=1", "--per=inf"},
       {"create", "x", "--max_n=1", "--per=1", "--mode=fast"},
       {"create", "x", "--max_n=1", "--per=1", "--manual_emit=maybe"},
+      {"configure", "x"},
+      {"configure", "x", "--max_n=many"},
+      {"get"},
+      {"get", "x", "--max_n=3"},
       {"--window=1", "stop", "x"},
       {"start", "x", "--max_n=3"},
       {"latest", "x", "--window"},

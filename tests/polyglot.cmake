@@ -26,8 +26,8 @@ add_test(NAME polyglot_mixed_fleet
     $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker>
     test_mixed_fleet)
 # The Acquire stream under await_fuel (one stream per handle, demand and
-# withdrawal, await_fuel_n, stop / close / delete, a restart, fork) and
-# catch_up in the controller's config.
+# withdrawal, await_fuel_n, stop / close / delete, a restart, fork),
+# catch_up in the controller's config, and update(): a partial configure.
 add_test(NAME polyglot_python_acquire
   COMMAND bash ${_polyglot_clients}/python/run_tests.sh
     $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker>
@@ -45,6 +45,11 @@ add_test(NAME polyglot_node_tutorial
 add_test(NAME polyglot_node_acquire
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/acquire.test.js test/ask_ahead.test.js)
+# update(): a partial configure (update_mask) keeps the settings not given;
+# configure() still replaces the config whole. (Python: in test_config.)
+add_test(NAME polyglot_node_config
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/config.test.js)
 # Failover (also needs etcd, found on PATH or at /usr/bin/etcd, or
 # $THROTTLE_ETCD): a real etcd and two high-available servers of one
 # cluster; Python and Node workers and controllers on the multi-address
@@ -97,7 +102,7 @@ set_tests_properties(
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
   polyglot_python_acquire
   polyglot_node_errors polyglot_node_tutorial polyglot_node_acquire
-  polyglot_python_failover polyglot_node_failover
+  polyglot_node_config polyglot_python_failover polyglot_node_failover
   polyglot_python_tls polyglot_node_tls
   polyglot_python_install polyglot_node_pack_install polyglot_node_types
   PROPERTIES TIMEOUT 600 LABELS polyglot)

@@ -58,9 +58,16 @@ absl::StatusOr<v1::CreateThrottleResponse> Controller::CreateThrottle(
 
 absl::StatusOr<v1::ConfigureThrottleResponse> Controller::ConfigureThrottle(
     absl::string_view name, const v1::ThrottleConfig& config) const {
+  return ConfigureThrottle(name, config, google::protobuf::FieldMask());
+}
+
+absl::StatusOr<v1::ConfigureThrottleResponse> Controller::ConfigureThrottle(
+    absl::string_view name, const v1::ThrottleConfig& config,
+    const google::protobuf::FieldMask& update_mask) const {
   v1::ConfigureThrottleRequest request;
   request.set_name(std::string(name));
   *request.mutable_config() = config;
+  *request.mutable_update_mask() = update_mask;
   return Call(&v1::Throttle::Stub::ConfigureThrottle, request);
 }
 

@@ -449,13 +449,57 @@ function toConfig(maxN, per, { mode, burst = 0, manualEmit = false, catchUp } = 
     burst,
     manual_emit: manualEmit,
   };
-  if (catchUp !== undefined && catchUp !== null) {
-    if (typeof catchUp !== 'number' || !Number.isFinite(catchUp)) {
-      throw invalid(`catchUp: ${String(catchUp)}: a finite number of seconds`);
-    }
-    config.catch_up = signedDuration(catchUp);
-  }
+  if (catchUp !== undefined && catchUp !== null) config.catch_up = toCatchUp(catchUp);
   return config;
+}
+
+// catchUp as a google.protobuf.Duration: a finite number of seconds
+// (ThrottleError INVALID_ARGUMENT otherwise); its range is the server's to
+// check.
+function toCatchUp(catchUp) {
+  if (typeof catchUp !== 'number' || !Number.isFinite(catchUp)) {
+    throw invalid(`catchUp: ${String(catchUp)}: a finite number of seconds`);
+  }
+  return signedDuration(catchUp);
+}
+
+// The settings of update() and the ThrottleConfig fields they set.
+const PARTIAL_FIELDS = {
+  maxN: 'max_n',
+  per: 'per_seconds',
+  mode: 'mode',
+  burst: 'burst',
+  manualEmit: 'manual_emit',
+  catchUp: 'catch_up',
+};
+
+// { config, update_mask } of the settings given (not undefined), for a
+// partial ConfigureThrottle. TypeError for an unknown setting or none.
+function toPartialConfig(settings) {
+  const config = {};
+  const paths = [];
+  for (const [key, value] of Object.entries(settings || {})) {
+    const field = PARTIAL_FIELDS[key];
+    if (field === undefined) {
+      throw new TypeError(
+        `update: unknown setting ${JSON.stringify(key)}; one of ${Object.keys(PARTIAL_FIELDS).join(', ')}`,
+      );
+    }
+    if (value === undefined) continue;
+    paths.push(field);
+    if (field === 'catch_up') {
+      if (value === null) continue; // in the mask, unset: the default
+      config.catch_up = toCatchUp(value);
+    } else {
+      config[field] = field === 'mode' ? toMode(value) : value;
+    }
+  }
+  if (paths.length === 0) {
+    throw new TypeError(
+      `update needs at least one of ${Object.keys(PARTIAL_FIELDS).join(', ')}`,
+    );
+  }
+  return { config, update_mask: { paths } };
 }
 
 function toMode(mode) {
@@ -887,12 +931,30 @@ class Throttle {
   }
 
   // Replaces the configuration whole, with the settings of create()
-  // (catchUp unset: the default again); waiting workers stay and are
-  // served at the new rate. Resolves the throttle's info.
+  // (catchUp unset: the default again; mode smooth, burst 0 unless given):
+  // to change some settings only, use update(). Waiting workers stay and
+  // are served at the new rate. Resolves the throttle's info.
   async configure(maxN, per, settings = {}) {
     const response = await this.unary('ConfigureThrottle', {
       name: this.name,
       config: toConfig(maxN, per, settings),
+    });
+    return fromInfo(response.throttle);
+  }
+
+  // Changes only the settings given -- maxN, per, mode, burst,
+  // manualEmit, catchUp, meaning what they mean in create() (catchUp null:
+  // the server's default again) -- and keeps the others: update({ maxN:
+  // 200 }) on a bucket throttle keeps its mode and burst. A mode other than
+  // bucket resets burst to 0 unless burst is given too. Waiting workers
+  // stay. Resolves the throttle's info. Rejects with ThrottleError
+  // INVALID_ARGUMENT for a bad merged config (the server checks it whole),
+  // TypeError for an unknown setting or none, RangeError for an unknown
+  // mode.
+  async update(settings) {
+    const response = await this.unary('ConfigureThrottle', {
+      name: this.name,
+      ...toPartialConfig(settings),
     });
     return fromInfo(response.throttle);
   }

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/core/duration.h"
 #include "server/core/format.h"
@@ -144,6 +145,82 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
   return config;
 }
 
+namespace {
+
+// `d` as a google.protobuf.Duration (whole nanoseconds).
+void SetDurationProto(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t seconds = absl::ToInt64Seconds(d);
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(d - absl::Seconds(seconds))));
+}
+
+// The proto form of a core config as stored, defaults not filled in
+// (burst 0 stays "max_n", an unset catch_up stays the default), so that a
+// partial update keeps what was configured rather than what it meant.
+v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
+  v1::ThrottleConfig proto;
+  proto.set_max_n(config.max_n);
+  proto.set_per_seconds(absl::ToDoubleSeconds(config.per));
+  proto.set_mode(ModeToProto(config.mode));
+  proto.set_burst(config.burst);
+  proto.set_manual_emit(config.manual_emit);
+  if (config.catch_up.has_value()) {
+    SetDurationProto(*config.catch_up, proto.mutable_catch_up());
+  }
+  return proto;
+}
+
+// The ThrottleConfig fields an update_mask may name.
+constexpr absl::string_view kConfigPaths[] = {
+    "max_n", "per_seconds", "mode", "burst", "manual_emit", "catch_up"};
+
+}  // namespace
+
+absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
+    const ThrottleConfig& current, const v1::ThrottleConfig& update,
+    const google::protobuf::FieldMask& mask) {
+  if (mask.paths().empty() ||
+      (mask.paths_size() == 1 && mask.paths(0) == "*")) {
+    return FromProto(update);
+  }
+  v1::ThrottleConfig merged = StoredToProto(current);
+  bool has_burst = false;
+  bool has_mode = false;
+  for (const std::string& path : mask.paths()) {
+    // A named field unset in `update` takes its default, as in a whole
+    // config.
+    if (path == "max_n") {
+      merged.set_max_n(update.max_n());
+    } else if (path == "per_seconds") {
+      merged.set_per_seconds(update.per_seconds());
+    } else if (path == "mode") {
+      merged.set_mode(update.mode());
+      has_mode = true;
+    } else if (path == "burst") {
+      merged.set_burst(update.burst());
+      has_burst = true;
+    } else if (path == "manual_emit") {
+      merged.set_manual_emit(update.manual_emit());
+    } else if (path == "catch_up" && update.has_catch_up()) {
+      *merged.mutable_catch_up() = update.catch_up();
+    } else if (path == "catch_up") {
+      merged.clear_catch_up();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("update_mask has an unknown path ", Quote(path),
+                       " (known: ", absl::StrJoin(kConfigPaths, ", "), ")"));
+    }
+  }
+  // A burst kept from bucket mode would make the new mode invalid (burst
+  // must be 0 outside bucket mode): a mode switch drops it unless the
+  // caller named burst too.
+  if (has_mode && !has_burst && merged.mode() != v1::MODE_BUCKET) {
+    merged.set_burst(0);
+  }
+  return FromProto(merged);
+}
+
 v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
   v1::ThrottleConfig proto;
   proto.set_max_n(config.max_n);
@@ -151,11 +228,7 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
   proto.set_mode(ModeToProto(config.mode));
   proto.set_burst(config.mode == Mode::kBucket ? config.EffectiveBurst() : 0);
   proto.set_manual_emit(config.manual_emit);
-  const absl::Duration catch_up = config.EffectiveCatchUp();
-  const int64_t seconds = absl::ToInt64Seconds(catch_up);
-  proto.mutable_catch_up()->set_seconds(seconds);
-  proto.mutable_catch_up()->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(catch_up - absl::Seconds(seconds))));
+  SetDurationProto(config.EffectiveCatchUp(), proto.mutable_catch_up());
   return proto;
 }
 

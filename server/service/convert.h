@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/field_mask.pb.h"
 #include "grpcpp/support/status.h"
 #include "server/core/limits.h"
 #include "server/core/scheduler.h"
@@ -32,6 +33,18 @@ absl::Status ValidateWorkerId(absl::string_view worker_id);
 // Validates and converts a proto config (the field prefix in messages is
 // "config.").
 absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto);
+
+// The config a ConfigureThrottle request asks for, given the throttle's
+// `current` one: with an empty `mask` (or the single path "*") `update`
+// whole, as FromProto(update); otherwise `current` with the fields named in
+// `mask` (ThrottleConfig field names) taken from `update` -- a named field
+// unset in `update` takes its default, and a mode other than bucket resets
+// burst to 0 unless burst is named too. The merged config is validated as
+// a whole. INVALID_ARGUMENT naming update_mask and the path for a path that
+// is not a ThrottleConfig field, or as FromProto for a bad merged config.
+absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
+    const ThrottleConfig& current, const v1::ThrottleConfig& update,
+    const google::protobuf::FieldMask& mask);
 
 // The proto form of a core config, with defaults filled in.
 v1::ThrottleConfig ToProto(const ThrottleConfig& config);

@@ -312,7 +312,9 @@ grpc::ServerUnaryReactor* Service::ConfigureThrottle(
   absl::Status status = table_.Transact(
       "name", request->name(),
       [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
-        absl::StatusOr<ThrottleConfig> config = FromProto(request->config());
+        absl::StatusOr<ThrottleConfig> config =
+            ApplyConfigUpdate(entry.scheduler.config(), request->config(),
+                              request->update_mask());
         if (!config.ok()) return config.status();
         entry.scheduler.Configure(*config, now);
         *response->mutable_throttle() = Info(entry);

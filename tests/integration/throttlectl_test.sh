@@ -28,6 +28,23 @@ stop=$("$ctl" stop crawl)
 for key in "Runtime" "Total" "Time between processes" "Processes per second"; do
   grep -q "^$key: " <<<"$stop" || fail "stop output lacks $key: $stop"
 done
+# A partial configure (issue 13): only the flags given change, so a bucket
+# throttle with burst 20 stays bucket with burst 20 (today's main turned
+# it smooth); get prints the one throttle.
+"$ctl" configure api --max_n=200 >/dev/null
+got=$("$ctl" get api)
+grep -q '^Mode: bucket$' <<<"$got" || fail "configure --max_n changed the mode: $got"
+grep -q '^Burst: 20$' <<<"$got" || fail "configure --max_n changed the burst: $got"
+grep -q '^Max n: 200$' <<<"$got" || fail "configure --max_n: $got"
+grep -q '^Per seconds: 60.0$' <<<"$got" || fail "configure --max_n changed per: $got"
+grep -q '^Name: api$' <<<"$got" || fail "get: $got"
+"$ctl" --json get api | grep -q '"burst":"20"' || fail "json get: $("$ctl" --json get api)"
+# Switching away from bucket drops the burst (smooth requires 0).
+"$ctl" configure api --mode=smooth | grep -q '^Burst: 0$' || fail "mode switch kept the burst"
+set +e
+"$ctl" get nosuch 2>"$dir/err"; code=$?
+set -e
+[[ $code == 1 ]] && grep -q "NOT_FOUND.*nosuch" "$dir/err" || fail "get nosuch: $code $(cat "$dir/err")"
 "$ctl" delete api >/dev/null
 
 # Errors: exit 1 and exactly one line on stderr naming the problem.

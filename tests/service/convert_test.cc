@@ -1,5 +1,6 @@
 // Conversions at the service boundary that need no server: the throttle
-// spec of --throttle and --config, and mode names.
+// spec of --throttle and --config, mode names, and the partial configure
+// of ConfigureThrottleRequest.update_mask.
 #include "server/service/convert.h"
 
 #include "absl/strings/str_cat.h"
@@ -58,4 +59,100 @@ TEST(ParseThrottleSpec, BadDurationNamesThePartAndTheSyntax) {
 }
 
 }  // namespace
+// The case: `throttlectl configure api --max_n=200` on a bucket
+// throttle with burst 20 turned it smooth. With a mask only max_n changes.
+ThrottleConfig Bucket20() {
+  ThrottleConfig config;
+  config.max_n = 100;
+  config.per = absl::Seconds(1);
+  config.mode = Mode::kBucket;
+  config.burst = 20;
+  config.manual_emit = true;
+  config.catch_up = absl::Milliseconds(50);
+  return config;
+}
+
+google::protobuf::FieldMask Mask(std::initializer_list<const char*> paths) {
+  google::protobuf::FieldMask mask;
+  for (const char* path : paths) mask.add_paths(path);
+  return mask;
+}
+
+TEST(ApplyConfigUpdate, MaskChangesOnlyTheNamedFields) {
+  v1::ThrottleConfig update;  // only max_n is read; the rest is ignored
+  update.set_max_n(200);
+  auto merged = ApplyConfigUpdate(Bucket20(), update, Mask({"max_n"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->max_n, 200);
+  EXPECT_EQ(merged->per, absl::Seconds(1));
+  EXPECT_EQ(merged->mode, Mode::kBucket);
+  EXPECT_EQ(merged->burst, 20);
+  EXPECT_TRUE(merged->manual_emit);
+  EXPECT_EQ(merged->catch_up, absl::Milliseconds(50));
+}
+
+TEST(ApplyConfigUpdate, EmptyMaskReplacesTheConfigWhole) {
+  // Compatibility: a request without update_mask, as before it existed.
+  v1::ThrottleConfig update;
+  update.set_max_n(200);
+  update.set_per_seconds(2);
+  for (const auto& mask : {Mask({}), Mask({"*"})}) {
+    auto merged = ApplyConfigUpdate(Bucket20(), update, mask);
+    ASSERT_TRUE(merged.ok()) << merged.status();
+    EXPECT_EQ(merged->max_n, 200);
+    EXPECT_EQ(merged->per, absl::Seconds(2));
+    EXPECT_EQ(merged->mode, Mode::kSmooth);
+    EXPECT_EQ(merged->burst, 0);
+    EXPECT_FALSE(merged->manual_emit);
+    EXPECT_FALSE(merged->catch_up.has_value());
+  }
+}
+
+TEST(ApplyConfigUpdate, NamedButUnsetFieldTakesItsDefault) {
+  v1::ThrottleConfig update;  // catch_up unset: the server's default again
+  auto merged =
+      ApplyConfigUpdate(Bucket20(), update, Mask({"catch_up", "manual_emit"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_FALSE(merged->catch_up.has_value());
+  EXPECT_FALSE(merged->manual_emit);
+  EXPECT_EQ(merged->burst, 20);
+}
+
+TEST(ApplyConfigUpdate, SwitchingAwayFromBucketResetsBurstUnlessNamed) {
+  v1::ThrottleConfig update;
+  update.set_mode(v1::MODE_SMOOTH);
+  auto merged = ApplyConfigUpdate(Bucket20(), update, Mask({"mode"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->mode, Mode::kSmooth);
+  EXPECT_EQ(merged->burst, 0);
+  EXPECT_EQ(merged->max_n, 100);
+  // Named too, the burst is what was sent, and validated as a whole.
+  update.set_burst(20);
+  merged = ApplyConfigUpdate(Bucket20(), update, Mask({"mode", "burst"}));
+  ASSERT_FALSE(merged.ok());
+  EXPECT_EQ(merged.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(merged.status().message(), HasSubstr("burst"));
+}
+
+TEST(ApplyConfigUpdate, MergedConfigIsValidatedAsAWhole) {
+  v1::ThrottleConfig update;
+  update.set_per_seconds(0.01);  // below the kept catch_up of 50 ms
+  auto merged = ApplyConfigUpdate(Bucket20(), update, Mask({"per_seconds"}));
+  ASSERT_FALSE(merged.ok());
+  EXPECT_EQ(merged.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(merged.status().message(), HasSubstr("catch_up"));
+}
+
+TEST(ApplyConfigUpdate, UnknownPathIsInvalidArgumentNamingMaskAndPath) {
+  v1::ThrottleConfig update;
+  update.set_max_n(200);
+  for (const char* bad : {"maxN", "config.max_n", "name", "*"}) {
+    auto merged = ApplyConfigUpdate(Bucket20(), update, Mask({"max_n", bad}));
+    ASSERT_FALSE(merged.ok()) << bad;
+    EXPECT_EQ(merged.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(merged.status().message(), HasSubstr("update_mask"));
+    EXPECT_THAT(merged.status().message(), HasSubstr(bad));
+  }
+}
+
 }  // namespace throttle::server

@@ -477,6 +477,37 @@ TEST_F(ServiceTest, ConfigureKeepsOpenStreams) {
   EXPECT_EQ(result.grants(), 3);
 }
 
+// issue 13: a mask of max_n keeps a bucket's mode and burst; a bad path
+// changes nothing and names update_mask.
+TEST_F(ServiceTest, ConfigureWithAMaskChangesOnlyTheNamedFields) {
+  ASSERT_TRUE(Create("api", 100, 60, v1::MODE_BUCKET, 20).ok());
+  v1::ConfigureThrottleRequest configure;
+  configure.set_name("api");
+  configure.mutable_config()->set_max_n(200);
+  configure.mutable_update_mask()->add_paths("max_n");
+  v1::ConfigureThrottleResponse configured;
+  ASSERT_TRUE(
+      stub_->ConfigureThrottle(Context().get(), configure, &configured).ok());
+  EXPECT_EQ(configured.throttle().config().max_n(), 200);
+  EXPECT_EQ(configured.throttle().config().per_seconds(), 60);
+  EXPECT_EQ(configured.throttle().config().mode(), v1::MODE_BUCKET);
+  EXPECT_EQ(configured.throttle().config().burst(), 20);
+
+  configure.mutable_update_mask()->add_paths("max_nn");
+  configure.mutable_config()->set_max_n(300);
+  const grpc::Status bad =
+      stub_->ConfigureThrottle(Context().get(), configure, &configured);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), HasSubstr("update_mask"));
+  EXPECT_THAT(bad.error_message(), HasSubstr("max_nn"));
+  v1::ListThrottlesResponse listed;
+  ASSERT_TRUE(
+      stub_->ListThrottles(Context().get(), v1::ListThrottlesRequest(), &listed)
+          .ok());
+  ASSERT_EQ(listed.throttles_size(), 1);
+  EXPECT_EQ(listed.throttles(0).config().max_n(), 200);  // unchanged
+}
+
 // --- Robustness: what a hostile or unlucky client does ---------------------
 
 // A call that fails validation, or names no throttle, and is cancelled at

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/field_mask.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
@@ -109,6 +110,17 @@ class Controller {
   // streams stay open and are served at the new rate.
   absl::StatusOr<v1::ConfigureThrottleResponse> ConfigureThrottle(
       absl::string_view name, const v1::ThrottleConfig& config) const;
+
+  // Changes only the fields of throttle `name`'s configuration that
+  // `update_mask` names (ThrottleConfig field names: max_n, per_seconds,
+  // mode, burst, manual_emit, catch_up), taking them from `config`; the
+  // other fields keep their values. An empty mask replaces the config
+  // whole, as the overload above. Switching mode away from bucket resets
+  // burst unless burst is named. INVALID_ARGUMENT for an unknown path or an
+  // invalid merged config. Blocks for one call.
+  absl::StatusOr<v1::ConfigureThrottleResponse> ConfigureThrottle(
+      absl::string_view name, const v1::ThrottleConfig& config,
+      const google::protobuf::FieldMask& update_mask) const;
 
   // Deletes throttle `name`; its open AwaitFuel streams end with NOT_FOUND.
   absl::Status DeleteThrottle(absl::string_view name) const;

@@ -2,7 +2,9 @@
 seconds or as a timedelta to create() and configure(), listed in
 ThrottleInfo.catch_up with the server's default filled in when unset; a
 value outside [0, per] is INVALID_ARGUMENT naming the field; what is not a
-finite duration is refused by the client.
+finite duration is refused by the client. update() changes only the
+settings given (ConfigureThrottleRequest.update_mask), configure() replaces
+the config whole.
 """
 import datetime
 import unittest
@@ -53,6 +55,54 @@ class CatchUp(ServerTestCase):
         for bad in ("0.1", True):
             with self.assertRaises(TypeError):
                 t.create(10, 1, catch_up=bad)
+
+
+class PartialUpdate(ServerTestCase):
+
+    def test_update_keeps_the_settings_not_given(self):
+        # The issue's case: max_n=200 on a bucket throttle with burst 20
+        # turned it smooth. update() sends a mask of max_n only.
+        t = self.throttle("partial")
+        t.create(100, 60, mode="bucket", burst=20, manual_emit=True,
+                 catch_up=0.5)
+        info = t.update(max_n=200)
+        self.assertEqual(info.max_n, 200)
+        self.assertEqual(info.per, 60)
+        self.assertEqual(info.mode, "bucket")
+        self.assertEqual(info.burst, 20)
+        self.assertTrue(info.manual_emit)
+        self.assertAlmostEqual(info.catch_up, 0.5)
+        self.assertEqual(t.info(), info)
+        # catch_up=None is in the mask: the server's default again.
+        self.assertAlmostEqual(t.update(catch_up=None).catch_up, 0.6)
+        self.assertEqual(t.info().burst, 20)
+
+    def test_a_mode_switch_drops_the_burst_unless_given(self):
+        t = self.throttle("partial-mode")
+        t.create(100, 60, mode="bucket", burst=20)
+        info = t.update(mode="smooth")
+        self.assertEqual((info.mode, info.burst, info.max_n),
+                         ("smooth", 0, 100))
+        with self.assertRaises(ThrottleError) as raised:
+            t.update(mode="window", burst=5)
+        self.assertEqual(raised.exception.code,
+                         grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("burst", raised.exception.details)
+        self.assertEqual(t.info().mode, "smooth")  # unchanged
+
+    def test_update_without_a_setting_is_a_type_error(self):
+        t = self.throttle("partial-none")
+        t.create(1, 1)
+        with self.assertRaises(TypeError):
+            t.update()
+        with self.assertRaises(TypeError):
+            t.update(maxN=3)
+
+    def test_configure_still_replaces_the_config_whole(self):
+        t = self.throttle("partial-whole")
+        t.create(100, 60, mode="bucket", burst=20)
+        info = t.configure(200, 60)
+        self.assertEqual((info.mode, info.burst), ("smooth", 0))
 
 
 if __name__ == "__main__":

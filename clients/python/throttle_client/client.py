@@ -26,7 +26,7 @@ import threading
 import time
 
 import grpc
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from ._proto import pb, pb_grpc
 from .acquire import DEFAULT_ASK_AHEAD, FALLBACK, MAX_DEMAND, AcquireStream
@@ -108,6 +108,40 @@ def _config(max_n, per, mode, burst, manual_emit, catch_up):
     if catch_up is not None:
         config.catch_up.CopyFrom(_signed_duration(catch_up, "catch_up"))
     return config
+
+
+# update()'s "not given": None is a value there (catch_up: the default).
+_UNSET = object()
+
+
+def _partial_config(max_n, per, mode, burst, manual_emit, catch_up):
+    """(ThrottleConfig, FieldMask) of the settings given (not _UNSET), for
+    a partial ConfigureThrottle. TypeError if none is given."""
+    config = pb.ThrottleConfig()
+    paths = []
+    if max_n is not _UNSET:
+        config.max_n = max_n
+        paths.append("max_n")
+    if per is not _UNSET:
+        config.per_seconds = per
+        paths.append("per_seconds")
+    if mode is not _UNSET:
+        config.mode = _mode(mode)
+        paths.append("mode")
+    if burst is not _UNSET:
+        config.burst = burst
+        paths.append("burst")
+    if manual_emit is not _UNSET:
+        config.manual_emit = manual_emit
+        paths.append("manual_emit")
+    if catch_up is not _UNSET:
+        if catch_up is not None:
+            config.catch_up.CopyFrom(_signed_duration(catch_up, "catch_up"))
+        paths.append("catch_up")
+    if not paths:
+        raise TypeError("update() needs at least one of max_n, per, mode, "
+                        "burst, manual_emit, catch_up")
+    return config, field_mask_pb2.FieldMask(paths=paths)
 
 
 def _mode(mode):
@@ -628,11 +662,29 @@ class Throttle:
     def configure(self, max_n, per, mode="smooth", burst=0,
                   manual_emit=False, catch_up=None):
         """Replaces the throttle's configuration whole (catch_up None: back
-        to the default; as in create()); open await_fuel calls stay and are
-        served at the new rate. Returns a ThrottleInfo."""
+        to the default; as in create()): a setting not given is its default
+        again (mode smooth, burst 0). To change some settings only, use
+        update(). Open await_fuel calls stay and are served at the new
+        rate. Returns a ThrottleInfo."""
         request = pb.ConfigureThrottleRequest(
             name=self.name,
             config=_config(max_n, per, mode, burst, manual_emit, catch_up))
+        return _info(self._unary("ConfigureThrottle", request).throttle)
+
+    def update(self, *, max_n=_UNSET, per=_UNSET, mode=_UNSET, burst=_UNSET,
+               manual_emit=_UNSET, catch_up=_UNSET):
+        """Changes only the settings given, as keywords with the meaning
+        they have in create() (catch_up=None: back to the server's
+        default); the others keep their values, and open await_fuel calls
+        stay. `update(max_n=200)` on a bucket throttle keeps its mode and
+        burst. A mode other than bucket resets burst to 0 unless burst is
+        given too. The merged config is checked by the server as a whole
+        (INVALID_ARGUMENT naming the field). TypeError if no setting is
+        given; ValueError for an unknown mode. Returns a ThrottleInfo."""
+        config, mask = _partial_config(max_n, per, mode, burst, manual_emit,
+                                       catch_up)
+        request = pb.ConfigureThrottleRequest(name=self.name, config=config,
+                                              update_mask=mask)
         return _info(self._unary("ConfigureThrottle", request).throttle)
 
     def delete(self):
