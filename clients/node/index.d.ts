@@ -118,6 +118,17 @@ export interface ThrottleSettings {
   catchUp?: number;
 }
 
+/** The settings of update(): only the keys given change (a field mask). */
+export interface UpdateSettings {
+  maxN?: number;
+  per?: number;
+  mode?: Mode;
+  burst?: number;
+  manualEmit?: boolean;
+  /** Seconds; null brings the server's default back. */
+  catchUp?: number | null;
+}
+
 export interface CreateSettings extends ThrottleSettings {
   /** Replace a throttle of the same name. */
   replace?: boolean;
@@ -166,7 +177,10 @@ export declare class Throttle {
 
   // Controller side.
   create(maxN: number, per: number, settings?: CreateSettings): Promise<ThrottleInfo>;
+  /** Replaces the configuration whole. */
   configure(maxN: number, per: number, settings?: ThrottleSettings): Promise<ThrottleInfo>;
+  /** Changes only the settings given (ConfigureThrottle with an update_mask). */
+  update(settings: UpdateSettings): Promise<ThrottleInfo>;
   delete(): Promise<void>;
   listThrottles(): Promise<ThrottleInfo[]>;
   /** Rejects with NOT_FOUND when there is no such throttle. */

@@ -65,6 +65,7 @@ async function worker(address: string): Promise<number> {
     security: { caFile: 'ca.pem', serverName: 'throttle' },
   });
   await tank.create(4, 1, { replace: true, mode: 'bucket', burst: 2, catchUp: 0.5 });
+  await tank.update({ maxN: 5, catchUp: null });
   let grants = 0;
   while (!tank.killFlag.isSet()) {
     const outcome = await tank.awaitFuel(5);
