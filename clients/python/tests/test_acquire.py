@@ -219,7 +219,17 @@ class AskAhead(ServerTestCase):
             self.assertIs(worker.await_fuel(timeout=GENEROUS),
                           FuelOutcome.FUEL)
             used += 1
-        # Every grant asked ahead was used by now (at most 16 were).
+        # What was asked ahead before the first limited message arrived is
+        # kept (at most 16) or on its way; once it arrived, nothing more
+        # is asked ahead: after the spare grants, every grant is one used.
+        fuel = worker._state.fuel
+        self.assertTrue(wait_for(
+            lambda: controller.info().total_emissions == used + fuel._spare))
+        self.assertLessEqual(fuel._spare, 16)
+        for _ in range(fuel._spare + 20):
+            self.assertIs(worker.await_fuel(timeout=GENEROUS),
+                          FuelOutcome.FUEL)
+            used += 1
         self.assertEqual(controller.info().total_emissions, used)
         self.assertTrue(
             wait_for(lambda: controller.info().waiting_streams == 0),
