@@ -402,8 +402,10 @@ $1"
 await_waiting() {
   local waiting=0
   for _ in $(seq 100); do
-    waiting=$(ctl_at "$1" list 2>/dev/null | awk -v t="$2" '$1 == t { print $8 }') ||
-      true
+    # The WAITING column, found by its header (columns get added).
+    waiting=$(ctl_at "$1" list 2>/dev/null | awk -v t="$2" '
+      NR == 1 { for (i = 1; i <= NF; i++) if ($i == "WAITING") col = i }
+      col && $1 == t { print $col }') || true
     ((${waiting:-0} >= $3)) && return
     sleep 0.1
   done
