@@ -132,6 +132,7 @@ class GrantStream : public Reactor, public StreamSink {
   void OnCancel() override ABSL_LOCKS_EXCLUDED(mu_) {
     std::vector<GrantBatch> lost;
     Op op = Op::kNone;
+    bool bound = false;
     {
       absl::MutexLock lock(&mu_);
       cancelled_ = true;
@@ -145,8 +146,13 @@ class GrantStream : public Reactor, public StreamSink {
       end_status_ = grpc::Status::CANCELLED;
       // With a write in flight, its OnWriteDone finishes.
       if (!write_in_flight_) op = FinishLocked();
+      bound = bound_;
+      // Cancelled while Open is still opening the stream (an Acquire
+      // stream opens in OnReadDone, which may run beside this): Open
+      // closes it, with these grants.
+      if (!bound) lost_unbound_ = std::move(lost);
     }
-    if (bound()) table_->CloseStream(uid_, id_, lost);
+    if (bound) table_->CloseStream(uid_, id_, lost);
     Perform(op);
   }
 
@@ -167,10 +173,25 @@ class GrantStream : public Reactor, public StreamSink {
       FinishOnce(open);
       return false;
     }
-    bound_.store(true, std::memory_order_release);
-    return true;
+    // Bound under mu_, so that exactly one of this and OnCancel closes the
+    // stream in the table: a cancel that came while the stream was being
+    // opened (its first grants may have reached the client already) left
+    // it to us.
+    std::vector<GrantBatch> lost;
+    bool cancelled = false;
+    {
+      absl::MutexLock lock(&mu_);
+      bound_ = true;
+      cancelled = cancelled_;
+      lost = std::move(lost_unbound_);
+    }
+    if (cancelled) table_->CloseStream(uid_, id_, lost);
+    return !cancelled;
   }
-  bool bound() const { return bound_.load(std::memory_order_acquire); }
+  bool bound() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return bound_;
+  }
   uint64_t uid() const { return uid_; }
   StreamId id() const { return id_; }
 
@@ -300,13 +321,15 @@ class GrantStream : public Reactor, public StreamSink {
   std::atomic<int> refs_{1};                  // gRPC's, until OnDone
   // Set by Open before the stream can get a delivery or a callback that
   // reads them.
-  bool unlimited_ = false;          // count 0: until the throttle stops
-  bool can_stall_ = false;          // a stalled write holds the stream
-  std::atomic<bool> bound_{false};  // the stream is open in the table
-  uint64_t uid_ = 0;                // of its throttle
+  bool unlimited_ = false;  // count 0: until the throttle stops
+  bool can_stall_ = false;  // a stalled write holds the stream
+  uint64_t uid_ = 0;        // of its throttle
   StreamId id_ = 0;
 
   mutable absl::Mutex mu_;
+  bool bound_ ABSL_GUARDED_BY(mu_) = false;  // the stream is open in the table
+  // Grants a cancel took before the stream was bound, for Open to give back.
+  std::vector<GrantBatch> lost_unbound_ ABSL_GUARDED_BY(mu_);
   std::vector<GrantBatch> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<GrantBatch> in_flight_ ABSL_GUARDED_BY(mu_);
   std::optional<EndReason> end_ ABSL_GUARDED_BY(mu_);
