@@ -266,20 +266,28 @@ TEST(CatchUpTest, DefaultIsOnePercentOfPerButAtLeastOneSpacing) {
             absl::Milliseconds(250));
 }
 
+// A running scheduler of `config` with one count-0 stream open since kT0
+// (its events go to *events).
+std::unique_ptr<Scheduler> RunningWithOneStream(
+    const ThrottleConfig& config, std::vector<StreamEvent>* events) {
+  auto scheduler = std::make_unique<Scheduler>(config);
+  EXPECT_TRUE(scheduler->Start(kT0).ok());
+  StreamRequest forever;
+  forever.count = 0;
+  scheduler->Open(forever, kT0, events);
+  return scheduler;
+}
+
 TEST(CatchUpTest, AStallIsCaughtUpOnlyWithinTheBound) {
   ThrottleConfig config = Config(1000, absl::Seconds(1), Mode::kSmooth);
   config.catch_up = absl::Milliseconds(10);
-  Scheduler scheduler(config);
-  ASSERT_TRUE(scheduler.Start(kT0).ok());
   std::vector<StreamEvent> events;
-  StreamRequest forever;
-  forever.count = 0;
-  scheduler.Open(forever, kT0, &events);
-  scheduler.Advance(kT0, &events);
+  std::unique_ptr<Scheduler> scheduler = RunningWithOneStream(config, &events);
+  scheduler->Advance(kT0, &events);
   events.clear();
   // The refill loop stalls for 200 ms: only what fell due in its last
   // 10 ms (one grant per ms) is granted.
-  scheduler.Advance(kT0 + absl::Milliseconds(200), &events);
+  scheduler->Advance(kT0 + absl::Milliseconds(200), &events);
   const std::vector<absl::Time> times = TimesOf(events);
   EXPECT_GE(times.size(), 10u);
   EXPECT_LE(times.size(), 11u);
@@ -287,7 +295,7 @@ TEST(CatchUpTest, AStallIsCaughtUpOnlyWithinTheBound) {
   // The schedule goes on from there at the rate, for a loop on time.
   events.clear();
   for (int ms = 201; ms <= 300; ++ms) {
-    scheduler.Advance(kT0 + absl::Milliseconds(ms), &events);
+    scheduler->Advance(kT0 + absl::Milliseconds(ms), &events);
   }
   EXPECT_EQ(TimesOf(events).size(), 100u);
 }
@@ -296,33 +304,25 @@ TEST(CatchUpTest, WithoutTheBoundAStallTurnsIntoABurst) {
   // catch_up = per: everything that fell due is caught up (the old way).
   ThrottleConfig config = Config(1000, absl::Seconds(1), Mode::kSmooth);
   config.catch_up = absl::Seconds(1);
-  Scheduler scheduler(config);
-  ASSERT_TRUE(scheduler.Start(kT0).ok());
   std::vector<StreamEvent> events;
-  StreamRequest forever;
-  forever.count = 0;
-  scheduler.Open(forever, kT0, &events);
-  scheduler.Advance(kT0, &events);
+  std::unique_ptr<Scheduler> scheduler = RunningWithOneStream(config, &events);
+  scheduler->Advance(kT0, &events);
   events.clear();
-  scheduler.Advance(kT0 + absl::Milliseconds(200), &events);
+  scheduler->Advance(kT0 + absl::Milliseconds(200), &events);
   EXPECT_GE(static_cast<int64_t>(TimesOf(events).size()), 199);
 }
 
 TEST(CatchUpTest, ZeroCatchUpNeverDatesAGrantBeforeItIsMade) {
   ThrottleConfig config = Config(1000, absl::Seconds(1), Mode::kSmooth);
   config.catch_up = absl::ZeroDuration();
-  Scheduler scheduler(config);
-  ASSERT_TRUE(scheduler.Start(kT0).ok());
   std::vector<StreamEvent> events;
-  StreamRequest forever;
-  forever.count = 0;
-  scheduler.Open(forever, kT0, &events);
+  std::unique_ptr<Scheduler> scheduler = RunningWithOneStream(config, &events);
   std::mt19937 gen(7);
   absl::Time t = kT0;
   for (int i = 0; i < 2000; ++i) {
     t += absl::Microseconds(std::uniform_int_distribution<int>(100, 5000)(gen));
     events.clear();
-    scheduler.Advance(t, &events);
+    scheduler->Advance(t, &events);
     for (absl::Time at : TimesOf(events)) EXPECT_EQ(at, t);
   }
 }
@@ -335,12 +335,9 @@ TEST(CatchUpTest, RealTimeWindowsStayWithinTheBoundAcrossRandomStalls) {
   {
     for (uint32_t seed = 1; seed <= 5; ++seed) {
       const int64_t max_n = 50'000;
-      Scheduler scheduler(Config(max_n, absl::Seconds(1), Mode::kSmooth));
-      ASSERT_TRUE(scheduler.Start(kT0).ok());
       std::vector<StreamEvent> events;
-      StreamRequest forever;
-      forever.count = 0;
-      scheduler.Open(forever, kT0, &events);
+      std::unique_ptr<Scheduler> scheduler = RunningWithOneStream(
+          Config(max_n, absl::Seconds(1), Mode::kSmooth), &events);
       std::mt19937 gen(seed);
       std::vector<absl::Time> made;
       absl::Time t = kT0;
@@ -359,7 +356,7 @@ TEST(CatchUpTest, RealTimeWindowsStayWithinTheBoundAcrossRandomStalls) {
         }
         t += step;
         events.clear();
-        scheduler.Advance(t, &events);
+        scheduler->Advance(t, &events);
         const int64_t n = static_cast<int64_t>(TimesOf(events).size());
         made.insert(made.end(), n, t);
       }
