@@ -12,9 +12,12 @@ cd "$(dirname "$0")/.."
 packages=(g++ clang cmake make pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev prometheus-cpp-dev prometheus curl
-  libyaml-cpp-dev etcd-server etcd-client)
+  libyaml-cpp-dev etcd-server etcd-client libcivetweb-dev chromium)
 # prometheus: the server and promtool, for tests/integration/prometheus_test.sh
 # and deploy_alert_rules (promtool check rules / test rules).
+# libcivetweb-dev: the status page's hook into the metrics port
+# (server/service/http_pages.h); chromium: the status page test, headless
+# (tests/integration/status_page_test.sh).
 read -ra extra_packages <<<"${THROTTLE_EXTRA_PACKAGES:-}"
 packages+=("${extra_packages[@]}")
 missing=()

@@ -28,8 +28,10 @@
 #include "server/service/config_file.h"
 #include "server/service/config_reloader.h"
 #include "server/service/convert.h"
+#include "server/service/http_pages.h"
 #include "server/service/log.h"
 #include "server/service/record.h"
+#include "server/service/status_page.h"
 #include "server/service/throttle_server.h"
 #include "server/state/file_store.h"
 #include "server/usage.h"
@@ -261,13 +263,15 @@ int RunHighAvailable(
   std::unique_ptr<prometheus::Exposer> exposer;
   if (!options.metrics_listen.empty()) {
     try {
-      exposer = std::make_unique<prometheus::Exposer>(options.metrics_listen);
+      exposer = std::make_unique<prometheus::Exposer>(
+          options.metrics_listen, 2, throttle::server::PageCallbacks());
     } catch (const std::exception& e) {
       return Fail("cannot serve metrics on " + options.metrics_listen + ": " +
                   e.what());
     }
     ha.server.metrics_exposer = exposer.get();
   }
+  ha.server.status_role = "leader";
   ha.on_leading = [](int port) {
     if (!WritePortFile(port)) {
       throttle::server::Log(throttle::server::LogLevel::kError,
@@ -277,7 +281,18 @@ int RunHighAvailable(
   };
   auto node = throttle::server::HaNode::Start(ha);
   if (!node.ok()) return Fail(std::string(node.status().message()));
-  if (exposer != nullptr) exposer->RegisterCollectable((*node)->registry());
+  // The status page while this node is a standby; the leader's server
+  // puts its own above it while it leads.
+  std::unique_ptr<throttle::server::PageRegistration> standby_page;
+  if (exposer != nullptr) {
+    exposer->RegisterCollectable((*node)->registry());
+    standby_page = throttle::server::ServePages(
+        exposer->GetListeningPorts().front(),
+        [](absl::string_view path, throttle::server::HttpReply* reply) {
+          return throttle::server::ServeStandbyPage("campaigning for the lead",
+                                                    path, reply);
+        });
+  }
   throttle::server::Log(throttle::server::LogLevel::kInfo, "node_started",
                         {{"address", options.listen_address},
                          {"cluster", ha.cluster},
@@ -292,6 +307,7 @@ int RunHighAvailable(
   AwaitSignal(signals, reloader.get());
   reloader.reset();
   (*node)->Shutdown();
+  standby_page.reset();
   if (exposer != nullptr) exposer->RemoveCollectable((*node)->registry());
   return 0;
 }

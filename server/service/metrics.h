@@ -50,6 +50,7 @@ struct ThrottleSnapshot {
   int64_t stalls = 0;           // times a stream was stalled, ever
   double configured_rate = 0;   // max_n / per, grants per second
   double achieved_rate = 0;     // emissions per second over the last second
+  double mean_rate = 0;         // emissions per second since the first Start
   int64_t starts = 0;
   int64_t stops = 0;
 };

@@ -9,19 +9,22 @@
 #include "prometheus/metric_family.h"
 #include "server/service/convert.h"
 #include "server/service/grpc_metrics.h"
+#include "server/service/http_pages.h"
 #include "server/service/log.h"
 #include "server/service/metrics.h"
 #include "server/service/persister.h"
 #include "server/service/process_metrics.h"
 #include "server/service/record.h"
 #include "server/service/service.h"
+#include "server/service/status_page.h"
 #include "server/service/unparsable_request.h"
 
 namespace throttle::server {
 
 struct ThrottleServer::Impl {
   ~Impl() {
-    // No scrape may reach the service past this point.
+    // No scrape nor page may reach the service past this point.
+    page.reset();
     exposer.reset();
     if (shared_exposer != nullptr) {
       shared_exposer->RemoveCollectable(metrics->registry());
@@ -34,7 +37,9 @@ struct ThrottleServer::Impl {
   std::shared_ptr<prometheus::Collectable> process_metrics;
   std::unique_ptr<Authorizer> authorizer;  // before service: it uses it
   std::unique_ptr<Service> service;
-  std::unique_ptr<Persister> persister;  // after service: uses its table
+  std::unique_ptr<Persister> persister;     // after service: uses its table
+  std::unique_ptr<StatusPage> status_page;  // after service: reads its table
+  std::unique_ptr<PageRegistration> page;   // serves status_page
   std::unique_ptr<prometheus::Exposer> exposer;
   prometheus::Exposer* shared_exposer = nullptr;  // not owned
   std::unique_ptr<grpc::Server> server;
@@ -114,8 +119,8 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
   }
   if (!options.metrics_listen.empty()) {
     try {
-      impl->exposer =
-          std::make_unique<prometheus::Exposer>(options.metrics_listen);
+      impl->exposer = std::make_unique<prometheus::Exposer>(
+          options.metrics_listen, 2, PageCallbacks());
     } catch (const std::exception& e) {  // civetweb reports bind errors so
       return absl::UnavailableError(absl::StrCat(
           "cannot serve metrics on ", options.metrics_listen, ": ", e.what()));
@@ -129,6 +134,17 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     impl->shared_exposer->RegisterCollectable(impl->metrics->registry());
     impl->shared_exposer->RegisterCollectable(impl->metrics->throttles());
     impl->shared_exposer->RegisterCollectable(impl->process_metrics);
+  }
+  if (prometheus::Exposer* http =
+          impl->exposer != nullptr ? impl->exposer.get() : impl->shared_exposer;
+      http != nullptr && !http->GetListeningPorts().empty()) {
+    impl->status_page = std::make_unique<StatusPage>(
+        options.clock, &impl->service->table(), options.status_role);
+    impl->page = ServePages(http->GetListeningPorts().front(),
+                            [page = impl->status_page.get()](
+                                absl::string_view path, HttpReply* reply) {
+                              return page->Serve(path, reply);
+                            });
   }
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) {

@@ -81,6 +81,9 @@ struct ServerOptions {
   // high-available node), instead of metrics_listen: the server's metrics
   // are exposed there while it runs. Not owned.
   prometheus::Exposer* metrics_exposer = nullptr;
+  // What the status page on the HTTP port says this server is ("" for a
+  // single server; "leader" under HA). See status_page.h.
+  std::string status_role;
 };
 
 // A running throttle server. Thread-safe.

@@ -437,6 +437,7 @@ std::vector<ThrottleSnapshot> ThrottleTable::Snapshot() const {
                         absl::ToDoubleSeconds(scheduler.config().per);
     s.achieved_rate =
         scheduler.Latest(absl::Seconds(1), now).emissions_per_second;
+    s.mean_rate = scheduler.Mean(now).run.mean_emissions_per_second;
     s.starts = entry->starts;
     s.stops = entry->stops;
     snapshots.push_back(std::move(s));
