@@ -1,7 +1,8 @@
-// Limits on open AwaitFuel streams: per server, and per client (its
-// identity, or its peer host when it proves none). Past a limit a new
-// stream ends at once with RESOURCE_EXHAUSTED naming the limit; streams
-// already open, and other clients, are not affected.
+// Limits on open streams (AwaitFuel, Acquire and WatchThrottle alike): per
+// server, and per client (its identity, or its peer host when it proves
+// none). Past a limit a new stream ends at once with RESOURCE_EXHAUSTED
+// naming the limit; streams already open, and other clients, are not
+// affected.
 //
 // Part of the service glue. Thread-safe.
 #ifndef THROTTLE_SERVER_SERVICE_STREAM_LIMITS_H_

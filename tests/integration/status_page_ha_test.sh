@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The status page under high availability: a real etcd and two real
+# throttle_server nodes of one cluster, each with its always-on metrics
+# port. The standby's page, loaded in headless Chromium, says it is a
+# standby and in which state and lists no throttle; the leader's says it
+# leads and lists the cluster's throttle. Waits are on conditions with
+# generous deadlines.
+# Usage: status_page_ha_test.sh THROTTLE_SERVER
+set -euo pipefail
+server_bin="$1"
+here=$(cd "$(dirname "$0")" && pwd)
+for tool in etcd chromium curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)" >&2; exit 1; }
+done
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+# A free port of 127.0.0.1 (tiny race between probing and binding).
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+etcd_port=$(free_port) peer_port=$(free_port)
+etcd --data-dir="$dir/etcd" --listen-client-urls="http://127.0.0.1:$etcd_port" \
+  --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls="http://127.0.0.1:$peer_port" \
+  --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+  --initial-cluster="default=http://127.0.0.1:$peer_port" >"$dir/etcd.log" 2>&1 &
+pids+=($!)
+wait_for 60 curl -sf "http://127.0.0.1:$etcd_port/health" \
+  || { echo "etcd did not start" >&2; tail -20 "$dir/etcd.log" >&2; exit 1; }
+
+http_ports=()
+for i in 0 1; do
+  http_ports+=("$(free_port)")
+  "$server_bin" --listen="127.0.0.1:$(free_port)" --metrics_listen="127.0.0.1:${http_ports[i]}" \
+    --etcd_endpoints="127.0.0.1:$etcd_port" --cluster=status_page_ha --lease_ttl=2s \
+    --throttle="work max_n=5 per=1" 2>"$dir/node$i.log" &
+  pids+=($!)
+done
+role_of() {  # role_of I: the role node I's status.json names
+  curl -sf "http://127.0.0.1:${http_ports[$1]}/status.json" |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["role"])'
+}
+one_leads() {
+  local roles="$(role_of 0) $(role_of 1)"
+  [[ "$roles" == "leader standby" || "$roles" == "standby leader" ]]
+}
+wait_for 120 one_leads || { echo "no leader and standby: $(role_of 0 || true) $(role_of 1 || true)" >&2
+  tail -5 "$dir"/node*.log >&2; exit 1; }
+if [[ "$(role_of 0)" == leader ]]; then leader=0 standby=1; else leader=1 standby=0; fi
+
+# What a person sees on each page, after its script ran.
+dump() {
+  timeout 180 chromium --headless --no-sandbox --disable-gpu \
+    --user-data-dir="$dir/profile$1" --no-first-run --disable-extensions \
+    --virtual-time-budget=2000 --dump-dom "http://127.0.0.1:${http_ports[$1]}/" \
+    >"$dir/dom$1.html" 2>"$dir/browser$1.log" \
+    || { echo "chromium failed" >&2; tail -20 "$dir/browser$1.log" >&2; exit 1; }
+}
+dump "$standby"
+dump "$leader"
+/usr/bin/python3 - "$dir/dom$standby.html" "$dir/dom$leader.html" <<'PY'
+import re, sys
+standby, leader = (open(p, encoding="utf-8").read() for p in sys.argv[1:3])
+def role_text(dom):
+    m = re.search(r'<p id="role">(.*?)</p>', dom, re.S)
+    return m.group(1) if m else None
+failures = []
+text = role_text(standby)
+if not text or "standby" not in text or "campaigning" not in text:
+    failures.append(f"the standby's page says {text!r}")
+if 'data-throttle="' in standby:
+    failures.append("the standby's page lists throttles")
+text = role_text(leader)
+if not text or "leader" not in text:
+    failures.append(f"the leader's page says {text!r}")
+if 'data-throttle="work"' not in leader:
+    failures.append("the leader's page does not list work")
+for f in failures:
+    print("FAIL:", f, file=sys.stderr)
+sys.exit(1 if failures else 0)
+PY
+echo "status_page_ha_test: OK"
