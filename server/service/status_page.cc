@@ -51,6 +51,7 @@ the last five minutes (one point per second; dashed: the configured rate).
 <tbody></tbody>
 </table>
 <p id="empty" hidden>No throttles.</p>
+<p id="more" hidden></p>
 <script id="initial" type="application/json">@INITIAL@</script>
 <script>
 "use strict";
@@ -99,6 +100,10 @@ function render(data) {
     body.appendChild(row);
   }
   document.getElementById("empty").hidden = data.throttles.length > 0;
+  const more = document.getElementById("more");
+  more.hidden = data.throttles_total <= data.throttles.length;
+  more.textContent = "Showing the first " + data.throttles.length + " of " +
+      data.throttles_total + " throttles (by name).";
   document.getElementById("updated").textContent =
       "Updated " + new Date().toLocaleTimeString() + ".";
 }
@@ -120,14 +125,22 @@ setInterval(poll, 1000);
 </html>
 )html";
 
-// The JSON of the page: `role_text` and the throttles (already JSON).
+// The JSON of the page: `role_text` and the throttles (already JSON), of
+// `total` in all.
 std::string PageJson(absl::string_view role, absl::string_view role_text,
-                     absl::string_view throttles) {
+                     absl::string_view throttles, size_t total) {
   return absl::StrCat(
       "{\"role\":", JsonString(role), ",\"role_text\":", JsonString(role_text),
       ",\"history_samples\":", kHistorySamples,
       ",\"history_step_seconds\":", absl::ToDoubleSeconds(kHistoryStep),
-      ",\"throttles\":[", throttles, "]}");
+      ",\"throttles_total\":", total, ",\"throttles\":[", throttles, "]}");
+}
+
+// The throttles the page shows.
+void KeepShown(std::vector<ThrottleSnapshot>* snapshots) {
+  if (snapshots->size() > static_cast<size_t>(kMaxPageThrottles)) {
+    snapshots->resize(kMaxPageThrottles);
+  }
 }
 
 bool ServeJson(const std::string& json, absl::string_view path,
@@ -175,6 +188,7 @@ StatusPage::StatusPage(const Clock* clock, const ThrottleStatsSource* source,
 absl::Time StatusPage::Sample() {
   const absl::Time now = clock_->Now();
   std::vector<ThrottleSnapshot> snapshots = source_->Snapshot();
+  KeepShown(&snapshots);
   absl::MutexLock lock(&mu_);
   if (now < next_sample_) return next_sample_;  // kicked early: not yet
   std::map<std::string, Series, std::less<>> kept;
@@ -198,7 +212,9 @@ absl::Time StatusPage::Sample() {
 }
 
 std::string StatusPage::Json() const {
-  const std::vector<ThrottleSnapshot> snapshots = source_->Snapshot();
+  std::vector<ThrottleSnapshot> snapshots = source_->Snapshot();
+  const size_t total = snapshots.size();
+  KeepShown(&snapshots);
   std::vector<std::string> throttles;
   absl::MutexLock lock(&mu_);
   for (const ThrottleSnapshot& s : snapshots) {
@@ -219,7 +235,7 @@ std::string StatusPage::Json() const {
   }
   const std::string role_text =
       role_.empty() ? "" : absl::StrCat("This server is the ", role_, ".");
-  return PageJson(role_, role_text, absl::StrJoin(throttles, ","));
+  return PageJson(role_, role_text, absl::StrJoin(throttles, ","), total);
 }
 
 bool StatusPage::Serve(absl::string_view path, HttpReply* reply) const {
@@ -250,7 +266,7 @@ bool ServeStandbyPage(absl::string_view state, absl::string_view path,
   const std::string text =
       absl::StrCat("This server is a standby (state: ", state,
                    "): it serves no throttle. The leader's page shows them.");
-  return ServeJson(PageJson("standby", text, ""), path, reply);
+  return ServeJson(PageJson("standby", text, "", 0), path, reply);
 }
 
 }  // namespace throttle::server

@@ -30,9 +30,14 @@
 namespace throttle::server {
 
 // The history kept per throttle: one sample per second, five minutes. A
-// sample is a float: 1.2 kB per throttle, 12 MB at --max_throttles=10000.
+// sample is a float: 1.2 kB per throttle.
 inline constexpr int kHistorySamples = 300;
 inline constexpr absl::Duration kHistoryStep = absl::Seconds(1);
+// The page shows (and keeps the history of) the first this many throttles
+// in name order, and says how many there are: a page, its JSON (about
+// 2 kB a throttle) and the history (240 kB) stay bounded whatever
+// --max_throttles allows.
+inline constexpr int kMaxPageThrottles = 200;
 
 // Thread-safe. Owns its sampling thread; Stop or the destructor joins it.
 class StatusPage {
@@ -55,8 +60,9 @@ class StatusPage {
   bool Serve(absl::string_view path, HttpReply* reply) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Every throttle now, in name order, with its history (oldest first,
-  // the last one taken at most one step ago).
+  // The first kMaxPageThrottles throttles now, in name order, with their
+  // history (oldest first, the last one taken at most one step ago), and
+  // how many throttles there are.
   std::string Json() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // The samples kept of the throttle `name` (oldest first); for tests.

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -106,6 +107,27 @@ TEST(StatusPage, JsonCarriesTheNumbersAndTheHistory) {
                         "48,\"mean_rate\":49.5,\"waiting_streams\":3,"
                         "\"open_streams\":0,\"total_emissions\":1234,"
                         "\"history\":[48]}"));
+}
+
+TEST(StatusPage, ShowsAndKeepsTheFirstThrottlesOnlyAndSaysHowManyThereAre) {
+  testing::FakeClock clock;
+  FakeSource source;
+  std::vector<ThrottleSnapshot> many;
+  for (int i = 0; i < kMaxPageThrottles + 5; ++i) {
+    many.push_back(Throttle(absl::StrCat("t", 1000 + i), i));
+  }
+  source.Set(many);
+  StatusPage page(&clock, &source, "");
+  const std::string last_shown =
+      absl::StrCat("t", 1000 + kMaxPageThrottles - 1);
+  const std::string first_hidden = absl::StrCat("t", 1000 + kMaxPageThrottles);
+  ASSERT_TRUE(page.AwaitSamples(last_shown, 1, kWait));
+  EXPECT_TRUE(page.History(first_hidden).empty());
+  const std::string json = page.Json();
+  EXPECT_THAT(json, HasSubstr(absl::StrCat("\"throttles_total\":",
+                                           kMaxPageThrottles + 5)));
+  EXPECT_THAT(json, HasSubstr("\"" + last_shown + "\""));
+  EXPECT_THAT(json, Not(HasSubstr("\"" + first_hidden + "\"")));
 }
 
 TEST(StatusPage, NamesAreEscapedInTheJsonAndThePage) {
