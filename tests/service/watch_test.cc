@@ -215,6 +215,23 @@ TEST_F(WatchTest, StartStopAndConfigureSendASnapshotAtOnceMarkedChanged) {
   call.context->TryCancel();
 }
 
+TEST_F(WatchTest, AConfigReloadThatConfiguresTheThrottleIsAChange) {
+  Create("w", 10, 1);
+  Call call = Watch("w", absl::Seconds(60));
+  Next(call);
+  ThrottleConfig reloaded;
+  reloaded.max_n = 40;
+  reloaded.per = absl::Seconds(2);
+  absl::StatusOr<bool> created = server_->DeclareThrottle("w", reloaded);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_FALSE(*created);
+  const WatchThrottleResponse configured = Next(call);
+  EXPECT_TRUE(configured.changed());
+  EXPECT_EQ(configured.throttle().config().max_n(), 40);
+  EXPECT_EQ(configured.throttle().config().per_seconds(), 2);
+  call.context->TryCancel();
+}
+
 TEST_F(WatchTest, EndsWithNotFoundWhenTheThrottleIsDeleted) {
   Create("w", 10, 1);
   Call call = Watch("w", absl::Seconds(60));
