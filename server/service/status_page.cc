@@ -28,7 +28,7 @@ body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; }
 th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #ddd;
          text-align: right; vertical-align: middle; }
-th:first-child, td:first-child, td.state, td.mode { text-align: left; }
+th:nth-child(-n+3), td:nth-child(-n+3), th:last-child { text-align: left; }
 td.state.running { color: #17702a; font-weight: bold; }
 td.state.stopped { color: #a33; }
 svg.chart { background: #fafafa; border: 1px solid #ccc; }
@@ -66,7 +66,7 @@ function el(ns, tag, attrs, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
-function chart(t, samples) {
+function chart(t, samples, step) {
   const svg = el(SVG, "svg", {class: "chart", width: W, height: H,
                               viewBox: "0 0 " + W + " " + H});
   const top = Math.max(t.configured_rate, ...t.history, 1e-9) * 1.15;
@@ -78,6 +78,9 @@ function chart(t, samples) {
   const points = t.history.map((v, i) => x(i) + "," + y(v)).join(" ");
   svg.appendChild(el(SVG, "polyline", {class: "achieved", points: points}));
   svg.appendChild(el(SVG, "text", {x: 2, y: 9}, "max " + fmt(top / 1.15)));
+  const minutes = samples * step / 60;
+  svg.appendChild(el(SVG, "text", {x: W - 2, y: 9, "text-anchor": "end"},
+                     minutes + " min to now"));
   return svg;
 }
 function render(data) {
@@ -96,7 +99,7 @@ function render(data) {
     cell("waiting", String(t.waiting_streams));
     cell("emissions", String(t.total_emissions));
     row.appendChild(el(null, "td", {class: "chart"})).appendChild(
-        chart(t, data.history_samples));
+        chart(t, data.history_samples, data.history_step_seconds));
     body.appendChild(row);
   }
   document.getElementById("empty").hidden = data.throttles.length > 0;
