@@ -4,6 +4,7 @@
 // stream ends (deleted or unknown throttle, cancel, shutdown), bad requests
 // and the stream limits. Nothing here sleeps: each step waits for the
 // message it expects (reads block, under a generous call deadline).
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -250,6 +251,20 @@ TEST_F(WatchTest, AnUnknownThrottleIsNotFound) {
   EXPECT_EQ(snapshots, 0);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("nope"));
+}
+
+TEST_F(WatchTest, CountedByTheMetricsLikeTheOtherCalls) {
+  // -1: no series yet.
+  auto count = [&](const std::string& name) {
+    return std::max(0.0, server_->MetricValue(name));
+  };
+  const double started = count("grpc_server_started_total");
+  const double errors = count("throttle_rpc_errors_total");
+  Call call = Watch("nope", absl::Seconds(1));
+  EXPECT_EQ(End(call).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Both are counted before the status is sent.
+  EXPECT_EQ(count("grpc_server_started_total"), started + 1);
+  EXPECT_EQ(count("throttle_rpc_errors_total"), errors + 1);
 }
 
 TEST_F(WatchTest, ABadIntervalWindowOrNameIsInvalidArgumentNamingIt) {
