@@ -29,6 +29,21 @@ v1::ThrottleInfo Info(const Entry& entry) {
   return info;
 }
 
+// Appends `counts` to `out`, each worker's grants per second over
+// `seconds` (0 when `seconds` is 0).
+void AddWorkers(const std::vector<WorkerCounts>& counts, double seconds,
+                google::protobuf::RepeatedPtrField<v1::WorkerStats>* out) {
+  for (const WorkerCounts& c : counts) {
+    v1::WorkerStats* worker = out->Add();
+    worker->set_worker_id(c.worker_id);
+    worker->set_others(c.others);
+    worker->set_grants(c.grants);
+    worker->set_emissions(c.emissions);
+    worker->set_grants_per_second(
+        seconds > 0 ? static_cast<double>(c.grants) / seconds : 0);
+  }
+}
+
 }  // namespace
 
 Service::Service(const Clock* clock, Metrics* metrics,
@@ -136,6 +151,9 @@ grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
           return s;
         }
         const HasFuelResult result = entry.scheduler.HasFuel(now);
+        const WorkerStats::Key worker =
+            entry.workers.Track(request->worker_id(), /*asks_fuel=*/true);
+        if (result.granted) entry.workers.RecordGrants(worker, 1, 1, now);
         response->set_granted(result.granted);
         response->set_stopped(result.stopped);
         return absl::OkStatus();
@@ -164,6 +182,9 @@ grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
         if (!total.ok()) {
           return WithThrottle(request->throttle(), total.status());
         }
+        entry.workers.RecordEmissions(
+            entry.workers.Track(request->worker_id(), /*asks_fuel=*/false),
+            count, now);
         response->set_total_emissions(*total);
         return absl::OkStatus();
       });
@@ -251,6 +272,11 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
         response->set_emissions_per_second(stats.emissions_per_second);
         response->set_emissions(stats.emissions);
         response->set_window_seconds(absl::ToDoubleSeconds(window));
+        if (request->include_workers()) {
+          AddWorkers(entry.workers.Latest(window, now),
+                     absl::ToDoubleSeconds(window),
+                     response->mutable_workers());
+        }
       });
   return Reply(context, "Latest", status);
 }
@@ -275,6 +301,12 @@ grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
         response->set_highest_gap_seconds(
             absl::ToDoubleSeconds(stats.highest_gap));
         response->set_state(ToProto(entry.scheduler.state()));
+        if (request->include_workers()) {
+          AddWorkers(entry.workers.Totals(),
+                     absl::ToDoubleSeconds(stats.run.runtime),
+                     response->mutable_workers());
+        }
+        response->set_fairness_index(entry.workers.FairnessIndex());
       });
   return Reply(context, "Mean", status);
 }
