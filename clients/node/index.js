@@ -1007,7 +1007,7 @@ class Throttle {
   // emissions and length, and `workers` (what each worker_id got in the
   // window, at 100 ms resolution; see workerStats).
   async latest(window = 1, options = {}) {
-    const includeWorkers = Boolean(options.includeWorkers);
+    const includeWorkers = Boolean(options && options.includeWorkers);
     const r = await this.unary('Latest', {
       throttle: this.name,
       window: toDuration(window),
@@ -1028,7 +1028,7 @@ class Throttle {
   // with those two, the runtime, the total, Jain's fairness index of the
   // grants per worker and `workers` (what each worker_id got).
   async mean(options = {}) {
-    const includeWorkers = Boolean(options.includeWorkers);
+    const includeWorkers = Boolean(options && options.includeWorkers);
     const r = await this.unary('Mean', { throttle: this.name, include_workers: includeWorkers });
     if (!includeWorkers) return [r.mean_seconds_between_emissions, r.mean_emissions_per_second];
     return {
