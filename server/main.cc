@@ -60,7 +60,8 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(int64_t, metrics_max_workers_per_throttle, 20,
           "throttle_worker_grants_total has a series of its own for at most "
           "this many worker ids per throttle (the first seen); the others "
-          "count as worker=\"other\"; 0: all as \"other\"");
+          "count as worker=\"other\"; 0: all as \"other\"; the per-worker "
+          "statistics of Latest and Mean track as many one by one");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 ABSL_FLAG(throttle::DurationFlag, shutdown_grace,
           throttle::DurationFlag(absl::Seconds(5)),

@@ -96,17 +96,19 @@ absl::StatusOr<v1::StopResponse> Controller::Stop(
 }
 
 absl::StatusOr<v1::LatestResponse> Controller::Latest(
-    absl::string_view name, absl::Duration window) const {
+    absl::string_view name, absl::Duration window, bool include_workers) const {
   v1::LatestRequest request;
   request.set_throttle(std::string(name));
   ToProtoDuration(window, request.mutable_window());
+  request.set_include_workers(include_workers);
   return Call(&v1::Throttle::Stub::Latest, request);
 }
 
-absl::StatusOr<v1::MeanResponse> Controller::Mean(
-    absl::string_view name) const {
+absl::StatusOr<v1::MeanResponse> Controller::Mean(absl::string_view name,
+                                                  bool include_workers) const {
   v1::MeanRequest request;
   request.set_throttle(std::string(name));
+  request.set_include_workers(include_workers);
   return Call(&v1::Throttle::Stub::Mean, request);
 }
 

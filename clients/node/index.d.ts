@@ -152,6 +152,39 @@ export interface ThrottleInfo {
 /** [runtime, total, seconds between emissions, emissions per second] */
 export type StopStats = [number, number, number, number];
 
+/** What one worker_id got (WorkerStats in the proto). */
+export interface WorkerStats {
+  /** '' for workers that sent none, and on the others entry. */
+  workerId: string;
+  grants: number;
+  emissions: number;
+  grantsPerSecond: number;
+  /** The one entry summing the workers beyond the server's bound. */
+  others: boolean;
+}
+
+/** latest(window, { includeWorkers: true }). */
+export interface LatestWithWorkers {
+  secondsBetween: number;
+  perSecond: number;
+  emissions: number;
+  windowSeconds: number;
+  /** By grants (most first), then workerId. */
+  workers: WorkerStats[];
+}
+
+/** mean({ includeWorkers: true }). */
+export interface MeanWithWorkers {
+  secondsBetween: number;
+  perSecond: number;
+  runtimeSeconds: number;
+  totalEmissions: number;
+  /** Jain's index of grants per weight over the tracked workers; 0: no grant. */
+  fairnessIndex: number;
+  /** By grants (most first), then workerId. */
+  workers: WorkerStats[];
+}
+
 /** A handle of one named throttle on a server. */
 export declare class Throttle {
   constructor(address: string, name: string, options?: ThrottleOptions);
@@ -188,9 +221,13 @@ export declare class Throttle {
   start(): Promise<void>;
   stop(): Promise<StopStats>;
   /** [seconds between emissions, emissions per second] over `window` seconds. */
-  latest(window?: number): Promise<[number, number]>;
+  latest(window?: number, options?: { includeWorkers?: false }): Promise<[number, number]>;
+  /** The window's statistics with what each worker got in it. */
+  latest(window: number, options: { includeWorkers: true }): Promise<LatestWithWorkers>;
   /** [mean seconds between emissions, mean per second] since the first start. */
-  mean(): Promise<[number, number]>;
+  mean(options?: { includeWorkers?: false }): Promise<[number, number]>;
+  /** Since the first start, with the fairness index and what each worker got. */
+  mean(options: { includeWorkers: true }): Promise<MeanWithWorkers>;
   /** The whole MeanResponse, field names as in the proto. */
   meanDetails(): Promise<Record<string, unknown>>;
 }

@@ -1002,17 +1002,43 @@ class Throttle {
   }
 
   // [seconds between emissions, emissions per second] over the last
-  // `window` seconds (0 < window <= 60), as the seed's latest().
-  async latest(window = 1) {
-    const r = await this.unary('Latest', { throttle: this.name, window: toDuration(window) });
-    return [r.seconds_between_emissions, r.emissions_per_second];
+  // `window` seconds (0 < window <= 60), as the seed's latest(). With
+  // { includeWorkers: true }: an object with those two, the window's
+  // emissions and length, and `workers` (what each worker_id got in the
+  // window, at 100 ms resolution; see workerStats).
+  async latest(window = 1, options = {}) {
+    const includeWorkers = Boolean(options && options.includeWorkers);
+    const r = await this.unary('Latest', {
+      throttle: this.name,
+      window: toDuration(window),
+      include_workers: includeWorkers,
+    });
+    if (!includeWorkers) return [r.seconds_between_emissions, r.emissions_per_second];
+    return {
+      secondsBetween: r.seconds_between_emissions,
+      perSecond: r.emissions_per_second,
+      emissions: r.emissions,
+      windowSeconds: r.window_seconds,
+      workers: r.workers.map(workerStats),
+    };
   }
 
   // [mean seconds between emissions, mean per second] since the first
-  // start, as the seed's mean().
-  async mean() {
-    const r = await this.unary('Mean', { throttle: this.name });
-    return [r.mean_seconds_between_emissions, r.mean_emissions_per_second];
+  // start, as the seed's mean(). With { includeWorkers: true }: an object
+  // with those two, the runtime, the total, Jain's fairness index of the
+  // grants per worker and `workers` (what each worker_id got).
+  async mean(options = {}) {
+    const includeWorkers = Boolean(options && options.includeWorkers);
+    const r = await this.unary('Mean', { throttle: this.name, include_workers: includeWorkers });
+    if (!includeWorkers) return [r.mean_seconds_between_emissions, r.mean_emissions_per_second];
+    return {
+      secondsBetween: r.mean_seconds_between_emissions,
+      perSecond: r.mean_emissions_per_second,
+      runtimeSeconds: r.runtime_seconds,
+      totalEmissions: r.total_emissions,
+      fairnessIndex: r.fairness_index,
+      workers: r.workers.map(workerStats),
+    };
   }
 
   // The whole MeanResponse (runtime_seconds, total_emissions,
@@ -1020,6 +1046,17 @@ class Throttle {
   async meanDetails() {
     return this.unary('Mean', { throttle: this.name });
   }
+}
+
+// One WorkerStats message as the client shows it.
+function workerStats(w) {
+  return {
+    workerId: w.worker_id,
+    grants: w.grants,
+    emissions: w.emissions,
+    grantsPerSecond: w.grants_per_second,
+    others: w.others,
+  };
 }
 
 module.exports = {

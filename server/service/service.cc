@@ -49,6 +49,22 @@ void FillMean(const Entry& entry, absl::Time now, v1::MeanResponse* response) {
   response->set_lowest_gap_seconds(absl::ToDoubleSeconds(stats.lowest_gap));
   response->set_highest_gap_seconds(absl::ToDoubleSeconds(stats.highest_gap));
   response->set_state(ToProto(entry.scheduler.state()));
+  response->set_fairness_index(entry.workers.FairnessIndex());
+}
+
+// Appends `counts` to `out`, each worker's grants per second over
+// `seconds` (0 when `seconds` is 0).
+void AddWorkers(const std::vector<WorkerCounts>& counts, double seconds,
+                google::protobuf::RepeatedPtrField<v1::WorkerStats>* out) {
+  for (const WorkerCounts& c : counts) {
+    v1::WorkerStats* worker = out->Add();
+    worker->set_worker_id(c.worker_id);
+    worker->set_others(c.others);
+    worker->set_grants(c.grants);
+    worker->set_emissions(c.emissions);
+    worker->set_grants_per_second(
+        seconds > 0 ? static_cast<double>(c.grants) / seconds : 0);
+  }
 }
 
 }  // namespace
@@ -165,6 +181,9 @@ grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
           return s;
         }
         const HasFuelResult result = entry.scheduler.HasFuel(now);
+        const WorkerStats::Key worker =
+            entry.workers.Track(request->worker_id(), /*asks_fuel=*/true);
+        if (result.granted) entry.workers.RecordGrants(worker, 1, 1, now);
         response->set_granted(result.granted);
         response->set_stopped(result.stopped);
         return absl::OkStatus();
@@ -193,6 +212,9 @@ grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
         if (!total.ok()) {
           return WithThrottle(request->throttle(), total.status());
         }
+        entry.workers.RecordEmissions(
+            entry.workers.Track(request->worker_id(), /*asks_fuel=*/false),
+            count, now);
         response->set_total_emissions(*total);
         return absl::OkStatus();
       });
@@ -274,10 +296,14 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
     }
     window = *asked;
   }
-  absl::Status status = table_.Read("throttle", request->throttle(),
-                                    [&](const Entry& entry, absl::Time now) {
-                                      FillLatest(entry, window, now, response);
-                                    });
+  absl::Status status = table_.Read(
+      "throttle", request->throttle(), [&](const Entry& entry, absl::Time now) {
+        FillLatest(entry, window, now, response);
+        if (request->include_workers()) {
+          AddWorkers(entry.workers.Latest(window, now),
+                     absl::ToDoubleSeconds(window), response->mutable_workers());
+        }
+      });
   return Reply(context, "Latest", status);
 }
 
@@ -287,10 +313,14 @@ grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
   if (absl::Status s = Admit(context, "Mean", request->throttle()); !s.ok()) {
     return Reply(context, "Mean", s);
   }
-  absl::Status status = table_.Read("throttle", request->throttle(),
-                                    [&](const Entry& entry, absl::Time now) {
-                                      FillMean(entry, now, response);
-                                    });
+  absl::Status status = table_.Read(
+      "throttle", request->throttle(), [&](const Entry& entry, absl::Time now) {
+        FillMean(entry, now, response);
+        if (request->include_workers()) {
+          AddWorkers(entry.workers.Totals(), response->runtime_seconds(),
+                     response->mutable_workers());
+        }
+      });
   return Reply(context, "Mean", status);
 }
 

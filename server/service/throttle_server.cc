@@ -67,6 +67,8 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
   service_options.table.stream_stall_timeout = options.stream_stall_timeout;
   service_options.table.grant_log = options.grant_log;
   service_options.table.max_throttles = options.max_throttles;
+  service_options.table.max_workers_per_throttle =
+      options.metrics_max_workers_per_throttle;
   service_options.max_streams = options.max_streams;
   service_options.max_streams_per_client = options.max_streams_per_client;
   service_options.authorizer = impl->authorizer.get();

@@ -40,7 +40,8 @@ struct ServerOptions {
   // The project's version, exposed as throttle_build_info{version}.
   std::string version;
   // throttle_worker_grants_total has a series of its own for at most this
-  // many worker ids per throttle; the others count as worker="other".
+  // many worker ids per throttle; the others count as worker="other". The
+  // per-worker statistics of Latest and Mean track as many one by one.
   int64_t metrics_max_workers_per_throttle = 20;
   // A stream whose previous write has not drained for this long is
   // stalled (its grants go to the others until it drains).

@@ -59,7 +59,8 @@ absl::Status ThrottleTable::Create(
 
 ThrottleTable::Entry& ThrottleTable::AddLocked(const std::string& name,
                                                const ThrottleConfig& config) {
-  auto entry = std::make_unique<Entry>(name, next_uid_++, config);
+  auto entry = std::make_unique<Entry>(name, next_uid_++, config,
+                                       options_.max_workers_per_throttle);
   Entry& added = *entry;
   if (metrics_ != nullptr) added.lateness = metrics_->Lateness(name);
   by_uid_.emplace(added.uid, &added);
@@ -303,7 +304,11 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
     Changes changes;
     *id = entry->scheduler.Open(request, clock_->Now(), &changes.events);
     *uid = entry->uid;
-    entry->sinks.emplace(*id, Entry::OpenSink{sink, worker_grants});
+    entry->sinks.emplace(
+        *id,
+        Entry::OpenSink{sink, worker_grants,
+                        entry->workers.Track(worker_id, /*asks_fuel=*/true),
+                        request.weight});
     CollectLocked(*entry, changes, &out);
     SettleLocked(*entry, &out);
   }
@@ -479,6 +484,9 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     }
     StreamSink* sink = it->second.sink;
     prometheus::Counter* worker_grants = it->second.worker_grants;
+    GrantBatch batch = BatchOf(event);
+    batch.worker = it->second.worker;
+    batch.weight = it->second.weight;
     if (event.end != EndReason::kNone) {
       entry.sinks.erase(it);
       entry.stalled.erase(event.stream);
@@ -486,13 +494,14 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     }
     if (event.grants > 0) {
       entry.grants = SaturatingAdd(entry.grants, event.grants);
+      entry.workers.RecordGrants(batch.worker, event.grants, batch.weight, now);
       if (entry.lateness != nullptr) {
         entry.lateness->Observe(absl::ToDoubleSeconds(now - event.granted_at));
       }
     }
     sink->Ref();
-    out->push_back({sink, worker_grants, entry.uid, event.stream,
-                    BatchOf(event), event.end, changes.closed_status,
+    out->push_back({sink, worker_grants, entry.uid, event.stream, batch,
+                    event.end, changes.closed_status,
                     !entry.scheduler.limited()});
   }
 }
@@ -522,6 +531,8 @@ void ThrottleTable::GiveBackLocked(Entry& entry,
   entry.scheduler.GiveBack(undelivered.granted_at, undelivered.grants,
                            undelivered.spacing, undelivered.epoch);
   entry.grants -= undelivered.grants;
+  entry.workers.RemoveGrants(undelivered.worker, undelivered.grants,
+                             undelivered.weight);
   entry.given_back = SaturatingAdd(entry.given_back, undelivered.grants);
 }
 

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 #include "server/core/scheduler.h"
+#include "server/core/worker_stats.h"
 #include "server/service/clock.h"
 #include "server/service/grant_log.h"
 #include "server/service/metrics.h"
@@ -47,6 +48,11 @@ struct GrantBatch {
   int64_t grants = 0;
   absl::Duration spacing;
   uint64_t epoch = 0;
+  // The per-worker statistics (Entry::workers) that counted the batch when
+  // it was handed to its stream, and that stream's weight: a batch given
+  // back is uncounted there. Default: counted nowhere.
+  WorkerStats::Key worker{};
+  int64_t weight = 1;
 };
 
 // What the table hands a stream: grants and/or its end.
@@ -103,6 +109,9 @@ struct TableOptions {
   // Create refuses a throttle beyond this many (RESOURCE_EXHAUSTED);
   // stored throttles are always restored.
   int64_t max_throttles = 10'000;
+  // Each throttle's per-worker statistics (Entry::workers) track this many
+  // worker ids one by one, the first seen; the others are summed.
+  int64_t max_workers_per_throttle = 20;
 };
 
 // Thread-safe.
@@ -110,16 +119,26 @@ class ThrottleTable final : public ThrottleStatsSource {
  public:
   // One throttle, as a transaction sees it.
   struct Entry {
-    Entry(std::string name, uint64_t uid, const ThrottleConfig& config)
-        : name(std::move(name)), uid(uid), scheduler(config) {}
+    Entry(std::string name, uint64_t uid, const ThrottleConfig& config,
+          int64_t max_workers)
+        : name(std::move(name)),
+          uid(uid),
+          scheduler(config),
+          workers(max_workers) {}
     const std::string name;
     const uint64_t uid;  // never reused, unlike names
     Scheduler scheduler;
+    // Grants and emissions per worker_id since the throttle was created or
+    // restored on this server (not stored). Grants count where `grants`
+    // does: when handed to a stream, uncounted when given back.
+    WorkerStats workers;
     // An open stream's sink and the counter of its worker's grants (null
     // without metrics), found with the sink so counting costs no lookup.
     struct OpenSink {
       StreamSink* sink;
       prometheus::Counter* worker_grants;
+      WorkerStats::Key worker;  // in `workers`
+      int64_t weight;           // the stream's
     };
     absl::flat_hash_map<StreamId, OpenSink> sinks;
     absl::flat_hash_set<StreamId> stalled;  // held until their write drains

@@ -58,6 +58,7 @@ npm install --offline --no-save --no-audit --no-fund --loglevel=error \
 if [[ -n "$tsc" ]]; then
   cat >check.ts <<'TS'
 import { Throttle, FuelOutcome, ThrottleError, FuelResult } from 'throttle-client';
+import { LatestWithWorkers, MeanWithWorkers, WorkerStats } from 'throttle-client';
 
 async function worker(address: string): Promise<number> {
   const tank = new Throttle(address, 'crawl', {
@@ -79,6 +80,21 @@ async function worker(address: string): Promise<number> {
   tank.close();
   return grants + total + runtime + emitted;
 }
+
+async function controller(address: string): Promise<number> {
+  const t = new Throttle(address, 'crawl');
+  const [between, perSecond]: [number, number] = await t.latest(1);
+  const latest: LatestWithWorkers = await t.latest(60, { includeWorkers: true });
+  const mean: MeanWithWorkers = await t.mean({ includeWorkers: true });
+  const first: WorkerStats | undefined = mean.workers[0];
+  // @ts-expect-error: without includeWorkers, mean() is the seed's pair.
+  const pair: MeanWithWorkers = await t.mean();
+  t.close();
+  return between + perSecond + latest.workers.length + mean.fairnessIndex +
+    (first ? first.grants : 0) + (pair ? 0 : 1);
+}
+
+controller('127.0.0.1:50051').catch(() => undefined);
 
 worker('127.0.0.1:50051').catch((error: unknown) => {
   if (error instanceof ThrottleError) console.error(error.code, error.codeName);

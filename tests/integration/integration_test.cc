@@ -107,6 +107,60 @@ TEST(Integration, StopEndsEveryWorkerAndEveryGrantIsCountedOnce) {
   EXPECT_EQ(server->process.Wait(kGenerous).value_or(-1), 0);
 }
 
+TEST(Integration, ControllerReadsWhatEachWorkerGot) {
+  TempDir dir;
+  auto server = StartServer(dir, 0, {"--throttle=work max_n=20 per=1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  Controller controller(server->address());
+  Fleet fleet(dir, server->address(), "work", 3);  // worker ids w0, w1, w2
+  ASSERT_EQ(fleet.size(), 3u);
+  ASSERT_TRUE(AwaitWaiting(controller, "work", 3));
+  const absl::Time started = absl::Now();
+  ASSERT_TRUE(controller.Start("work").ok());
+  ASSERT_TRUE(WaitFor([&] { return TotalEmissions(controller, "work") >= 30; },
+                      kGenerous));
+  ASSERT_TRUE(controller.Stop("work").ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(fleet.worker(i).Wait(kGenerous).value_or(-1), 0);
+  }
+
+  auto mean = controller.Mean("work", /*include_workers=*/true);
+  ASSERT_TRUE(mean.ok()) << mean.status();
+  ASSERT_EQ(mean->workers_size(), 3) << mean->ShortDebugString();
+  double sum = 0;
+  double sum_of_squares = 0;
+  for (const v1::WorkerStats& w : mean->workers()) {
+    ASSERT_EQ(w.worker_id().size(), 2u) << w.ShortDebugString();
+    const int i = w.worker_id()[1] - '0';
+    ASSERT_TRUE(w.worker_id()[0] == 'w' && i >= 0 && i < 3)
+        << w.ShortDebugString();
+    // What the server counted is what the worker received.
+    EXPECT_EQ(w.grants(), fleet.Grants(i)) << w.ShortDebugString();
+    EXPECT_EQ(w.emissions(), 0);
+    EXPECT_FALSE(w.others());
+    EXPECT_NEAR(w.grants_per_second(),
+                static_cast<double>(w.grants()) / mean->runtime_seconds(),
+                1e-6);
+    sum += static_cast<double>(w.grants());
+    sum_of_squares += static_cast<double>(w.grants() * w.grants());
+  }
+  EXPECT_EQ(fleet.TotalGrants(), mean->total_emissions());
+  EXPECT_NEAR(mean->fairness_index(), sum * sum / (3 * sum_of_squares), 1e-9);
+  EXPECT_GT(mean->fairness_index(), 0.5);  // 1/3: one worker took all
+
+  auto latest =
+      controller.Latest("work", absl::Seconds(60), /*include_workers=*/true);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  if (absl::Now() - started < absl::Seconds(50)) {  // the run is in it
+    ASSERT_EQ(latest->workers_size(), 3) << latest->ShortDebugString();
+    for (const v1::WorkerStats& w : latest->workers()) {
+      EXPECT_EQ(w.grants(), fleet.Grants(w.worker_id()[1] - '0'));
+    }
+  }
+  server->process.Signal(SIGTERM);
+  EXPECT_EQ(server->process.Wait(kGenerous).value_or(-1), 0);
+}
+
 TEST(Integration, KilledWorkersFuelGoesToTheOthers) {
   TempDir dir;
   auto server = StartServer(dir, 0, {"--throttle=work max_n=20 per=1"});

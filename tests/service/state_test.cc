@@ -145,6 +145,47 @@ TEST_F(StateTest, ARunningThrottleComesBackRunningWithItsStatistics) {
   EXPECT_EQ(Mean("t").total_emissions(), 8);
 }
 
+TEST_F(StateTest, PerWorkerCountsAreNotStoredAndStartAgainAfterARestart) {
+  ASSERT_TRUE(Create("t", v1::MODE_BUCKET, 10).ok());
+  ASSERT_TRUE(Start("t").ok());
+  auto take = [&](const std::string& worker_id, int64_t n) {
+    v1::AwaitFuelRequest request;
+    request.set_throttle("t");
+    request.set_count(n);
+    request.set_worker_id(worker_id);
+    auto context = Context();
+    auto reader = stub_->AwaitFuel(context.get(), request);
+    v1::AwaitFuelResponse response;
+    while (reader->Read(&response)) {
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+  };
+  auto workers = [&] {
+    v1::MeanRequest request;
+    request.set_throttle("t");
+    request.set_include_workers(true);
+    v1::MeanResponse response;
+    EXPECT_TRUE(stub_->Mean(Context().get(), request, &response).ok());
+    std::string out;
+    for (const v1::WorkerStats& w : response.workers()) {
+      absl::StrAppend(&out, w.worker_id(), ":", w.grants(), " ");
+    }
+    return out;
+  };
+  take("a", 5);
+  take("b", 2);
+  EXPECT_EQ(workers(), "a:5 b:2 ");
+
+  Restart();
+  // The throttle's totals come back; what each worker got does not.
+  EXPECT_EQ(Mean("t").total_emissions(), 7);
+  EXPECT_EQ(workers(), "");
+  EXPECT_EQ(Mean("t").fairness_index(), 0);
+  take("a", 1);
+  EXPECT_EQ(workers(), "a:1 ");
+  EXPECT_EQ(Mean("t").total_emissions(), 8);
+}
+
 TEST_F(StateTest, TheStoredThrottleWinsOverTheDeclaredOne) {
   StopServer();
   ThrottleConfig declared;

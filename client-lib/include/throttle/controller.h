@@ -136,12 +136,18 @@ class Controller {
   absl::StatusOr<v1::StopResponse> Stop(absl::string_view name) const;
 
   // Statistics of throttle `name` over the last `window`, which must be in
-  // (0, 60 s] (INVALID_ARGUMENT otherwise).
+  // (0, 60 s] (INVALID_ARGUMENT otherwise). With `include_workers` the
+  // answer's `workers` lists what each worker_id got in the window (at
+  // 100 ms resolution).
   absl::StatusOr<v1::LatestResponse> Latest(
-      absl::string_view name, absl::Duration window = absl::Seconds(1)) const;
+      absl::string_view name, absl::Duration window = absl::Seconds(1),
+      bool include_workers = false) const;
 
-  // Statistics of throttle `name` since its first Start.
-  absl::StatusOr<v1::MeanResponse> Mean(absl::string_view name) const;
+  // Statistics of throttle `name` since its first Start, with Jain's
+  // fairness index of the grants per worker; with `include_workers` the
+  // answer's `workers` lists what each worker_id got.
+  absl::StatusOr<v1::MeanResponse> Mean(absl::string_view name,
+                                        bool include_workers = false) const;
 
  private:
   // The signature shared by the unary methods of the generated stub.

@@ -32,14 +32,16 @@ THROTTLE_TLS_KEY, THROTTLE_TOKEN, THROTTLE_TOKEN_FILE,
 THROTTLE_TLS_SERVER_NAME when no security is given (see security.py).
 """
 from .backoff import Backoff
-from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,
-                     ThrottleInfo, channel_options)
+from .client import (KillFlag, LatestStats, LatestWorkers, MeanStats,
+                     MeanWorkers, StopStats, Throttle, ThrottleInfo,
+                     WorkerStats, channel_options)
 from .errors import ThrottleError
 from .outcome import FuelOutcome, FuelResult
 from .security import ChannelSecurity
 
 __all__ = [
     "Backoff", "ChannelSecurity", "FuelOutcome", "FuelResult", "KillFlag",
-    "LatestStats", "MeanStats", "StopStats", "Throttle", "ThrottleError",
-    "ThrottleInfo", "channel_options"
+    "LatestStats", "LatestWorkers", "MeanStats", "MeanWorkers", "StopStats",
+    "Throttle", "ThrottleError", "ThrottleInfo", "WorkerStats",
+    "channel_options"
 ]

@@ -77,6 +77,30 @@ LatestStats = _seed_tuple("LatestStats", ["seconds_between", "per_second"])
 # throttle.mean(): (mean seconds between emissions, mean per second) since
 # the first start.
 MeanStats = _seed_tuple("MeanStats", ["seconds_between", "per_second"])
+# What one worker_id got (WorkerStats in the proto): worker_id is "" for
+# workers that sent none and on the one `others` entry, which sums the
+# workers beyond the server's bound.
+WorkerStats = collections.namedtuple(
+    "WorkerStats",
+    ["worker_id", "grants", "emissions", "grants_per_second", "others"])
+# throttle.latest(window, include_workers=True): the window's statistics
+# and `workers`, a list of WorkerStats (most grants first).
+LatestWorkers = collections.namedtuple(
+    "LatestWorkers",
+    ["seconds_between", "per_second", "emissions", "window", "workers"])
+# throttle.mean(include_workers=True): the statistics since the first
+# start, Jain's fairness index of the grants per worker, and `workers`.
+MeanWorkers = collections.namedtuple("MeanWorkers", [
+    "seconds_between", "per_second", "runtime", "total_emissions",
+    "fairness_index", "workers"
+])
+
+
+def _workers(messages):
+    return [
+        WorkerStats(w.worker_id, w.grants, w.emissions, w.grants_per_second,
+                    w.others) for w in messages
+    ]
 
 # A throttle as listed by the server (info(), create(), configure()).
 # catch_up is in seconds (the server fills in its default); None from a
@@ -722,20 +746,39 @@ class Throttle:
                          r.mean_seconds_between_emissions,
                          r.mean_emissions_per_second)
 
-    def latest(self, window=1.0):
+    def latest(self, window=1.0, include_workers=False):
         """(seconds between emissions, emissions per second) over the last
-        `window` seconds (0 < window <= 60), as the seed's latest()."""
-        r = self._unary("Latest",
-                        pb.LatestRequest(throttle=self.name,
-                                         window=_duration(window)))
-        return LatestStats(r.seconds_between_emissions, r.emissions_per_second)
+        `window` seconds (0 < window <= 60), as the seed's latest(). With
+        include_workers: a LatestWorkers tuple, which adds the window's
+        emissions, its length and what each worker_id got in it (at 100 ms
+        resolution)."""
+        r = self._unary(
+            "Latest",
+            pb.LatestRequest(throttle=self.name,
+                             window=_duration(window),
+                             include_workers=include_workers))
+        if not include_workers:
+            return LatestStats(r.seconds_between_emissions,
+                               r.emissions_per_second)
+        return LatestWorkers(r.seconds_between_emissions,
+                             r.emissions_per_second, r.emissions,
+                             r.window_seconds, _workers(r.workers))
 
-    def mean(self):
+    def mean(self, include_workers=False):
         """(mean seconds between emissions, mean per second) since the first
-        start, as the seed's mean()."""
-        r = self._unary("Mean", pb.MeanRequest(throttle=self.name))
-        return MeanStats(r.mean_seconds_between_emissions,
-                         r.mean_emissions_per_second)
+        start, as the seed's mean(). With include_workers: a MeanWorkers
+        tuple, which adds the runtime, the total, Jain's fairness index of
+        the grants per worker and what each worker_id got."""
+        r = self._unary(
+            "Mean",
+            pb.MeanRequest(throttle=self.name, include_workers=include_workers))
+        if not include_workers:
+            return MeanStats(r.mean_seconds_between_emissions,
+                             r.mean_emissions_per_second)
+        return MeanWorkers(r.mean_seconds_between_emissions,
+                           r.mean_emissions_per_second, r.runtime_seconds,
+                           r.total_emissions, r.fairness_index,
+                           _workers(r.workers))
 
     def mean_details(self):
         """The whole MeanResponse message (runtime, total, lowest and highest
