@@ -138,6 +138,9 @@ grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
         const HasFuelResult result = entry.scheduler.HasFuel(now);
         response->set_granted(result.granted);
         response->set_stopped(result.stopped);
+        if (result.retry_after.has_value()) {
+          DurationToProto(*result.retry_after, response->mutable_retry_after());
+        }
         return absl::OkStatus();
       });
   return Reply(context, "HasFuel", status);

@@ -492,7 +492,7 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     sink->Ref();
     out->push_back({sink, worker_grants, entry.uid, event.stream,
                     BatchOf(event), event.end, changes.closed_status,
-                    !entry.scheduler.limited()});
+                    event.expected_wait, !entry.scheduler.limited()});
   }
 }
 
