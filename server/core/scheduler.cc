@@ -411,8 +411,10 @@ void Scheduler::EndIfLate(StreamId id, int64_t ahead, absl::Time now,
   auto found = streams_.find(id);
   if (found == streams_.end()) return;
   const Stream& stream = *found->second;
+  // A zero wait limit ("only if free at once") ends as it always did.
   if (!stream.fail_if_late || stream.parked ||
-      stream.wait_limit == absl::InfiniteDuration()) {
+      stream.wait_limit == absl::InfiniteDuration() ||
+      stream.wait_limit == absl::ZeroDuration()) {
     return;
   }
   const absl::Time due = ExpectedGrantTime(ahead, now);

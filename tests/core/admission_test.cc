@@ -388,6 +388,21 @@ TEST(Admission, NotStartedIsNeverTooLate) {
   EXPECT_EQ(events[0].end, EndReason::kWaitLimitPassed);
 }
 
+TEST(Admission, ZeroWaitLimitEndsAsWithoutFailIfLate) {
+  // "Only if free at once" takes what is free and ends for its wait limit,
+  // not as too late (found by the scheduler fuzzer).
+  Scheduler scheduler(Config(1, absl::Seconds(1), Mode::kSmooth));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  StreamRequest probe = Request(3, 2);
+  probe.wait_limit = absl::ZeroDuration();
+  probe.fail_if_late = true;
+  scheduler.Open(probe, kT0, &events);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].grants, 1);
+  EXPECT_EQ(events[1].end, EndReason::kWaitLimitPassed);
+}
+
 TEST(Admission, NoWaitLimitIsNeverTooLate) {
   Scheduler scheduler(Config(1, absl::Seconds(100), Mode::kSmooth));
   ASSERT_TRUE(scheduler.Start(kT0).ok());
