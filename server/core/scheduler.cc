@@ -287,8 +287,11 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
     return;
   }
   if (stream.wait_limit != absl::InfiniteDuration()) {
-    // The wait limit restarts; the heap entry is refreshed lazily.
-    stream.deadline = last + stream.wait_limit;
+    // The wait limit restarts; the heap entry is refreshed lazily. A grant
+    // dated back by the catch-up moves no deadline earlier (the heap entry
+    // would keep it anyway), so fail_if_late's check below sees the
+    // deadline the stream really has.
+    stream.deadline = std::max(stream.deadline, last + stream.wait_limit);
   }
 }
 

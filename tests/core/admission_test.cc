@@ -403,6 +403,28 @@ TEST(Admission, ZeroWaitLimitEndsAsWithoutFailIfLate) {
   EXPECT_EQ(events[1].end, EndReason::kWaitLimitPassed);
 }
 
+TEST(Admission, AGrantDatedBackByTheCatchUpKeepsTheDeadline) {
+  // One grant per 10 s (catch-up 10 s). A stream opening 25 s in gets a
+  // grant dated 15 s, when its slot passed, and the next is due at once:
+  // it is not too late, though 15 s + its 200 ms limit lies in the past
+  // (found by the scheduler fuzzer).
+  Scheduler scheduler(Config(1, absl::Seconds(10), Mode::kSmooth));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  scheduler.Open(Request(1), kT0, &events);
+  scheduler.Advance(kT0, &events);
+  events.clear();
+  const absl::Time now = kT0 + absl::Seconds(25);
+  StreamRequest probe = Request(2);
+  probe.wait_limit = absl::Milliseconds(200);
+  probe.fail_if_late = true;
+  scheduler.Open(probe, now, &events);
+  scheduler.Advance(now, &events);
+  ASSERT_EQ(testing::TimesOf(events).size(), 2u);
+  EXPECT_EQ(testing::TimesOf(events)[0], kT0 + absl::Seconds(15));
+  EXPECT_EQ(events.back().end, EndReason::kCountReached);
+}
+
 TEST(Admission, NoWaitLimitIsNeverTooLate) {
   Scheduler scheduler(Config(1, absl::Seconds(100), Mode::kSmooth));
   ASSERT_TRUE(scheduler.Start(kT0).ok());
