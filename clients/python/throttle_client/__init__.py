@@ -35,11 +35,11 @@ from .backoff import Backoff
 from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,
                      ThrottleInfo, channel_options)
 from .errors import ThrottleError
-from .outcome import FuelOutcome, FuelResult
+from .outcome import FuelCheck, FuelOutcome, FuelResult
 from .security import ChannelSecurity
 
 __all__ = [
-    "Backoff", "ChannelSecurity", "FuelOutcome", "FuelResult", "KillFlag",
-    "LatestStats", "MeanStats", "StopStats", "Throttle", "ThrottleError",
-    "ThrottleInfo", "channel_options"
+    "Backoff", "ChannelSecurity", "FuelCheck", "FuelOutcome", "FuelResult",
+    "KillFlag", "LatestStats", "MeanStats", "StopStats", "Throttle",
+    "ThrottleError", "ThrottleInfo", "channel_options"
 ]
