@@ -21,6 +21,7 @@ namespace {
 
 using testing::Config;
 using testing::kT0;
+using testing::OnDemand;
 
 StreamRequest Request(int64_t count, int64_t weight = 1) {
   StreamRequest request;
@@ -29,9 +30,12 @@ StreamRequest Request(int64_t count, int64_t weight = 1) {
   return request;
 }
 
-StreamRequest OnDemand(int64_t demand, int64_t weight = 1) {
-  StreamRequest request = Request(demand, weight);
-  request.on_demand = true;
+// A stream of `count` grants with `wait_limit` that asks fail_if_late.
+StreamRequest FailIfLate(int64_t count, absl::Duration wait_limit,
+                         bool fail_if_late = true) {
+  StreamRequest request = Request(count);
+  request.wait_limit = wait_limit;
+  request.fail_if_late = fail_if_late;
   return request;
 }
 
@@ -133,15 +137,21 @@ void CheckAdmission(const Scenario& s) {
   EXPECT_GT(admitted, 0);
 }
 
-// n streams ahead, each of `count` grants and `weight`.
-std::function<absl::Time(Scheduler&, std::vector<StreamEvent>*)> Ahead(
-    int n, int64_t count, int64_t weight = 1) {
+// The streams ahead: `requests`, opened at kT0 in this order.
+std::function<absl::Time(Scheduler&, std::vector<StreamEvent>*)> Opens(
+    std::vector<StreamRequest> requests) {
   return [=](Scheduler& scheduler, std::vector<StreamEvent>* events) {
-    for (int i = 0; i < n; ++i) {
-      scheduler.Open(Request(count, weight), kT0, events);
+    for (const StreamRequest& request : requests) {
+      scheduler.Open(request, kT0, events);
     }
     return kT0;
   };
+}
+
+// n streams ahead, each of `count` grants and `weight`.
+std::function<absl::Time(Scheduler&, std::vector<StreamEvent>*)> Ahead(
+    int n, int64_t count, int64_t weight = 1) {
+  return Opens(std::vector<StreamRequest>(n, Request(count, weight)));
 }
 
 TEST(Admission, SmoothModeSeveralStreamsAhead) {
@@ -194,13 +204,7 @@ TEST(Admission, BucketModeWithBurstCredit) {
   // A bucket of 8 at 4 per second: the streams ahead take 6 at once, the
   // probe's turn comes from the credit left and the refill.
   Scenario s{"bucket", Config(4, absl::Seconds(1), Mode::kBucket, 8),
-             [](Scheduler& scheduler, std::vector<StreamEvent>* events) {
-               for (int i = 0; i < 5; ++i) {
-                 scheduler.Open(Request(3), kT0, events);
-               }
-               return kT0;
-             },
-             kT0 + absl::Milliseconds(10)};
+             Ahead(5, 3), kT0 + absl::Milliseconds(10)};
   CheckAdmission(s);
   // With the credit the probe is served at once.
   Scenario credit{"bucket credit",
@@ -219,12 +223,7 @@ TEST(Admission, WeightsAndCountsShapeTheTurnsAhead) {
   // Weights 3 and 2 with plenty to go give 3 + 2 ahead; a weight-4 stream
   // that wants only 1 more gives 1.
   Scenario s{"weights", Config(10, absl::Seconds(1), Mode::kSmooth),
-             [](Scheduler& scheduler, std::vector<StreamEvent>* events) {
-               scheduler.Open(Request(30, 3), kT0, events);
-               scheduler.Open(Request(30, 2), kT0, events);
-               scheduler.Open(Request(1, 4), kT0, events);
-               return kT0;
-             },
+             Opens({Request(30, 3), Request(30, 2), Request(1, 4)}),
              kT0 + absl::Milliseconds(1)};
   CheckAdmission(s);
   s.probe = Request(5, 3);
@@ -234,12 +233,8 @@ TEST(Admission, WeightsAndCountsShapeTheTurnsAhead) {
 
 TEST(Admission, OnDemandStreamsAheadCountTheirDemand) {
   Scenario s{"on demand", Config(10, absl::Seconds(1), Mode::kSmooth),
-             [](Scheduler& scheduler, std::vector<StreamEvent>* events) {
-               scheduler.Open(OnDemand(2, 5), kT0, events);  // 2 ahead
-               scheduler.Open(OnDemand(0, 5), kT0, events);  // idle: none
-               scheduler.Open(OnDemand(7, 3), kT0, events);  // 3 ahead
-               return kT0;
-             },
+             // 2 ahead, none (idle), 3 ahead.
+             Opens({OnDemand(2, 5), OnDemand(0, 5), OnDemand(7, 3)}),
              kT0 + absl::Milliseconds(1)};
   CheckAdmission(s);
 }
@@ -265,9 +260,8 @@ TEST(Admission, AfterAGrantTheNextIsCheckedAgain) {
     Scheduler scheduler(Config(10, absl::Seconds(1), Mode::kSmooth));
     ASSERT_TRUE(scheduler.Start(kT0).ok());
     std::vector<StreamEvent> events;
-    StreamRequest probe = Request(3);
-    probe.wait_limit = absl::Milliseconds(300);
-    probe.fail_if_late = fail_if_late;
+    const StreamRequest probe =
+        FailIfLate(3, absl::Milliseconds(300), fail_if_late);
     const StreamId id = scheduler.Open(probe, kT0, &events);
     for (int i = 0; i < 5; ++i) scheduler.Open(Request(10), kT0, &events);
     RunUntil(scheduler, kT0, kT0 + absl::Seconds(5), &events);
@@ -337,9 +331,7 @@ TEST(Admission, AStreamAdmittedAloneIsNeverTooLate) {
   Scheduler scheduler(Config(10, absl::Seconds(1), Mode::kSmooth));
   ASSERT_TRUE(scheduler.Start(kT0).ok());
   std::vector<StreamEvent> events;
-  StreamRequest probe = Request(20);
-  probe.wait_limit = absl::Milliseconds(150);
-  probe.fail_if_late = true;
+  const StreamRequest probe = FailIfLate(20, absl::Milliseconds(150));
   const StreamId id = scheduler.Open(probe, kT0, &events);
   RunUntil(scheduler, kT0, kT0 + absl::Seconds(5), &events);
   int64_t grants = 0;
@@ -359,9 +351,7 @@ TEST(Admission, MonitorOnlyIsNeverTooLate) {
   std::vector<StreamEvent> events;
   for (int i = 0; i < 3; ++i) scheduler.Open(Request(5), kT0, &events);
   EXPECT_EQ(scheduler.ExpectedWait(kT0), absl::ZeroDuration());
-  StreamRequest probe = Request(2);
-  probe.wait_limit = absl::Nanoseconds(1);
-  probe.fail_if_late = true;
+  const StreamRequest probe = FailIfLate(2, absl::Nanoseconds(1));
   const StreamId id = scheduler.Open(probe, kT0, &events);
   scheduler.Advance(kT0, &events);
   int64_t grants = 0;
@@ -377,9 +367,7 @@ TEST(Admission, NotStartedIsNeverTooLate) {
   Scheduler scheduler(Config(1, absl::Seconds(100), Mode::kSmooth));
   std::vector<StreamEvent> events;
   EXPECT_FALSE(scheduler.ExpectedWait(kT0).has_value());
-  StreamRequest probe = Request(1);
-  probe.wait_limit = absl::Milliseconds(10);
-  probe.fail_if_late = true;
+  const StreamRequest probe = FailIfLate(1, absl::Milliseconds(10));
   const StreamId id = scheduler.Open(probe, kT0, &events);
   EXPECT_TRUE(events.empty());  // it waits as without fail_if_late
   scheduler.Advance(kT0 + absl::Milliseconds(10), &events);
@@ -415,9 +403,7 @@ TEST(Admission, AGrantDatedBackByTheCatchUpKeepsTheDeadline) {
   scheduler.Advance(kT0, &events);
   events.clear();
   const absl::Time now = kT0 + absl::Seconds(25);
-  StreamRequest probe = Request(2);
-  probe.wait_limit = absl::Milliseconds(200);
-  probe.fail_if_late = true;
+  const StreamRequest probe = FailIfLate(2, absl::Milliseconds(200));
   scheduler.Open(probe, now, &events);
   scheduler.Advance(now, &events);
   ASSERT_EQ(testing::TimesOf(events).size(), 2u);
