@@ -195,6 +195,40 @@ TEST(Admission, WindowModeStaggeredLog) {
             kT0 + absl::Seconds(2));
 }
 
+TEST(Admission, WindowModeAfterAGiveBack) {
+  // Grants at 0, 100 and 200 ms; the one at 100 ms, in the middle of the
+  // window's log, is given back (it never reached its worker), so of two
+  // streams at 300 ms one gets the freed slot; the slots free again at
+  // 1000, 1200 and 1300 ms, and the probe, after those two streams' turns,
+  // gets the third.
+  ThrottleConfig config = Config(3, absl::Seconds(1), Mode::kWindow);
+  config.catch_up = absl::ZeroDuration();  // each grant dated when made
+  Scenario s{"window give-back", config,
+             [](Scheduler& scheduler, std::vector<StreamEvent>* events) {
+               absl::Time last = kT0;
+               for (const int ms : {0, 100, 200, 300}) {
+                 const absl::Time at = kT0 + absl::Milliseconds(ms);
+                 RunUntil(scheduler, last, at, events);
+                 if (ms == 300) {  // in the middle of the log
+                   const StreamEvent& back = (*events)[1];  // at 100 ms
+                   EXPECT_EQ(back.granted_at, kT0 + absl::Milliseconds(100));
+                   EXPECT_EQ(back.grants, 1);
+                   scheduler.GiveBack(back.granted_at, back.grants,
+                                      back.spacing, back.epoch);
+                 }
+                 scheduler.Open(Request(ms < 300 ? 1 : 10), at, events);
+                 if (ms == 300) scheduler.Open(Request(10), at, events);
+                 last = at;
+               }
+               RunUntil(scheduler, last, last, events);
+               return last;
+             },
+             kT0 + absl::Milliseconds(400)};
+  CheckAdmission(s);
+  EXPECT_EQ(RunProbe(s, absl::InfiniteDuration(), false).first_grant,
+            kT0 + absl::Milliseconds(1300));
+}
+
 TEST(Admission, WindowModeSeveralWindowsAhead) {
   CheckAdmission({"window rounds", Config(3, absl::Seconds(1), Mode::kWindow),
                   Ahead(4, 10, 2), kT0 + absl::Milliseconds(500)});
