@@ -25,4 +25,8 @@ void ToProtoDuration(absl::Duration duration, google::protobuf::Duration* out) {
       absl::IDivDuration(rest, absl::Nanoseconds(1), &rest)));
 }
 
+absl::Duration FromProtoDuration(const google::protobuf::Duration& proto) {
+  return absl::Seconds(proto.seconds()) + absl::Nanoseconds(proto.nanos());
+}
+
 }  // namespace throttle

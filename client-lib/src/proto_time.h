@@ -13,6 +13,9 @@ namespace throttle {
 // +-315,576,000,000 s, which the server rejects where a limit applies.
 void ToProtoDuration(absl::Duration duration, google::protobuf::Duration* out);
 
+// `proto` as an absl::Duration (the server sends only valid ones).
+absl::Duration FromProtoDuration(const google::protobuf::Duration& proto);
+
 }  // namespace throttle
 
 #endif  // THROTTLE_CLIENT_LIB_SRC_PROTO_TIME_H_

@@ -90,12 +90,24 @@ FuelResult Tank::AwaitFuel(int64_t n, absl::Duration timeout) {
   return AwaitWithCalls(n, outcome.result.grants, deadline, finite);
 }
 
+FuelResult Tank::AwaitFuelUnlessLate(int64_t n, absl::Duration timeout) {
+  if (timeout <= absl::ZeroDuration() || timeout == absl::InfiniteDuration() ||
+      n < 1 || n > kMaxCount || calls_->closed()) {
+    return AwaitFuel(n, timeout);  // nothing can be late; or its error
+  }
+  const int64_t kept = acquire_->TakeKept(n);
+  if (kept == n) return Result(FuelOutcome::kFuel, n);
+  return AwaitWithCalls(n, kept, options_.clock->Now() + timeout,
+                        /*finite=*/true, /*fail_if_late=*/true);
+}
+
 FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
-                                bool finite) {
+                                bool finite, bool fail_if_late) {
   const Clock& clock = *options_.clock;
   Backoff backoff(options_.backoff_initial, options_.backoff_max);
   for (;;) {
-    const Attempt attempt = CallAwaitFuel(n - got, deadline, finite);
+    const Attempt attempt =
+        CallAwaitFuel(n - got, deadline, finite, fail_if_late);
     if (attempt.grants > 0) {
       const int64_t take = std::min(attempt.grants, n - got);
       got += take;
@@ -113,6 +125,11 @@ FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
     }
     if (attempt.end == v1::END_REASON_WAIT_LIMIT_PASSED) {
       return Result(FuelOutcome::kTimedOut, got);
+    }
+    if (attempt.end == v1::END_REASON_TOO_LATE) {
+      FuelResult result = Result(FuelOutcome::kTooLate, got);
+      result.expected_wait = attempt.expected_wait;
+      return result;
     }
     switch (attempt.status.error_code()) {
       case grpc::StatusCode::OK:
@@ -161,7 +178,7 @@ FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
 }
 
 Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
-                                  bool finite) {
+                                  bool finite, bool fail_if_late) {
   Attempt attempt;
   CallRegistry::Call call(calls_.get());
   if (!call.registered()) {
@@ -177,6 +194,7 @@ Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
   request.set_count(count);
   request.set_worker_id(options_.worker_id);
   request.set_weight(options_.weight);
+  request.set_fail_if_late(fail_if_late);
   if (finite) {
     // What is left of the wait, on the monotonic clock; gRPC's deadline is
     // a wall-clock point computed from it now, as the call starts.
@@ -194,6 +212,7 @@ Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
     attempt.grants += std::max<int64_t>(response.grants(), 0);
     if (response.end() != v1::END_REASON_UNSPECIFIED) {
       attempt.end = response.end();
+      attempt.expected_wait = FromProtoDuration(response.expected_wait());
     }
   }
   attempt.status = reader->Finish();
@@ -206,8 +225,18 @@ bool Tank::killed() const {
 }
 
 absl::StatusOr<bool> Tank::HasFuel() {
+  absl::StatusOr<FuelCheck> check = CheckFuel();
+  if (!check.ok()) return check.status();
+  return check->granted;
+}
+
+absl::StatusOr<FuelCheck> Tank::CheckFuel() {
   if (calls_->closed()) return TankClosedError();
-  if (acquire_->TakeKept(1) == 1) return true;
+  FuelCheck check;
+  if (acquire_->TakeKept(1) == 1) {
+    check.granted = true;
+    return check;
+  }
   CallRegistry::Call call(calls_.get());
   if (!call.registered()) return TankClosedError();
   call.context()->set_deadline(GrpcDeadlineAfter(options_.unary_deadline));
@@ -218,12 +247,17 @@ absl::StatusOr<bool> Tank::HasFuel() {
   const grpc::Status status =
       stub_->HasFuel(call.context(), request, &response);
   if (!status.ok()) return CallError(status);
-  if (response.stopped()) {
-    acquire_->SawStopped();
-    return false;
+  check.granted = response.granted();
+  check.stopped = response.stopped();
+  if (response.has_retry_after()) {
+    check.retry_after = FromProtoDuration(response.retry_after());
   }
-  if (response.granted()) acquire_->SawGrants(0);
-  return response.granted();
+  if (check.stopped) {
+    acquire_->SawStopped();
+  } else if (check.granted) {
+    acquire_->SawGrants(0);
+  }
+  return check;
 }
 
 absl::Status Tank::Emit(int64_t n) {

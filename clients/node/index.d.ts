@@ -2,15 +2,16 @@
 // (index.js; docs/clients.md). Seconds are numbers of seconds throughout.
 import type { ChannelCredentials, ChannelOptions, status as grpcStatus } from '@grpc/grpc-js';
 
-/** The three outcomes shared by the C++, Python and Node clients. */
-export type FuelOutcomeName = 'fuel' | 'stopped' | 'timed_out';
+/** The outcomes shared by the C++, Python and Node clients. */
+export type FuelOutcomeName = 'fuel' | 'stopped' | 'timed_out' | 'too_late';
 
-/** One of the three frozen FuelOutcome objects; compare with `===`. */
+/** One of the four frozen FuelOutcome objects; compare with `===`. */
 export interface FuelOutcomeValue {
   readonly outcome: FuelOutcomeName;
   readonly fuel: boolean;
   readonly stopped: boolean;
   readonly timedOut: boolean;
+  readonly tooLate: boolean;
   toString(): FuelOutcomeName;
   toJSON(): FuelOutcomeName;
 }
@@ -22,12 +23,32 @@ export declare const FuelOutcome: {
   readonly STOPPED: FuelOutcomeValue;
   /** The timeout passed without a grant (killFlag unchanged). */
   readonly TIMED_OUT: FuelOutcomeValue;
+  /** Only with failIfLate: the next grant was not expected in time. */
+  readonly TOO_LATE: FuelOutcomeValue;
 };
 
 /** What awaitFuelCount() resolves: FUEL only with all grants asked for. */
 export interface FuelResult {
   readonly outcome: FuelOutcomeValue;
   readonly grants: number;
+  /** With TOO_LATE: seconds the server expected the next grant to take. */
+  readonly expectedWait?: number;
+}
+
+/** Deadline-aware admission for awaitFuel / awaitFuelCount. */
+export interface AwaitOptions {
+  /** With a finite timeout > 0: resolve TOO_LATE at once when the next
+   * grant is not expected within it (waits by AwaitFuel calls). */
+  failIfLate?: boolean;
+}
+
+/** What checkFuel() resolves. */
+export interface FuelCheck {
+  readonly granted: boolean;
+  readonly stopped: boolean;
+  /** Seconds until a grant is expected, when neither granted nor stopped
+   * and the throttle runs; null otherwise. */
+  readonly retryAfter: number | null;
 }
 
 /** A failed call: `code` is the numeric gRPC status code, `codeName` its name. */
@@ -200,11 +221,13 @@ export declare class Throttle {
 
   // Worker side.
   /** One grant; no timeout waits for ever, 0 takes only what is there. */
-  awaitFuel(timeout?: number): Promise<FuelOutcomeValue>;
+  awaitFuel(timeout?: number, options?: AwaitOptions): Promise<FuelOutcomeValue>;
   /** `n` grants (an integer in [1, 1e9]) at once. */
-  awaitFuelCount(n: number, timeout?: number): Promise<FuelResult>;
+  awaitFuelCount(n: number, timeout?: number, options?: AwaitOptions): Promise<FuelResult>;
   /** One grant if available now, without waiting. */
   hasFuel(): Promise<boolean>;
+  /** hasFuel with the server's retry-after. */
+  checkFuel(): Promise<FuelCheck>;
   /** Reports `n` emissions (manual emit); resolves the total. */
   emit(n?: number): Promise<number>;
 

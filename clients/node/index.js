@@ -113,11 +113,12 @@ class ThrottleError extends Error {
   }
 }
 
-// What awaitFuel() resolves: one of three frozen objects, the same outcomes
-// as the C++ library's FuelOutcome (kFuel, kStopped, kTimedOut) and the
-// Python client's (FUEL, STOPPED, TIMED_OUT). Each has `outcome` (the name
-// the three clients share: 'fuel', 'stopped', 'timed_out', also its
-// toString() and toJSON()) and the booleans `fuel`, `stopped`, `timedOut`.
+// What awaitFuel() resolves: one of four frozen objects, the same outcomes
+// as the C++ library's FuelOutcome (kFuel, kStopped, kTimedOut, kTooLate)
+// and the Python client's (FUEL, STOPPED, TIMED_OUT, TOO_LATE). Each has
+// `outcome` (the name the three clients share: 'fuel', 'stopped',
+// 'timed_out', 'too_late', also its toString() and toJSON()) and the
+// booleans `fuel`, `stopped`, `timedOut`, `tooLate`.
 // Compare with `===` or read a boolean: an outcome object is always truthy,
 // so `if (await tank.awaitFuel())` no longer tells fuel from the others.
 function fuelOutcome(name) {
@@ -126,6 +127,7 @@ function fuelOutcome(name) {
     fuel: name === 'fuel',
     stopped: name === 'stopped',
     timedOut: name === 'timed_out',
+    tooLate: name === 'too_late',
     toString: () => name,
     toJSON: () => name,
   });
@@ -139,11 +141,16 @@ const FuelOutcome = Object.freeze({
   // The timeout passed without a grant (killFlag unchanged; also when the
   // server stayed unreachable).
   TIMED_OUT: fuelOutcome('timed_out'),
+  // Only with { failIfLate: true }: the server expected the next grant
+  // later than the timeout allows, and the call did not wait.
+  TOO_LATE: fuelOutcome('too_late'),
 });
 
 // What awaitFuelCount() resolves: the outcome (FUEL only with all the
-// grants asked for) and the grants received.
-const fuelResult = (outcome, grants) => Object.freeze({ outcome, grants });
+// grants asked for) and the grants received; with TOO_LATE also
+// expectedWait, the seconds the server expected the next grant to take.
+const fuelResult = (outcome, grants, expectedWait) =>
+  Object.freeze(expectedWait === undefined ? { outcome, grants } : { outcome, grants, expectedWait });
 
 // The FuelOutcome of each outcome's name.
 const OUTCOMES = Object.freeze({
@@ -742,8 +749,18 @@ class Throttle {
   //
   // The open stream keeps the process alive until close(), as any call in
   // flight does.
-  async awaitFuel(timeout) {
-    return (await this.fuel(1, timeout)).outcome;
+  //
+  // { failIfLate: true } (deadline-aware admission, with a finite timeout
+  // > 0): the server says at once when the grant is not expected within
+  // the timeout -- given the workers waiting ahead, their weights and the
+  // rate -- and this resolves TOO_LATE instead of waiting it out
+  // (awaitFuelCount(1, timeout, { failIfLate: true }) also gives the
+  // expected wait). An estimate: an admitted wait may still time out when
+  // others join ahead or the rate changes. Such a wait uses AwaitFuel
+  // calls, not the Acquire stream, which has no such check. Ignored
+  // without a timeout or with one <= 0.
+  async awaitFuel(timeout, { failIfLate = false } = {}) {
+    return (await this.fuel(1, timeout, failIfLate)).outcome;
   }
 
   // Waits until `n` grants (an integer >= 1) are available to this worker,
@@ -755,16 +772,19 @@ class Throttle {
   // grants available at once. Rejects as awaitFuel does (the grants
   // received before an error are then lost to the worker); with
   // INVALID_ARGUMENT at once if n is not an integer in [1, 1000000000].
-  async awaitFuelCount(n, timeout) {
+  // { failIfLate: true } as in awaitFuel, checked again after each grant
+  // for the next: TOO_LATE with the grants received before (use them) and
+  // expectedWait, the seconds the server expected the next grant to take.
+  async awaitFuelCount(n, timeout, { failIfLate = false } = {}) {
     this.checkOpen();
     if (!Number.isInteger(n) || n < 1 || n > MAX_COUNT) {
       throw invalid(`n: ${n}: the number of grants is an integer in [1, ${MAX_COUNT}]`);
     }
-    return this.fuel(n, timeout);
+    return this.fuel(n, timeout, failIfLate);
   }
 
-  // awaitFuel for `n` grants: resolves {outcome, grants}.
-  async fuel(n, timeout) {
+  // awaitFuel for `n` grants: resolves {outcome, grants[, expectedWait]}.
+  async fuel(n, timeout, failIfLate = false) {
     this.checkOpen();
     let got = this.acquireStream.takeKept(n);
     if (got === n) {
@@ -773,6 +793,7 @@ class Throttle {
     }
     const finite = timeout !== undefined && timeout !== null && timeout !== Infinity;
     const deadline = finite ? monotonicMs() + Math.max(timeout, 0) * 1000 : Infinity;
+    if (finite && timeout > 0 && failIfLate) return this.awaitFuelCalls(n, got, deadline, true);
     if (!(finite && timeout <= 0)) {
       const { got: more, outcome } = await this.acquireStream.acquire(n - got, deadline, got);
       got += more;
@@ -784,12 +805,17 @@ class Throttle {
   // The wait of fuel() by AwaitFuel calls, for the n - got grants still
   // missing, until `deadline` (monotonicMs(); Infinity: none): one call
   // asking for them all; while the server answers UNAVAILABLE or cancels
-  // the call (restart, shutdown) another after a backoff delay.
-  async awaitFuelCalls(n, got, deadline) {
+  // the call (restart, shutdown) another after a backoff delay. With
+  // `failIfLate`, each call asks fail_if_late.
+  async awaitFuelCalls(n, got, deadline, failIfLate = false) {
     const finite = deadline !== Infinity;
     const backoff = new Backoff(this.options.backoffInitial, this.options.backoffMax);
     for (;;) {
-      const { grants, end, status } = await this.callAwaitFuel(n - got, deadline);
+      const { grants, end, status, expectedWait } = await this.callAwaitFuel(
+        n - got,
+        deadline,
+        failIfLate,
+      );
       const taken = Math.min(grants, n - got);
       got += taken;
       if (end === 'END_REASON_STOPPED') {
@@ -804,6 +830,7 @@ class Throttle {
       }
       if (got === n) return fuelResult(FuelOutcome.FUEL, n);
       if (end === 'END_REASON_WAIT_LIMIT_PASSED') return fuelResult(FuelOutcome.TIMED_OUT, got);
+      if (end === 'END_REASON_TOO_LATE') return fuelResult(FuelOutcome.TOO_LATE, got, expectedWait);
       switch (status.code) {
         case grpc.status.OK:
           throw new ThrottleError(
@@ -838,15 +865,17 @@ class Throttle {
   }
 
   // One AwaitFuel call for `count` grants that ends at `deadline`
-  // (monotonicMs()) at the latest; resolves {grants, end, status} once the
-  // stream has ended and every message was read.
-  callAwaitFuel(count, deadline) {
+  // (monotonicMs()) at the latest; resolves {grants, end, status,
+  // expectedWait (seconds, with END_REASON_TOO_LATE)} once the stream has
+  // ended and every message was read.
+  callAwaitFuel(count, deadline, failIfLate = false) {
     return new Promise((resolve) => {
       const request = {
         throttle: this.name,
         count,
         worker_id: this.options.workerId,
         weight: this.options.weight,
+        fail_if_late: failIfLate,
       };
       const callOptions = {};
       if (deadline !== Infinity) {
@@ -867,6 +896,7 @@ class Throttle {
         if (response.end && response.end !== 'END_REASON_UNSPECIFIED') {
           result.end = response.end;
         }
+        if (response.expected_wait) result.expectedWait = fromDuration(response.expected_wait);
       });
       whenEnded(call, (status) => {
         this.active.delete(call);
@@ -879,19 +909,31 @@ class Throttle {
   // Takes one grant if one is available right now; never waits. Resolves
   // false if none is (the server says no while other workers wait in
   // awaitFuel) or the throttle is stopped (killFlag is then set).
+  // checkFuel() also says when to try again.
   async hasFuel() {
+    return (await this.checkFuel()).granted;
+  }
+
+  // hasFuel that says when to try again: resolves {granted, stopped,
+  // retryAfter}. retryAfter, when neither granted nor stopped and the
+  // throttle runs: the seconds until a grant is expected for a worker that
+  // starts waiting now (an estimate, not a reservation); null otherwise.
+  async checkFuel() {
     this.checkOpen();
-    if (this.acquireStream.takeKept(1) === 1) return true;
+    if (this.acquireStream.takeKept(1) === 1) {
+      return { granted: true, stopped: false, retryAfter: null };
+    }
     const response = await this.unary('HasFuel', {
       throttle: this.name,
       worker_id: this.options.workerId,
     });
     if (response.stopped) {
       this.killFlag.set();
-      return false;
+      return { granted: false, stopped: true, retryAfter: null };
     }
     if (response.granted) this.killFlag.clear();
-    return response.granted;
+    const retryAfter = response.retry_after ? fromDuration(response.retry_after) : null;
+    return { granted: response.granted, stopped: false, retryAfter };
   }
 
   // Reports n emissions (a throttle created with manualEmit, the seed's

@@ -31,6 +31,11 @@ class GcraLimiter final : public Limiter {
     const absl::Time base = std::max(tat_, at);
     return std::min(want, (at - base + tolerance_) / interval_ + 1);
   }
+  absl::Time NthAllowed(absl::Time from, int64_t n) const override {
+    // Grant j is allowed once its arrival time, base + j * interval_, is
+    // within the tolerance: a full bucket's grants all fall at `from`.
+    return std::max(from, std::max(tat_, from) + interval_ * n - tolerance_);
+  }
   absl::Duration Spacing() const override { return interval_; }
   int64_t DueBy(absl::Time now, int64_t want) const override {
     return std::min(want, (now - NextAllowed()) / interval_ + 1);
@@ -75,6 +80,7 @@ class WindowLimiter final : public Limiter {
       : max_n_(max_n), per_(per) {
     if (last_grant != absl::InfinitePast()) {
       log_.push_back({last_grant, 1});
+      ends_.push_back(1);
       size_ = 1;
     }
   }
@@ -94,6 +100,22 @@ class WindowLimiter final : public Limiter {
     }
     return std::min(allowed, want);
   }
+  absl::Time NthAllowed(absl::Time from, int64_t n) const override {
+    // Grant j (from 0) is allowed once the grant max_n_ before it has left
+    // the window: for j < max_n_ that is the log's grant j - (max_n_ -
+    // size_) (none: allowed at once), later ones recur every per_.
+    const int64_t rounds = n / max_n_;
+    const int64_t index = n % max_n_ - (max_n_ - size_);
+    absl::Time at = from;
+    if (index >= 0) {
+      // The run holding the log's grant `index`: the first whose end
+      // passes it.
+      const auto run =
+          std::upper_bound(ends_.begin(), ends_.end(), dropped_ + index);
+      at = std::max(from, log_[run - ends_.begin()].at + per_);
+    }
+    return at + per_ * rounds;
+  }
   void Record(absl::Time at, int64_t n,
               absl::Duration /*spacing: always zero*/) override {
     // Grants are recorded in time order (the scheduler never dates one
@@ -101,11 +123,16 @@ class WindowLimiter final : public Limiter {
     auto it = std::upper_bound(
         log_.begin(), log_.end(), at,
         [](absl::Time t, const Run& run) { return t < run.at; });
+    size_t index = it - log_.begin();
     if (it != log_.begin() && std::prev(it)->at == at) {
       std::prev(it)->n += n;
+      --index;
     } else {
       log_.insert(it, {at, n});
+      ends_.insert(ends_.begin() + index,
+                   index == 0 ? dropped_ : ends_[index - 1]);
     }
+    AddToEnds(index, n);
     size_ += n;
     // Forget the oldest beyond the last max_n.
     while (size_ > max_n_) {
@@ -113,7 +140,11 @@ class WindowLimiter final : public Limiter {
       const int64_t drop = std::min(oldest.n, size_ - max_n_);
       oldest.n -= drop;
       size_ -= drop;
-      if (oldest.n == 0) log_.pop_front();
+      dropped_ += drop;
+      if (oldest.n == 0) {
+        log_.pop_front();
+        ends_.pop_front();
+      }
     }
   }
   void GiveBack(absl::Time at, int64_t n) override {
@@ -125,9 +156,14 @@ class WindowLimiter final : public Limiter {
         [](const Run& run, absl::Time t) { return run.at < t; });
     if (it == log_.end() || it->at != at) return;  // already forgotten
     const int64_t undone = std::min(n, it->n);
+    const size_t index = it - log_.begin();
     it->n -= undone;
     size_ -= undone;
-    if (it->n == 0) log_.erase(it);
+    AddToEnds(index, -undone);
+    if (it->n == 0) {
+      log_.erase(it);
+      ends_.erase(ends_.begin() + index);
+    }
   }
   LimiterState Save() const override {
     LimiterState state;
@@ -136,17 +172,31 @@ class WindowLimiter final : public Limiter {
   }
   void Load(const LimiterState& state) override {
     log_.clear();
+    ends_.clear();
     size_ = 0;
+    dropped_ = 0;
     for (const Run& run : state.runs)
       Record(run.at, run.n, absl::ZeroDuration());
   }
 
  private:
   using Run = LimiterState::Run;
+  // Adds `n` to the ends of run `index` and every later run. Grants are
+  // recorded and given back at the newest end, so this is constant time
+  // but for a stall's out-of-order record.
+  void AddToEnds(size_t index, int64_t n) {
+    for (size_t i = index; i < ends_.size(); ++i) ends_[i] += n;
+  }
+
   const int64_t max_n_;
   const absl::Duration per_;
   std::deque<Run> log_;
-  int64_t size_ = 0;  // grants in log_, <= max_n_
+  // ends_[i]: grants recorded in runs up to and including log_[i], counted
+  // from the first ever (those forgotten included), so the run holding the
+  // log's j-th grant is found by binary search (NthAllowed).
+  std::deque<int64_t> ends_;
+  int64_t dropped_ = 0;  // grants forgotten from the front of log_
+  int64_t size_ = 0;     // grants in log_, <= max_n_
 };
 
 // Credit accrues from the first Start without limit: grant k (from 0) is
@@ -163,6 +213,10 @@ class UnboundedLimiter final : public Limiter {
     // Every grant due by `at`: grants granted_ .. (at - origin) / interval.
     return std::clamp<int64_t>((at - origin_) / interval_ - granted_ + 1, 1,
                                want);
+  }
+  absl::Time NthAllowed(absl::Time from, int64_t n) const override {
+    if (paused_) return absl::InfiniteFuture();
+    return std::max(from, origin_ + interval_ * (granted_ + n));
   }
   absl::Duration Spacing() const override { return interval_; }
   int64_t DueBy(absl::Time now, int64_t want) const override {
@@ -218,6 +272,9 @@ class UnboundedLimiter final : public Limiter {
 class NoLimiter final : public Limiter {
  public:
   absl::Time NextAllowed() const override { return absl::InfinitePast(); }
+  absl::Time NthAllowed(absl::Time from, int64_t /*n*/) const override {
+    return from;
+  }
   int64_t AllowedAt(absl::Time /*at*/, int64_t want) const override {
     return want;
   }

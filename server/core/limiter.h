@@ -55,6 +55,13 @@ class Limiter {
   // grant (amortised constant time).
   virtual int64_t AllowedAt(absl::Time at, int64_t want) const = 0;
 
+  // The nominal time of grant `n` (from 0) of those made from `from` on,
+  // each as early as this limiter allows and none dated before `from` (the
+  // deadline-aware admission's expectation: n = the grants due to others
+  // first). absl::InfiniteFuture() if it never falls due. Constant or
+  // logarithmic time, whatever `n`.
+  virtual absl::Time NthAllowed(absl::Time from, int64_t n) const = 0;
+
   // The gap between grants when the limiter hands them out one at a time
   // on a regular schedule (smooth, bucket once empty, unbounded); zero if
   // its schedule is not regular (window, no limit).

@@ -28,9 +28,21 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
                          std::vector<StreamEvent>* events) {
   const StreamId id = next_id_++;
   if (state_ == State::kStopped) {
-    events->push_back(
-        {id, 0, now, absl::ZeroDuration(), EndReason::kStopped, epoch_});
+    events->push_back({id, 0, now, absl::ZeroDuration(), EndReason::kStopped,
+                       epoch_, absl::ZeroDuration()});
     return id;
+  }
+  if (request.fail_if_late && state_ == State::kRunning && limited() &&
+      !request.on_demand && request.wait_limit != absl::ZeroDuration() &&
+      request.wait_limit != absl::InfiniteDuration()) {
+    // Deadline-aware admission: at the back of the ring, after every
+    // stream's turn ahead.
+    const absl::Time due = ExpectedGrantTime(turn_grants_, now);
+    if (due > now + request.wait_limit) {
+      events->push_back({id, 0, now, absl::ZeroDuration(), EndReason::kTooLate,
+                         epoch_, due - now});
+      return id;
+    }
   }
   if (ring_.empty()) hungry_since_ = now;
   Stream& stream = ring_.emplace_back();
@@ -41,6 +53,8 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   stream.wait_limit = request.wait_limit;
   stream.deadline = now + request.wait_limit;
   stream.on_demand = request.on_demand;
+  stream.fail_if_late = request.fail_if_late;
+  turn_grants_ += TurnGrants(stream);
   streams_.emplace(id, std::prev(ring_.end()));
   if (request.on_demand) {
     if (request.count == 0) BecomeIdle(std::prev(ring_.end()));
@@ -59,11 +73,13 @@ void Scheduler::Unpark(StreamList::iterator it, absl::Time now) {
   if (ring_.empty()) hungry_since_ = now;
   it->parked = false;
   it->turn_left = it->weight;  // a whole turn at the back of the ring
+  turn_grants_ += TurnGrants(*it);
   ring_.splice(ring_.end(), parked_, it);
 }
 
 void Scheduler::Park(StreamList::iterator it) {
   it->parked = true;
+  turn_grants_ -= TurnGrants(*it);
   parked_.splice(parked_.end(), ring_, it);
   if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
 }
@@ -85,7 +101,9 @@ absl::StatusOr<int64_t> Scheduler::AddDemand(StreamId id, int64_t withdraw,
         "demand: ", demand, " more would make the outstanding demand ", left,
         " + ", demand, ", the limit is ", kMaxOutstandingDemand));
   }
+  if (!it->parked) turn_grants_ -= TurnGrants(*it);
   it->remaining = left + demand;
+  if (!it->parked) turn_grants_ += TurnGrants(*it);
   if (it->remaining == 0 && !it->idle) {
     BecomeIdle(it);
   } else if (it->remaining > 0 && it->idle) {
@@ -106,6 +124,7 @@ void Scheduler::Close(StreamId id) {
     parked_.erase(it);
     return;
   }
+  turn_grants_ -= TurnGrants(*it);
   ring_.erase(it);
   if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
 }
@@ -113,8 +132,8 @@ void Scheduler::Close(StreamId id) {
 void Scheduler::End(StreamId id, EndReason reason,
                     std::vector<StreamEvent>* events) {
   Close(id);
-  events->push_back(
-      {id, 0, absl::InfinitePast(), absl::ZeroDuration(), reason, epoch_});
+  events->push_back({id, 0, absl::InfinitePast(), absl::ZeroDuration(), reason,
+                     epoch_, absl::ZeroDuration()});
 }
 
 void Scheduler::GiveBack(absl::Time granted_at, int64_t grants,
@@ -241,7 +260,10 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
   last_grant_ = std::max(last_grant_, last);
   EndReason end = EndReason::kNone;
   if (stream.remaining > 0) {
+    // Its turn shrinks with its count (Close and Park below take the rest).
+    if (!stream.parked) turn_grants_ -= TurnGrants(stream);
     stream.remaining -= n;
+    if (!stream.parked) turn_grants_ += TurnGrants(stream);
     if (stream.remaining == 0 && !stream.on_demand) {
       end = EndReason::kCountReached;
     }
@@ -254,7 +276,7 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
     events->back().grants += n;
     events->back().end = end;
   } else {
-    events->push_back({id, n, at, spacing, end, epoch_});
+    events->push_back({id, n, at, spacing, end, epoch_, absl::ZeroDuration()});
   }
   if (end != EndReason::kNone) {
     Close(id);
@@ -265,8 +287,11 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
     return;
   }
   if (stream.wait_limit != absl::InfiniteDuration()) {
-    // The wait limit restarts; the heap entry is refreshed lazily.
-    stream.deadline = last + stream.wait_limit;
+    // The wait limit restarts; the heap entry is refreshed lazily. A grant
+    // dated back by the catch-up moves no deadline earlier (the heap entry
+    // would keep it anyway), so fail_if_late's check below sees the
+    // deadline the stream really has.
+    stream.deadline = std::max(stream.deadline, last + stream.wait_limit);
   }
 }
 
@@ -293,14 +318,25 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
     if (it->remaining > 0) want = std::min(want, it->remaining);
     const int64_t n = limiter_->AllowedAt(at, want);
     RecordGrants(at, n, absl::ZeroDuration());
+    turn_grants_ -= TurnGrants(*it);
     it->turn_left -= n;
-    if (it->turn_left == 0) {
+    const bool turn_over = it->turn_left == 0;
+    if (turn_over) {
       // Its turn is over: to the back of the ring (the node moves, the
       // iterators stay valid).
       it->turn_left = it->weight;
       ring_.splice(ring_.end(), ring_, it);
     }
+    turn_grants_ += TurnGrants(*it);
+    const StreamId id = it->id;
     Grant(*it, n, at, absl::ZeroDuration(), events);
+    // Still at the front: its next grant is the next one; at the back, it
+    // comes after everyone else's turn.
+    if (!turn_over) {
+      EndIfLate(id, 0, now, events);
+    } else if (auto found = streams_.find(id); found != streams_.end()) {
+      EndIfLate(id, turn_grants_ - TurnGrants(*found->second), now, events);
+    }
   }
 }
 
@@ -335,26 +371,66 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
   }
   if (rounds == 0) return false;
   RecordGrants(at, rounds * round, spaced ? spacing : absl::ZeroDuration());
-  if (!spaced) {
-    for (auto it = ring_.begin(); it != ring_.end();) {
-      Stream& stream = *it++;  // Grant may close it
-      Grant(stream, rounds * stream.weight, at, absl::ZeroDuration(), events);
-    }
-    return true;
-  }
-  // Grant j of the rounds falls at at + j * spacing; a stream's u-th grant
-  // of each turn recurs every round.
+  // Grant j of the rounds falls at at + j * spacing (when spaced); a
+  // stream's u-th grant of each turn recurs every round. `ahead`: the
+  // grants of the turns before a stream's next, for EndIfLate.
   int64_t offset = 0;
+  int64_t ahead = 0;
   for (auto it = ring_.begin(); it != ring_.end();) {
     Stream& stream = *it++;  // Grant may close it
+    const StreamId id = stream.id;
     const int64_t weight = stream.weight;
-    for (int64_t u = 0; u < weight; ++u) {
-      Grant(stream, rounds, at + spacing * (offset + u), spacing * round,
-            events);
+    if (!spaced) {
+      Grant(stream, rounds * weight, at, absl::ZeroDuration(), events);
+    } else {
+      for (int64_t u = 0; u < weight; ++u) {
+        Grant(stream, rounds, at + spacing * (offset + u), spacing * round,
+              events);
+      }
     }
     offset += weight;
+    EndIfLate(id, ahead, now, events);
+    if (auto found = streams_.find(id);
+        found != streams_.end() && !found->second->parked) {
+      ahead += TurnGrants(*found->second);
+    }
   }
   return true;
+}
+
+absl::Time Scheduler::ExpectedGrantTime(int64_t ahead, absl::Time now) const {
+  // As DueTime, for a ring that would be waiting from now if empty; the
+  // limiter dates the grants that follow.
+  const absl::Time hungry = ring_.empty() ? now : hungry_since_;
+  const absl::Time waited_since =
+      config_.CatchUpApplies() ? hungry - config_.EffectiveCatchUp() : hungry;
+  const absl::Time from =
+      std::max({waited_since, last_grant_, grants_from_, CatchUpFloor(now)});
+  return limiter_->NthAllowed(from, ahead);
+}
+
+void Scheduler::EndIfLate(StreamId id, int64_t ahead, absl::Time now,
+                          std::vector<StreamEvent>* events) {
+  auto found = streams_.find(id);
+  if (found == streams_.end()) return;
+  const Stream& stream = *found->second;
+  // A zero wait limit ("only if free at once") ends as it always did.
+  if (!stream.fail_if_late || stream.parked ||
+      stream.wait_limit == absl::InfiniteDuration() ||
+      stream.wait_limit == absl::ZeroDuration()) {
+    return;
+  }
+  const absl::Time due = ExpectedGrantTime(ahead, now);
+  if (due <= stream.deadline) return;
+  End(id, EndReason::kTooLate, events);
+  events->back().expected_wait = due - now;
+}
+
+std::optional<absl::Duration> Scheduler::ExpectedWait(absl::Time now) const {
+  if (state_ != State::kRunning) return std::nullopt;
+  if (!limited()) return absl::ZeroDuration();
+  return std::max(absl::ZeroDuration(),
+                  ExpectedGrantTime(turn_grants_, now) - now);
 }
 
 void Scheduler::ServeUnlimited(absl::Time now,
@@ -465,21 +541,21 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
 }
 
 HasFuelResult Scheduler::HasFuel(absl::Time now) {
-  if (state_ == State::kStopped) return {false, true};
+  if (state_ == State::kStopped) return {false, true, std::nullopt};
   if (state_ != State::kRunning || !BeforeGrantDeadline(now)) {
-    return {false, false};
+    return {false, false, std::nullopt};
   }
   if (config_.mode == Mode::kMonitorOnly) {
     RecordEmissions(now, 1, absl::ZeroDuration());
-    return {true, false};
+    return {true, false, std::nullopt};
   }
   if (!ring_.empty() || reserved_left() <= 0 || limiter_->NextAllowed() > now) {
-    return {false, false};
+    return {false, false, ExpectedWait(now)};
   }
   RecordGrants(now, 1, absl::ZeroDuration());
   last_grant_ = std::max(last_grant_, now);
   RecordEmissions(now, 1, absl::ZeroDuration());
-  return {true, false};
+  return {true, false, std::nullopt};
 }
 
 absl::StatusOr<int64_t> Scheduler::Emit(int64_t n, absl::Time now) {

@@ -12,14 +12,23 @@
 // stream are O(1) (expiry O(log n) in the wait-limit heap), so the cost of a
 // grant does not grow with the number of open streams.
 //
+// Deadline-aware admission: the scheduler keeps the sum of the grants the
+// streams in the ring get in their current turns (turn_grants_), updated
+// at every change of the ring, so the grants due before a stream joining
+// at the back is known in O(1); the limiter turns that count into a time
+// (Limiter::NthAllowed). A stream that asks fail_if_late ends with
+// kTooLate when its next grant is expected after its wait limit.
+//
 // Not thread-safe: the owner (the service) serialises all calls.
 #ifndef THROTTLE_SERVER_CORE_SCHEDULER_H_
 #define THROTTLE_SERVER_CORE_SCHEDULER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <list>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <utility>
 #include <vector>
@@ -50,6 +59,7 @@ enum class EndReason {
   kStopped,          // the throttle was stopped (the seed's kill flag)
   kWaitLimitPassed,  // its wait limit passed without a grant
   kClosed,           // EndAll(): the throttle was deleted or the server stops
+  kTooLate,  // fail_if_late: its next grant was expected after its wait limit
 };
 
 // What a stream asks for.
@@ -63,6 +73,13 @@ struct StreamRequest {
   // outstanding it is idle -- out of the ring, not waiting, granted nothing
   // -- until AddDemand. Needs an infinite wait_limit.
   bool on_demand = false;
+  // Deadline-aware admission: with a finite, non-zero wait_limit on a
+  // running, limited throttle, the stream ends with kTooLate (its event
+  // carries the expected wait) at Open and after each grant when its next
+  // grant is expected later than its wait limit allows. The expectation
+  // assumes nobody joins ahead and the configuration stays. Ignored
+  // otherwise (a zero wait_limit ends with kWaitLimitPassed as before).
+  bool fail_if_late = false;
 };
 
 // Something that happened to a stream: grants allotted and/or its end.
@@ -77,6 +94,9 @@ struct StreamEvent {
   // Opaque: the configuration they were granted under, and whether the
   // monitor counted them (see GiveBack).
   uint64_t epoch = 0;
+  // With end == kTooLate: how long from the event's time its next grant
+  // was expected to take. Zero otherwise.
+  absl::Duration expected_wait;
 };
 
 // The seed's final tuple (Stop) and running totals.
@@ -105,6 +125,9 @@ struct LatestStats {
 struct HasFuelResult {
   bool granted = false;
   bool stopped = false;
+  // When neither granted nor stopped and the throttle is running: the
+  // expected wait of a stream that would open now (ExpectedWait).
+  std::optional<absl::Duration> retry_after;
 };
 
 // What a throttle's scheduler keeps across a restart or a failover
@@ -203,8 +226,18 @@ class Scheduler {
   // are served under the new one from `now`. Call Advance(now) afterwards.
   void Configure(const ThrottleConfig& config, absl::Time now);
 
-  // Takes one grant if one is free at `now` and no stream is waiting.
+  // Takes one grant if one is free at `now` and no stream is waiting;
+  // otherwise says when one is expected (retry_after) if running.
   HasFuelResult HasFuel(absl::Time now);
+
+  // How long from `now` the first grant of a stream opening now (at the
+  // back of the ring) is expected to take: the grants due to the streams
+  // ahead in their turns (weights, counts and demands; held and idle
+  // streams are not ahead), on the limiter's schedule from now (credit,
+  // spacing, window, catch-up). Assumes nobody joins ahead and the
+  // configuration stays. Zero in monitor-only mode; nullopt when the
+  // throttle is not running. Constant time (logarithmic in window mode).
+  std::optional<absl::Duration> ExpectedWait(absl::Time now) const;
 
   // Counts `n` emissions reported by a worker. FAILED_PRECONDITION if the
   // throttle counts at grant time (not manual_emit) or is not running.
@@ -256,6 +289,7 @@ class Scheduler {
     bool held = false;       // by Hold, until Release (also across Configure)
     bool on_demand = false;  // remaining is its outstanding demand
     bool idle = false;       // on demand with none outstanding
+    bool fail_if_late = false;
   };
   using StreamList = std::list<Stream>;
   struct Expiry {
@@ -268,6 +302,20 @@ class Scheduler {
   void Grant(Stream& stream, int64_t n, absl::Time at, absl::Duration spacing,
              std::vector<StreamEvent>* events);
   void End(StreamId id, EndReason reason, std::vector<StreamEvent>* events);
+  // Grants a stream in the ring gets in its current turn before it moves
+  // to the back: the turn left, cut by its count or demand.
+  static int64_t TurnGrants(const Stream& stream) {
+    return stream.remaining > 0 ? std::min(stream.turn_left, stream.remaining)
+                                : stream.turn_left;
+  }
+  // The nominal time of the grant that follows `ahead` grants to others,
+  // on the limiter's schedule from `now`.
+  absl::Time ExpectedGrantTime(int64_t ahead, absl::Time now) const;
+  // After a grant: ends a fail_if_late stream still in the ring with
+  // kTooLate if its next grant, after `ahead` grants to others, is expected
+  // after its deadline.
+  void EndIfLate(StreamId id, int64_t ahead, absl::Time now,
+                 std::vector<StreamEvent>* events);
   // Moves a parked stream to the back of the ring.
   void Unpark(StreamList::iterator it, absl::Time now);
   // Moves a stream from the ring to parked_.
@@ -310,6 +358,9 @@ class Scheduler {
   Monitor monitor_;
 
   StreamList ring_;  // waiting, in service order
+  // Sum of TurnGrants over ring_: the grants due before a stream that joins
+  // at the back gets its first.
+  int64_t turn_grants_ = 0;
   // Out of service: monitor-only count-0 streams awaiting delivery, and
   // held streams.
   StreamList parked_;

@@ -1,5 +1,6 @@
 #include "server/service/convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -258,6 +259,12 @@ absl::StatusOr<int64_t> WeightFromProto(bool has_weight, int64_t weight) {
 
 }  // namespace
 
+void DurationToProto(absl::Duration d, google::protobuf::Duration* out) {
+  // google.protobuf.Duration spans about +-10,000 years.
+  const absl::Duration kMax = absl::Seconds(315'576'000'000);
+  SetDurationProto(std::clamp(d, -kMax, kMax), out);
+}
+
 absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
   StreamRequest request;
   if (proto.has_count()) {
@@ -283,6 +290,7 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
     }
     request.wait_limit = *limit;
   }
+  request.fail_if_late = proto.fail_if_late();
   if (absl::Status status = ValidateWorkerId(proto.worker_id()); !status.ok()) {
     return status;
   }

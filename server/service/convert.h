@@ -55,8 +55,13 @@ v1::State ToProto(State state);
 absl::StatusOr<absl::Duration> DurationFromProto(
     absl::string_view field, const google::protobuf::Duration& d);
 
+// `d` as a google.protobuf.Duration (whole nanoseconds), clamped to the
+// type's range (an infinite wait becomes its largest value). For answers:
+// an expected wait, a retry-after.
+void DurationToProto(absl::Duration d, google::protobuf::Duration* out);
+
 // Validates and converts the stream part of an AwaitFuel request (count,
-// weight, wait_limit, worker_id; not the throttle name).
+// weight, wait_limit, worker_id, fail_if_late; not the throttle name).
 absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto);
 
 // Validates and converts the first message of an Acquire stream (throttle

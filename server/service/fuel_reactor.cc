@@ -80,6 +80,7 @@ class GrantStream : public Reactor, public StreamSink {
       if (delivery.end != EndReason::kNone) {
         end_ = delivery.end;
         end_status_ = delivery.closed_status;
+        expected_wait_ = delivery.expected_wait;
       }
       unlimited_mode_ = delivery.unlimited;
       op = NextOpLocked(now);
@@ -278,6 +279,12 @@ class GrantStream : public Reactor, public StreamSink {
     } else if (end_ == EndReason::kWaitLimitPassed) {
       response_.set_end(v1::END_REASON_WAIT_LIMIT_PASSED);
     }
+    if constexpr (std::is_same_v<Response, v1::AwaitFuelResponse>) {
+      if (end_ == EndReason::kTooLate) {
+        response_.set_end(v1::END_REASON_TOO_LATE);
+        DurationToProto(expected_wait_, response_.mutable_expected_wait());
+      }
+    }
     finished_ = true;
     final_write_ = true;
     end_status_ = grpc::Status::OK;
@@ -334,6 +341,8 @@ class GrantStream : public Reactor, public StreamSink {
   std::vector<GrantBatch> in_flight_ ABSL_GUARDED_BY(mu_);
   std::optional<EndReason> end_ ABSL_GUARDED_BY(mu_);
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
+  // With end_ kTooLate: the next grant's expected wait.
+  absl::Duration expected_wait_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time write_started_ ABSL_GUARDED_BY(mu_);
   bool stalled_ ABSL_GUARDED_BY(mu_) = false;

@@ -186,6 +186,9 @@ grpc::ServerUnaryReactor* Service::HasFuel(grpc::CallbackServerContext* context,
         if (result.granted) entry.workers.RecordGrants(worker, 1, 1, now);
         response->set_granted(result.granted);
         response->set_stopped(result.stopped);
+        if (result.retry_after.has_value()) {
+          DurationToProto(*result.retry_after, response->mutable_retry_after());
+        }
         return absl::OkStatus();
       });
   return Reply(context, "HasFuel", status);

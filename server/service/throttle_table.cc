@@ -501,7 +501,7 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     }
     sink->Ref();
     out->push_back({sink, worker_grants, entry.uid, event.stream, batch,
-                    event.end, changes.closed_status,
+                    event.end, changes.closed_status, event.expected_wait,
                     !entry.scheduler.limited()});
   }
 }

@@ -65,7 +65,8 @@ struct Delivery {
   StreamId stream;
   GrantBatch batch;  // may be empty (grants == 0)
   EndReason end;
-  grpc::Status closed_status;  // for EndReason::kClosed
+  grpc::Status closed_status;    // for EndReason::kClosed
+  absl::Duration expected_wait;  // for EndReason::kTooLate
   // The throttle's fuel is not limited (monitor-only) as this is sent.
   bool unlimited = false;
 };

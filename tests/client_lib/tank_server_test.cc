@@ -210,6 +210,48 @@ TEST_F(TankServerTest, ATimedOutWaitersDemandIsWithdrawn) {
   EXPECT_EQ(TotalEmissions(*controller_, "idle"), 1);
 }
 
+// Deadline-aware admission: with one grant an hour, the next is an hour
+// away -- beyond any timeout here -- so AwaitFuelUnlessLate says so at once
+// with the expected wait, and CheckFuel gives it as retry_after.
+TEST_F(TankServerTest, AwaitFuelUnlessLateSaysAtOnceWhenTheGrantIsTooFar) {
+  Run("hourly", Config(1, 3600, v1::MODE_SMOOTH));
+  Tank tank(server_->address(), "hourly", Options());
+  // Two wanted: the first is free, the second an hour on.
+  const FuelResult first = tank.AwaitFuelUnlessLate(2, kGenerous);
+  EXPECT_EQ(first.outcome, FuelOutcome::kTooLate) << first.status;
+  EXPECT_EQ(first.grants, 1);
+  EXPECT_GT(first.expected_wait, absl::Minutes(59));
+  EXPECT_LE(first.expected_wait, absl::Hours(1));
+
+  const FuelResult late = tank.AwaitFuelUnlessLate(1, absl::Seconds(30));
+  EXPECT_TRUE(late.too_late());
+  EXPECT_EQ(late.grants, 0);
+  EXPECT_GT(late.expected_wait, absl::Minutes(59));
+  EXPECT_LE(late.expected_wait, first.expected_wait);
+
+  absl::StatusOr<FuelCheck> check = tank.CheckFuel();
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_FALSE(check->granted);
+  EXPECT_FALSE(check->stopped);
+  ASSERT_TRUE(check->retry_after.has_value());
+  EXPECT_GT(*check->retry_after, absl::Minutes(59));
+  EXPECT_LE(*check->retry_after, late.expected_wait);
+  EXPECT_EQ(TotalEmissions(*controller_, "hourly"), 1);
+  EXPECT_FALSE(tank.killed());
+
+  // Where the grant is near it waits and gets it.
+  Run("fast", Config(100, 1, v1::MODE_SMOOTH));
+  Tank fast(server_->address(), "fast", Options());
+  const FuelResult fuel = fast.AwaitFuelUnlessLate(5, kGenerous);
+  EXPECT_EQ(fuel.outcome, FuelOutcome::kFuel) << fuel.status;
+  EXPECT_EQ(fuel.grants, 5);
+  absl::StatusOr<FuelCheck> granted = fast.CheckFuel();
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  if (granted->granted) {
+    EXPECT_FALSE(granted->retry_after.has_value());
+  }
+}
+
 TEST_F(TankServerTest, StopEndsEveryWaitingThreadWithStopped) {
   // One grant an hour: after the first, every thread waits.
   Run("slow", Config(1, 3600, v1::MODE_SMOOTH));

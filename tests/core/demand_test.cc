@@ -17,15 +17,8 @@ namespace {
 using testing::Config;
 using testing::kT0;
 using testing::MaxInWindow;
+using testing::OnDemand;
 using testing::TimesOf;
-
-StreamRequest OnDemand(int64_t demand, int64_t weight = 1) {
-  StreamRequest request;
-  request.count = demand;
-  request.weight = weight;
-  request.on_demand = true;
-  return request;
-}
 
 // Grants per stream in `events`.
 std::map<StreamId, int64_t> GrantsByStream(

@@ -23,6 +23,15 @@ inline ThrottleConfig Config(int64_t max_n, absl::Duration per, Mode mode,
   return config;
 }
 
+// An on-demand (Acquire) stream with its first demand.
+inline StreamRequest OnDemand(int64_t demand, int64_t weight = 1) {
+  StreamRequest request;
+  request.count = demand;
+  request.weight = weight;
+  request.on_demand = true;
+  return request;
+}
+
 // Most grants in any half-open window [t, t + per) of the sorted times.
 inline int64_t MaxInWindow(const std::vector<absl::Time>& sorted,
                            absl::Duration per) {

@@ -62,8 +62,8 @@ slow max_n=1 per=2592000
 # Config: mode (0 smooth, 1 window, 2 bucket, 3 unbounded, 4 monitor-only),
 #   max_n - 1, per (byte % 6: 0 1s, 1 250ms, 2 10ms, 3 1ms, 4 3ms, 5 10s),
 #   [bucket: burst], manual_emit (byte % 4 == 0).
-# Ops (byte % 15): 0 Open count weight wait (0 zero, 1 finite + 4-5 bytes,
-#   2 infinite) | 2 Close i | 3 GiveBack i [n] | 4 MarkDelivered i |
+# Ops (byte % 15): 0 Open count weight wait (byte % 4: 0 zero, 1 finite +
+#   4-5 bytes, 2 infinite; byte & 4: fail_if_late) | 2 Close i | 3 GiveBack i [n] | 4 MarkDelivered i |
 #   5 Advance step | 7 Tick step | 8 Start | 9 Stop | 10 Configure config |
 #   11 HasFuel 0 / Emit 1 + 2 bytes | 12 EndAll 0 / Statistics 1 + 5 bytes |
 #   13 Hold i | 14 Release i. A step is 0 (none) or 1 (to NextWakeup());
@@ -104,3 +104,10 @@ crash smooth_give_back_older '\x00\x00\x00\x01''\x00\x03\x00\x02''\x08''\x05\x00
 # takes the first grant; giving back the smooth grant let HasFuel take a
 # second one at once.
 crash give_back_across_configure '\x00\x00\x00\x01''\x00\x01\x00\x02''\x08''\x05\x00''\x0a\x03\x00\x00\x01''\x0b\x00''\x03\x00''\x0b\x00'
+# Smooth 1 per 1 s, a zero-wait fail_if_late stream of 3: after its one
+# free grant it ended as too late instead of for its wait limit.
+crash zero_wait_fail_if_late '\x00\x00\x00\x00\x0b\x01\x00\x05\x08\x06\x0b\x01\x00\x05\x0b\x01\x03\xe7\x0c\x01\x00\x3b\x9a\xc9\x0c\x00'
+# Smooth 1 per ~7 s: a fail_if_late stream's grant dated back 7 s by the
+# catch-up moved its deadline into the past, and it ended as too late though
+# its next grant was due at once.
+crash catch_up_keeps_deadline '\x00\x00\xfa\x04\x00\x05\x24\x08\x00\x01\x40\x05\x01\x05\xcd\x1d\x64\xff\x08\x05\x00\x05\x01\x05\xcd\x08\x00\x05\x0b\x1d\x00\x0b\xfe\x0b\x01\x00'

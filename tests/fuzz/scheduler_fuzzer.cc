@@ -18,6 +18,9 @@
 //     current run or configuration began;
 //   - wait limits: a stream ends for its wait limit only once it passed,
 //     and always once it passed; a zero wait limit ends at once;
+//   - fail_if_late: a stream ends as too late only when it asked, has a
+//     finite non-zero wait limit, the throttle runs and is limited, and its
+//     expected wait reaches past its deadline;
 //   - Stop ends every open stream; Start/Stop/Emit fail exactly when the
 //     state says so; total_emissions is never negative and counts exactly
 //     the grants (or the Emit calls, with manual_emit) not given back;
@@ -234,7 +237,11 @@ class Harness {
     StreamRequest request;
     request.count = in.Range(0, 30);
     request.weight = in.Range(1, 5);
-    switch (in.Byte() % 4) {
+    const uint8_t kind = in.Byte();
+    // Deadline-aware admission from the same byte, so the corpus decodes
+    // as before.
+    request.fail_if_late = (kind & 4) != 0;
+    switch (kind % 4) {
       case 0:
         request.wait_limit = absl::ZeroDuration();
         break;
@@ -247,11 +254,13 @@ class Harness {
     }
     std::vector<StreamEvent> events;
     const StreamId id = scheduler_.Open(request, now_, &events);
-    TRACE("%s Open(count=%lld weight=%lld wait_limit=%s) -> %llu\n",
-          Since(now_).c_str(), static_cast<long long>(request.count),
-          static_cast<long long>(request.weight),
-          absl::FormatDuration(request.wait_limit).c_str(),
-          static_cast<unsigned long long>(id));
+    TRACE(
+        "%s Open(count=%lld weight=%lld wait_limit=%s fail_if_late=%d) -> "
+        "%llu\n",
+        Since(now_).c_str(), static_cast<long long>(request.count),
+        static_cast<long long>(request.weight),
+        absl::FormatDuration(request.wait_limit).c_str(), request.fail_if_late,
+        static_cast<unsigned long long>(id));
     FUZZ_CHECK(streams_.empty() || id > streams_.rbegin()->first);  // new
     StreamModel& stream = streams_[id];
     stream.request = request;
@@ -535,6 +544,19 @@ class Harness {
           break;
         case EndReason::kClosed:
           FUZZ_CHECK(source == Source::kEndAll);
+          break;
+        case EndReason::kTooLate:
+          // Only a fail_if_late stream with a finite, non-zero limit on a
+          // running, limited throttle, and only when its next grant is
+          // expected after its deadline.
+          FUZZ_CHECK(stream.request.fail_if_late);
+          FUZZ_CHECK(stream.request.wait_limit != absl::InfiniteDuration());
+          FUZZ_CHECK(stream.request.wait_limit != absl::ZeroDuration());
+          FUZZ_CHECK(state_ == State::kRunning);
+          FUZZ_CHECK(config_.mode != Mode::kMonitorOnly);
+          FUZZ_CHECK(source == Source::kOpen || source == Source::kAdvance);
+          FUZZ_CHECK(event.grants == 0);
+          FUZZ_CHECK(now_ + event.expected_wait > stream.deadline);
           break;
       }
       if (event.end != EndReason::kNone) {

@@ -734,5 +734,98 @@ TEST_F(FakeClockServiceTest, GrantsFallDueAsTheFakeClockAdvances) {
   EXPECT_EQ(Mean("t").total_emissions(), 12);
 }
 
+// Deadline-aware admission: with one grant per 10 s, stream A takes the
+// first at once and waits for its second (at 10 s); a stream that joins
+// now comes after A's turn, at 20 s.
+TEST_F(FakeClockServiceTest, FailIfLateEndsAtOnceWithTheExpectedWait) {
+  ASSERT_TRUE(Create("t", 1, 10).ok());
+  ASSERT_TRUE(Start("t").ok());
+  AwaitFuelRequest first;
+  first.set_throttle("t");
+  first.set_count(2);
+  grpc::ClientContext a_context;
+  auto a = stub_->AwaitFuel(&a_context, first);
+  AwaitFuelResponse response;
+  ASSERT_TRUE(a->Read(&response));
+  EXPECT_EQ(response.grants(), 1);
+
+  AwaitFuelRequest late;
+  late.set_throttle("t");
+  late.mutable_wait_limit()->set_seconds(19);
+  late.set_fail_if_late(true);
+  StreamResult result = Await(late);
+  EXPECT_TRUE(result.status.ok()) << result.status.error_message();
+  ASSERT_EQ(result.messages.size(), 1u);
+  EXPECT_EQ(result.messages[0].grants(), 0);
+  EXPECT_EQ(result.messages[0].end(), v1::END_REASON_TOO_LATE);
+  EXPECT_EQ(result.messages[0].expected_wait().seconds(), 20);
+  EXPECT_EQ(result.messages[0].expected_wait().nanos(), 0);
+
+  // Within its limit it is admitted and waits; so does one that did not
+  // ask, whatever its limit.
+  late.mutable_wait_limit()->set_seconds(20);
+  grpc::ClientContext b_context;
+  auto b = stub_->AwaitFuel(&b_context, late);
+  AwaitWaiting(2);
+  clock_.Advance(absl::Seconds(10));  // A's second grant: A is done
+  EXPECT_TRUE(a->Read(&response));
+  EXPECT_EQ(response.grants(), 1);
+  clock_.Advance(absl::Seconds(10));  // B's, within its limit
+  ASSERT_TRUE(b->Read(&response));
+  EXPECT_EQ(response.grants(), 1);
+  EXPECT_EQ(response.end(), v1::END_REASON_UNSPECIFIED);
+  while (b->Read(&response)) {
+  }
+  EXPECT_TRUE(b->Finish().ok());
+  while (a->Read(&response)) {
+  }
+  EXPECT_TRUE(a->Finish().ok());
+}
+
+TEST_F(FakeClockServiceTest, FailIfLateIsIgnoredBeforeStart) {
+  ASSERT_TRUE(Create("t", 1, 10).ok());
+  AwaitFuelRequest request;
+  request.set_throttle("t");
+  request.mutable_wait_limit()->set_seconds(1);
+  request.set_fail_if_late(true);
+  grpc::ClientContext context;
+  auto reader = stub_->AwaitFuel(&context, request);
+  AwaitWaiting(1);  // it waits as without fail_if_late
+  clock_.Advance(absl::Seconds(1));
+  AwaitFuelResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.end(), v1::END_REASON_WAIT_LIMIT_PASSED);
+  EXPECT_FALSE(response.has_expected_wait());
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(FakeClockServiceTest, HasFuelTellsWhenToRetry) {
+  ASSERT_TRUE(Create("t", 1, 10).ok());
+  auto has_fuel = [this] {
+    v1::HasFuelRequest request;
+    request.set_throttle("t");
+    v1::HasFuelResponse response;
+    EXPECT_TRUE(stub_->HasFuel(Context().get(), request, &response).ok());
+    return response;
+  };
+  EXPECT_FALSE(has_fuel().has_retry_after());  // not started
+  ASSERT_TRUE(Start("t").ok());
+  const v1::HasFuelResponse granted = has_fuel();
+  EXPECT_TRUE(granted.granted());
+  EXPECT_FALSE(granted.has_retry_after());
+  clock_.Advance(absl::Milliseconds(2500));
+  v1::HasFuelResponse refused = has_fuel();
+  EXPECT_FALSE(refused.granted());
+  ASSERT_TRUE(refused.has_retry_after());
+  EXPECT_EQ(refused.retry_after().seconds(), 7);
+  EXPECT_EQ(refused.retry_after().nanos(), 500'000'000);
+  clock_.Advance(absl::Milliseconds(7500));
+  EXPECT_TRUE(has_fuel().granted());  // when it said
+  ASSERT_TRUE(Stop("t").ok());
+  const v1::HasFuelResponse stopped = has_fuel();
+  EXPECT_TRUE(stopped.stopped());
+  EXPECT_FALSE(stopped.has_retry_after());
+}
+
 }  // namespace
 }  // namespace throttle::server

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -85,6 +86,10 @@ enum class FuelOutcome {
   // The timeout passed without a grant (also when the server stayed
   // unreachable until then); the throttle may still be running.
   kTimedOut,
+  // Only from AwaitFuelUnlessLate: the server expected the next grant
+  // later than the timeout allows (FuelResult::expected_wait says when), so
+  // the call did not wait.
+  kTooLate,
   // Any other failure; FuelResult::status says which.
   kError,
 };
@@ -101,11 +106,28 @@ struct FuelResult {
   // part of its n (counted as emissions by the server: use them); the
   // plain AwaitFuel() has 0 then.
   int64_t grants = 0;
+  // On kTooLate: how long the server expected the next grant to take from
+  // when it answered. Zero otherwise.
+  absl::Duration expected_wait;
 
   // True if fuel was granted.
   bool ok() const { return outcome == FuelOutcome::kFuel; }
   bool stopped() const { return outcome == FuelOutcome::kStopped; }
   bool timed_out() const { return outcome == FuelOutcome::kTimedOut; }
+  bool too_late() const { return outcome == FuelOutcome::kTooLate; }
+};
+
+// What Tank::CheckFuel() found.
+struct FuelCheck {
+  // One grant was taken for the caller.
+  bool granted = false;
+  // The throttle is stopped (killed() is then true).
+  bool stopped = false;
+  // Neither granted nor stopped and the throttle running: how long until
+  // a grant is expected for a worker that starts waiting now (the server's
+  // retry_after: an estimate, not a reservation). Unset otherwise, and from
+  // a server that does not send it.
+  std::optional<absl::Duration> retry_after;
 };
 
 // A worker's handle on one named throttle of one server.
@@ -189,6 +211,21 @@ class Tank {
                        absl::Duration timeout = absl::InfiniteDuration())
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Deadline-aware admission: as AwaitFuel(n, timeout), but the server is
+  // asked to say at once when the next grant is not expected within the
+  // timeout -- given the workers waiting ahead, their weights and the rate
+  // -- and the call then returns kTooLate with FuelResult::expected_wait
+  // instead of waiting it out. The check repeats after each grant for the
+  // next one, so with n > 1 a kTooLate result may carry the grants got so
+  // far (use them). An estimate: an admitted call may still time out
+  // (kTimedOut) when others join ahead or the rate changes. This waits with
+  // AwaitFuel calls, not on the Tank's shared Acquire stream (which has no
+  // such check); grants kept from earlier are handed out first. A timeout
+  // that is infinite, or zero or less, behaves as in AwaitFuel (nothing
+  // can be late).
+  FuelResult AwaitFuelUnlessLate(int64_t n, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Returns true once the throttle was seen stopped (the seed's kill_flag)
   // and no grant was received since, or once the Tank is closed. Never
   // blocks.
@@ -202,6 +239,10 @@ class Tank {
   // TankOptions::unary_deadline, CANCELLED when the Tank is closed). Blocks
   // for one round trip.
   absl::StatusOr<bool> HasFuel() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // HasFuel() that also says when to try again: FuelCheck::retry_after
+  // when no grant was free. The same errors as HasFuel().
+  absl::StatusOr<FuelCheck> CheckFuel() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Reports `n` emissions to a throttle created with manual_emit (the seed's
   // auto_emit=False). `n` must be in [1, 1000000]. Returns
@@ -228,17 +269,21 @@ class Tank {
   struct Attempt {
     int64_t grants = 0;
     v1::EndReason end = v1::END_REASON_UNSPECIFIED;
+    absl::Duration expected_wait;  // with END_REASON_TOO_LATE
     grpc::Status status;
   };
 
   // Waits with AwaitFuel calls for the `n - got` grants still missing, as
-  // AwaitFuel(n, timeout) says, calling again after UNAVAILABLE.
+  // AwaitFuel(n, timeout) says, calling again after UNAVAILABLE; with
+  // `fail_if_late`, as AwaitFuelUnlessLate says.
   FuelResult AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
-                            bool finite) ABSL_LOCKS_EXCLUDED(mu_);
+                            bool finite, bool fail_if_late = false)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Makes one AwaitFuel call for `count` grants that ends at `deadline` (on
   // options_.clock) at the latest.
-  Attempt CallAwaitFuel(int64_t count, absl::Time deadline, bool finite);
+  Attempt CallAwaitFuel(int64_t count, absl::Time deadline, bool finite,
+                        bool fail_if_late);
 
   // `status` of a call, or the "closed" error if it was cancelled by
   // Close().

@@ -36,12 +36,12 @@ from .client import (KillFlag, LatestStats, LatestWorkers, MeanStats,
                      MeanWorkers, StopStats, Throttle, ThrottleInfo,
                      WorkerStats, channel_options)
 from .errors import ThrottleError
-from .outcome import FuelOutcome, FuelResult
+from .outcome import FuelCheck, FuelOutcome, FuelResult
 from .security import ChannelSecurity
 
 __all__ = [
-    "Backoff", "ChannelSecurity", "FuelOutcome", "FuelResult", "KillFlag",
-    "LatestStats", "LatestWorkers", "MeanStats", "MeanWorkers", "StopStats",
-    "Throttle", "ThrottleError", "ThrottleInfo", "WorkerStats",
+    "Backoff", "ChannelSecurity", "FuelCheck", "FuelOutcome", "FuelResult",
+    "KillFlag", "LatestStats", "LatestWorkers", "MeanStats", "MeanWorkers",
+    "StopStats", "Throttle", "ThrottleError", "ThrottleInfo", "WorkerStats",
     "channel_options"
 ]

@@ -33,7 +33,7 @@ from .acquire import DEFAULT_ASK_AHEAD, FALLBACK, MAX_DEMAND, AcquireStream
 from .backoff import Backoff
 from .errors import ThrottleError
 from .errors import closed_error as _closed_error
-from .outcome import FuelOutcome, FuelResult
+from .outcome import FuelCheck, FuelOutcome, FuelResult
 from .security import ChannelSecurity
 
 _MODES = {
@@ -472,7 +472,7 @@ class Throttle:
 
     # --- worker side -------------------------------------------------------
 
-    def await_fuel(self, timeout=None):
+    def await_fuel(self, timeout=None, fail_if_late=False):
         """Blocks until one grant of fuel is available to this worker.
 
         Returns a FuelOutcome, true only for FUEL:
@@ -496,10 +496,20 @@ class Throttle:
         ThrottleError for anything else (NOT_FOUND: no such throttle or it
         was deleted, INVALID_ARGUMENT, PERMISSION_DENIED, CANCELLED once the
         Throttle is closed, also when close() is called while this waits).
-        """
-        return self._await(1, timeout)[0]
 
-    def await_fuel_n(self, n, timeout=None):
+        fail_if_late=True (deadline-aware admission, with a finite timeout
+        > 0): the server says at once when the grant is not expected within
+        `timeout` -- given the workers waiting ahead, their weights and the
+        rate -- and this returns FuelOutcome.TOO_LATE instead of waiting it
+        out (await_fuel_n(1, timeout, fail_if_late=True) also says the
+        expected wait). An estimate: an admitted wait may still time out
+        when others join ahead or the rate changes. Such a wait uses
+        AwaitFuel calls, not the Acquire stream, which has no such check.
+        Ignored with no timeout or one <= 0.
+        """
+        return self._await(1, timeout, fail_if_late)[0]
+
+    def await_fuel_n(self, n, timeout=None, fail_if_late=False):
         """Blocks until n grants of fuel (n >= 1) are available to this
         worker, asked for at once: as await_fuel(), for n pieces of work.
 
@@ -511,7 +521,12 @@ class Throttle:
           (STOPPED, k)    the throttle stopped (kill_flag is set) with k < n
                           got.
         With a timeout <= 0 it makes one AwaitFuel call (count=n,
-        wait_limit=0): what is available at once. Raises ValueError for
+        wait_limit=0): what is available at once. fail_if_late=True as in
+        await_fuel(), checked again after each grant for the next:
+          (TOO_LATE, k)   the next grant was not expected in time, k < n
+                          got (use them); .expected_wait says in how many
+                          seconds the server expected it.
+        Raises ValueError for
         n outside [1, 1000000] (what one Acquire message may ask for),
         ThrottleError as await_fuel() does (grants got before the error are
         not reported)."""
@@ -519,39 +534,43 @@ class Throttle:
                 or n > MAX_DEMAND):
             raise ValueError(f"await_fuel_n: n must be an int in "
                              f"[1, {MAX_DEMAND}], not {n!r}")
-        return FuelResult(*self._await(n, timeout))
+        return FuelResult(*self._await(n, timeout, fail_if_late))
 
-    def _await(self, n, timeout):
-        """(outcome, grants) of a wait for n grants: spare grants, then the
-        Acquire stream, or AwaitFuel calls when timeout <= 0 or the server
-        has no Acquire."""
+    def _await(self, n, timeout, fail_if_late=False):
+        """(outcome, grants, expected_wait) of a wait for n grants: spare
+        grants, then the Acquire stream, or AwaitFuel calls when timeout <=
+        0, with fail_if_late, or when the server has no Acquire."""
         state = self._process()
         fuel = state.fuel
         deadline = None
         if timeout is not None:
-            if timeout <= 0 or fuel.unimplemented:
+            if timeout <= 0 or fuel.unimplemented or fail_if_late:
                 deadline = time.monotonic() + max(timeout, 0.0)
-                return self._await_by_calls(state, n, deadline)
+                return self._await_by_calls(state, n, deadline,
+                                            fail_if_late=fail_if_late)
             deadline = time.monotonic() + timeout
         elif fuel.unimplemented:
             return self._await_by_calls(state, n, None)
         outcome, got = fuel.acquire(n, deadline)
+        expected_wait = None
         if outcome is FALLBACK:
-            outcome, more = self._await_by_calls(state, n - got, deadline,
-                                                 spare=False)
+            outcome, more, expected_wait = self._await_by_calls(
+                state, n - got, deadline, spare=False)
             got += more
-        return outcome, got
+        return outcome, got, expected_wait
 
-    def _await_by_calls(self, state, n, deadline, spare=True):
-        """(outcome, grants) of a wait for n grants by AwaitFuel calls
-        (count = what is still missing), spare grants first (if `spare`).
-        While the server answers UNAVAILABLE or cancels a call it calls
-        again after a backoff delay, until the monotonic `deadline`."""
+    def _await_by_calls(self, state, n, deadline, spare=True,
+                        fail_if_late=False):
+        """(outcome, grants, expected_wait) of a wait for n grants by
+        AwaitFuel calls (count = what is still missing), spare grants first
+        (if `spare`); expected_wait (seconds) only with TOO_LATE. While the
+        server answers UNAVAILABLE or cancels a call it calls again after a
+        backoff delay, until the monotonic `deadline`."""
         got = state.fuel.take_spare(n) if spare else 0
         backoff = Backoff(self.backoff_initial, self.backoff_max)
         while got < n:
-            grants, end, error = self._call_await_fuel(state, n - got,
-                                                       deadline)
+            grants, end, error, expected_wait = self._call_await_fuel(
+                state, n - got, deadline, fail_if_late)
             got += grants
             if end == pb.END_REASON_STOPPED:
                 # Fuel that fell due just before the stop: use what was
@@ -559,15 +578,17 @@ class Throttle:
                 self.kill_flag.set()
                 state.fuel.drop_spare()
                 if got >= n:
-                    return FuelOutcome.FUEL, n
-                return FuelOutcome.STOPPED, got
+                    return FuelOutcome.FUEL, n, None
+                return FuelOutcome.STOPPED, got, None
             if grants > 0:
                 self.kill_flag.clear()
                 backoff.reset()
             if got >= n:
                 break
             if end == pb.END_REASON_WAIT_LIMIT_PASSED:
-                return FuelOutcome.TIMED_OUT, got
+                return FuelOutcome.TIMED_OUT, got, None
+            if end == pb.END_REASON_TOO_LATE:
+                return FuelOutcome.TOO_LATE, got, expected_wait
             if error is None:
                 raise ThrottleError(
                     grpc.StatusCode.INTERNAL,
@@ -576,7 +597,7 @@ class Throttle:
             if (code == grpc.StatusCode.DEADLINE_EXCEEDED
                     and deadline is not None):
                 # Our own deadline: the server was unreachable or late.
-                return FuelOutcome.TIMED_OUT, got
+                return FuelOutcome.TIMED_OUT, got, None
             if code == grpc.StatusCode.CANCELLED and state.closed.is_set():
                 raise _closed_error()
             if code not in (grpc.StatusCode.UNAVAILABLE,
@@ -588,26 +609,28 @@ class Throttle:
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return FuelOutcome.TIMED_OUT, got
+                    return FuelOutcome.TIMED_OUT, got, None
                 delay = min(delay, remaining)
             if state.closed.wait(delay):  # a monotonic wait
                 raise _closed_error()
         if got > n:
             state.fuel.add_spare(got - n)
-        return FuelOutcome.FUEL, n
+        return FuelOutcome.FUEL, n, None
 
-    def _call_await_fuel(self, state, count, deadline):
+    def _call_await_fuel(self, state, count, deadline, fail_if_late=False):
         """One AwaitFuel call for `count` grants: returns (grants, end,
-        error). Raises the "closed" ThrottleError if close() came first."""
+        error, expected_wait in seconds or None). Raises the "closed"
+        ThrottleError if close() came first."""
         request = pb.AwaitFuelRequest(throttle=self.name, count=count,
                                       worker_id=self.worker_id,
-                                      weight=self.weight)
+                                      weight=self.weight,
+                                      fail_if_late=fail_if_late)
         timeout = None
         if deadline is not None:
             remaining = max(deadline - time.monotonic(), 0.0)
             request.wait_limit.CopyFrom(_duration(remaining))
             timeout = remaining + self.deadline_slack
-        grants, end = 0, pb.END_REASON_UNSPECIFIED
+        grants, end, expected_wait = 0, pb.END_REASON_UNSPECIFIED, None
         with state.lock:
             if state.closed.is_set():
                 raise _closed_error()
@@ -619,9 +642,12 @@ class Throttle:
                 grants += max(response.grants, 0)
                 if response.end != pb.END_REASON_UNSPECIFIED:
                     end = response.end
-            return grants, end, None
+                if response.HasField("expected_wait"):
+                    expected_wait = response.expected_wait.ToTimedelta(
+                    ).total_seconds()
+            return grants, end, None, expected_wait
         except grpc.RpcError as error:
-            return grants, end, error
+            return grants, end, error, expected_wait
         finally:
             with state.lock:
                 state.active.discard(call)
@@ -632,20 +658,32 @@ class Throttle:
         A grant kept from earlier (see await_fuel()) comes first. False if
         none is (the server says no while other workers wait in
         await_fuel) or the throttle is stopped (kill_flag is then set).
+        check_fuel() also says when to try again.
         """
+        return self.check_fuel().granted
+
+    def check_fuel(self):
+        """has_fuel() that says when to try again: returns a FuelCheck
+        (granted, stopped, retry_after). retry_after, when neither granted
+        nor stopped and the throttle runs: seconds until a grant is
+        expected for a worker that starts waiting now (an estimate, not a
+        reservation); None otherwise."""
         state = self._process()
         if state.fuel.take_spare(1):
-            return True
+            return FuelCheck(True, False, None)
         response = self._unary(
             "HasFuel",
             pb.HasFuelRequest(throttle=self.name, worker_id=self.worker_id))
         if response.stopped:
             self.kill_flag.set()
             state.fuel.drop_spare()
-            return False
+            return FuelCheck(False, True, None)
         if response.granted:
             self.kill_flag.clear()
-        return response.granted
+        retry_after = None
+        if response.HasField("retry_after"):
+            retry_after = response.retry_after.ToTimedelta().total_seconds()
+        return FuelCheck(response.granted, False, retry_after)
 
     def emit(self, n=1):
         """Reports n emissions (a throttle created with manual_emit=True, the
