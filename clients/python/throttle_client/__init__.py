@@ -21,6 +21,9 @@ of the Python library mp_throttle:
     # in the controller:
     throttle.start(); time.sleep(5)
     runtime, total, between, per_second = throttle.stop()
+    with throttle.watch(interval=2) as watch:   # a live view (watch.py)
+        for snapshot in watch:                  # first at once, then each
+            print(snapshot.info.state, snapshot.latest.per_second)  # 2 s
     throttle.close()                   # every later call: CANCELLED
 
 Errors raise ThrottleError, whose .code is the grpc.StatusCode.
@@ -37,9 +40,10 @@ from .client import (KillFlag, LatestStats, MeanStats, StopStats, Throttle,
 from .errors import ThrottleError
 from .outcome import FuelOutcome, FuelResult
 from .security import ChannelSecurity
+from .watch import Snapshot, Watch
 
 __all__ = [
     "Backoff", "ChannelSecurity", "FuelOutcome", "FuelResult", "KillFlag",
     "LatestStats", "MeanStats", "StopStats", "Throttle", "ThrottleError",
-    "ThrottleInfo", "channel_options"
+    "ThrottleInfo", "Snapshot", "Watch", "channel_options"
 ]
