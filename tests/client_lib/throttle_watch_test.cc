@@ -4,8 +4,6 @@
 // a watch, reconnection after UNAVAILABLE, Next()'s timeout, Cancel() and
 // Controller::Close() waking a blocked Next() and freeing the stream. The
 // real server is tested by watch_server_test.cc.
-#include "throttle/watch.h"
-
 #include <cstdint>
 #include <deque>
 #include <future>
@@ -23,6 +21,7 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "throttle/controller.h"
+#include "throttle/watch.h"
 
 namespace throttle {
 namespace {
