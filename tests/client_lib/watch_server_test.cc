@@ -108,11 +108,12 @@ TEST_F(WatchServerTest, SnapshotsFollowTheInterval) {
   for (size_t i = 1; i < times.size(); ++i) {
     EXPECT_GT(times[i], times[i - 1]);
   }
-  // By the server's clock the k-th comes k intervals after the first (each
-  // is due on that grid); a loaded machine may only make them later.
+  // By the server's clock the k-th is due k intervals after the watch
+  // was filed (so one sent late is followed by a shorter gap); the
+  // first may be taken a little after that. Load only delays them.
   const int64_t total_ms =
       TimeUtil::DurationToMilliseconds(times.back() - times.front());
-  EXPECT_GE(total_ms, 5 * 200 - 20);
+  EXPECT_GE(total_ms, 5 * 200 - 100);
   EXPECT_LT(total_ms, absl::ToInt64Milliseconds(kGenerous));
 }
 

@@ -73,12 +73,12 @@ describe('watch', () => {
       if (times.length === 6) break; // return(): cancels
     }
     const gaps = times.slice(1).map((t1, i) => t1 - times[i]);
-    // By the server's clock the k-th comes k intervals after the first
-    // (each is due on that grid, so one sent late is followed by a shorter
-    // gap); a loaded machine may only make them later.
+    // By the server's clock the k-th is due k intervals after the watch
+    // was filed (so one sent late is followed by a shorter gap); the
+    // first may be taken a little after that. Load only delays them.
     assert.ok(gaps.every((gap) => gap > 0), `gaps ${gaps}`);
     const total = times[5] - times[0];
-    assert.ok(total >= 5 * 200 - 20 && total < GENEROUS * 1000, `gaps ${gaps}`);
+    assert.ok(total >= 5 * 200 - 100 && total < GENEROUS * 1000, `gaps ${gaps}`);
     assert.deepEqual(await watch.next(), { value: undefined, done: true });
   });
 

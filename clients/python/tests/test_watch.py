@@ -82,11 +82,11 @@ class Watching(ServerTestCase):
             self.assertFalse(snapshot.changed)
             times.append(snapshot.time)
         gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
-        # By the server's clock the k-th comes k intervals after the first
-        # (each is due on that grid, so one sent late is followed by a
-        # shorter gap); a loaded machine may only make them later.
+        # By the server's clock the k-th is due k intervals after the watch
+        # was filed (so one sent late is followed by a shorter gap); the
+        # first may be taken a little after that. Load only delays them.
         self.assertTrue(all(gap > 0 for gap in gaps), gaps)
-        self.assertGreaterEqual(sum(gaps), 5 * 0.2 - 0.02, gaps)
+        self.assertGreaterEqual(sum(gaps), 5 * 0.2 - 0.1, gaps)
         self.assertLess(sum(gaps), GENEROUS, gaps)
 
     def test_a_stop_shows_state_stopped_marked_changed(self):
