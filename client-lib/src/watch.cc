@@ -1,10 +1,12 @@
 // throttle::ThrottleWatch (throttle/watch.h): the WatchThrottle stream read
 // by Next() on the caller's thread. There is no reader thread: Next() waits
 // on the call's completion queue for its own timeout, and Cancel() wakes it
-// by cancelling the call (or, between calls, by a signal).
+// by cancelling the call, or between calls (the backoff) by waking its
+// sleep, as the Controller's Close() also does.
 #include "throttle/watch.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <utility>
 
@@ -96,7 +98,11 @@ class ThrottleWatch::State {
       if (call_ == nullptr) {
         if (now < reopen_at_) {
           if (now >= deadline) return TimedOut();
-          wake_.WaitFor(&mu_, std::min(reopen_at_, deadline) - now);
+          // Cancel() and the Controller's Close() both end this sleep.
+          const absl::Duration sleep = std::min(reopen_at_, deadline) - now;
+          mu_.Unlock();
+          calls_->SleepUnlessClosedOr(sleep, stopping_);
+          mu_.Lock();
         } else {
           Open();
         }
@@ -135,12 +141,15 @@ class ThrottleWatch::State {
   }
 
   void Cancel() {
-    SteadyMutexLock lock(&mu_);
-    if (cancelled_) return;
-    cancelled_ = true;
-    // Ends a read Next() waits for; TryCancel does not block.
-    if (call_ != nullptr) call_->registered->context()->TryCancel();
-    wake_.Signal();
+    {
+      SteadyMutexLock lock(&mu_);
+      if (cancelled_) return;
+      cancelled_ = true;
+      stopping_.store(true);
+      // Ends a read Next() waits for; TryCancel does not block.
+      if (call_ != nullptr) call_->registered->context()->TryCancel();
+    }
+    calls_->WakeSleepers();  // ends a backoff Next() sleeps out
   }
 
  private:
@@ -238,9 +247,9 @@ class ThrottleWatch::State {
   const bool reconnect_;
 
   SteadyMutex mu_;
-  // Wakes a Next() sleeping out the backoff when Cancel() is called.
-  SteadyCondVar wake_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  // cancelled_ for the backoff's sleep, which is not under mu_.
+  std::atomic<bool> stopping_{false};
   // How the watch ended; OK while it goes on.
   absl::Status end_ ABSL_GUARDED_BY(mu_);
   // The open call, if any. Opened and retired by Next() alone.

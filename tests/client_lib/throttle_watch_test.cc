@@ -311,6 +311,24 @@ TEST_F(ThrottleWatchTest, CancelWakesANextSleepingOutTheBackoff) {
   EXPECT_EQ(service_.requests().size(), 1u);
 }
 
+TEST_F(ThrottleWatchTest, ControllerCloseWakesANextSleepingOutTheBackoff) {
+  service_.AddPlan(Ends(0, grpc::StatusCode::UNAVAILABLE, "going away"));
+  WatchOptions options;
+  options.backoff_initial = absl::Hours(1);
+  options.backoff_max = absl::Hours(1);
+  std::unique_ptr<ThrottleWatch> watch = controller_->Watch("crawl", options);
+  auto blocked = NextAsync(watch.get());
+  ASSERT_EQ(blocked.wait_for(std::chrono::milliseconds(200)),
+            std::future_status::timeout);
+  controller_->Close();
+  ASSERT_EQ(blocked.wait_for(absl::ToChronoSeconds(kGenerous)),
+            std::future_status::ready);
+  const absl::Status end = blocked.get().status();
+  EXPECT_EQ(end.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(end.message(), "throttle::Controller is closed");
+  EXPECT_EQ(service_.requests().size(), 1u);
+}
+
 TEST_F(ThrottleWatchTest, ControllerCloseEndsTheWatch) {
   service_.AddPlan(Held(1));
   std::unique_ptr<ThrottleWatch> watch = controller_->Watch("crawl");
