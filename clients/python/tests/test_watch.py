@@ -16,7 +16,7 @@ import unittest
 import grpc
 
 from support import (GENEROUS, PYTHON_CLIENT, Server,  # also sets sys.path
-                     ServerTestCase, wait_for)
+                     ServerTestCase, free_ports, wait_for)
 
 from throttle_client import Snapshot, ThrottleError
 
@@ -212,6 +212,39 @@ class StreamLimit(unittest.TestCase):
             return isinstance(opened[-1], Snapshot)
 
         self.assertTrue(wait_for(reopened, interval=0.05), opened[-5:])
+
+
+class Backoff(unittest.TestCase):
+    """Nothing listens: each stream fails UNAVAILABLE at once and the
+    watch sleeps out an hour's backoff, which a close must end."""
+
+    def sleeping(self):
+        from throttle_client import Throttle
+        t = Throttle(f"127.0.0.1:{free_ports(1)[0]}", "away",
+                     backoff_initial=3600, backoff_max=3600)
+        self.addCleanup(t.close)
+        watch = t.watch()
+        self.addCleanup(watch.close)
+        thread, result = next_in_thread(watch)
+        thread.join(0.2)
+        self.assertTrue(thread.is_alive())  # not ended by the failure
+        return t, watch, thread, result
+
+    def test_close_ends_the_backoff(self):
+        _, watch, thread, result = self.sleeping()
+        watch.close()
+        thread.join(GENEROUS)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual(result, ["stop"])
+
+    def test_the_throttles_close_ends_the_backoff(self):
+        t, _, thread, result = self.sleeping()
+        t.close()
+        thread.join(GENEROUS)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual(len(result), 1)
+        self.assertIsInstance(result[0], ThrottleError)
+        self.assertEqual(result[0].code, Code.CANCELLED)
 
 
 class Restart(unittest.TestCase):

@@ -60,6 +60,18 @@ class Snapshot:
     message: object = dataclasses.field(repr=False, compare=False)
 
 
+class _Wake:
+    """A watch's backoff sleep, among the Throttle's calls in flight so
+    that Throttle.close() cancels it as it cancels calls; the watch's
+    close() cancels it too."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def cancel(self):
+        self.event.set()
+
+
 class Watch:
     """An iterator of Snapshots of one throttle; made by Throttle.watch().
 
@@ -77,7 +89,7 @@ class Watch:
         self._lock = threading.Lock()
         self._closed = threading.Event()  # close(): also wakes the backoff
         self._done = False  # exhausted: close() or an error raised
-        self._call = None   # the open stream
+        self._call = None   # the open stream, or the backoff's _Wake
         self._responses = None
 
     def __iter__(self):
@@ -162,10 +174,33 @@ class Watch:
             return  # the loop ends the iteration
         if (error.code in _RETRIED and self._reconnect
                 and not self._throttle._closed):
-            self._closed.wait(self._backoff.next_delay())  # monotonic
+            self._sleep(self._backoff.next_delay())
             return
         self._done = True
         raise error
+
+    def _sleep(self, delay):
+        """Sleeps `delay` seconds (monotonic) or until close() or the
+        Throttle's close(): a stand-in for a call among the Throttle's
+        calls in flight, whose cancel() wakes it."""
+        state = self._throttle._state
+        if state is None:
+            return
+        wake = _Wake()
+        with state.lock:
+            if state.closed.is_set():
+                return
+            state.active.add(wake)
+        with self._lock:
+            self._call = wake  # close() cancels it
+        try:
+            if not self._closed.is_set():
+                wake.event.wait(delay)
+        finally:
+            with self._lock:
+                self._call = None
+            with state.lock:
+                state.active.discard(wake)
 
     def _forget(self):
         call = self._call
