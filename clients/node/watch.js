@@ -46,6 +46,9 @@ class Watch {
     this.ended = null; // the error that ended it, handed to one next()
     this.done = false;
     this.timer = null; // the backoff's, before a reopen
+    // The backoff among the Throttle's calls in flight, so that its close()
+    // ends the sleep as it ends calls: { cancel() }.
+    this.sleeping = null;
     this.opened = false;
   }
 
@@ -82,8 +85,7 @@ class Watch {
     if (this.done) return;
     this.done = true;
     this.queue = [];
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.wakeUp();
     const call = this.call;
     this.call = null;
     if (call) {
@@ -101,8 +103,16 @@ class Watch {
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  open() {
+  // Ends the backoff's sleep, if any.
+  wakeUp() {
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.sleeping) this.hooks.untrack(this.sleeping);
+    this.sleeping = null;
+  }
+
+  open() {
+    this.wakeUp();
     if (this.done) return;
     if (this.hooks.closed()) {
       this.end(this.hooks.error({ code: grpc.status.CANCELLED }));
@@ -147,6 +157,8 @@ class Watch {
     const closed = this.hooks.closed();
     if (this.reconnect && !closed && RETRIED.has(grpcError.code)) {
       this.timer = setTimeout(() => this.open(), this.hooks.backoff.nextDelay() * 1000);
+      this.sleeping = { cancel: () => this.open() }; // open() sees the close
+      this.hooks.track(this.sleeping);
       return;
     }
     this.end(this.hooks.error(grpcError));

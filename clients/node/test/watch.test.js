@@ -12,7 +12,7 @@ const childProcess = require('node:child_process');
 const path = require('node:path');
 const { describe, test } = require('node:test');
 const { Throttle, ThrottleError } = require('..');
-const { GENEROUS, waitFor, Server, serverFixture } = require('./support');
+const { GENEROUS, sleep, waitFor, Server, serverFixture, freePorts } = require('./support');
 
 // Asserts that `promise` rejects with a ThrottleError of `codeName` whose
 // details match `details`.
@@ -175,6 +175,37 @@ async function firstOrError(watch) {
     watch.cancel();
   }
 }
+
+describe('watch backoff', () => {
+  // Nothing listens: each stream fails UNAVAILABLE at once and the watch
+  // sleeps out an hour's backoff, which a close must end.
+  async function sleeping() {
+    const [port] = await freePorts(1);
+    const t = new Throttle(`127.0.0.1:${port}`, 'away', { backoffInitial: 3600, backoffMax: 3600 });
+    const watch = t.watch();
+    let settled = false;
+    const pending = watch.next().finally(() => {
+      settled = true;
+    });
+    pending.catch(() => {});
+    await sleep(0.2);
+    assert.equal(settled, false); // not ended by the failure
+    return { t, watch, pending };
+  }
+
+  test('cancel() ends the backoff', async () => {
+    const { t, watch, pending } = await sleeping();
+    watch.cancel();
+    assert.deepEqual(await pending, { value: undefined, done: true });
+    t.close();
+  });
+
+  test("the Throttle's close() ends the backoff with CANCELLED", async () => {
+    const { t, pending } = await sleeping();
+    t.close();
+    await rejectsWith(pending, 'CANCELLED', /^throttle-client Throttle is closed$/);
+  });
+});
 
 describe('watch and the server', () => {
   test('cancel() frees the stream on the server', async () => {
