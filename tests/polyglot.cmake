@@ -60,6 +60,15 @@ add_test(NAME polyglot_python_worker_stats
 add_test(NAME polyglot_node_worker_stats
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/worker_stats.test.js)
+# watch(): a live view (WatchThrottle): the first snapshot at once, the
+# interval, a stop marked changed, a delete ending it with NOT_FOUND, close
+# or cancel freeing the stream (under --max_streams=1), a server restart.
+add_test(NAME polyglot_python_watch
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_watch)
+add_test(NAME polyglot_node_watch
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/watch.test.js)
 # Failover (also needs etcd, found on PATH or at /usr/bin/etcd, or
 # $THROTTLE_ETCD): a real etcd and two high-available servers of one
 # cluster; Python and Node workers and controllers on the multi-address
@@ -124,6 +133,7 @@ set_tests_properties(
   polyglot_python_acquire
   polyglot_node_errors polyglot_node_tutorial polyglot_node_acquire
   polyglot_node_config polyglot_python_worker_stats polyglot_node_worker_stats
+  polyglot_python_watch polyglot_node_watch
   polyglot_python_failover polyglot_node_failover
   polyglot_python_tls polyglot_node_tls
   polyglot_python_install polyglot_node_pack_install polyglot_node_types

@@ -39,7 +39,21 @@ bool CallRegistry::closed() const {
 
 bool CallRegistry::SleepUnlessClosed(absl::Duration delay) const {
   std::unique_lock<std::mutex> lock(sleep_mu_);
-  return !SteadyWaitFor(sleep_cv_, lock, delay, woken_);
+  return !SteadyWaitFor(sleep_cv_, lock, delay, [this] { return woken_; });
+}
+
+bool CallRegistry::SleepUnlessClosedOr(absl::Duration delay,
+                                       const std::atomic<bool>& stop) const {
+  std::unique_lock<std::mutex> lock(sleep_mu_);
+  return !SteadyWaitFor(sleep_cv_, lock, delay,
+                        [this, &stop] { return woken_ || stop.load(); });
+}
+
+void CallRegistry::WakeSleepers() const {
+  // Taking the mutex orders the caller's store to `stop` before a
+  // sleeper's check, so the notification is not lost.
+  { std::lock_guard<std::mutex> lock(sleep_mu_); }
+  sleep_cv_.notify_all();
 }
 
 }  // namespace throttle

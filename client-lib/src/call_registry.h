@@ -5,6 +5,7 @@
 #ifndef THROTTLE_CLIENT_LIB_SRC_CALL_REGISTRY_H_
 #define THROTTLE_CLIENT_LIB_SRC_CALL_REGISTRY_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
@@ -54,6 +55,16 @@ class CallRegistry {
   // Waits for `delay` on the monotonic clock, or until Close(); returns
   // false if closed (before or during the wait).
   bool SleepUnlessClosed(absl::Duration delay) const;
+
+  // As SleepUnlessClosed, and also returns false once `stop` is true: who
+  // sets it calls WakeSleepers() after. (A ThrottleWatch's backoff, which
+  // both its Cancel() and the Controller's Close() end.)
+  bool SleepUnlessClosedOr(absl::Duration delay,
+                           const std::atomic<bool>& stop) const;
+
+  // Wakes every SleepUnlessClosedOr to look at its `stop`. Never blocks
+  // beyond a brief lock.
+  void WakeSleepers() const;
 
  private:
   mutable absl::Mutex mu_;

@@ -35,9 +35,9 @@ std::chrono::system_clock::time_point GrpcDeadlineAfter(
 
 bool SteadyWaitFor(std::condition_variable& cv,
                    std::unique_lock<std::mutex>& lock, absl::Duration timeout,
-                   const bool& woken) {
+                   absl::FunctionRef<bool()> woken) {
   if (timeout == absl::InfiniteDuration()) {
-    cv.wait(lock, [&woken] { return woken; });
+    cv.wait(lock, woken);
     return true;
   }
   // A bound that steady_clock::now() + timeout cannot overflow.
@@ -47,7 +47,7 @@ bool SteadyWaitFor(std::condition_variable& cv,
   return cv.wait_until(
       lock,
       std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(bounded),
-      [&woken] { return woken; });
+      woken);
 }
 
 gpr_timespec MonotonicDeadlineAfter(absl::Duration from_now) {

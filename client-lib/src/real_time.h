@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
 #include "grpc/support/time.h"
 
@@ -21,16 +22,17 @@ namespace throttle {
 std::chrono::system_clock::time_point GrpcDeadlineAfter(
     absl::Duration from_now);
 
-// Blocks on `cv` (with `lock` held) until `woken` is true or `timeout` has
-// passed on std::chrono::steady_clock; returns `woken`. `woken` is guarded
-// by `lock`'s mutex; whoever sets it notifies `cv`. Abseil 20220623's timed
+// Blocks on `cv` (with `lock` held) until `woken()` is true or `timeout`
+// has passed on std::chrono::steady_clock; returns `woken()`. What `woken`
+// reads is set under `lock`'s mutex (or before it is taken to notify), and
+// whoever sets it notifies `cv`. Abseil 20220623's timed
 // waits (absl::Mutex::AwaitWithTimeout, absl::CondVar) wait for a
 // wall-clock time (FUTEX_CLOCK_REALTIME), so a step of the wall clock would
 // stretch or cut them; this one waits on the monotonic clock. An infinite
 // `timeout` waits for `woken` alone; zero or a negative one does not wait.
 bool SteadyWaitFor(std::condition_variable& cv,
                    std::unique_lock<std::mutex>& lock, absl::Duration timeout,
-                   const bool& woken);
+                   absl::FunctionRef<bool()> woken);
 
 // The deadline `from_now` after this moment on gRPC's monotonic clock, for
 // grpc::CompletionQueue::AsyncNext: unlike a wall-clock time point, a step

@@ -206,6 +206,42 @@ export interface MeanWithWorkers {
   workers: WorkerStats[];
 }
 
+/** Options of Throttle.watch(). */
+export interface WatchOptions {
+  /** Seconds between snapshots, in [0.1, 60]; unset: the server's 1 s. */
+  interval?: number;
+  /** Seconds of each snapshot's `latest` window, in (0, 60]; unset: the interval. */
+  window?: number;
+  /** Open a lost stream again after the backoff (default true). */
+  reconnect?: boolean;
+}
+
+/** One snapshot of a watched throttle (a WatchThrottleResponse). */
+export interface Snapshot {
+  /** When the server took it, by the server's clock. */
+  time: Date;
+  info: ThrottleInfo;
+  /** [seconds between emissions, emissions per second] over the watch's window. */
+  latest: [number, number];
+  /** [mean seconds between emissions, mean per second] since the first start. */
+  mean: [number, number];
+  /** True when sent because the state or configuration changed. */
+  changed: boolean;
+  /** The whole WatchThrottleResponse, field names as in the proto. */
+  message: Record<string, unknown>;
+}
+
+/** A live watch: an async iterator of snapshots until cancel(). */
+export declare class Watch implements AsyncIterableIterator<Snapshot> {
+  [Symbol.asyncIterator](): Watch;
+  /** The next snapshot; done after cancel(); rejects with the ThrottleError that ended it. */
+  next(): Promise<IteratorResult<Snapshot, undefined>>;
+  /** What `break` out of for-await calls: cancel(). */
+  return(): Promise<IteratorResult<Snapshot, undefined>>;
+  /** Ends the watch and frees its stream; pending next() calls resolve done. */
+  cancel(): void;
+}
+
 /** A handle of one named throttle on a server. */
 export declare class Throttle {
   constructor(address: string, name: string, options?: ThrottleOptions);
@@ -253,6 +289,8 @@ export declare class Throttle {
   mean(options: { includeWorkers: true }): Promise<MeanWithWorkers>;
   /** The whole MeanResponse, field names as in the proto. */
   meanDetails(): Promise<Record<string, unknown>>;
+  /** A live view: snapshots at once, every interval and on each change. */
+  watch(options?: WatchOptions): Watch;
 }
 
 /** grpc-js's status codes (status.NOT_FOUND === 5, ...). */

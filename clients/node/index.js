@@ -57,6 +57,7 @@ const { performance } = require('node:perf_hooks');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const { AcquireStream, whenEnded, DEFAULT_ASK_AHEAD } = require('./acquire');
+const { Watch } = require('./watch');
 
 // The directory of throttle/v1/throttle.proto: $THROTTLE_PROTO_DIR, else
 // the copy inside an installed package (npm pack puts it there:
@@ -534,6 +535,34 @@ function fromInfo(t) {
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
+  };
+}
+
+// A watch's interval or window as a google.protobuf.Duration: a finite
+// number of seconds (ThrottleError INVALID_ARGUMENT naming `name`
+// otherwise); its range is the server's to check.
+function toWatchDuration(value, name) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw invalid(`${name}: ${String(value)}: a finite number of seconds`);
+  }
+  return signedDuration(value);
+}
+
+// The snapshot of a WatchThrottleResponse: { time (a Date, the server's
+// clock), info (as info()), latest ([seconds between, per second] over the
+// watch's window, as latest()), mean (as mean()), changed, message (the
+// whole response, field names as in the proto) }.
+function fromSnapshot(message) {
+  const time = message.time || { seconds: 0, nanos: 0 };
+  const latest = message.latest || {};
+  const mean = message.mean || {};
+  return {
+    time: new Date(Number(time.seconds) * 1000 + time.nanos / 1e6),
+    info: fromInfo(message.throttle || {}),
+    latest: [latest.seconds_between_emissions, latest.emissions_per_second],
+    mean: [mean.mean_seconds_between_emissions, mean.mean_emissions_per_second],
+    changed: message.changed,
+    message,
   };
 }
 
@@ -1088,6 +1117,37 @@ class Throttle {
   async meanDetails() {
     return this.unary('Mean', { throttle: this.name });
   }
+
+  // A live view of the throttle (WatchThrottle; watch.js): an async
+  // iterator of snapshots {time, info, latest, mean, changed, message},
+  // the first at once, then one every `interval` seconds (in [0.1, 60];
+  // unset: the server's 1 s) and one at once on each change of state or
+  // configuration, until its cancel() (or a `break` out of for-await).
+  // `window` (seconds, in (0, 60]; unset: the interval) is that of each
+  // snapshot's latest. `reconnect` (default true): a lost stream is opened
+  // again after the backoff; false: the iteration rejects with the error.
+  // Does not block: the stream opens on the first next(). Throws
+  // ThrottleError INVALID_ARGUMENT naming interval or window for a value
+  // that is not a finite number; a value out of range rejects the first
+  // next() with the server's INVALID_ARGUMENT, and an unknown or deleted
+  // throttle rejects with NOT_FOUND.
+  watch({ interval, window, reconnect = true } = {}) {
+    const request = { throttle: this.name };
+    if (interval !== undefined) request.interval = toWatchDuration(interval, 'interval');
+    if (window !== undefined) request.window = toWatchDuration(window, 'window');
+    return new Watch(
+      {
+        open: () => this.client.WatchThrottle(request),
+        snapshot: fromSnapshot,
+        error: (error) => this.callError(error),
+        closed: () => this.closed.signal.aborted,
+        track: (call) => this.active.add(call),
+        untrack: (call) => this.active.delete(call),
+        backoff: new Backoff(this.options.backoffInitial, this.options.backoffMax),
+      },
+      { reconnect },
+    );
+  }
 }
 
 // One WorkerStats message as the client shows it.
@@ -1105,6 +1165,7 @@ module.exports = {
   Throttle,
   ThrottleError,
   FuelOutcome,
+  Watch,
   Backoff,
   KillFlag,
   channelOptions,

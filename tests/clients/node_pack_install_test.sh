@@ -102,6 +102,21 @@ worker('127.0.0.1:50051').catch((error: unknown) => {
 
 // @ts-expect-error: awaitFuelCount needs a count.
 new Throttle('a', 'b').awaitFuelCount();
+
+async function watcher(address: string): Promise<string> {
+  const watch = new Throttle(address, 'crawl').watch({ interval: 0.5, window: 1 });
+  for await (const snapshot of watch) {
+    const when: Date = snapshot.time;
+    const [, perSecond]: [number, number] = snapshot.latest;
+    if (snapshot.changed) return `${snapshot.info.state} ${perSecond} ${when.toISOString()}`;
+  }
+  watch.cancel();
+  return '';
+}
+watcher('127.0.0.1:50051').catch(() => undefined);
+
+// @ts-expect-error: a watch's interval is seconds, a number.
+new Throttle('a', 'b').watch({ interval: '1s' });
 TS
   "$tsc" --noEmit --strict --module commonjs --moduleResolution node \
     --target es2020 --types node check.ts

@@ -33,6 +33,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 #include "throttle/v1/throttle.grpc.pb.h"
+#include "throttle/watch.h"
 
 namespace throttle {
 
@@ -149,7 +150,17 @@ class Controller {
   absl::StatusOr<v1::MeanResponse> Mean(absl::string_view name,
                                         bool include_workers = false) const;
 
+  // A live watch of throttle `name` (WatchThrottle; throttle/watch.h): a
+  // snapshot at once, then one every options.interval and one on each
+  // change of state or configuration, read with ThrottleWatch::Next().
+  // Does not block: the stream opens on the first Next(). The Controller
+  // must outlive the watch; Close() ends it with CANCELLED.
+  std::unique_ptr<ThrottleWatch> Watch(
+      absl::string_view name, WatchOptions options = WatchOptions()) const;
+
  private:
+  friend class ThrottleWatch;  // its stream uses stub_ and calls_
+
   // The signature shared by the unary methods of the generated stub.
   template <typename Request, typename Response>
   using StubMethod = grpc::Status (v1::Throttle::Stub::*)(grpc::ClientContext*,

@@ -21,6 +21,9 @@ of the Python library mp_throttle:
     # in the controller:
     throttle.start(); time.sleep(5)
     runtime, total, between, per_second = throttle.stop()
+    with throttle.watch(interval=2) as watch:   # a live view (watch.py)
+        for snapshot in watch:                  # first at once, then each
+            print(snapshot.info.state, snapshot.latest.per_second)  # 2 s
     throttle.close()                   # every later call: CANCELLED
 
 Errors raise ThrottleError, whose .code is the grpc.StatusCode.
@@ -38,10 +41,11 @@ from .client import (KillFlag, LatestStats, LatestWorkers, MeanStats,
 from .errors import ThrottleError
 from .outcome import FuelCheck, FuelOutcome, FuelResult
 from .security import ChannelSecurity
+from .watch import Snapshot, Watch
 
 __all__ = [
     "Backoff", "ChannelSecurity", "FuelCheck", "FuelOutcome", "FuelResult",
     "KillFlag", "LatestStats", "LatestWorkers", "MeanStats", "MeanWorkers",
-    "StopStats", "Throttle", "ThrottleError", "ThrottleInfo", "WorkerStats",
-    "channel_options"
+    "Snapshot", "StopStats", "Throttle", "ThrottleError", "ThrottleInfo",
+    "Watch", "WorkerStats", "channel_options"
 ]

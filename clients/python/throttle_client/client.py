@@ -35,6 +35,7 @@ from .errors import ThrottleError
 from .errors import closed_error as _closed_error
 from .outcome import FuelCheck, FuelOutcome, FuelResult
 from .security import ChannelSecurity
+from .watch import Snapshot, Watch
 
 _MODES = {
     "smooth": pb.MODE_SMOOTH,
@@ -122,6 +123,20 @@ def _info(message):
                         _STATE_NAMES.get(message.state, str(message.state)),
                         message.waiting_streams, message.total_emissions,
                         catch_up)
+
+
+def _snapshot(message):
+    """The Snapshot of a WatchThrottleResponse."""
+    latest, mean = message.latest, message.mean
+    return Snapshot(
+        time=message.time.ToDatetime(tzinfo=datetime.timezone.utc),
+        info=_info(message.throttle),
+        latest=LatestStats(latest.seconds_between_emissions,
+                           latest.emissions_per_second),
+        mean=MeanStats(mean.mean_seconds_between_emissions,
+                       mean.mean_emissions_per_second),
+        changed=message.changed,
+        message=message)
 
 
 def _config(max_n, per, mode, burst, manual_emit, catch_up):
@@ -822,3 +837,29 @@ class Throttle:
         """The whole MeanResponse message (runtime, total, lowest and highest
         gap, state)."""
         return self._unary("Mean", pb.MeanRequest(throttle=self.name))
+
+    def watch(self, interval=1.0, window=None, *, reconnect=True):
+        """A live view of the throttle: a Watch, an iterator of Snapshots
+        (time, info, latest, mean, changed) -- the first at once, then one
+        every `interval` and one at once on each change of state or
+        configuration -- until its close() (also a context manager).
+
+        interval: seconds (a number) or a datetime.timedelta, in [0.1, 60];
+          None: the server's default, 1 s.
+        window: the window of each snapshot's latest, as interval, in
+          (0, 60]; None: the interval.
+        reconnect: when the stream is lost (UNAVAILABLE, or a server
+          shutting down), open it again after the backoff (True), or raise
+          the error (False).
+
+        Does not block: the stream opens on the first next(). A value the
+        server rejects raises ThrottleError INVALID_ARGUMENT from next(),
+        naming the field; one that is no duration at all raises TypeError
+        or ValueError here. NOT_FOUND from next() when the throttle does
+        not exist or is deleted. See throttle_client/watch.py."""
+        request = pb.WatchThrottleRequest(throttle=self.name)
+        if interval is not None:
+            request.interval.CopyFrom(_signed_duration(interval, "interval"))
+        if window is not None:
+            request.window.CopyFrom(_signed_duration(window, "window"))
+        return Watch(self, request, reconnect, _snapshot)
