@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Offline checks of deploy/ with npm tools (no cluster, no Docker engine):
 #   run.sh manifests    Kubernetes manifests and compose.yaml
-#                       (validate-manifests.mjs)
+#                       (validate-manifests.mjs), the validator's own
+#                       checks of the kustomize layout shown to fail
+#                       (selftest.mjs), and `docker-compose config` of
+#                       compose.yaml with Debian's docker-compose 1.29
 #   run.sh dockerfile   the repository's Dockerfile and deploy/etcd/Dockerfile,
 #                       with dockerfile-utils and dockerfilelint; any finding,
 #                       warnings too, fails; the Dockerfile's ARG VERSION is
 #                       CMakeLists.txt's project VERSION
-# Installs node/npm (Debian) and this folder's locked npm packages when
-# missing. Exit status 0 when clean, 1 on a finding, 2 on a usage error.
+# Installs node/npm (Debian), docker-compose (Debian, for manifests) and
+# this folder's locked npm packages when missing. Exit status 0 when
+# clean, 1 on a finding, 2 on a usage error.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -43,7 +47,19 @@ fi
 
 case "${1:-}" in
   manifests)
-    exec node "$here/validate-manifests.mjs" "$repo/deploy"
+    node "$here/validate-manifests.mjs" "$repo/deploy"
+    node "$here/selftest.mjs" "$repo/deploy"
+    # compose.yaml as the compose Debian 12 ships reads it (docker-compose
+    # 1.29; no engine needed): unknown keys, wrong types, bad references.
+    if ! command -v docker-compose >/dev/null; then
+      sudo_cmd=()
+      [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+      "${sudo_cmd[@]}" apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+        --no-install-recommends docker-compose >/dev/null
+    fi
+    docker-compose -f "$repo/deploy/compose.yaml" config -q
+    echo "deploy/compose.yaml: $(docker-compose version --short) config: OK"
     ;;
   dockerfile)
     status=0
