@@ -6,13 +6,13 @@
 # starts a private dockerd (own unix socket, no bridge, no iptables), makes
 # the debian:bookworm base image with debootstrap from the machine's apt
 # mirror when the engine does not have it yet (no registry is needed), builds
-# with --network host (the runtime stage on debian:bookworm-slim, made the
-# same way from debian:bookworm when missing; the OCI labels' version,
-# revision and created given as build arguments and checked in the image,
-# which holds no build tools, headers or documentation), then, everything
-# over mTLS with the PKI of
-# deploy/make-demo-certs.sh and the policy deploy/policy.conf (each client
-# container with its role's certificate, as deploy/k8s and compose):
+# with --network host (the runtime stage on debian:bookworm-slim, made
+# from debian:bookworm when missing; the OCI labels' version, revision and
+# created given as build arguments and checked in the image, which must
+# hold no build tools, headers or documentation), then, everything over
+# mTLS with the PKI of deploy/make-demo-certs.sh and the policy
+# deploy/policy.conf (each client container with its role's certificate,
+# as deploy/k8s and compose):
 #   - throttle_server --check_policy accepts deploy/policy.conf;
 #   - runs the server container (read-only root, no capabilities) on a free
 #     127.0.0.1 port with deploy/throttles.yaml as its --config, its
