@@ -6,9 +6,13 @@
 # starts a private dockerd (own unix socket, no bridge, no iptables), makes
 # the debian:bookworm base image with debootstrap from the machine's apt
 # mirror when the engine does not have it yet (no registry is needed), builds
-# with --network host, then, everything over mTLS with the PKI of
-# deploy/make-demo-certs.sh and the policy deploy/policy.conf (each client
-# container with its role's certificate, as deploy/k8s and compose):
+# with --network host (the runtime stage on debian:bookworm-slim, made
+# from debian:bookworm when missing; the OCI labels' version, revision and
+# created given as build arguments and checked in the image, which must
+# hold no build tools, headers or documentation), then, everything over
+# mTLS with the PKI of deploy/make-demo-certs.sh and the policy
+# deploy/policy.conf (each client container with its role's certificate,
+# as deploy/k8s and compose):
 #   - throttle_server --check_policy accepts deploy/policy.conf;
 #   - runs the server container (read-only root, no capabilities) on a free
 #     127.0.0.1 port with deploy/throttles.yaml as its --config, its
@@ -219,17 +223,63 @@ make_base_image() {
   rm -rf --one-file-system "$work/rootfs"
 }
 
+# debian:bookworm-slim, the runtime stage's base, as Docker Hub's is made
+# (debuerreotype's slimification): debian:bookworm without documentation
+# (but the copyright files), manuals, info pages and translations, and a
+# dpkg configuration that keeps packages installed later from adding them.
+# One flat layer (export and import), so that what is removed is gone.
+make_slim_image() {
+  local cid
+  log "making debian:bookworm-slim from debian:bookworm"
+  cid=$(docker create --network none debian:bookworm sh -ec '
+    printf "%s\n" "path-exclude /usr/share/doc/*" \
+      "path-include /usr/share/doc/*/copyright" \
+      "path-exclude /usr/share/man/*" "path-exclude /usr/share/groff/*" \
+      "path-exclude /usr/share/info/*" "path-exclude /usr/share/lintian/*" \
+      "path-exclude /usr/share/linda/*" "path-exclude /usr/share/locale/*" \
+      "path-include /usr/share/locale/locale.alias" \
+      >/etc/dpkg/dpkg.cfg.d/docker-slim
+    find /usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete
+    find /usr/share/doc -mindepth 1 -type d -empty -delete
+    rm -rf /usr/share/man/* /usr/share/groff/* /usr/share/info/* \
+      /usr/share/lintian/* /usr/share/linda/*
+    find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias \
+      -exec rm -rf {} +')
+  docker start -a "$cid" >"$work/slim.log" 2>&1 || {
+    tail -20 "$work/slim.log" >&4
+    docker rm -f "$cid" >/dev/null
+    die "making debian:bookworm-slim failed"
+  }
+  docker export "$cid" |
+    docker import --change 'CMD ["bash"]' \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      - debian:bookworm-slim >/dev/null
+  docker rm "$cid" >/dev/null
+}
+
 if docker image inspect debian:bookworm >/dev/null 2>&1; then
   log "base image debian:bookworm present"
 else
   make_base_image
   log "imported debian:bookworm"
 fi
+if docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+  log "base image debian:bookworm-slim present"
+else
+  make_slim_image
+  log "imported debian:bookworm-slim"
+fi
 
 # --- build ------------------------------------------------------------------
-log "building $image (log: docker build --progress=plain)"
+# The OCI labels' build arguments (Dockerfile, at the end).
+version=$(sed -n 's/^project(throttle VERSION \([^ )]*\).*/\1/p' "$repo/CMakeLists.txt")
+revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+log "building $image $version at $revision (log: docker build --progress=plain)"
 if ! DOCKER_BUILDKIT=1 long /usr/bin/docker build --progress=plain \
-  --network host -t "$image" "$repo" >"$work/build.log" 2>&1; then
+  --network host --build-arg VERSION="$version" \
+  --build-arg REVISION="$revision" --build-arg CREATED="$created" \
+  -t "$image" "$repo" >"$work/build.log" 2>&1; then
   tail -40 "$work/build.log" >&4
   die "docker build failed"
 fi
@@ -252,6 +302,37 @@ for i in "$image" "$etcd_image"; do
   [[ $user =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] ||
     die "image $i: user '$user' is not a numeric non-root user"
 done
+
+# The OCI labels: each there and not empty; version, revision and created
+# what this build was given.
+label() {
+  docker image inspect -f "{{index .Config.Labels \"org.opencontainers.image.$1\"}}" "$image"
+}
+for l in title description version revision created source licenses; do
+  [[ -n $(label "$l") ]] || die "image $image: no label org.opencontainers.image.$l"
+done
+[[ $(label version) == "$version" ]] ||
+  die "image $image: org.opencontainers.image.version is '$(label version)', not CMakeLists.txt's $version"
+[[ $(label revision) == "$revision" ]] ||
+  die "image $image: org.opencontainers.image.revision is '$(label revision)', not $revision"
+[[ $(label created) == "$created" ]] ||
+  die "image $image: org.opencontainers.image.created is '$(label created)', not $created"
+# Slim, and nothing of the build stage but the binaries: no compiler, no
+# headers, no documentation, and in /usr/local/bin the three programs.
+docker run --rm --network none --entrypoint sh "$image" -ec '
+  for tool in g++ c++ cmake make protoc; do
+    ! command -v "$tool" >/dev/null || { echo "$tool is in the image"; exit 1; }
+  done
+  [ ! -e /usr/include ] || [ -z "$(ls -A /usr/include)" ] ||
+    { echo "/usr/include is not empty"; exit 1; }
+  [ -z "$(find /usr/share/doc -type f ! -name copyright)" ] ||
+    { echo "documentation in /usr/share/doc"; exit 1; }
+  [ -z "$(ls -A /usr/share/man 2>/dev/null)" ] ||
+    { echo "manuals in /usr/share/man"; exit 1; }
+  [ "$(ls /usr/local/bin | tr "\n" " ")" = "throttle_server throttle_tutorial throttlectl " ] ||
+    { echo "/usr/local/bin holds: $(ls /usr/local/bin)"; exit 1; }
+' >"$work/slim-check.log" 2>&1 || die "image $image: $(tail -1 "$work/slim-check.log")"
+log "labels of $image: version $(label version), revision $(label revision), created $(label created); slim: no build tools, headers or documentation"
 
 # --- run ----------------------------------------------------------------------
 # A 127.0.0.1 TCP port nobody listens on now and not handed out before by

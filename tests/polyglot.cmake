@@ -4,8 +4,9 @@
 # on free ports picked first, since a standby does not listen) and cleans
 # up its processes and temporary files. Needs what clients/setup.sh installs
 # (python3-grpcio, python3-protobuf, grpc_python_plugin, node and
-# clients/node/node_modules); the Python tests generate the Python gRPC
-# code into a temporary directory themselves.
+# clients/node/node_modules); the Python tests run against the package
+# installed into a venv of their own (clients/python/run_tests.sh, one
+# install per run), from outside the source tree.
 #
 #   ctest -L polyglot --output-on-failure
 set(_polyglot_clients ${CMAKE_CURRENT_LIST_DIR}/../clients)

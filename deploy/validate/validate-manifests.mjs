@@ -1,7 +1,19 @@
 // Offline checks of the deploy/ manifests, no cluster needed:
 //   node validate-manifests.mjs [DEPLOY_DIR]   (default: this file's ../)
 //
-// Every YAML document in DEPLOY_DIR/k8s/*.yaml is parsed (yaml@2) and
+// The kustomizations DEPLOY_DIR/k8s/base and DEPLOY_DIR/k8s/overlays/demo
+// are resolved (kustomize.mjs: resources, the configMapGenerator with its
+// hashed names, the overlay on the base; and compared object by object
+// with `kubectl kustomize` where a kubectl with kustomize is on the PATH)
+// and held to their layout (checkLayout): the base has no Job and the demo
+// overlay is the base plus the workers Job; every ConfigMap a pod mounts
+// comes from a configMapGenerator with a name hash (a change of it rolls
+// the pods) and no hand-written ConfigMap carries throttles.yaml or
+// policy.conf; every PodDisruptionBudget selects a workload, etcd has one
+// with maxUnavailable 1, the high-available servers none (checkServer);
+// every YAML file in those directories is read by its kustomization.
+// Every document of the demo overlay (the base's and the Job) is parsed
+// (yaml@2) and
 //   - validated against the Kubernetes OpenAPI schema of its apiVersion and
 //     kind (kubernetes-models: types, required fields, enums, formats);
 //   - walked against @kubernetes/client-node's attribute maps, which name
@@ -37,6 +49,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { firstDifference, kubectlKustomize, resolveKustomization } from "./kustomize.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const deployDir = path.resolve(process.argv[2] ?? path.join(here, ".."));
@@ -440,22 +453,119 @@ function checkThrottlesYaml(where, cm) {
   }
 }
 
-function checkKustomization(where, doc, files) {
-  const listed = new Set(doc.resources ?? []);
-  for (const r of listed) {
-    if (!existsSync(path.join(k8sDir, r))) problem(where, `resource ${r} does not exist`);
-  }
-  for (const c of doc.components ?? []) {
-    if (!existsSync(path.join(k8sDir, c, "kustomization.yaml"))) {
-      problem(where, `component ${c} has no kustomization.yaml`);
+// --- the kustomizations ------------------------------------------------------
+
+// Every YAML file of DIR is read by its kustomization (a resource or a
+// generator's file).
+function checkAllRead(dir, listed) {
+  for (const f of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f))) {
+    if (!listed.has(path.join(dir, f))) {
+      problem(path.relative(deployDir, path.join(dir, f)), "not read by the kustomization.yaml beside it (resources or configMapGenerator)");
     }
   }
-  for (const f of files) {
-    const base = path.basename(f);
-    if (base !== "kustomization.yaml" && !listed.has(base)) {
-      problem(where, `${base} is not listed in resources`);
+}
+
+// What the objects are, by kind/name, to compare two renderings.
+const idOf = (doc) => `${doc.kind}/${doc.metadata?.name}`;
+
+// The base and the demo overlay: what each holds, and where the
+// configuration comes from (see the header).
+function checkLayout(base, demo) {
+  const at = (r) => path.relative(deployDir, path.join(r.dir, "kustomization.yaml"));
+  for (const { doc } of base.docs) {
+    if (["Job", "CronJob"].includes(doc.kind)) {
+      problem(at(base), `${idOf(doc)} is in the base: the workers are the demo overlay's (k8s/overlays/demo)`);
     }
   }
+  const jobs = demo.docs.filter(({ doc }) => doc.kind === "Job");
+  if (!jobs.some(({ doc }) => doc.metadata?.labels?.["app.kubernetes.io/component"] === "worker")) {
+    problem(at(demo), "no workers Job (a Job with app.kubernetes.io/component: worker)");
+  }
+  const baseIds = new Set(base.docs.map(({ doc }) => idOf(doc)));
+  for (const id of baseIds) {
+    if (!demo.docs.some(({ doc }) => idOf(doc) === id)) problem(at(demo), `lacks the base's ${id}`);
+  }
+  for (const { doc } of demo.docs) {
+    if (!baseIds.has(idOf(doc)) && doc.kind !== "Job") {
+      problem(at(demo), `${idOf(doc)}: the demo overlay adds only the workers Job to the base`);
+    }
+  }
+  const generated = new Map(base.generated.map((g) => [g.generatedName, g]));
+  for (const { file, index, doc } of base.docs) {
+    const where = `${path.relative(deployDir, file)}#${index}`;
+    if (doc.kind === "ConfigMap" && !generated.has(doc.metadata?.name) &&
+        ["throttles.yaml", "policy.conf"].some((k) => k in (doc.data ?? {}))) {
+      problem(where, `ConfigMap ${doc.metadata?.name} is written by hand: make it with the configMapGenerator, so that a change rolls the pods`);
+    }
+    for (const v of podSpecOf(doc)?.volumes ?? []) {
+      for (const cm of configMapsOf(v)) {
+        const g = generated.get(cm);
+        if (!g) {
+          problem(where, `${idOf(doc)} volume ${v.name}: ConfigMap ${cm} does not come from a configMapGenerator (with its name hash, a change of it rolls the pods)`);
+        } else if (g.generatedName === g.name) {
+          problem(where, `${idOf(doc)} volume ${v.name}: ConfigMap ${cm} is generated without a name hash (disableNameSuffixHash): a change of it would not roll the pods`);
+        }
+      }
+    }
+  }
+  for (const key of ["throttles.yaml", "policy.conf"]) {
+    const g = base.generated.find((g) => g.keys.includes(key));
+    if (!g) {
+      problem(at(base), `no configMapGenerator makes ${key}`);
+      continue;
+    }
+    const mounted = base.docs.some(({ doc }) => doc.kind === "Deployment" &&
+      doc.spec?.template?.metadata?.labels?.["app.kubernetes.io/component"] === "server" &&
+      (podSpecOf(doc)?.volumes ?? []).some((v) => configMapsOf(v).includes(g.generatedName)));
+    if (!mounted) problem(g.where, `the server Deployment does not mount ${g.generatedName} (${key})`);
+  }
+}
+
+// Every budget selects a workload; etcd's (maxUnavailable 1) keeps a
+// quorum of 3 members through drains and, unlike minAvailable, does not
+// block them with 1 member. The servers' (none) are checked in
+// checkServer.
+function checkDisruptionBudgets(docs) {
+  const workloads = docs.filter(({ doc }) => workloadKinds.includes(doc.kind)).map(({ doc }) => doc);
+  for (const { file, index, doc } of docs.filter(({ doc }) => doc.kind === "PodDisruptionBudget")) {
+    const where = `${path.relative(deployDir, file)}#${index} ${idOf(doc)}`;
+    if (!workloads.some((w) => selects(doc.spec?.selector?.matchLabels, w.spec?.template?.metadata?.labels))) {
+      problem(where, "selects no Deployment or StatefulSet");
+    }
+  }
+  for (const sts of workloads.filter((w) => w.kind === "StatefulSet" &&
+      w.spec?.template?.metadata?.labels?.["app.kubernetes.io/component"] === "etcd")) {
+    const budgets = docs.filter(({ doc }) => doc.kind === "PodDisruptionBudget" &&
+      selects(doc.spec?.selector?.matchLabels, sts.spec.template.metadata.labels)).map(({ doc }) => doc);
+    if (budgets.length !== 1) {
+      problem(idOf(sts), `${budgets.length} PodDisruptionBudgets select the etcd members: want one, maxUnavailable: 1 (a drain takes one member at a time)`);
+    } else if (budgets[0].spec?.maxUnavailable !== 1 || budgets[0].spec?.minAvailable !== undefined) {
+      problem(idOf(budgets[0]), `etcd's budget is ${JSON.stringify({ minAvailable: budgets[0].spec?.minAvailable, maxUnavailable: budgets[0].spec?.maxUnavailable })}: want maxUnavailable: 1 and no minAvailable (minAvailable: 1 of ${sts.spec.replicas ?? 1} member blocks every drain of its node)`);
+    }
+  }
+}
+
+// `kubectl kustomize` of r.dir, where there is one, against the
+// resolution: the same objects, field by field.
+function checkWithKubectl(r) {
+  const rendered = kubectlKustomize(r.dir);
+  const where = path.relative(deployDir, r.dir);
+  if (rendered.unavailable) return `${where}: not compared with kubectl kustomize (${rendered.unavailable})`;
+  if (rendered.error) {
+    problem(where, `kubectl kustomize fails: ${rendered.error}`);
+    return `${where}: kubectl kustomize failed`;
+  }
+  const ours = new Map(r.docs.map(({ doc }) => [idOf(doc), doc]));
+  const theirs = new Map(rendered.docs.map((doc) => [idOf(doc), doc]));
+  for (const id of new Set([...ours.keys(), ...theirs.keys()])) {
+    if (!ours.has(id)) problem(where, `kubectl kustomize makes ${id}, the resolution here does not`);
+    else if (!theirs.has(id)) problem(where, `the resolution here makes ${id}, kubectl kustomize does not`);
+    else {
+      const d = firstDifference(ours.get(id), theirs.get(id));
+      if (d) problem(where, `${id} differs from kubectl kustomize's at ${d}`);
+    }
+  }
+  return `${where}: the same ${theirs.size} objects as kubectl kustomize`;
 }
 
 // --- security -----------------------------------------------------------------
@@ -890,21 +1000,27 @@ function checkCompose(file) {
 
 // --- main -------------------------------------------------------------------
 
-const files = readdirSync(k8sDir).filter((f) => /\.ya?ml$/.test(f)).sort()
-  .map((f) => path.join(k8sDir, f));
-const docs = files.flatMap(loadDocuments);
-const manifests = docs.filter(({ doc }) => doc.kind !== "Kustomization");
-const byKind = (kind) => manifests.filter(({ doc }) => doc.kind === kind)
+const rel = (f) => path.relative(deployDir, f);
+const resolve = (dir) => ({ dir, ...resolveKustomization(dir, loadDocuments, problem, rel) });
+const base = resolve(path.join(k8sDir, "base"));
+const demo = resolve(path.join(k8sDir, "overlays", "demo"));
+for (const r of [base, demo]) checkAllRead(r.dir, r.listed);
+for (const f of readdirSync(k8sDir).filter((f) => /\.ya?ml$/.test(f))) {
+  problem(rel(path.join(k8sDir, f)), "in no kustomization (k8s/base, k8s/overlays/demo)");
+}
+checkLayout(base, demo);
+// The demo overlay holds every object of the base, and the Job: all of
+// them are checked below.
+const docs = demo.docs;
+const byKind = (kind) => docs.filter(({ doc }) => doc.kind === kind)
   .map(({ doc }) => doc);
+checkDisruptionBudgets(docs);
+const compared = [base, demo].map(checkWithKubectl);
 
 for (const { file, index, doc } of docs) {
   const where = `${path.relative(deployDir, file)}#${index}`;
   if (typeof doc !== "object" || !doc.apiVersion || !doc.kind) {
     problem(where, "not a Kubernetes object (apiVersion and kind)");
-    continue;
-  }
-  if (doc.kind === "Kustomization") {
-    checkKustomization(where, doc, files);
     continue;
   }
   await checkSchema(where, doc);
@@ -927,7 +1043,9 @@ const compose = path.join(deployDir, "compose.yaml");
 if (existsSync(compose)) checkCompose(compose);
 
 for (const p of problems) console.error(p);
-console.log(`${manifests.length} manifests in ${files.length} files` +
+for (const c of compared) console.log(c);
+console.log(`${base.docs.length} objects in the base (${base.generated.length} generated ConfigMaps), ` +
+  `${demo.docs.length - base.docs.length} more in the demo overlay` +
   (existsSync(certManagerDir) ? " (and the cert-manager component)" : "") + ": " +
   (problems.length ? `${problems.length} problems` : "OK"));
 process.exit(problems.length ? 1 : 0);

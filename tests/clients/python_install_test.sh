@@ -9,8 +9,9 @@
 #
 #   tests/clients/python_install_test.sh THROTTLE_SERVER
 #
-# pip builds in the source tree, so a copy of clients/python and proto/ (in
-# the layout of the repository) is installed, leaving the checkout clean.
+# clients/python/install_venv.sh makes the venv (from a copy of the sources,
+# removed after the install, so the checkout stays clean). The other Python
+# tests (clients/python/run_tests.sh) run against such a venv too.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -19,15 +20,8 @@ source "$here/server.sh"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/throttle_pyinstall.XXXXXX")"
 trap 'stop_server; rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/src/clients"
-cp -r "$root/proto" "$tmp/src/"
-cp -r "$root/clients/python" "$tmp/src/clients/"
-rm -rf "$tmp/src/clients/python/build" "$tmp/src/clients/python"/*.egg-info
-
-/usr/bin/python3 -m venv --system-site-packages "$tmp/venv"
-PIP_NO_INDEX=1 "$tmp/venv/bin/pip" install --quiet --no-build-isolation \
-  "$tmp/src/clients/python"
-rm -rf "$tmp/src"  # the installed package must not need the sources
+# The sources it was built from are removed: the package must not need them.
+"$root/clients/python/install_venv.sh" "$tmp/venv"
 
 start_server "$server" "$tmp"
 cd "$tmp"

@@ -4,7 +4,8 @@
 Environment (set by clients/python/run_tests.sh):
   THROTTLE_SERVER        path of throttle_server (required)
   THROTTLE_TEST_WORKER   path of the C++ tests/test_worker (mixed fleet)
-  THROTTLE_PY_GENERATED  directory of the generated code (or PYTHONPATH)
+  THROTTLE_SOURCE_ROOT   the repository (default: this file's ../../..)
+  THROTTLE_PY_EXAMPLES   clients/python/examples or run_tests.sh's copy
   THROTTLE_ETCD          path of etcd (failover; default: etcd on PATH, else
                          /usr/bin/etcd)
   THROTTLECTL            path of cli/throttlectl (failover; set by
@@ -18,17 +19,22 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import unittest
 import time
 import urllib.request
 
+# throttle_client is the installed package (run_tests.sh: a venv), never
+# the source tree, which is not put on sys.path. run_tests.sh runs a copy of
+# these tests and of examples/ outside the tree and names the repository
+# (for clients/node and tests/support) in THROTTLE_SOURCE_ROOT.
 HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHON_CLIENT = os.path.dirname(HERE)
-CLIENTS = os.path.dirname(PYTHON_CLIENT)
-sys.path.insert(0, PYTHON_CLIENT)
+ROOT = os.environ.get("THROTTLE_SOURCE_ROOT") or os.path.dirname(
+    os.path.dirname(os.path.dirname(HERE)))
+CLIENTS = os.path.join(ROOT, "clients")
+EXAMPLES = os.environ.get("THROTTLE_PY_EXAMPLES") or os.path.join(
+    CLIENTS, "python", "examples")
 
 
 SERVER = os.environ.get("THROTTLE_SERVER", "")

@@ -20,7 +20,7 @@ import unittest
 
 import grpc
 
-from support import (GENEROUS, Server, ServerTestCase,  # also sets sys.path
+from support import (GENEROUS, Server, ServerTestCase,
                      UnavailableServer, await_waiting, wait_for)
 
 from throttle_client import FuelOutcome, FuelResult, Throttle, ThrottleError

@@ -11,7 +11,7 @@ import unittest
 
 import grpc
 
-from support import ServerTestCase  # also sets sys.path
+from support import ServerTestCase
 
 from throttle_client import ThrottleError
 

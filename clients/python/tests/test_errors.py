@@ -11,7 +11,7 @@ from unittest import mock
 
 import grpc
 
-from support import (GENEROUS, Server, ServerTestCase,  # also sets sys.path
+from support import (GENEROUS, Server, ServerTestCase,
                      UnavailableServer, await_fuel_in_thread, await_waiting,
                      wait_for)
 

@@ -24,7 +24,7 @@ from support import (Etcd, HaServer, WorkerProcess, free_ports, ipv4_target,
 
 from throttle_client import FuelOutcome, Throttle, ThrottleError
 
-PYTHON_WORKER = os.path.join(support.PYTHON_CLIENT, "examples", "worker.py")
+PYTHON_WORKER = os.path.join(support.EXAMPLES, "worker.py")
 LEASE_TTL_SECONDS = 1
 # A worker gets fuel again within this long of the leader's death: the
 # lease's TTL, etcd's expiry check (0.5 s), and the client's reconnect

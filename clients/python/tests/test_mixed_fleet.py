@@ -18,7 +18,7 @@ import throttle_client
 
 NODE = os.environ.get("NODE", shutil.which("node") or "")
 NODE_WORKER = os.path.join(support.CLIENTS, "node", "examples", "worker.js")
-PYTHON_WORKER = os.path.join(support.PYTHON_CLIENT, "examples", "worker.py")
+PYTHON_WORKER = os.path.join(support.EXAMPLES, "worker.py")
 PER_KIND = 2
 MAX_N = 12  # per second, over 6 workers: about 2 each per second
 RUN_SECONDS = 4.0

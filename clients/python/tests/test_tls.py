@@ -18,7 +18,7 @@ from unittest import mock
 
 import grpc
 
-from support import GENEROUS, Pki, Server, free_ports  # also sets sys.path
+from support import GENEROUS, Pki, Server, free_ports
 
 from throttle_client import (ChannelSecurity, FuelOutcome, Throttle,
                              ThrottleError)

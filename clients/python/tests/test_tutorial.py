@@ -95,8 +95,7 @@ class TutorialScenario(unittest.TestCase):
 class TutorialScript(unittest.TestCase):
 
     def test_prints_the_seeds_lines(self):
-        script = os.path.join(support.PYTHON_CLIENT, "examples",
-                              "tutorial.py")
+        script = os.path.join(support.EXAMPLES, "tutorial.py")
         result = subprocess.run(
             [sys.executable, script, "--server", support.SERVER],
             capture_output=True, text=True, timeout=120)
