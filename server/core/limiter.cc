@@ -274,16 +274,36 @@ class WarmUpLimiter final : public Limiter {
     return gate_->AllowedAt(ramp_.Virtual(at), n);
   }
   absl::Duration Spacing() const override {
-    // During the ramp the spacing shrinks: grants go one step at a time.
-    if (ramp_.active() && NextAllowed() < ramp_.end()) {
-      return absl::ZeroDuration();
-    }
-    return inner_->Spacing();
+    if (!InRamp()) return inner_->Spacing();
+    // Window mode's grants go one step at a time during a ramp: its log
+    // must see each at its own time.
+    if (gate_ != nullptr) return absl::ZeroDuration();
+    // The spacing shrinks along the ramp: the one at the next grant is the
+    // widest of the stretch after it, so a run spaced by it never comes
+    // faster than the ramp allows.
+    const absl::Duration inner = inner_->Spacing();
+    if (inner == absl::ZeroDuration()) return inner;
+    return absl::Ceil(inner / ramp_.FractionAt(NextAllowed()),
+                      absl::Nanoseconds(1));
   }
   int64_t DueBy(absl::Time now, int64_t want) const override {
-    return inner_->DueBy(ramp_.Virtual(now), want);  // after the ramp
+    if (!InRamp()) return inner_->DueBy(ramp_.Virtual(now), want);
+    const absl::Duration spacing = Spacing();
+    if (spacing == absl::ZeroDuration()) return 1;
+    return std::min(want, (now - NextAllowed()) / spacing + 1);
   }
   void Record(absl::Time at, int64_t n, absl::Duration spacing) override {
+    if (spacing > absl::ZeroDuration() && n > 1 && ramp_.active() &&
+        at < ramp_.end()) {
+      // A run spaced in real time during the ramp is at least the inner
+      // spacing apart on the ramp's clock; recorded as its first n - 1 at
+      // `at` and the last at its own time, the next grant comes at least
+      // one inner spacing after the last.
+      const absl::Time last = at + spacing * (n - 1);
+      inner_->Record(ramp_.Virtual(at), n - 1, absl::ZeroDuration());
+      inner_->Record(ramp_.Virtual(last), 1, absl::ZeroDuration());
+      return;
+    }
     inner_->Record(ramp_.Virtual(at), n, spacing);
     if (gate_ != nullptr && at < gate_until()) {
       gate_->Record(ramp_.Virtual(at), n, spacing);
@@ -331,6 +351,8 @@ class WarmUpLimiter final : public Limiter {
   }
 
  private:
+  // Whether the next grant falls within the ramp.
+  bool InRamp() const { return ramp_.active() && NextAllowed() < ramp_.end(); }
   // The gate applies to grants dated before the ramp's end.
   absl::Time gate_until() const {
     return ramp_.active() ? ramp_.end() : absl::InfinitePast();

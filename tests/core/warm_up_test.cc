@@ -107,6 +107,8 @@ class Ramp {
     }
   }
   void set_now(absl::Time now) { now_ = now; }
+  // Events so far (a spaced run of grants is one).
+  size_t events() const { return events_.size(); }
   // One Advance at `now`; returns the grants it made.
   int64_t AdvanceAt(absl::Time now) {
     const size_t before = events_.size();
@@ -372,6 +374,28 @@ TEST(WarmUpTest, RandomStallsOfTheLoopKeepTheBound) {
         EXPECT_LE(MaxInWindow(made, absl::Seconds(1)), max_n + max_n / 100 + 1);
       }
     }
+  }
+}
+
+TEST(WarmUpTest, ALateLoopCatchesUpTheRampInOneSpacedRun) {
+  // At a million per second a loop 10 ms late owes some 5,000 grants: they
+  // go out as a few spaced runs, not one step each, never ahead of the
+  // curve and short of it by a hair (each run is spaced at its start).
+  for (Mode mode : {Mode::kSmooth, Mode::kBucket, Mode::kUnbounded}) {
+    SCOPED_TRACE(ModeName(mode));
+    const absl::Duration warm_up = absl::Seconds(10);
+    Ramp ramp(WarmConfig(1'000'000, mode, warm_up, 0.5));
+    ramp.Start(kT0);
+    ramp.AdvanceAt(kT0);
+    ramp.AdvanceAt(kT0 + absl::Milliseconds(5));
+    const int64_t made = ramp.AdvanceAt(kT0 + absl::Milliseconds(10));
+    EXPECT_GT(made, 2000);
+    EXPECT_LE(ramp.events(), 8u);
+    const double allowed = Curve{1e6, 0.5, warm_up, kT0}.Between(
+        kT0, kT0 + absl::Milliseconds(10));
+    const double got = static_cast<double>(ramp.Times().size());
+    EXPECT_LE(got, allowed + 1);
+    EXPECT_GE(got, allowed - 5);
   }
 }
 
