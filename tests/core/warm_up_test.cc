@@ -63,6 +63,18 @@ int64_t CountIn(const std::vector<absl::Time>& times, absl::Time a,
          std::lower_bound(times.begin(), times.end(), a);
 }
 
+// Expects each slice [from + i * slice, from + (i + 1) * slice) before
+// `to` to hold the curve's grants, within one.
+void ExpectSlicesFollow(const std::vector<absl::Time>& times,
+                        const Curve& curve, absl::Time from, absl::Time to,
+                        absl::Duration slice = absl::Seconds(1)) {
+  for (absl::Time a = from; a < to; a += slice) {
+    EXPECT_NEAR(static_cast<double>(CountIn(times, a, a + slice)),
+                curve.Between(a, a + slice), 1.0)
+        << "slice from " << (a - curve.start) << " into the ramp";
+  }
+}
+
 // The most any window [t, t + per) starting at a grant and ending by
 // `until` holds beyond what the curve allows in it (the windows that hold
 // most start at a grant).
@@ -151,14 +163,8 @@ TEST(WarmUpTest, EachSliceOfTheRampFollowsTheCurveInEveryMode) {
     const std::vector<absl::Time> times = ramp.Times();
     const Curve curve{1000, 0.25, warm_up, kT0};
     // Slices of half a second: during the ramp, and at the full rate after.
-    for (absl::Duration a; a < absl::Seconds(13);
-         a += absl::Milliseconds(500)) {
-      const absl::Time from = kT0 + a;
-      const absl::Time to = from + absl::Milliseconds(500);
-      EXPECT_NEAR(static_cast<double>(CountIn(times, from, to)),
-                  curve.Between(from, to), 1.0)
-          << "slice from " << a;
-    }
+    ExpectSlicesFollow(times, curve, kT0, kT0 + absl::Seconds(13),
+                       absl::Milliseconds(500));
     // The first slice is well below the full rate, the last ones at it.
     EXPECT_LT(CountIn(times, kT0, kT0 + absl::Seconds(1)), 300);
     EXPECT_EQ(CountIn(times, kT0 + absl::Seconds(11), kT0 + absl::Seconds(12)),
@@ -216,12 +222,8 @@ TEST(WarmUpTest, AShortStopGoesOnWithTheRampALongOneStartsANewRamp) {
   ramp.Start(kT0 + absl::Seconds(6));
   ramp.AdvanceTo(kT0 + absl::Seconds(20), absl::Milliseconds(1));
   std::vector<absl::Time> times = ramp.Times();
-  for (int s = 6; s < 12; ++s) {
-    const absl::Time a = kT0 + absl::Seconds(s);
-    EXPECT_NEAR(static_cast<double>(CountIn(times, a, a + absl::Seconds(1))),
-                first.Between(a, a + absl::Seconds(1)), 1.0)
-        << "second " << s;
-  }
+  ExpectSlicesFollow(times, first, kT0 + absl::Seconds(6),
+                     kT0 + absl::Seconds(12));
   // Stopped for 11 s (>= warm_up): a new ramp from 25% at the Start.
   const absl::Time restart = kT0 + absl::Seconds(31);
   ramp.Stop(kT0 + absl::Seconds(20));
@@ -230,12 +232,7 @@ TEST(WarmUpTest, AShortStopGoesOnWithTheRampALongOneStartsANewRamp) {
   ramp.AdvanceTo(restart + absl::Seconds(12), absl::Milliseconds(1));
   times = ramp.Times();
   const Curve second{1000, 0.25, warm_up, restart};
-  for (int s = 0; s < 12; ++s) {
-    const absl::Time a = restart + absl::Seconds(s);
-    EXPECT_NEAR(static_cast<double>(CountIn(times, a, a + absl::Seconds(1))),
-                second.Between(a, a + absl::Seconds(1)), 1.0)
-        << "second " << s << " of the new ramp";
-  }
+  ExpectSlicesFollow(times, second, restart, restart + absl::Seconds(12));
   // A short stop after the ramp ended: the full rate at once.
   const absl::Time again = restart + absl::Seconds(15);
   ramp.Stop(restart + absl::Seconds(12));
@@ -261,12 +258,8 @@ TEST(WarmUpTest, ConfigureDuringTheRampGoesOnWithTheNewRate) {
     ramp.AdvanceTo(kT0 + absl::Seconds(12), absl::Milliseconds(1));
     const std::vector<absl::Time> times = ramp.Times();
     const Curve doubled{2000, 0.25, warm_up, kT0};
-    for (int s = 6; s < 12; ++s) {
-      const absl::Time a = kT0 + absl::Seconds(s);
-      EXPECT_NEAR(static_cast<double>(CountIn(times, a, a + absl::Seconds(1))),
-                  doubled.Between(a, a + absl::Seconds(1)), 1.0)
-          << "second " << s;
-    }
+    ExpectSlicesFollow(times, doubled, kT0 + absl::Seconds(6),
+                       kT0 + absl::Seconds(12));
     // After the ramp, a longer warm_up does not bring it back.
     ThrottleConfig longer = WarmConfig(2000, mode, absl::Seconds(100), 0.25);
     ramp.scheduler().Configure(longer, kT0 + absl::Seconds(12));
@@ -306,12 +299,8 @@ TEST(WarmUpTest, ARestoreMidRampGoesOnWithTheRamp) {
     ramp.AdvanceTo(kT0 + absl::Seconds(12), absl::Milliseconds(1));
     const std::vector<absl::Time> times = ramp.Times();
     const Curve curve{1000, 0.25, warm_up, kT0};
-    for (int s = 4; s < 12; ++s) {
-      const absl::Time a = kT0 + absl::Seconds(s);
-      EXPECT_NEAR(static_cast<double>(CountIn(times, a, a + absl::Seconds(1))),
-                  curve.Between(a, a + absl::Seconds(1)), 1.0)
-          << "second " << s;
-    }
+    ExpectSlicesFollow(times, curve, kT0 + absl::Seconds(4),
+                       kT0 + absl::Seconds(12));
     EXPECT_LE(MaxInWindow(times, absl::Seconds(1)), 1000);
     EXPECT_LE(WorstExcess(times, absl::Seconds(1), curve), 1.0);
   }
