@@ -300,18 +300,18 @@ class WarmUpLimiter final : public Limiter {
       // `at` and the last at its own time, the next grant comes at least
       // one inner spacing after the last.
       const absl::Time last = at + spacing * (n - 1);
-      inner_->Record(ramp_.Virtual(at), n - 1, absl::ZeroDuration());
-      inner_->Record(ramp_.Virtual(last), 1, absl::ZeroDuration());
+      inner_->Record(Stamp(at), n - 1, absl::ZeroDuration());
+      inner_->Record(Stamp(last), 1, absl::ZeroDuration());
       return;
     }
-    inner_->Record(ramp_.Virtual(at), n, spacing);
+    inner_->Record(Stamp(at), n, spacing);
     if (gate_ != nullptr && at < gate_until()) {
-      gate_->Record(ramp_.Virtual(at), n, spacing);
+      gate_->Record(Stamp(at), n, spacing);
     }
   }
   void GiveBack(absl::Time last, int64_t n) override {
-    inner_->GiveBack(ramp_.Virtual(last), n);
-    if (gate_ != nullptr) gate_->GiveBack(ramp_.Virtual(last), n);
+    inner_->GiveBack(Stamp(last), n);
+    if (gate_ != nullptr) gate_->GiveBack(Stamp(last), n);
   }
   void Pause(absl::Time now) override { inner_->Pause(ramp_.Virtual(now)); }
   void Resume(absl::Time now) override { inner_->Resume(ramp_.Virtual(now)); }
@@ -351,6 +351,17 @@ class WarmUpLimiter final : public Limiter {
   }
 
  private:
+  // Where a grant made at `at` is recorded on the ramp's clock. Within the
+  // ramp that clock is computed in doubles and rounded, so it may run up
+  // to some 2 ns faster between two grants than real time does; a grant
+  // of the ramp is recorded kRampSlack later, so the spacing the inner
+  // limiter keeps on its clock is never more than what passed in real time.
+  absl::Time Stamp(absl::Time at) const {
+    const absl::Time v = ramp_.Virtual(at);
+    return ramp_.active() && at < ramp_.end() ? v + kRampSlack : v;
+  }
+  static constexpr absl::Duration kRampSlack = absl::Nanoseconds(4);
+
   // Whether the next grant falls within the ramp.
   bool InRamp() const { return ramp_.active() && NextAllowed() < ramp_.end(); }
   // The gate applies to grants dated before the ramp's end.

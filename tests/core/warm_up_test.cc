@@ -388,6 +388,44 @@ TEST(WarmUpTest, ALateLoopCatchesUpTheRampInOneSpacedRun) {
   }
 }
 
+// Whether `sorted` conforms to a token bucket of `burst` refilled at
+// max_n per `per` that starts full, to the nanosecond and below: the
+// generic cell rate algorithm in units of per / max_n, exact (as the
+// scheduler fuzzer checks it).
+bool ConformsToBucket(const std::vector<absl::Time>& sorted, int64_t max_n,
+                      absl::Duration per, int64_t burst) {
+  const absl::Duration tolerance = (burst - 1) * per;
+  absl::Duration tat = -absl::InfiniteDuration();
+  for (absl::Time at : sorted) {
+    const absl::Duration scaled = (at - kT0) * max_n;
+    if (scaled < tat - tolerance) return false;
+    tat = std::max(tat, scaled) + per;
+  }
+  return true;
+}
+
+TEST(WarmUpTest, GrantsAroundTheRampsEndKeepTheBoundToTheNanosecond) {
+  // Found by the scheduler fuzzer: the ramp's clock is computed in doubles
+  // and rounded, and a grant made after the ramp came 0.34 ns too early
+  // after a burst at its end (17 per 3 ms, burst 7, a ramp of 3 ms).
+  ThrottleConfig config =
+      WarmConfig(17, Mode::kBucket, absl::Milliseconds(3), 0);
+  config.per = absl::Milliseconds(3);
+  config.burst = 7;
+  for (double late_ns : {3'175'463.0, 3'175'000.0, 3'100'000.5, 2'999'999.25}) {
+    Ramp ramp(config);
+    ramp.Start(kT0);
+    ramp.AdvanceAt(kT0);
+    ramp.AdvanceAt(kT0 + absl::Nanoseconds(late_ns));
+    ramp.AdvanceAt(kT0 + absl::Microseconds(6373.647));
+    ramp.AdvanceAt(kT0 + absl::Microseconds(10030.583));
+    const std::vector<absl::Time> times = ramp.Times();
+    EXPECT_GE(times.size(), 10u);
+    EXPECT_TRUE(ConformsToBucket(times, config.max_n, config.per, config.burst))
+        << "late " << late_ns << " ns";
+  }
+}
+
 TEST(WarmUpTest, MonitorOnlyIgnoresTheWarmUp) {
   ThrottleConfig config =
       WarmConfig(10, Mode::kMonitorOnly, absl::Seconds(10), 0.1);

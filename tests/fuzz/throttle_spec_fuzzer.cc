@@ -37,7 +37,8 @@ std::string FormatSpec(const std::string& name, const ThrottleConfig& config) {
   if (config.burst != 0)
     absl::StrAppendFormat(&spec, " burst=%d", config.burst);
   if (config.warm_up != absl::ZeroDuration()) {
-    absl::StrAppendFormat(&spec, " warm_up=%s", FormatDuration(config.warm_up));
+    absl::StrAppendFormat(&spec, " warm_up=%s",
+                          server::FormatDuration(config.warm_up));
   }
   if (config.warm_up_from != 0) {
     absl::StrAppendFormat(&spec, " warm_up_from=%.17g", config.warm_up_from);
