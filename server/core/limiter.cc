@@ -319,13 +319,23 @@ class WarmUpLimiter final : public Limiter {
     inner_->DropCredit(ramp_.Virtual(now));
   }
   void BeginWarmUp(const WarmUp& ramp, absl::Time now) override {
-    ContinueWarmUp(ramp);
+    // The new clock starts at `now` where the old one reads less: every
+    // time the inner limiter holds moves by the difference, so what it
+    // holds relative to `now` -- the time to its next grant, a window's
+    // age, unbounded credit -- is unchanged. (Mapping them through real
+    // time instead would turn the old ramp's lag into credit.)
+    const absl::Duration shift = ramp.Virtual(now) - ramp_.Virtual(now);
+    inner_->Load(
+        Retimed(inner_->Save(), [shift](absl::Time v) { return v + shift; }));
+    ramp_ = ramp;
     DropCredit(now);
     // A fresh gate: its first grant at `now`.
     if (gate_ != nullptr) {
       gate_ = std::make_unique<GcraLimiter>(interval_, 1, absl::InfinitePast());
     }
   }
+  // Only on a limiter that holds nothing yet (a restore): its saved state
+  // is in real time.
   void ContinueWarmUp(const WarmUp& ramp) override {
     const LimiterState state = Save();
     ramp_ = ramp;

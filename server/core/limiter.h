@@ -121,8 +121,9 @@ class Limiter {
   // (a full bucket does not defeat the warm-up). Only the warm-up limiter
   // cares.
   virtual void BeginWarmUp(const WarmUp& /*ramp*/, absl::Time /*now*/) {}
-  // Takes over `ramp` as the current one without dropping anything (a
-  // restore of a throttle saved mid-ramp). Only the warm-up limiter cares.
+  // Takes over `ramp` as the current one, on a limiter that holds nothing
+  // yet, before its Load (a restore of a throttle saved mid-ramp). Only the
+  // warm-up limiter cares.
   virtual void ContinueWarmUp(const WarmUp& /*ramp*/) {}
 
   // The state, and its restore into a limiter made for the same

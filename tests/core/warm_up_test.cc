@@ -426,6 +426,31 @@ TEST(WarmUpTest, GrantsAroundTheRampsEndKeepTheBoundToTheNanosecond) {
   }
 }
 
+TEST(WarmUpTest, ANewRampAfterStopsInventsNoUnboundedCredit) {
+  // Found by the scheduler fuzzer: an unbounded throttle, 1 per second,
+  // ramps from 1/32 over 3 s at each Start after a stop of 3 s or more.
+  // Its credit is what the running time earned on the ramps' clocks; a
+  // new ramp took the old one's lag for credit, and granted at once.
+  ThrottleConfig config =
+      WarmConfig(1, Mode::kUnbounded, absl::Seconds(3), 1.0 / 32);
+  Ramp ramp(config);
+  ramp.Start(kT0);
+  ramp.AdvanceTo(kT0 + absl::Milliseconds(8180), absl::Milliseconds(10));
+  ramp.Stop(kT0 + absl::Milliseconds(8180));
+  const size_t first_run = ramp.Times().size();
+  for (int64_t ms : {15965, 19856, 23747}) {  // stops of 7.8 s, then 3.9 s
+    ramp.set_now(kT0 + absl::Milliseconds(ms));
+    ramp.Start(kT0 + absl::Milliseconds(ms));
+    ramp.AdvanceAt(kT0 + absl::Milliseconds(ms));
+    ramp.Stop(kT0 + absl::Milliseconds(ms));
+  }
+  // 8.18 s of running earns grants 0..8 at most at the full rate; on the
+  // first ramp's clock 6.7 s passed: grants 0..6, all made in the first
+  // run, and none since.
+  EXPECT_EQ(first_run, 7u);
+  EXPECT_EQ(ramp.Times().size(), 7u);
+}
+
 TEST(WarmUpTest, MonitorOnlyIgnoresTheWarmUp) {
   ThrottleConfig config =
       WarmConfig(10, Mode::kMonitorOnly, absl::Seconds(10), 0.1);
