@@ -47,7 +47,8 @@ add_test(NAME polyglot_node_acquire
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/acquire.test.js test/ask_ahead.test.js)
 # update(): a partial configure (update_mask) keeps the settings not given;
-# configure() still replaces the config whole. (Python: in test_config.)
+# configure() still replaces the config whole; the warm-up settings
+# (warmUp, warmUpFrom) given, listed and refused. (Python: in test_config.)
 add_test(NAME polyglot_node_config
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/config.test.js)

@@ -137,6 +137,13 @@ export interface ThrottleSettings {
   manualEmit?: boolean;
   /** Seconds a waiter may be given a slot that passed. */
   catchUp?: number;
+  /**
+   * Seconds over which the rate ramps linearly to the full rate after a
+   * start (and a start after a stop at least as long); 0 or unset: none.
+   */
+  warmUp?: number;
+  /** The fraction of the rate a warm-up starts from, in (0, 1]; unset: 1/3. */
+  warmUpFrom?: number;
 }
 
 /** The settings of update(): only the keys given change (a field mask). */
@@ -148,6 +155,10 @@ export interface UpdateSettings {
   manualEmit?: boolean;
   /** Seconds; null brings the server's default back. */
   catchUp?: number | null;
+  /** Seconds; null or 0: no warm-up. */
+  warmUp?: number | null;
+  /** null: the default, 1/3. */
+  warmUpFrom?: number | null;
 }
 
 export interface CreateSettings extends ThrottleSettings {
@@ -164,6 +175,10 @@ export interface ThrottleInfo {
   manualEmit: boolean;
   /** Seconds; null from a server that lists none. */
   catchUp: number | null;
+  /** Seconds; 0: no warm-up. */
+  warmUp: number;
+  /** The fraction a ramp starts from (1/3 filled in); 0 without warmUp. */
+  warmUpFrom: number;
   /** 'running', 'stopped', ... */
   state: string;
   waitingStreams: number;

@@ -449,7 +449,11 @@ const fromDuration = (d) => Number(d.seconds) + d.nanos / 1e9;
 // The ThrottleConfig of create() and configure(). catchUp must be a
 // finite number of seconds (ThrottleError INVALID_ARGUMENT otherwise); its
 // range is the server's to check.
-function toConfig(maxN, per, { mode, burst = 0, manualEmit = false, catchUp } = {}) {
+function toConfig(
+  maxN,
+  per,
+  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom } = {},
+) {
   const config = {
     max_n: maxN,
     per_seconds: per,
@@ -458,6 +462,10 @@ function toConfig(maxN, per, { mode, burst = 0, manualEmit = false, catchUp } = 
     manual_emit: manualEmit,
   };
   if (catchUp !== undefined && catchUp !== null) config.catch_up = toCatchUp(catchUp);
+  if (warmUp !== undefined && warmUp !== null) config.warm_up = toSeconds('warmUp', warmUp);
+  if (warmUpFrom !== undefined && warmUpFrom !== null) {
+    config.warm_up_from = toFraction(warmUpFrom);
+  }
   return config;
 }
 
@@ -465,10 +473,25 @@ function toConfig(maxN, per, { mode, burst = 0, manualEmit = false, catchUp } = 
 // (ThrottleError INVALID_ARGUMENT otherwise); its range is the server's to
 // check.
 function toCatchUp(catchUp) {
-  if (typeof catchUp !== 'number' || !Number.isFinite(catchUp)) {
-    throw invalid(`catchUp: ${String(catchUp)}: a finite number of seconds`);
+  return toSeconds('catchUp', catchUp);
+}
+
+// `value` (the setting `name`) as a google.protobuf.Duration: a finite
+// number of seconds (ThrottleError INVALID_ARGUMENT otherwise).
+function toSeconds(name, value) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw invalid(`${name}: ${String(value)}: a finite number of seconds`);
   }
-  return signedDuration(catchUp);
+  return signedDuration(value);
+}
+
+// warmUpFrom as sent: a number (ThrottleError INVALID_ARGUMENT otherwise);
+// its range, (0, 1], is the server's to check.
+function toFraction(warmUpFrom) {
+  if (typeof warmUpFrom !== 'number') {
+    throw invalid(`warmUpFrom: ${String(warmUpFrom)}: a number in (0, 1]`);
+  }
+  return warmUpFrom;
 }
 
 // The settings of update() and the ThrottleConfig fields they set.
@@ -479,6 +502,8 @@ const PARTIAL_FIELDS = {
   burst: 'burst',
   manualEmit: 'manual_emit',
   catchUp: 'catch_up',
+  warmUp: 'warm_up',
+  warmUpFrom: 'warm_up_from',
 };
 
 // { config, update_mask } of the settings given (not undefined), for a
@@ -498,6 +523,12 @@ function toPartialConfig(settings) {
     if (field === 'catch_up') {
       if (value === null) continue; // in the mask, unset: the default
       config.catch_up = toCatchUp(value);
+    } else if (field === 'warm_up') {
+      if (value === null) continue; // in the mask, unset: no warm-up
+      config.warm_up = toSeconds('warmUp', value);
+    } else if (field === 'warm_up_from') {
+      if (value === null) continue; // in the mask, unset: 1/3
+      config.warm_up_from = toFraction(value);
     } else {
       config[field] = field === 'mode' ? toMode(value) : value;
     }
@@ -532,6 +563,10 @@ function fromInfo(t) {
     // Seconds; null from a server that lists none (one from before
     // catch_up).
     catchUp: c.catch_up ? fromDuration(c.catch_up) : null,
+    // Seconds (0: no warm-up), and the fraction a ramp starts from (the
+    // server fills in 1/3 when warmUp is set).
+    warmUp: c.warm_up ? fromDuration(c.warm_up) : 0,
+    warmUpFrom: c.warm_up_from || 0,
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
@@ -985,7 +1020,10 @@ class Throttle {
   // (seconds, in [0, per]: how far the grant schedule may fall behind
   // after a stall and still be caught up; 0: no catch-up; unset or null:
   // the server's default, 1% of per but at least per / maxN; see
-  // ThrottleConfig.catch_up), replace (delete an existing throttle of this
+  // ThrottleConfig.catch_up), warmUp (seconds: after a start, and a start
+  // after a stop at least as long, the rate ramps linearly from warmUpFrom
+  // (default 1/3) x the rate to the full rate; see ThrottleConfig.warm_up),
+  // replace (delete an existing throttle of this
   // name first instead of failing with ALREADY_EXISTS). Resolves the
   // throttle's info. Rejects with ThrottleError INVALID_ARGUMENT for a bad
   // value (the server's message names the field), RangeError for an

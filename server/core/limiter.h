@@ -41,6 +41,30 @@ struct LimiterState {
   int64_t granted = 0;
 };
 
+// A warm-up ramp (docs/DECISIONS.md, "Warm-up"): from `start` the rate is
+// from x the configured rate, growing linearly to the full rate at
+// start + length. No ramp when start is infinite or length is zero.
+struct WarmUp {
+  absl::Time start = absl::InfiniteFuture();
+  absl::Duration length;
+  double from = 1;
+
+  bool active() const {
+    return start != absl::InfiniteFuture() && start != absl::InfinitePast() &&
+           length > absl::ZeroDuration();
+  }
+  absl::Time end() const { return active() ? start + length : start; }
+  // The fraction of the full rate in effect at `t`: 1 outside the ramp.
+  double FractionAt(absl::Time t) const;
+  // The ramp's clock: the full-rate time that has passed by `t`, so that a
+  // limiter counting on it at the full rate hands out the ramped rate in
+  // real time. The identity before the ramp, `t` minus a constant after
+  // it; monotone, and infinite times map to themselves.
+  absl::Time Virtual(absl::Time t) const;
+  // The earliest real time whose Virtual() is at least `v`.
+  absl::Time Real(absl::Time v) const;
+};
+
 class Limiter {
  public:
   virtual ~Limiter() = default;
@@ -94,6 +118,21 @@ class Limiter {
   virtual void Pause(absl::Time /*now*/) {}
   virtual void Resume(absl::Time /*now*/) {}
 
+  // Drops any burst or idle credit held at `now` (nominal): the next grant
+  // is allowed at `now`, and the ones after it at the limiter's pace.
+  virtual void DropCredit(absl::Time /*now*/) {}
+
+  // A ramp begins at `now` (a Start; `ramp` starts at `now`): from now on
+  // the limiter counts on ramp.Virtual() time, and whatever burst or credit
+  // it holds is dropped, so that the ramp starts from one grant at `now`
+  // (a full bucket does not defeat the warm-up). Only the warm-up limiter
+  // cares.
+  virtual void BeginWarmUp(const WarmUp& /*ramp*/, absl::Time /*now*/) {}
+  // Takes over `ramp` as the current one, on a limiter that holds nothing
+  // yet, before its Load (a restore of a throttle saved mid-ramp). Only the
+  // warm-up limiter cares.
+  virtual void ContinueWarmUp(const WarmUp& /*ramp*/) {}
+
   // The state, and its restore into a limiter made for the same
   // configuration (no grant recorded yet). Load trusts its input to come
   // from Save of the same mode.
@@ -105,9 +144,12 @@ class Limiter {
 // nominal time of the throttle's last grant under a previous configuration
 // (absl::InfinitePast() if none): the new limiter treats it as its own last
 // grant, so a reconfiguration does not open a burst. The unbounded limiter
-// starts accruing credit at its first Resume.
+// starts accruing credit at its first Resume. With config.WarmUpApplies()
+// the limiter follows `ramp` (none by default) and later ones set by
+// BeginWarmUp; its saved state is in real time whatever the ramp.
 std::unique_ptr<Limiter> MakeLimiter(const ThrottleConfig& config,
-                                     absl::Time last_grant);
+                                     absl::Time last_grant,
+                                     const WarmUp& ramp = WarmUp());
 
 }  // namespace throttle::server
 

@@ -185,6 +185,8 @@ SchedulerState Scheduler::Save() const {
   state.run_started = run_started_;
   state.limiter = limiter_->Save();
   state.monitor = monitor_.Totals();
+  state.ramp_start = ramp_start_;
+  state.stopped_at = stopped_at_;
   return state;
 }
 
@@ -194,6 +196,10 @@ void Scheduler::Restore(const SchedulerState& state, int64_t unreported,
   last_grant_ = state.last_grant;
   runtime_before_ = state.runtime_before;
   run_started_ = state.run_started;
+  ramp_start_ = state.ramp_start;
+  stopped_at_ = state.stopped_at;
+  // A ramp in progress goes on where the saved state left it.
+  limiter_->ContinueWarmUp(ramp());
   limiter_->Load(state.limiter);
   monitor_.RestoreTotals(state.monitor);
   grants_from_ = std::max(grants_from_, now);
@@ -488,11 +494,18 @@ absl::Status Scheduler::Start(absl::Time now) {
   if (state_ == State::kRunning) {
     return absl::FailedPreconditionError("throttle is already running");
   }
+  const bool ramps =
+      config_.WarmUpApplies() &&
+      (state_ == State::kCreated || now - stopped_at_ >= config_.warm_up);
   state_ = State::kRunning;
   run_started_ = now;
   grants_from_ = now;
   monitor_.BeginRun();
   limiter_->Resume(now);
+  if (ramps) {
+    ramp_start_ = now;
+    limiter_->BeginWarmUp(ramp(), now);
+  }
   // Streams waited while it was not running; none is owed fuel from then.
   if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
   return absl::OkStatus();
@@ -505,6 +518,7 @@ absl::StatusOr<RunStats> Scheduler::Stop(absl::Time now,
         "throttle is not running (state ", StateName(state_), ")"));
   }
   runtime_before_ += now - run_started_;
+  stopped_at_ = now;
   state_ = State::kStopped;
   limiter_->Pause(now);
   EndAll(EndReason::kStopped, events);
@@ -519,12 +533,25 @@ void Scheduler::EndAll(EndReason reason, std::vector<StreamEvent>* events) {
   for (StreamId id : ids) End(id, reason, events);
 }
 
+WarmUp Scheduler::ramp() const {
+  if (!config_.WarmUpApplies() || ramp_start_ == absl::InfiniteFuture()) {
+    return WarmUp();
+  }
+  return {ramp_start_, config_.warm_up, config_.EffectiveWarmUpFrom()};
+}
+
 void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
+  // A ramp that has ended (or was not in effect) is over for good: a
+  // longer warm_up must not bring it back.
+  const WarmUp current = ramp();
+  if (!current.active() || now >= current.end()) {
+    ramp_start_ = absl::InfiniteFuture();
+  }
   config_ = config;
   // Fuel granted before comes back to the monitor (if it counted it), not
   // to the new limiter.
   epoch_ = (epoch_ | 1) + 1 + (config.manual_emit ? 1 : 0);
-  limiter_ = MakeLimiter(config, last_grant_);
+  limiter_ = MakeLimiter(config, last_grant_, ramp());
   grants_from_ = std::max(grants_from_, now);
   if (state_ == State::kRunning) limiter_->Resume(now);
   if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);

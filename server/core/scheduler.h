@@ -140,6 +140,10 @@ struct SchedulerState {
   absl::Time run_started = absl::UnixEpoch();  // of the current run
   LimiterState limiter;
   MonitorTotals monitor;
+  // The start of the warm-up ramp in progress or last run (infinite future:
+  // none), and the last Stop (for whether a Start ramps again).
+  absl::Time ramp_start = absl::InfiniteFuture();
+  absl::Time stopped_at = absl::InfinitePast();
 };
 
 class Scheduler {
@@ -209,7 +213,10 @@ class Scheduler {
   absl::Time NextWakeup() const;
 
   // Starts or resumes the refill and the monitor. FAILED_PRECONDITION if
-  // the throttle is already running. Call Advance(now) afterwards.
+  // the throttle is already running. Call Advance(now) afterwards. With a
+  // warm-up configured, a Start from kCreated or after a stop of at least
+  // warm_up begins a ramp at `now`; after a shorter stop a ramp in
+  // progress goes on by the clock, as if there had been no stop.
   absl::Status Start(absl::Time now);
 
   // Sets the kill flag: every open stream ends with kStopped (appended to
@@ -224,6 +231,9 @@ class Scheduler {
 
   // Replaces the configuration (which must be valid); open streams stay and
   // are served under the new one from `now`. Call Advance(now) afterwards.
+  // A warm-up ramp in progress goes on from its start with the new rate,
+  // warm_up and warm_up_from (it ends at once if warm_up is now 0 or
+  // already passed); a Configure never begins a ramp.
   void Configure(const ThrottleConfig& config, absl::Time now);
 
   // Takes one grant if one is free at `now` and no stream is waiting;
@@ -268,6 +278,11 @@ class Scheduler {
   // `deadline` (the end of a leader's lease), until a later deadline is
   // set: call Advance(now) afterwards.
   void SetGrantDeadline(absl::Time deadline);
+
+  // The warm-up ramp in effect (WarmUp() if none), and the fraction of the
+  // configured rate it allows at `now` (1 outside a ramp).
+  WarmUp ramp() const;
+  double RateFraction(absl::Time now) const { return ramp().FractionAt(now); }
 
   // Statistics; `window` in (0, kMaxLatestWindow].
   LatestStats Latest(absl::Duration window, absl::Time now) const;
@@ -384,6 +399,10 @@ class Scheduler {
   uint64_t epoch_ = 0;
   absl::Duration runtime_before_;  // runtime of completed runs
   absl::Time run_started_;
+  // Warm-up: the start of the current (or last) ramp, infinite future if
+  // none; the last Stop.
+  absl::Time ramp_start_ = absl::InfiniteFuture();
+  absl::Time stopped_at_ = absl::InfinitePast();
 
   int64_t grants_recorded_ = 0;
   int64_t grant_limit_ = std::numeric_limits<int64_t>::max();

@@ -63,6 +63,17 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
                      FormatDouble(per_seconds), "s], got ",
                      absl::FormatDuration(*config.catch_up)));
   }
+  if (config.warm_up < absl::ZeroDuration() || config.warm_up > kMaxWarmUp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.warm_up must be in [0, 30 days], got ",
+                     absl::FormatDuration(config.warm_up)));
+  }
+  // Written so that NaN fails too.
+  if (!(config.warm_up_from >= 0 && config.warm_up_from <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.warm_up_from must be in (0, 1] (0 = 1/3), got ",
+                     FormatDouble(config.warm_up_from)));
+  }
   return absl::OkStatus();
 }
 

@@ -27,6 +27,10 @@ enum class Mode {
 // Returns "smooth", "window", "bucket", "unbounded" or "monitor-only".
 const char* ModeName(Mode mode);
 
+// The longest warm-up, and the fraction a ramp starts from by default.
+inline constexpr absl::Duration kMaxWarmUp = absl::Hours(24 * 30);
+inline constexpr double kDefaultWarmUpFrom = 1.0 / 3;
+
 struct ThrottleConfig {
   int64_t max_n = 1;                      // grants per `per`, >= 1
   absl::Duration per = absl::Seconds(1);  // > 0
@@ -36,6 +40,14 @@ struct ThrottleConfig {
   // How far the schedule may lag real time and still be caught up; unset:
   // DefaultCatchUp(). In [0, per].
   std::optional<absl::Duration> catch_up;
+  // Warm-up (docs/DECISIONS.md, "Warm-up"): after a Start from kCreated or
+  // after a stop of at least `warm_up`, the rate ramps linearly from
+  // warm_up_from x the rate to the full rate over `warm_up`. Zero: none. In
+  // [0, kMaxWarmUp]. Ignored in monitor-only mode.
+  absl::Duration warm_up;
+  // The fraction the ramp starts from; 0 means kDefaultWarmUpFrom. In
+  // [0, 1].
+  double warm_up_from = 0;
 
   // The bucket capacity in effect: burst, or max_n when burst is 0.
   int64_t EffectiveBurst() const { return burst > 0 ? burst : max_n; }
@@ -45,6 +57,14 @@ struct ThrottleConfig {
   // late by less than a grant loses nothing at any rate, and a stall adds
   // at most 1% of max_n (or one grant) to any window of real time.
   absl::Duration DefaultCatchUp() const;
+  // The fraction a ramp starts from: warm_up_from, or kDefaultWarmUpFrom.
+  double EffectiveWarmUpFrom() const {
+    return warm_up_from > 0 ? warm_up_from : kDefaultWarmUpFrom;
+  }
+  // Whether a Start may begin a ramp: a warm-up set, in a limited mode.
+  bool WarmUpApplies() const {
+    return warm_up > absl::ZeroDuration() && mode != Mode::kMonitorOnly;
+  }
   // Whether the catch-up bound applies: not in unbounded mode (which
   // catches up by design) nor monitor-only (no schedule).
   bool CatchUpApplies() const {

@@ -142,6 +142,13 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
     if (!catch_up.ok()) return catch_up.status();
     config.catch_up = *catch_up;
   }
+  if (proto.has_warm_up()) {
+    absl::StatusOr<absl::Duration> warm_up =
+        DurationFromProto("config.warm_up", proto.warm_up());
+    if (!warm_up.ok()) return warm_up.status();
+    config.warm_up = *warm_up;
+  }
+  config.warm_up_from = proto.warm_up_from();
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }
@@ -169,12 +176,17 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
   if (config.catch_up.has_value()) {
     SetDurationProto(*config.catch_up, proto.mutable_catch_up());
   }
+  if (config.warm_up > absl::ZeroDuration()) {
+    SetDurationProto(config.warm_up, proto.mutable_warm_up());
+  }
+  proto.set_warm_up_from(config.warm_up_from);
   return proto;
 }
 
 // The ThrottleConfig fields an update_mask may name.
 constexpr absl::string_view kConfigPaths[] = {
-    "max_n", "per_seconds", "mode", "burst", "manual_emit", "catch_up"};
+    "max_n",       "per_seconds", "mode",    "burst",
+    "manual_emit", "catch_up",    "warm_up", "warm_up_from"};
 
 }  // namespace
 
@@ -207,6 +219,10 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
       *merged.mutable_catch_up() = update.catch_up();
     } else if (path == "catch_up") {
       merged.clear_catch_up();
+    } else if (path == "warm_up") {
+      *merged.mutable_warm_up() = update.warm_up();
+    } else if (path == "warm_up_from") {
+      merged.set_warm_up_from(update.warm_up_from());
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask has an unknown path ", Quote(path),
@@ -230,6 +246,10 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
   proto.set_burst(config.mode == Mode::kBucket ? config.EffectiveBurst() : 0);
   proto.set_manual_emit(config.manual_emit);
   SetDurationProto(config.EffectiveCatchUp(), proto.mutable_catch_up());
+  if (config.warm_up > absl::ZeroDuration()) {
+    SetDurationProto(config.warm_up, proto.mutable_warm_up());
+    proto.set_warm_up_from(config.EffectiveWarmUpFrom());
+  }
   return proto;
 }
 
@@ -354,11 +374,11 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
     const auto bad = [&] {
-      return absl::InvalidArgumentError(
-          absl::StrCat("throttle ", name, ": bad value in ", Quote(parts[i]),
-                       kv.first == "per" || kv.first == "catch_up"
-                           ? " (a duration: seconds, or 250ms, 1.5s, 2m)"
-                           : ""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "throttle ", name, ": bad value in ", Quote(parts[i]),
+          kv.first == "per" || kv.first == "catch_up" || kv.first == "warm_up"
+              ? " (a duration: seconds, or 250ms, 1.5s, 2m)"
+              : ""));
     };
     if (kv.first == "max_n") {
       if (!absl::SimpleAtoi(kv.second, &config.max_n)) return bad();
@@ -386,10 +406,17 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       absl::StatusOr<absl::Duration> catch_up = ParseDuration(kv.second);
       if (!catch_up.ok()) return bad();
       config.catch_up = *catch_up;
+    } else if (kv.first == "warm_up") {
+      absl::StatusOr<absl::Duration> warm_up = ParseDuration(kv.second);
+      if (!warm_up.ok()) return bad();
+      config.warm_up = *warm_up;
+    } else if (kv.first == "warm_up_from") {
+      if (!absl::SimpleAtod(kv.second, &config.warm_up_from)) return bad();
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "throttle ", name, ": unknown setting ", Quote(parts[i]),
-          " (known: max_n, per, mode, burst, manual_emit, catch_up)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
+                       " (known: max_n, per, mode, burst, manual_emit, "
+                       "catch_up, warm_up, warm_up_from)"));
     }
   }
   if (!has_max_n || !has_per) {

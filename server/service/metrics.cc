@@ -49,6 +49,11 @@ class Metrics::ThrottleCollector final : public prometheus::Collectable {
         {"throttle_configured_rate", "Configured rate, grants per second.",
          MetricType::Gauge,
          [](const ThrottleSnapshot& s) { return s.configured_rate; }},
+        {"throttle_current_rate",
+         "The rate in effect now, grants per second: the configured rate, "
+         "or less during a warm-up ramp.",
+         MetricType::Gauge,
+         [](const ThrottleSnapshot& s) { return s.current_rate; }},
         {"throttle_achieved_rate", "Emissions per second over the last second.",
          MetricType::Gauge,
          [](const ThrottleSnapshot& s) { return s.achieved_rate; }},

@@ -89,6 +89,12 @@ ThrottleRecord ToRecord(const StoredThrottle& stored, const Clock& clock,
   r.set_reserved(stored.reserved);
   r.set_starts(stored.starts);
   r.set_stops(stored.stops);
+  if (stored.state.ramp_start != absl::InfiniteFuture()) {
+    r.set_ramp_start_unix_ns(Wall(stored.state.ramp_start));
+  }
+  if (stored.state.stopped_at != absl::InfinitePast()) {
+    r.set_stopped_at_unix_ns(Wall(stored.state.stopped_at));
+  }
   r.set_written_unix_ns(Ns(WallNow()));
   r.set_writer(writer);
   return r;
@@ -133,6 +139,12 @@ absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& r,
   s.state.monitor.has_gap = r.has_gap();
   s.state.monitor.lowest_gap = DurationOf(r.lowest_gap_ns());
   s.state.monitor.highest_gap = DurationOf(r.highest_gap_ns());
+  if (r.has_ramp_start_unix_ns()) {
+    s.state.ramp_start = Local(r.ramp_start_unix_ns());
+  }
+  if (r.has_stopped_at_unix_ns()) {
+    s.state.stopped_at = Local(r.stopped_at_unix_ns());
+  }
   s.reserved = r.reserved();
   s.starts = r.starts();
   s.stops = r.stops();

@@ -1,7 +1,8 @@
 // Fuzz target: sequences of scheduler operations, checked against the
 // scheduler's invariants (server/scheduler.h, README "Modes").
 //
-// The input picks a small configuration (max_n 1..20, per 1 ms..10 s) and
+// The input picks a small configuration (max_n 1..20, per 1 ms..10 s, with
+// or without a warm-up) and
 // then up to kMaxOps operations -- Open, Close, GiveBack of fuel granted and
 // not yet given back, MarkDelivered, Hold, Release, Advance and Tick with
 // time moving forward, Start, Stop, Configure, HasFuel, Emit, statistics,
@@ -64,10 +65,13 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
 std::string Since(absl::Time t) { return absl::FormatDuration(t - kT0); }
 
 void TraceConfig(const char* what, const ThrottleConfig& config) {
-  TRACE("%s mode=%s max_n=%lld per=%s burst=%lld manual_emit=%d\n", what,
-        ModeName(config.mode), static_cast<long long>(config.max_n),
-        absl::FormatDuration(config.per).c_str(),
-        static_cast<long long>(config.burst), config.manual_emit);
+  TRACE(
+      "%s mode=%s max_n=%lld per=%s burst=%lld manual_emit=%d warm_up=%s "
+      "warm_up_from=%g\n",
+      what, ModeName(config.mode), static_cast<long long>(config.max_n),
+      absl::FormatDuration(config.per).c_str(),
+      static_cast<long long>(config.burst), config.manual_emit,
+      absl::FormatDuration(config.warm_up).c_str(), config.warm_up_from);
 }
 
 // Reads the fuzz input from the front, one value at a time; zeros once it
@@ -107,6 +111,13 @@ ThrottleConfig DecodeConfig(Input& in) {
                    : absl::Nanoseconds(in.Range(1'000'000, 10'000'000'000));
   if (config.mode == Mode::kBucket) config.burst = in.Range(0, 20);
   config.manual_emit = in.Byte() % 4 == 0;
+  // A warm-up in one config of two, of 1 to 20 `per`, from 1/256 to 1 of
+  // the rate (0: the default 1/3): the bounds above hold during a ramp.
+  const uint8_t warm = in.Byte();
+  if (warm % 2 == 0) {
+    config.warm_up = config.per * (1 + warm % 20);
+    config.warm_up_from = in.Byte() / 256.0;
+  }
   FUZZ_CHECK(ValidateConfig(config).ok());
   return config;
 }

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "server/core/duration.h"
 #include "server/core/throttle_config.h"
 #include "server/service/convert.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -35,6 +36,13 @@ std::string FormatSpec(const std::string& name, const ThrottleConfig& config) {
       config.manual_emit ? "true" : "false");
   if (config.burst != 0)
     absl::StrAppendFormat(&spec, " burst=%d", config.burst);
+  if (config.warm_up != absl::ZeroDuration()) {
+    absl::StrAppendFormat(&spec, " warm_up=%s",
+                          server::FormatDuration(config.warm_up));
+  }
+  if (config.warm_up_from != 0) {
+    absl::StrAppendFormat(&spec, " warm_up_from=%.17g", config.warm_up_from);
+  }
   return spec;
 }
 
@@ -66,6 +74,9 @@ void CheckSpec(absl::string_view spec) {
   FUZZ_CHECK(again->second.manual_emit == config.manual_emit);
   FUZZ_CHECK(absl::AbsDuration(again->second.per - config.per) <=
              absl::Nanoseconds(1));
+  FUZZ_CHECK(absl::AbsDuration(again->second.warm_up - config.warm_up) <=
+             absl::Nanoseconds(1));
+  FUZZ_CHECK(again->second.warm_up_from == config.warm_up_from);
 }
 
 void FuzzOne(absl::string_view input) {

@@ -71,7 +71,7 @@ wait_for 60 workers_stopped
 curl -sf "http://127.0.0.1:$metrics_port/metrics" >"$dir/metrics.txt"
 promtool check metrics <"$dir/metrics.txt"
 for name in throttle_grants_total throttle_waiting_streams throttle_open_streams \
-  throttle_configured_rate throttle_achieved_rate throttle_grant_lateness_seconds_bucket \
+  throttle_configured_rate throttle_current_rate throttle_achieved_rate throttle_grant_lateness_seconds_bucket \
   throttle_starts_total throttle_stops_total throttle_rpc_errors_total throttle_info; do
   grep -q "^$name" "$dir/metrics.txt" || { echo "missing metric $name" >&2; exit 1; }
 done

@@ -8,6 +8,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/duration.h"
 
 namespace throttle::server {
 namespace {
@@ -56,6 +57,52 @@ TEST(ConfigFile, ReadsThrottlesInOrderWithTheirLines) {
   EXPECT_EQ(batch.mode, Mode::kWindow);
   EXPECT_TRUE(batch.manual_emit);
   EXPECT_EQ(batch.catch_up, absl::Milliseconds(250));
+}
+
+TEST(ConfigFile, WarmUpKeysInTheOneDurationSyntax) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "throttles:\n"
+      "  crawl: {max_n: 4, per: 1s, warm_up: 2m, warm_up_from: 0.25}\n"
+      "  api: {max_n: 4, per: 1, warm_up: 90}\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_EQ(file->throttles.size(), 2u);
+  EXPECT_EQ(file->throttles[0].config.warm_up, absl::Minutes(2));
+  EXPECT_EQ(file->throttles[0].config.warm_up_from, 0.25);
+  EXPECT_EQ(file->throttles[1].config.warm_up, absl::Seconds(90));
+  EXPECT_EQ(file->throttles[1].config.warm_up_from, 0);  // 1/3
+}
+
+TEST(ConfigFile, BadWarmUpNamesLineFieldAndValue) {
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: 4\n"
+                    "    per: 1s\n"
+                    "    warm_up: 31d\n"),
+            std::string(kPath) + ":5: throttles.crawl.warm_up: " +
+                std::string(ParseDuration("31d").status().message()));
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: 4\n"
+                    "    per: 1s\n"
+                    "    warm_up: 800h\n"),
+            std::string(kPath) +
+                ":5: throttles.crawl.warm_up: warm_up must be in [0, 30 days], "
+                "got 800h");
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl:\n"
+                    "    max_n: 4\n"
+                    "    per: 1s\n"
+                    "    warm_up: 1m\n"
+                    "    warm_up_from: 2\n"),
+            std::string(kPath) +
+                ":6: throttles.crawl.warm_up_from: warm_up_from must be in "
+                "(0, 1] (0 = 1/3), got 2");
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl: {max_n: 4, per: 1s, warm_up_from: half}\n"),
+            std::string(kPath) +
+                ":2: throttles.crawl.warm_up_from: must be a number in (0, 1], "
+                "got \"half\"");
 }
 
 TEST(ConfigFile, EmptyFileOrNoThrottlesDeclaresNone) {
@@ -135,7 +182,7 @@ TEST(ConfigFile, UnknownKeyIsAnErrorListingTheKnownOnes) {
                     "    brust: 3\n"),
             std::string(kPath) +
                 ":5: throttles.crawl.brust: unknown key (known: max_n, per, "
-                "mode, burst, manual_emit, catch_up)");
+                "mode, burst, manual_emit, catch_up, warm_up, warm_up_from)");
   EXPECT_EQ(
       ErrorOf("throtles:\n"
               "  crawl: {max_n: 4, per: 1s}\n"),

@@ -49,6 +49,36 @@ TEST(ParseThrottleSpec, DurationsInTheOneSyntaxOrPlainSeconds) {
   EXPECT_EQ(minute->second.catch_up, absl::Milliseconds(1500));
 }
 
+TEST(ParseThrottleSpec, WarmUpInTheOneDurationSyntax) {
+  auto parsed =
+      ParseThrottleSpec("t max_n=100 per=1s warm_up=2m warm_up_from=0.25");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->second.warm_up, absl::Minutes(2));
+  EXPECT_EQ(parsed->second.warm_up_from, 0.25);
+  parsed = ParseThrottleSpec("t max_n=100 per=1 warm_up=30");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->second.warm_up, absl::Seconds(30));
+}
+
+TEST(ParseThrottleSpec, BadWarmUpNamesThePartAndTheValue) {
+  auto parsed = ParseThrottleSpec("t max_n=4 per=1 warm_up=later");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("warm_up=later"));
+  EXPECT_THAT(parsed.status().message(), HasSubstr("250ms"));
+  parsed = ParseThrottleSpec("t max_n=4 per=1 warm_up=1m warm_up_from=x");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("warm_up_from=x"));
+  parsed = ParseThrottleSpec("t max_n=4 per=1 warm_up=1m warm_up_from=1.5");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(),
+            "throttle t: config.warm_up_from must be in (0, 1] (0 = 1/3), "
+            "got 1.5");
+  parsed = ParseThrottleSpec("t max_n=4 per=1 warm_up=-1s");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(),
+            "throttle t: config.warm_up must be in [0, 30 days], got -1s");
+}
+
 TEST(ParseThrottleSpec, BadDurationNamesThePartAndTheSyntax) {
   auto parsed = ParseThrottleSpec("t max_n=4 per=1 sec");
   ASSERT_FALSE(parsed.ok());
@@ -89,6 +119,49 @@ TEST(ApplyConfigUpdate, MaskChangesOnlyTheNamedFields) {
   EXPECT_EQ(merged->burst, 20);
   EXPECT_TRUE(merged->manual_emit);
   EXPECT_EQ(merged->catch_up, absl::Milliseconds(50));
+}
+
+TEST(ApplyConfigUpdate, WarmUpPathsChangeOnlyTheWarmUp) {
+  ThrottleConfig current = Bucket20();
+  current.warm_up = absl::Seconds(30);
+  current.warm_up_from = 0.25;
+  v1::ThrottleConfig update;
+  update.set_warm_up_from(0.5);
+  auto merged = ApplyConfigUpdate(current, update, Mask({"warm_up_from"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->warm_up, absl::Seconds(30));
+  EXPECT_EQ(merged->warm_up_from, 0.5);
+  EXPECT_EQ(merged->burst, 20);
+  EXPECT_EQ(merged->catch_up, absl::Milliseconds(50));
+  // A named but unset warm_up: none; the fraction is kept.
+  merged = ApplyConfigUpdate(*merged, v1::ThrottleConfig(), Mask({"warm_up"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->warm_up, absl::ZeroDuration());
+  EXPECT_EQ(merged->warm_up_from, 0.5);
+  // Not named: kept.
+  update.Clear();
+  update.set_max_n(7);
+  current.warm_up_from = 0;
+  merged = ApplyConfigUpdate(current, update, Mask({"max_n"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->warm_up, absl::Seconds(30));
+  EXPECT_EQ(merged->warm_up_from, 0);  // stored as configured, not 1/3
+}
+
+TEST(ToProto, ListsTheWarmUpWithTheDefaultFractionFilledIn) {
+  ThrottleConfig config = Bucket20();
+  EXPECT_FALSE(ToProto(config).has_warm_up());
+  EXPECT_EQ(ToProto(config).warm_up_from(), 0);
+  config.warm_up = absl::Milliseconds(1500);
+  const v1::ThrottleConfig listed = ToProto(config);
+  EXPECT_EQ(listed.warm_up().seconds(), 1);
+  EXPECT_EQ(listed.warm_up().nanos(), 500'000'000);
+  EXPECT_DOUBLE_EQ(listed.warm_up_from(), 1.0 / 3);
+  // And it reads back as the same throttle.
+  auto back = FromProto(listed);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->warm_up, config.warm_up);
+  EXPECT_DOUBLE_EQ(back->EffectiveWarmUpFrom(), 1.0 / 3);
 }
 
 TEST(ApplyConfigUpdate, EmptyMaskReplacesTheConfigWhole) {

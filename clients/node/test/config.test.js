@@ -59,3 +59,48 @@ describe('update', () => {
     assert.deepEqual([info.mode, info.burst], ['smooth', 0]);
   });
 });
+
+describe('warm-up settings', () => {
+  const fixture = serverFixture();
+  const throttle = fixture.throttle;
+
+  test('given to create, listed with the default fraction filled in', async () => {
+    const t = throttle('warm');
+    const info = await t.create(100, 1, { warmUp: 30 });
+    assert.equal(info.warmUp, 30);
+    assert.ok(Math.abs(info.warmUpFrom - 1 / 3) < 1e-12);
+    assert.deepEqual(await t.info(), info);
+    const half = await t.configure(100, 1, { warmUp: 1.5, warmUpFrom: 0.5 });
+    assert.deepEqual([half.warmUp, half.warmUpFrom], [1.5, 0.5]);
+    // Without a warm-up both are 0.
+    const none = await t.configure(100, 1);
+    assert.deepEqual([none.warmUp, none.warmUpFrom], [0, 0]);
+  });
+
+  test('update changes only the warm-up fields given', async () => {
+    const t = throttle('warm-partial');
+    await t.create(100, 60, { mode: 'bucket', burst: 20, warmUp: 10, warmUpFrom: 0.25 });
+    const info = await t.update({ warmUpFrom: 0.5 });
+    assert.deepEqual([info.warmUp, info.warmUpFrom, info.burst], [10, 0.5, 20]);
+    const off = await t.update({ warmUp: null });
+    assert.deepEqual([off.warmUp, off.mode, off.burst], [0, 'bucket', 20]);
+  });
+
+  test('a bad value is INVALID_ARGUMENT naming the field and the value', async () => {
+    const t = throttle('warm-bad');
+    const rejects = (settings, pattern) =>
+      assert.rejects(t.create(10, 1, settings), (error) => {
+        assert.ok(error instanceof ThrottleError);
+        assert.equal(error.codeName, 'INVALID_ARGUMENT');
+        assert.match(error.details, pattern);
+        return true;
+      });
+    await rejects({ warmUp: -1 }, /warm_up must be in \[0, 30 days\], got -1s/);
+    await rejects({ warmUp: 31 * 86400 }, /warm_up must be in \[0, 30 days\], got 744h/);
+    await rejects({ warmUp: 5, warmUpFrom: 1.5 }, /warm_up_from must be in \(0, 1\].*got 1\.5/);
+    await rejects({ warmUp: 5, warmUpFrom: -0.1 }, /warm_up_from .*got -0\.1/);
+    // Refused by the client before any call: not a finite number.
+    await rejects({ warmUp: Infinity }, /warmUp: Infinity/);
+    await rejects({ warmUp: 5, warmUpFrom: 'half' }, /warmUpFrom: half/);
+  });
+});

@@ -1,10 +1,10 @@
-"""catch_up through the Python client against the real server: given in
-seconds or as a timedelta to create() and configure(), listed in
-ThrottleInfo.catch_up with the server's default filled in when unset; a
-value outside [0, per] is INVALID_ARGUMENT naming the field; what is not a
-finite duration is refused by the client. update() changes only the
-settings given (ConfigureThrottleRequest.update_mask), configure() replaces
-the config whole.
+"""catch_up and warm_up through the Python client against the real server:
+given in seconds or as a timedelta to create() and configure(), listed in
+ThrottleInfo.catch_up (and warm_up, warm_up_from) with the server's default
+filled in when unset; a value out of range is INVALID_ARGUMENT naming the
+field; what is not a finite duration is refused by the client. update()
+changes only the settings given (ConfigureThrottleRequest.update_mask),
+configure() replaces the config whole.
 """
 import datetime
 import unittest
@@ -103,6 +103,54 @@ class PartialUpdate(ServerTestCase):
         t.create(100, 60, mode="bucket", burst=20)
         info = t.configure(200, 60)
         self.assertEqual((info.mode, info.burst), ("smooth", 0))
+
+
+class WarmUp(ServerTestCase):
+
+    def test_given_in_seconds_or_as_a_timedelta_and_listed(self):
+        t = self.throttle("warm")
+        info = t.create(100, 1, warm_up=30)
+        self.assertEqual(info.warm_up, 30.0)
+        self.assertAlmostEqual(info.warm_up_from, 1 / 3)  # the default
+        self.assertEqual(t.info(), info)
+        info = t.configure(100, 1, warm_up=datetime.timedelta(seconds=1.5),
+                           warm_up_from=0.5)
+        self.assertEqual((info.warm_up, info.warm_up_from), (1.5, 0.5))
+        # Without a warm-up both are 0.
+        info = t.configure(100, 1)
+        self.assertEqual((info.warm_up, info.warm_up_from), (0.0, 0.0))
+
+    def test_update_changes_only_the_warm_up_fields_given(self):
+        t = self.throttle("warm-partial")
+        t.create(100, 60, mode="bucket", burst=20, warm_up=10,
+                 warm_up_from=0.25)
+        info = t.update(warm_up_from=0.5)
+        self.assertEqual((info.warm_up, info.warm_up_from, info.burst),
+                         (10.0, 0.5, 20))
+        info = t.update(warm_up=None)  # in the mask, unset: no warm-up
+        self.assertEqual((info.warm_up, info.mode, info.burst),
+                         (0.0, "bucket", 20))
+
+    def test_a_bad_value_is_invalid_argument_naming_field_and_value(self):
+        t = self.throttle("warm-bad")
+        for settings, text in [
+            (dict(warm_up=-1), "warm_up must be in [0, 30 days], got -1s"),
+            (dict(warm_up=31 * 86400),
+             "warm_up must be in [0, 30 days], got 744h"),
+            (dict(warm_up=5, warm_up_from=1.5), "got 1.5"),
+            (dict(warm_up=5, warm_up_from=-0.1), "got -0.1"),
+        ]:
+            with self.assertRaises(ThrottleError) as raised:
+                t.create(10, 1, **settings)
+            self.assertEqual(raised.exception.code,
+                             grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(text, raised.exception.details)
+            self.assertIn("warm_up", raised.exception.details)
+        # Refused by the client: not a finite duration, not a number.
+        with self.assertRaises(ValueError):
+            t.create(10, 1, warm_up=float("inf"))
+        with self.assertRaises(TypeError):
+            t.create(10, 1, warm_up=5, warm_up_from="half")
 
 
 if __name__ == "__main__":

@@ -105,11 +105,14 @@ def _workers(messages):
 
 # A throttle as listed by the server (info(), create(), configure()).
 # catch_up is in seconds (the server fills in its default); None from a
-# server that does not list it.
+# server that does not list it. warm_up is in seconds (0: no warm-up) and
+# warm_up_from the fraction a ramp starts from (the server fills in 1/3
+# when warm_up is set; 0 without a warm-up).
 ThrottleInfo = collections.namedtuple("ThrottleInfo", [
     "name", "max_n", "per", "mode", "burst", "manual_emit", "state",
-    "waiting_streams", "total_emissions", "catch_up"
-])
+    "waiting_streams", "total_emissions", "catch_up", "warm_up",
+    "warm_up_from"
+], defaults=(0.0, 0.0))
 
 
 def _info(message):
@@ -122,7 +125,8 @@ def _info(message):
                         c.manual_emit,
                         _STATE_NAMES.get(message.state, str(message.state)),
                         message.waiting_streams, message.total_emissions,
-                        catch_up)
+                        catch_up, c.warm_up.ToNanoseconds() / 1e9,
+                        c.warm_up_from)
 
 
 def _snapshot(message):
@@ -139,21 +143,36 @@ def _snapshot(message):
         message=message)
 
 
-def _config(max_n, per, mode, burst, manual_emit, catch_up):
-    """A ThrottleConfig; catch_up None leaves it unset (the default)."""
+def _config(max_n, per, mode, burst, manual_emit, catch_up, warm_up=None,
+            warm_up_from=None):
+    """A ThrottleConfig; catch_up None leaves it unset (the default), as
+    warm_up None (no warm-up) and warm_up_from None (1/3)."""
     config = pb.ThrottleConfig(max_n=max_n, per_seconds=per,
                                mode=_mode(mode), burst=burst,
                                manual_emit=manual_emit)
     if catch_up is not None:
         config.catch_up.CopyFrom(_signed_duration(catch_up, "catch_up"))
+    if warm_up is not None:
+        config.warm_up.CopyFrom(_signed_duration(warm_up, "warm_up"))
+    if warm_up_from is not None:
+        config.warm_up_from = _fraction(warm_up_from, "warm_up_from")
     return config
+
+
+def _fraction(value, name):
+    """`value` as a float, as given: the server checks its range. TypeError
+    for what is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: a number, not {type(value).__name__}")
+    return float(value)
 
 
 # update()'s "not given": None is a value there (catch_up: the default).
 _UNSET = object()
 
 
-def _partial_config(max_n, per, mode, burst, manual_emit, catch_up):
+def _partial_config(max_n, per, mode, burst, manual_emit, catch_up,
+                    warm_up=_UNSET, warm_up_from=_UNSET):
     """(ThrottleConfig, FieldMask) of the settings given (not _UNSET), for
     a partial ConfigureThrottle. TypeError if none is given."""
     config = pb.ThrottleConfig()
@@ -177,9 +196,18 @@ def _partial_config(max_n, per, mode, burst, manual_emit, catch_up):
         if catch_up is not None:
             config.catch_up.CopyFrom(_signed_duration(catch_up, "catch_up"))
         paths.append("catch_up")
+    if warm_up is not _UNSET:
+        if warm_up is not None:
+            config.warm_up.CopyFrom(_signed_duration(warm_up, "warm_up"))
+        paths.append("warm_up")
+    if warm_up_from is not _UNSET:
+        if warm_up_from is not None:
+            config.warm_up_from = _fraction(warm_up_from, "warm_up_from")
+        paths.append("warm_up_from")
     if not paths:
         raise TypeError("update() needs at least one of max_n, per, mode, "
-                        "burst, manual_emit, catch_up")
+                        "burst, manual_emit, catch_up, warm_up, "
+                        "warm_up_from")
     return config, field_mask_pb2.FieldMask(paths=paths)
 
 
@@ -713,7 +741,8 @@ class Throttle:
     # --- controller side ---------------------------------------------------
 
     def create(self, max_n, per, mode="smooth", burst=0, manual_emit=False,
-               replace=False, catch_up=None):
+               replace=False, catch_up=None, warm_up=None,
+               warm_up_from=None):
         """Creates the throttle: max_n grants per `per` seconds (the seed's
         Throttle(max_n, per)). mode: smooth (default), window, bucket,
         unbounded or monitor-only. catch_up: how far the grant schedule may
@@ -721,13 +750,19 @@ class Throttle:
         up at once, in seconds or a datetime.timedelta, in [0, per]; 0: no
         catch-up; None: the server's default (1% of per, at least one
         grant's spacing); see ThrottleConfig.catch_up in the proto.
+        warm_up: after a start (and a start after a stop at least as long)
+        the rate ramps linearly from warm_up_from x the rate to the full
+        rate over warm_up, in seconds or a datetime.timedelta, in
+        [0, 30 days]; None or 0: no warm-up. warm_up_from: in (0, 1]; None:
+        1/3 (see ThrottleConfig.warm_up in the proto).
         ALREADY_EXISTS if the name is taken, unless replace=True (then the
         old one is deleted first). INVALID_ARGUMENT for a bad value (the
         message names it); ValueError/TypeError for a catch_up that is not
         a finite number or a timedelta. Returns a ThrottleInfo."""
         request = pb.CreateThrottleRequest(
             name=self.name,
-            config=_config(max_n, per, mode, burst, manual_emit, catch_up))
+            config=_config(max_n, per, mode, burst, manual_emit, catch_up,
+                           warm_up, warm_up_from))
         try:
             return _info(self._unary("CreateThrottle", request).throttle)
         except ThrottleError as error:
@@ -737,7 +772,8 @@ class Throttle:
         return _info(self._unary("CreateThrottle", request).throttle)
 
     def configure(self, max_n, per, mode="smooth", burst=0,
-                  manual_emit=False, catch_up=None):
+                  manual_emit=False, catch_up=None, warm_up=None,
+                  warm_up_from=None):
         """Replaces the throttle's configuration whole (catch_up None: back
         to the default; as in create()): a setting not given is its default
         again (mode smooth, burst 0). To change some settings only, use
@@ -745,11 +781,13 @@ class Throttle:
         rate. Returns a ThrottleInfo."""
         request = pb.ConfigureThrottleRequest(
             name=self.name,
-            config=_config(max_n, per, mode, burst, manual_emit, catch_up))
+            config=_config(max_n, per, mode, burst, manual_emit, catch_up,
+                           warm_up, warm_up_from))
         return _info(self._unary("ConfigureThrottle", request).throttle)
 
     def update(self, *, max_n=_UNSET, per=_UNSET, mode=_UNSET, burst=_UNSET,
-               manual_emit=_UNSET, catch_up=_UNSET):
+               manual_emit=_UNSET, catch_up=_UNSET, warm_up=_UNSET,
+               warm_up_from=_UNSET):
         """Changes only the settings given, as keywords with the meaning
         they have in create() (catch_up=None: back to the server's
         default); the others keep their values, and open await_fuel calls
@@ -759,7 +797,7 @@ class Throttle:
         (INVALID_ARGUMENT naming the field). TypeError if no setting is
         given; ValueError for an unknown mode. Returns a ThrottleInfo."""
         config, mask = _partial_config(max_n, per, mode, burst, manual_emit,
-                                       catch_up)
+                                       catch_up, warm_up, warm_up_from)
         request = pb.ConfigureThrottleRequest(name=self.name, config=config,
                                               update_mask=mask)
         return _info(self._unary("ConfigureThrottle", request).throttle)
