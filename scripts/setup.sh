@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 packages=(g++ clang cmake make pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev prometheus-cpp-dev prometheus curl
-  libyaml-cpp-dev etcd-server etcd-client)
+  libyaml-cpp-dev etcd-server etcd-client libcli11-dev tmux)
+# tmux: tests/integration/watch_tui_test.sh runs throttlectl watch in it.
 # prometheus: the server and promtool, for tests/integration/prometheus_test.sh
 # and deploy_alert_rules (promtool check rules / test rules).
 read -ra extra_packages <<<"${THROTTLE_EXTRA_PACKAGES:-}"
