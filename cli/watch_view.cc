@@ -31,10 +31,11 @@ std::string Fit(const std::string& line, int columns) {
 
 WatchHistory::WatchHistory(absl::Duration interval)
     : interval_(interval),
-      capacity_(static_cast<size_t>(std::max<int64_t>(
-          1, interval > absl::ZeroDuration()
-                 ? absl::IDivDuration(kChartSpan, interval, nullptr)
-                 : 1))) {}
+      capacity_(
+          interval > absl::ZeroDuration()
+              ? static_cast<size_t>(std::max<double>(
+                    1, std::floor(absl::FDivDuration(kChartSpan, interval))))
+              : 1) {}
 
 void WatchHistory::Add(const v1::WatchThrottleResponse& snapshot) {
   latest_ = snapshot;
@@ -130,18 +131,16 @@ std::vector<std::string> RenderView(const WatchHistory& history,
                                                     : "";
     std::string line(label_width - label.size(), ' ');
     absl::StrAppend(&line, label, row == marked_row ? "┤" : "│");
+    // Where no column is yet (the newest is always at the right).
+    for (size_t i = shown; i < static_cast<size_t>(chart_width); ++i) {
+      absl::StrAppend(&line, row == marked_row ? kMarker : " ");
+    }
     for (const int height : heights) {
       const int filled = std::clamp(height - row * 8, 0, 8);
       absl::StrAppend(
           &line, filled == 0 && row == marked_row ? kMarker : kBlocks[filled]);
     }
-    // The rest of the marked row, where no column is yet.
-    if (row == marked_row) {
-      for (size_t i = shown; i < static_cast<size_t>(chart_width); ++i) {
-        absl::StrAppend(&line, kMarker);
-      }
-    }
-    lines.push_back(line);  // exactly `columns` cells or fewer
+    lines.push_back(line);  // exactly `columns` cells
   }
   std::string axis(label_width - 1, ' ');
   absl::StrAppend(&axis, "0└");
