@@ -25,7 +25,7 @@ int RequiredRole(absl::string_view method) {
     if (method == m) return static_cast<int>(Role::kWorker);
   }
   for (absl::string_view m :
-       {"Start", "Stop", "Latest", "Mean", "ListThrottles"}) {
+       {"Start", "Stop", "Latest", "Mean", "ListThrottles", "WatchThrottle"}) {
     if (method == m) return static_cast<int>(Role::kController);
   }
   for (absl::string_view m :

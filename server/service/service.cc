@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 #include "server/service/convert.h"
 #include "server/service/fuel_reactor.h"
 #include "server/service/log.h"
@@ -29,6 +30,27 @@ v1::ThrottleInfo Info(const Entry& entry) {
   return info;
 }
 
+void FillLatest(const Entry& entry, absl::Duration window, absl::Time now,
+                v1::LatestResponse* response) {
+  const LatestStats stats = entry.scheduler.Latest(window, now);
+  response->set_seconds_between_emissions(stats.seconds_between_emissions);
+  response->set_emissions_per_second(stats.emissions_per_second);
+  response->set_emissions(stats.emissions);
+  response->set_window_seconds(absl::ToDoubleSeconds(window));
+}
+
+void FillMean(const Entry& entry, absl::Time now, v1::MeanResponse* response) {
+  const MeanStats stats = entry.scheduler.Mean(now);
+  response->set_mean_seconds_between_emissions(
+      stats.run.mean_seconds_between_emissions);
+  response->set_mean_emissions_per_second(stats.run.mean_emissions_per_second);
+  response->set_runtime_seconds(absl::ToDoubleSeconds(stats.run.runtime));
+  response->set_total_emissions(stats.run.total_emissions);
+  response->set_lowest_gap_seconds(absl::ToDoubleSeconds(stats.lowest_gap));
+  response->set_highest_gap_seconds(absl::ToDoubleSeconds(stats.highest_gap));
+  response->set_state(ToProto(entry.scheduler.state()));
+}
+
 }  // namespace
 
 Service::Service(const Clock* clock, Metrics* metrics,
@@ -38,7 +60,12 @@ Service::Service(const Clock* clock, Metrics* metrics,
       stream_limits_(options.max_streams, options.max_streams_per_client,
                      metrics),
       loop_(clock),
-      table_(clock, metrics, &loop_, options.table) {
+      table_(clock, metrics, &loop_, options.table),
+      watches_(clock, metrics,
+               [this](const std::string& name, absl::Duration window,
+                      uint64_t* uid, v1::WatchThrottleResponse* out) {
+                 return WatchSnapshot(name, window, uid, out);
+               }) {
   loop_.Start([this] { return table_.AdvanceDue(); });
 }
 
@@ -49,6 +76,8 @@ Service::~Service() {
 
 void Service::BeginShutdown() {
   table_.CloseAllStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+  watches_.CloseAll(
       grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
 }
 
@@ -188,6 +217,7 @@ grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,
         response->set_state(ToProto(entry.scheduler.state()));
         return absl::OkStatus();
       });
+  if (status.ok()) watches_.Notify(request->throttle());
   return ReplyStored(context, "Start", status, request->throttle());
 }
 
@@ -220,6 +250,7 @@ grpc::ServerUnaryReactor* Service::Stop(grpc::CallbackServerContext* context,
             stats->mean_emissions_per_second);
         return absl::OkStatus();
       });
+  if (status.ok()) watches_.Notify(request->throttle());
   return ReplyStored(context, "Stop", status, request->throttle());
 }
 
@@ -243,15 +274,10 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
     }
     window = *asked;
   }
-  absl::Status status = table_.Read(
-      "throttle", request->throttle(), [&](const Entry& entry, absl::Time now) {
-        const LatestStats stats = entry.scheduler.Latest(window, now);
-        response->set_seconds_between_emissions(
-            stats.seconds_between_emissions);
-        response->set_emissions_per_second(stats.emissions_per_second);
-        response->set_emissions(stats.emissions);
-        response->set_window_seconds(absl::ToDoubleSeconds(window));
-      });
+  absl::Status status = table_.Read("throttle", request->throttle(),
+                                    [&](const Entry& entry, absl::Time now) {
+                                      FillLatest(entry, window, now, response);
+                                    });
   return Reply(context, "Latest", status);
 }
 
@@ -261,21 +287,10 @@ grpc::ServerUnaryReactor* Service::Mean(grpc::CallbackServerContext* context,
   if (absl::Status s = Admit(context, "Mean", request->throttle()); !s.ok()) {
     return Reply(context, "Mean", s);
   }
-  absl::Status status = table_.Read(
-      "throttle", request->throttle(), [&](const Entry& entry, absl::Time now) {
-        const MeanStats stats = entry.scheduler.Mean(now);
-        response->set_mean_seconds_between_emissions(
-            stats.run.mean_seconds_between_emissions);
-        response->set_mean_emissions_per_second(
-            stats.run.mean_emissions_per_second);
-        response->set_runtime_seconds(absl::ToDoubleSeconds(stats.run.runtime));
-        response->set_total_emissions(stats.run.total_emissions);
-        response->set_lowest_gap_seconds(
-            absl::ToDoubleSeconds(stats.lowest_gap));
-        response->set_highest_gap_seconds(
-            absl::ToDoubleSeconds(stats.highest_gap));
-        response->set_state(ToProto(entry.scheduler.state()));
-      });
+  absl::Status status = table_.Read("throttle", request->throttle(),
+                                    [&](const Entry& entry, absl::Time now) {
+                                      FillMean(entry, now, response);
+                                    });
   return Reply(context, "Mean", status);
 }
 
@@ -324,6 +339,7 @@ grpc::ServerUnaryReactor* Service::ConfigureThrottle(
              {"open_streams", absl::StrCat(entry.sinks.size())}});
         return absl::OkStatus();
       });
+  if (status.ok()) watches_.Notify(request->name());
   return ReplyStored(context, "ConfigureThrottle", status, request->name());
 }
 
@@ -335,8 +351,9 @@ grpc::ServerUnaryReactor* Service::DeleteThrottle(
       !s.ok()) {
     return Reply(context, "DeleteThrottle", s);
   }
-  return ReplyStored(context, "DeleteThrottle",
-                     table_.Delete("name", request->name()), request->name());
+  absl::Status status = table_.Delete("name", request->name());
+  if (status.ok()) watches_.Notify(request->name());  // they end: NOT_FOUND
+  return ReplyStored(context, "DeleteThrottle", status, request->name());
 }
 
 grpc::ServerUnaryReactor* Service::ListThrottles(
@@ -355,6 +372,45 @@ grpc::ServerUnaryReactor* Service::ListThrottles(
     }
   });
   return Reply(context, "ListThrottles", absl::OkStatus());
+}
+
+grpc::ServerWriteReactor<v1::WatchThrottleResponse>* Service::WatchThrottle(
+    grpc::CallbackServerContext* context,
+    const v1::WatchThrottleRequest* request) {
+  // A watch holds a place under the stream limits like a worker's stream
+  // (docs/DECISIONS.md): the number of watchers per server stays bounded.
+  absl::StatusOr<std::unique_ptr<StreamLimits::Slot>> slot =
+      AdmitStream(context, "WatchThrottle", request->throttle());
+  if (!slot.ok()) {
+    return watches_.NewWatch(*request, ToGrpcStatus(slot.status()), nullptr);
+  }
+  return watches_.NewWatch(*request, grpc::Status::OK, *std::move(slot));
+}
+
+absl::Status Service::WatchSnapshot(const std::string& name,
+                                    absl::Duration window, uint64_t* uid,
+                                    v1::WatchThrottleResponse* out) {
+  bool same = true;
+  absl::Status status =
+      table_.Read("throttle", name, [&](const Entry& entry, absl::Time now) {
+        if (*uid != 0 && *uid != entry.uid) {
+          same = false;
+          return;
+        }
+        *uid = entry.uid;
+        *out->mutable_time() =
+            google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+                absl::ToUnixNanos(table_.clock()->ToWall(now)));
+        *out->mutable_throttle() = Info(entry);
+        FillLatest(entry, window, now, out->mutable_latest());
+        FillMean(entry, now, out->mutable_mean());
+      });
+  // The throttle watched is gone (perhaps re-created under its name).
+  if (*uid != 0 && (!same || absl::IsNotFound(status))) {
+    return absl::NotFoundError(
+        absl::StrCat("throttle \"", name, "\" was deleted"));
+  }
+  return status;
 }
 
 }  // namespace throttle::server

@@ -21,6 +21,7 @@
 #include "server/service/refill_loop.h"
 #include "server/service/stream_limits.h"
 #include "server/service/throttle_table.h"
+#include "server/service/watch_hub.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
@@ -55,13 +56,24 @@ class Service final : public v1::Throttle::CallbackService {
   // stored it (not owned; null: nothing is stored). Set before serving.
   void SetPersister(Persister* persister) { persister_ = persister; }
 
-  // Refuses new streams and ends every open stream with UNAVAILABLE
-  // ("server shutting down"). Unary calls still answer. Idempotent.
+  // Refuses new streams and ends every open stream (AwaitFuel, Acquire,
+  // WatchThrottle) with UNAVAILABLE ("server shutting down"). Unary calls
+  // still answer. Idempotent.
   void BeginShutdown();
 
-  // Stops and joins the refill loop. Idempotent. Call after the gRPC
-  // server has shut down.
-  void StopRefillLoop() { loop_.Stop(); }
+  // Stops and joins the refill loop and the watch hub's thread. Idempotent.
+  // Call after the gRPC server has shut down.
+  void StopRefillLoop() {
+    loop_.Stop();
+    watches_.Stop();
+  }
+
+  // The throttle `name` was changed (state or configuration) or deleted
+  // other than through this service's handlers (a config reload, say): its
+  // watchers get a snapshot at once. Never blocks beyond short mutexes.
+  void NotifyWatchers(const std::string& name) { watches_.Notify(name); }
+  // The open WatchThrottle streams (for tests).
+  int64_t open_watches() const { return watches_.open(); }
 
   // --- throttle.v1.Throttle ---
   grpc::ServerWriteReactor<v1::AwaitFuelResponse>* AwaitFuel(
@@ -103,6 +115,9 @@ class Service final : public v1::Throttle::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::ListThrottlesRequest* request,
       v1::ListThrottlesResponse* response) override;
+  grpc::ServerWriteReactor<v1::WatchThrottleResponse>* WatchThrottle(
+      grpc::CallbackServerContext* context,
+      const v1::WatchThrottleRequest* request) override;
 
  private:
   // Finishes a unary call, counting an error for the metrics.
@@ -131,8 +146,13 @@ class Service final : public v1::Throttle::CallbackService {
   const Authorizer* const authorizer_;
   StreamLimits stream_limits_;
   Persister* persister_ = nullptr;
+  // A WatchThrottle snapshot of the throttle `name` (WatchSnapshotFn).
+  absl::Status WatchSnapshot(const std::string& name, absl::Duration window,
+                             uint64_t* uid, v1::WatchThrottleResponse* out);
+
   RefillLoop loop_;  // before table_, which kicks it
   ThrottleTable table_;
+  WatchHub watches_;  // after table_, which its snapshots read
 };
 
 }  // namespace throttle::server

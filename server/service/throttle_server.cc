@@ -260,6 +260,7 @@ absl::StatusOr<bool> ThrottleServer::DeclareThrottle(
     created = status.ok();
   }
   if (!status.ok()) return status;
+  if (!created) impl_->service->NotifyWatchers(name);
   if (impl_->persister != nullptr) {
     impl_->persister->Persist(name, [name](absl::Status stored) {
       if (!stored.ok()) {

@@ -27,8 +27,10 @@ TEST(Policy, RolesCoverTheRolesBelowThemOnTheirThrottles) {
   EXPECT_TRUE(policy->Allows(worker, "HasFuel", "api-eu"));
   EXPECT_FALSE(policy->Allows(worker, "AwaitFuel", "other"));
   EXPECT_FALSE(policy->Allows(worker, "Stop", "crawl"));
+  EXPECT_FALSE(policy->Allows(worker, "WatchThrottle", "crawl"));
   const std::string ops = "spiffe://throttle.test/ops";
   EXPECT_TRUE(policy->Allows(ops, "Stop", "anything"));
+  EXPECT_TRUE(policy->Allows(ops, "WatchThrottle", "anything"));
   EXPECT_TRUE(policy->Allows(ops, "AwaitFuel", "anything"));
   EXPECT_FALSE(policy->Allows(ops, "DeleteThrottle", "anything"));
   EXPECT_TRUE(policy->Allows("token:deployer", "CreateThrottle", "b-1"));
