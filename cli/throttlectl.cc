@@ -619,6 +619,11 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
     return UsageError(ExtrasMessage(*app, command, extras));
   }
   if (command == nullptr) return UsageError("missing command");
+  if (commands.size() > 1) {
+    return UsageError(absl::StrCat("unexpected argument '",
+                                   commands[1]->get_name(), "' to '",
+                                   command->get_name(), "'"));
+  }
   invocation.command = FindCommand(command->get_name())->command;
   if (invocation.command == Command::kHelp) {
     if (!raw.help_command.empty() && FindCommand(raw.help_command) == nullptr) {

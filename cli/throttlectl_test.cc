@@ -8,8 +8,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
+#include "throttle/names.h"
 
 namespace throttle::cli {
 namespace {
@@ -132,6 +137,33 @@ TEST(ParseArgsTest, AcceptsEveryModeName) {
   }
 }
 
+// One spelling of each mode everywhere (issue 13): the proto's enum value
+// MODE_MONITOR_ONLY is "monitor-only". throttlectl takes that spelling,
+// prints it (ModeName, which get, list and watch use) and lists it in its
+// help. tests/integration/mode_names_test.sh checks the clients and docs.
+TEST(ParseArgsTest, ModeNamesFollowTheProtoEverywhereInThrottlectl) {
+  const google::protobuf::EnumDescriptor* modes = v1::Mode_descriptor();
+  for (int i = 0; i < modes->value_count(); ++i) {
+    const auto mode = static_cast<v1::Mode>(modes->value(i)->number());
+    if (mode == v1::MODE_UNSPECIFIED) continue;
+    const std::string name =
+        absl::StrReplaceAll(absl::AsciiStrToLower(absl::StripPrefix(
+                                modes->value(i)->name(), "MODE_")),
+                            {{"_", "-"}});
+    const absl::StatusOr<Invocation> invocation =
+        Parse({"create", "t", "--max_n=1", "--per=1", "--mode=" + name});
+    ASSERT_TRUE(invocation.ok()) << name << ": " << invocation.status();
+    EXPECT_EQ(invocation->config.mode(), mode) << name;
+    EXPECT_EQ(ModeName(mode), name);
+    EXPECT_NE(Usage().find(name), std::string::npos) << name;
+    EXPECT_NE(Usage("create").find(name), std::string::npos) << name;
+    v1::ThrottleInfo info;
+    info.mutable_config()->set_mode(mode);
+    EXPECT_NE(ToText(info).find("\nMode: " + name + "\n"), std::string::npos)
+        << ToText(info);
+  }
+}
+
 TEST(ParseArgsTest, GlobalFlagsBeforeCommandAndAddressFromEnvironment) {
   const absl::StatusOr<Invocation> invocation =
       Parse({"--json", "list"}, "throttle.example:7000");
@@ -226,6 +258,9 @@ TEST(ParseArgsTest, UsageErrorsAreInvalidArgumentWithOneLine) {
       {"list", "--bogus"},
       {"list", "-x"},
       {"list", "--address="},
+      {"stop", "x", "start", "y"},
+      {"watch", "x", "--interval=often"},
+      {"mean", "x", "--workers=maybe"},
   };
   for (const std::vector<std::string>& args : bad) {
     const absl::StatusOr<Invocation> invocation = Parse(args);

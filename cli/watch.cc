@@ -82,8 +82,9 @@ class Screen {
   }
 
   // Shows `history` with `status`; a line per new snapshot (or status)
-  // when not a terminal.
-  void Show(const WatchHistory& history, const std::string& status,
+  // when not a terminal. False when stdout cannot be written (a closed
+  // pipe: `throttlectl watch X | head`).
+  bool Show(const WatchHistory& history, const std::string& status,
             bool new_snapshot) {
     if (tty_) {
       std::cout << Redraw(RenderView(history, status, Columns())) << std::flush;
@@ -92,6 +93,7 @@ class Screen {
     } else if (!status.empty()) {
       std::cout << status << "\n" << std::flush;
     }
+    return static_cast<bool>(std::cout);
   }
 
  private:
@@ -146,13 +148,21 @@ int RunWatch(const Invocation& invocation, v1::Throttle::StubInterface& stub) {
       std::unique_ptr<grpc::ClientReaderInterface<v1::WatchThrottleResponse>>
           reader = stub.WatchThrottle(&context, request);
       v1::WatchThrottleResponse snapshot;
+      bool output_failed = false;
       while (reader->Read(&snapshot)) {
         history.Add(snapshot);
         backoff = kFirstBackoff;
-        screen.Show(history, "", /*new_snapshot=*/true);
+        if (!screen.Show(history, "", /*new_snapshot=*/true)) {
+          output_failed = true;
+          context.TryCancel();
+        }
       }
       const absl::Status status = FromGrpcStatus(reader->Finish());
       interrupt.End();
+      if (output_failed) {
+        exit_status = 1;
+        break;
+      }
       if (interrupt.stopped()) break;
       if (absl::IsUnavailable(status)) {
         screen.Show(
