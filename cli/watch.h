@@ -20,7 +20,8 @@ v1::WatchThrottleRequest WatchRequestOf(const Invocation& invocation);
 // Runs the watch of `invocation` over `stub` until Ctrl-C (returns 0), the
 // throttle is not there or is deleted (NOT_FOUND: says so, returns 1), or
 // another error (returns 1). UNAVAILABLE (the server restarting or out of
-// reach) is retried with a backoff from 0.5 s to 8 s, said on screen.
+// reach), and a CANCELLED it did not cause (a server shutting down), are
+// retried with a backoff from 0.5 s to 8 s, said on screen.
 // Redraws on stdout when it is a terminal, else writes a line per
 // snapshot. Blocks; BlockStopSignals must have been called.
 int RunWatch(const Invocation& invocation, v1::Throttle::StubInterface& stub);

@@ -13,7 +13,9 @@ dir=$(mktemp -d)
 socket="watch-tui-$$"
 tmux_() { tmux -u -L "$socket" -f /dev/null "$@"; }
 worker=
-"$server_bin" --listen=127.0.0.1:0 --port_file="$dir/port" 2>"$dir/server.log" &
+# --state_dir: the throttles outlive a restart of the server (below).
+"$server_bin" --listen=127.0.0.1:0 --port_file="$dir/port" \
+  --state_dir="$dir/state" 2>"$dir/server.log" &
 server=$!
 cleanup() {
   set +e  # a worker already gone (its throttle deleted) must not stop this
@@ -49,6 +51,21 @@ await_screen() {
   exit 1
 }
 
+# Waits (as await_screen) until the screen of tmux session $1 no longer
+# matches the extended regex $2.
+await_screen_without() {
+  local screen
+  for _ in $(seq 600); do
+    screen=$(tmux_ capture-pane -p -t "$1" 2>/dev/null || true)
+    grep -Eq -- "$2" <<<"$screen" || return 0
+    sleep 0.2
+  done
+  echo "FAIL: the screen of $1 kept showing: $2" >&2
+  echo "--- screen:" >&2
+  echo "$screen" >&2
+  exit 1
+}
+
 "$ctl" create crawl --max_n=20 --per=1s >/dev/null
 "$ctl" create idle --max_n=4 --per=1 >/dev/null
 "$ctl" start crawl >/dev/null
@@ -68,6 +85,18 @@ await_screen view 'throttle crawl +state running +mode smooth' \
   'configured 20/s +achieved [1-9][0-9.]*/s \(latest\)' \
   'waiting streams [0-9]+ +total [1-9]' \
   '^ *20/s.[^ ]*[▁▂▃▄▅▆▇█]' '[█]' '^ +0└─+$'
+
+# The server goes away: the view says it retries; the server comes back on
+# the same port with its state: the view shows the throttle again.
+port=$(cat "$dir/port")
+kill "$server"
+wait "$server" 2>/dev/null || true
+await_screen view 'server unreachable \((UNAVAILABLE|CANCELLED).*\): retrying in'
+"$server_bin" --listen="127.0.0.1:$port" --state_dir="$dir/state" \
+  2>>"$dir/server.log" &
+server=$!
+await_screen_without view 'retrying in'
+await_screen view 'throttle crawl +state running' 'configured 20/s'
 
 "$ctl" stop crawl >/dev/null
 await_screen view 'throttle crawl +state stopped'
