@@ -81,7 +81,10 @@ CLI::Option* AddOption(CLI::App* app, const std::string& name,
   if (absl::StrContains(name, '_')) {
     absl::StrAppend(&names, ",--", absl::StrReplaceAll(name, {{"_", "-"}}));
   }
-  return app->add_option(names, *value, description);
+  // Given twice, the last one counts (as before CLI11; scripts append a
+  // flag to override one, tests/integration/tls_end_to_end_test.sh too).
+  return app->add_option(names, *value, description)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 // A boolean flag: --NAME alone is true; --NAME=false is accepted too.
@@ -91,7 +94,8 @@ CLI::Option* AddFlag(CLI::App* app, const std::string& name, std::string* value,
   if (absl::StrContains(name, '_')) {
     absl::StrAppend(&names, ",--", absl::StrReplaceAll(name, {{"_", "-"}}));
   }
-  return app->add_flag(names, *value, description);
+  return app->add_flag(names, *value, description)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 void AddConfigFlags(CLI::App* command, RawFlags* raw, bool create) {

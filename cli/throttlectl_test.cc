@@ -390,6 +390,16 @@ TEST(ParseArgsTest, SecurityFlagsAnywhere) {
             "--tls_server_name is empty");
 }
 
+TEST(ParseArgsTest, AFlagGivenTwiceTakesTheLastValue) {
+  const absl::StatusOr<Invocation> invocation = Parse(
+      {"--tls_ca=a.pem", "create", "x", "--max_n=1", "--per=1", "--tls_ca",
+       "b.pem", "--max_n=7", "--manual_emit", "--manual_emit=false"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->security.ca_file, "b.pem");
+  EXPECT_EQ(invocation->config.max_n(), 7);
+  EXPECT_FALSE(invocation->config.manual_emit());
+}
+
 TEST(ParseArgsTest, EmptySecurityFlagIsAUsageError) {
   const absl::StatusOr<Invocation> invocation = Parse({"list", "--tls_ca="});
   EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument);
