@@ -74,27 +74,28 @@ struct RawFlags {
   std::string help_command;
 };
 
-// Adds --NAME (also spelled with dashes: --max-n) to `app`.
-CLI::Option* AddOption(CLI::App* app, const std::string& name,
-                       std::string* value, const std::string& description) {
+// The names of flag NAME for CLI11: --NAME, also spelled with dashes
+// (--max-n) when it has underscores.
+std::string FlagNames(const std::string& name) {
   std::string names = "--" + name;
   if (absl::StrContains(name, '_')) {
     absl::StrAppend(&names, ",--", absl::StrReplaceAll(name, {{"_", "-"}}));
   }
-  // Given twice, the last one counts (as before CLI11; scripts append a
-  // flag to override one, tests/integration/tls_end_to_end_test.sh too).
-  return app->add_option(names, *value, description)
+  return names;
+}
+
+// Adds --NAME to `app`. Given twice, the last one counts (as before CLI11;
+// scripts append a flag to override one, tls_end_to_end_test.sh too).
+CLI::Option* AddOption(CLI::App* app, const std::string& name,
+                       std::string* value, const std::string& description) {
+  return app->add_option(FlagNames(name), *value, description)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 // A boolean flag: --NAME alone is true; --NAME=false is accepted too.
 CLI::Option* AddFlag(CLI::App* app, const std::string& name, std::string* value,
                      const std::string& description) {
-  std::string names = "--" + name;
-  if (absl::StrContains(name, '_')) {
-    absl::StrAppend(&names, ",--", absl::StrReplaceAll(name, {{"_", "-"}}));
-  }
-  return app->add_flag(names, *value, description)
+  return app->add_flag(FlagNames(name), *value, description)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
@@ -761,6 +762,13 @@ v1::MeanRequest MeanRequestOf(const Invocation& invocation) {
   v1::MeanRequest request;
   request.set_throttle(invocation.name);
   request.set_include_workers(invocation.include_workers);
+  return request;
+}
+
+v1::WatchThrottleRequest WatchRequestOf(const Invocation& invocation) {
+  v1::WatchThrottleRequest request;
+  request.set_throttle(invocation.name);
+  SetDuration(invocation.interval, request.mutable_interval());
   return request;
 }
 

@@ -103,6 +103,8 @@ std::string ErrorLine(const absl::Status& status);
 // throttlectl calls the stub for them).
 v1::LatestRequest LatestRequestOf(const Invocation& invocation);
 v1::MeanRequest MeanRequestOf(const Invocation& invocation);
+// The WatchThrottle request of `invocation` (its name and --interval).
+v1::WatchThrottleRequest WatchRequestOf(const Invocation& invocation);
 
 // Runs `invocation` (any command but kHelp, kVersion and kWatch) with
 // `controller` (latest and mean with `stub`, the generated stub on the same

@@ -499,9 +499,15 @@ TEST(ParseArgsTest, WatchTakesANameAndAnInterval) {
   EXPECT_EQ(invocation->interval, absl::Seconds(1));
   EXPECT_FALSE(Parse({"watch"}).ok());
   EXPECT_FALSE(Parse({"watch", "crawl", "--window=1"}).ok());
+  EXPECT_EQ(WatchRequestOf(*invocation).throttle(), "crawl");
+  EXPECT_EQ(WatchRequestOf(*invocation).interval().seconds(), 1);
   invocation = Parse({"watch", "crawl", "--interval=0.1"});
   ASSERT_TRUE(invocation.ok()) << invocation.status();
   EXPECT_EQ(invocation->interval, absl::Milliseconds(100));
+  const v1::WatchThrottleRequest request = WatchRequestOf(*invocation);
+  EXPECT_EQ(request.interval().seconds(), 0);
+  EXPECT_EQ(request.interval().nanos(), 100000000);
+  EXPECT_FALSE(request.has_window());  // the server's default: the interval
 }
 
 TEST(ParseArgsTest, HelpOfOneCommand) {

@@ -115,17 +115,6 @@ void BlockStopSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-v1::WatchThrottleRequest WatchRequestOf(const Invocation& invocation) {
-  v1::WatchThrottleRequest request;
-  request.set_throttle(invocation.name);
-  absl::Duration rest;
-  request.mutable_interval()->set_seconds(
-      absl::IDivDuration(invocation.interval, absl::Seconds(1), &rest));
-  request.mutable_interval()->set_nanos(static_cast<int32_t>(
-      absl::IDivDuration(rest, absl::Nanoseconds(1), &rest)));
-  return request;
-}
-
 int RunWatch(const Invocation& invocation, v1::Throttle::StubInterface& stub) {
   Interrupt interrupt;
   std::thread signals([&interrupt] {

@@ -14,9 +14,6 @@ namespace throttle::cli {
 // Call it first in main, before a channel exists.
 void BlockStopSignals();
 
-// The WatchThrottle request of `invocation` (its name and --interval).
-v1::WatchThrottleRequest WatchRequestOf(const Invocation& invocation);
-
 // Runs the watch of `invocation` over `stub` until Ctrl-C (returns 0), the
 // throttle is not there or is deleted (NOT_FOUND: says so, returns 1), or
 // another error (returns 1). UNAVAILABLE (the server restarting or out of
