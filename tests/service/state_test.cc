@@ -14,44 +14,16 @@
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
 #include "server/state/file_store.h"
-#include "tests/support/controller_calls.h"
-#include "tests/support/fake_clock.h"
+#include "tests/support/state_dir_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
 namespace {
 
-class StateTest : public ::testing::Test, public testing::ControllerCalls {
+class StateTest : public testing::StateDirServerTest {
  public:
-  void SetUp() override {
-    char dir[] = "/tmp/throttle-state-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto store = OpenFileStore(dir_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    options_.listen_address = "127.0.0.1:0";
-    options_.clock = &clock_;
-    options_.store = store_.get();
-    StartServer();
-  }
-  void TearDown() override {
-    StopServer();
-    std::system(absl::StrCat("rm -rf ", dir_).c_str());
-  }
+  StateTest() : StateDirServerTest("/tmp/throttle-state-test-XXXXXX") {}
 
-  void StartServer() {
-    auto started = ThrottleServer::Start(options_);
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    stub_ = v1::Throttle::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                            grpc::InsecureChannelCredentials()));
-  }
-  void StopServer() {
-    if (server_) server_->Shutdown(absl::Seconds(5));
-    server_.reset();
-  }
   void Restart() {
     StopServer();
     StartServer();
@@ -91,13 +63,6 @@ class StateTest : public ::testing::Test, public testing::ControllerCalls {
     EXPECT_TRUE(records.ok()) << records.status();
     return records.ok() ? *records : std::vector<ThrottleRecord>{};
   }
-
- protected:
-  std::string dir_;
-  testing::FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  ServerOptions options_;
-  std::unique_ptr<ThrottleServer> server_;
 };
 
 TEST_F(StateTest, ARunningThrottleComesBackRunningWithItsStatistics) {

@@ -14,8 +14,7 @@
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
 #include "server/state/file_store.h"
-#include "tests/support/controller_calls.h"
-#include "tests/support/fake_clock.h"
+#include "tests/support/state_dir_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
@@ -23,40 +22,15 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class WarmUpServiceTest : public ::testing::Test,
-                          public testing::ControllerCalls {
+class WarmUpServiceTest : public testing::StateDirServerTest {
  public:
+  WarmUpServiceTest()
+      : StateDirServerTest("/tmp/throttle-warm-up-test-XXXXXX") {}
   void SetUp() override {
-    char dir[] = "/tmp/throttle-warm-up-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto store = OpenFileStore(dir_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    options_.listen_address = "127.0.0.1:0";
-    options_.clock = &clock_;
-    options_.store = store_.get();
     // Reservations of 5 s of grants: HasFuel below never waits for one to
     // be stored (the fake clock runs far ahead of the real disk).
     options_.reservation_ahead = absl::Seconds(5);
-    StartServer();
-  }
-  void TearDown() override {
-    StopServer();
-    std::system(absl::StrCat("rm -rf ", dir_).c_str());
-  }
-
-  void StartServer() {
-    auto started = ThrottleServer::Start(options_);
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    stub_ = v1::Throttle::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                            grpc::InsecureChannelCredentials()));
-  }
-  void StopServer() {
-    if (server_) server_->Shutdown(absl::Seconds(5));
-    server_.reset();
+    StateDirServerTest::SetUp();
   }
 
   // max_n per second, warming up over `warm_up_seconds` from `from`.
@@ -98,13 +72,6 @@ class WarmUpServiceTest : public ::testing::Test,
     }
     return granted;
   }
-
- protected:
-  std::string dir_;
-  testing::FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  ServerOptions options_;
-  std::unique_ptr<ThrottleServer> server_;
 };
 
 TEST_F(WarmUpServiceTest, CreatedAndListedWithTheDefaultFractionFilledIn) {
