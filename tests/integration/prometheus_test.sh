@@ -18,23 +18,8 @@ dashboard="$here/../../deploy/monitoring/throttle-dashboard.json"
 for tool in prometheus promtool curl; do
   command -v "$tool" >/dev/null || { echo "missing $tool (scripts/setup.sh installs it)" >&2; exit 1; }
 done
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
-wait_for() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
+source "$here/lib.sh"
+wait_for_poll_seconds=0.1
 
 "$server_bin" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \
   --port_file="$dir/port" --throttle="work max_n=50 per=1" \

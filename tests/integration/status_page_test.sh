@@ -14,23 +14,7 @@ server_bin="$1" worker_bin="$2" ctl_bin="$3"
 here=$(cd "$(dirname "$0")" && pwd)
 browser=$(command -v chromium || true)
 [[ -n "$browser" ]] || { echo "missing chromium (scripts/setup.sh installs it)" >&2; exit 1; }
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
-wait_for() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.2
-  done
-}
+source "$here/lib.sh"
 
 markup_name='<i>x</i>&lt'
 "$server_bin" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 \

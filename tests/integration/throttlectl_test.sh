@@ -4,13 +4,11 @@
 # Usage: throttlectl_test.sh THROTTLE_SERVER THROTTLECTL
 set -euo pipefail
 server_bin="$1" ctl="$2"
-dir=$(mktemp -d)
+source "$(dirname "$0")/lib.sh"
 "$server_bin" --listen=127.0.0.1:0 --port_file="$dir/port" 2>"$dir/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 300); do [[ -s "$dir/port" ]] && break; sleep 0.1; done
+pids+=($!)
+wait_for 30 test -s "$dir/port" || fail "no port: $(cat "$dir/server.log")"
 export THROTTLE_ADDRESS="127.0.0.1:$(cat "$dir/port")"
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$ctl" create crawl --max_n=4 --per=1 >/dev/null
 "$ctl" create api --max_n=100 --per=60 --mode=bucket --burst=20 >/dev/null

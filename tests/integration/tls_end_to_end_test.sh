@@ -10,15 +10,7 @@
 #          TUTORIAL MAKE_CERTS
 set -euo pipefail
 server_bin="$1" ctl="$2" worker_bin="$3" tutorial="$4" make_certs="$5"
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
 unset THROTTLE_ADDRESS THROTTLE_TLS_CA THROTTLE_TLS_CERT THROTTLE_TLS_KEY \
   THROTTLE_TOKEN THROTTLE_TOKEN_FILE THROTTLE_TLS_SERVER_NAME
 
@@ -43,8 +35,7 @@ start() {
     --tls_cert="$pki/server.pem" --tls_key="$pki/server.key" "$@" \
     2>"$dir/$name.log" &
   pids+=($!)
-  for _ in $(seq 300); do [[ -s "$dir/$name.port" ]] && break; sleep 0.1; done
-  [[ -s "$dir/$name.port" ]] || fail "server $name did not start: $(cat "$dir/$name.log")"
+  wait_for 30 test -s "$dir/$name.port" || fail "server $name did not start: $(cat "$dir/$name.log")"
 }
 start mtls --tls_client_ca="$pki/ca.pem"  # client certificates required
 start tls                                  # server certificate only: tokens

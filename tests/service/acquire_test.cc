@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "server/core/limits.h"
 #include "server/service/throttle_server.h"
+#include "tests/support/controller_calls.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/loopback_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -27,7 +28,8 @@ using v1::AcquireResponse;
 
 using Stream = grpc::ClientReaderWriter<AcquireRequest, AcquireResponse>;
 
-class AcquireTest : public testing::LoopbackServerTest {
+class AcquireTest : public testing::LoopbackServerTest,
+                    public testing::ControllerCalls {
  public:
   void SetUp() override {
     options_.clock = &clock_;
@@ -38,42 +40,12 @@ class AcquireTest : public testing::LoopbackServerTest {
     stub_ = v1::Throttle::NewStub(channel_);
   }
 
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
-  }
-
-  void Create(const std::string& name, int64_t max_n, double per,
-              v1::Mode mode = v1::MODE_SMOOTH) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    request.mutable_config()->set_max_n(max_n);
-    request.mutable_config()->set_per_seconds(per);
-    request.mutable_config()->set_mode(mode);
-    v1::CreateThrottleResponse response;
-    ASSERT_TRUE(
-        stub_->CreateThrottle(Context().get(), request, &response).ok());
-  }
-  void Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    ASSERT_TRUE(stub_->Start(Context().get(), request, &response).ok());
-  }
-  void Stop(const std::string& name) {
-    v1::StopRequest request;
-    request.set_throttle(name);
-    v1::StopResponse response;
-    ASSERT_TRUE(stub_->Stop(Context().get(), request, &response).ok());
+  grpc::Status Create(const std::string& name, int64_t max_n, double per,
+                      v1::Mode mode = v1::MODE_SMOOTH) {
+    return CreateThrottle(name, Rate(max_n, per, mode));
   }
   int64_t Total(const std::string& name) {
-    v1::MeanRequest request;
-    request.set_throttle(name);
-    v1::MeanResponse response;
-    EXPECT_TRUE(stub_->Mean(Context().get(), request, &response).ok());
-    return response.total_emissions();
+    return Mean(name).total_emissions();
   }
 
   // An Acquire stream with its context.
@@ -140,12 +112,11 @@ class AcquireTest : public testing::LoopbackServerTest {
   }
 
   testing::FakeClock clock_;
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 TEST_F(AcquireTest, GrantsGoOnlyAgainstDemand) {
-  Create("t", 10, 1);  // one grant per 100 ms
-  Start("t");
+  ASSERT_TRUE(Create("t", 10, 1).ok());  // one grant per 100 ms
+  ASSERT_TRUE(Start("t").ok());
   Call call = Open("t", 2);
   ASSERT_TRUE(ReadGrants(call, 1));  // the first is free at once
   clock_.Advance(absl::Milliseconds(100));
@@ -167,8 +138,8 @@ TEST_F(AcquireTest, GrantsGoOnlyAgainstDemand) {
 }
 
 TEST_F(AcquireTest, WithdrawnDemandIsNeverServed) {
-  Create("t", 1, 3600);  // one grant per hour
-  Start("t");
+  ASSERT_TRUE(Create("t", 1, 3600).ok());  // one grant per hour
+  ASSERT_TRUE(Start("t").ok());
   Call call = Open("t", 1);
   ASSERT_TRUE(ReadGrants(call, 1));
   Ask(call, 3);
@@ -181,21 +152,21 @@ TEST_F(AcquireTest, WithdrawnDemandIsNeverServed) {
   Call other = Open("t", 1);
   ASSERT_TRUE(ReadGrants(other, 1));
   AwaitState("t", 0, 2);
-  Stop("t");
+  ASSERT_TRUE(Stop("t").ok());
   EXPECT_EQ(ReadToEnd(call).end, v1::END_REASON_STOPPED);
   EXPECT_EQ(ReadToEnd(other).end, v1::END_REASON_STOPPED);
   EXPECT_EQ(Total("t"), 2);
 }
 
 TEST_F(AcquireTest, StopEndsEveryStreamIdleOrWaiting) {
-  Create("t", 1, 3600);
-  Start("t");
+  ASSERT_TRUE(Create("t", 1, 3600).ok());
+  ASSERT_TRUE(Start("t").ok());
   Call first = Open("t", 1);
   ASSERT_TRUE(ReadGrants(first, 1));  // now idle
   Call waiting = Open("t", 5);
   Call idle = Open("t", 0);
   AwaitState("t", 1, 1);
-  Stop("t");
+  ASSERT_TRUE(Stop("t").ok());
   for (Call* call : {&first, &waiting, &idle}) {
     const Ending ending = ReadToEnd(*call);
     EXPECT_TRUE(ending.status.ok()) << ending.status.error_message();
@@ -208,7 +179,7 @@ TEST_F(AcquireTest, StopEndsEveryStreamIdleOrWaiting) {
 }
 
 TEST_F(AcquireTest, DeleteEndsStreamsWithNotFound) {
-  Create("t", 1, 3600);
+  ASSERT_TRUE(Create("t", 1, 3600).ok());
   Call call = Open("t", 1);  // before the first Start it waits
   AwaitState("t", 1, 0);
   v1::DeleteThrottleRequest del;
@@ -220,8 +191,8 @@ TEST_F(AcquireTest, DeleteEndsStreamsWithNotFound) {
 }
 
 TEST_F(AcquireTest, StreamsWithStandingDemandShareTheRate) {
-  Create("t", 10, 1);  // one grant per 100 ms
-  Start("t");
+  ASSERT_TRUE(Create("t", 10, 1).ok());  // one grant per 100 ms
+  ASSERT_TRUE(Start("t").ok());
   Call a = Open("t", 100);
   Call b = Open("t", 100);
   AwaitState("t", 2, 1);  // the first was free at once
@@ -258,8 +229,8 @@ TEST_F(AcquireTest, StreamsWithStandingDemandShareTheRate) {
 }
 
 TEST_F(AcquireTest, MonitorOnlyAnswersEachDemandAtOnce) {
-  Create("m", 1, 1, v1::MODE_MONITOR_ONLY);
-  Start("m");
+  ASSERT_TRUE(Create("m", 1, 1, v1::MODE_MONITOR_ONLY).ok());
+  ASSERT_TRUE(Start("m").ok());
   Call call = Open("m", 0);
   for (int i = 1; i <= 100; ++i) {
     Ask(call, i % 3 + 1);
@@ -272,8 +243,8 @@ TEST_F(AcquireTest, MonitorOnlyAnswersEachDemandAtOnce) {
 }
 
 TEST_F(AcquireTest, GrantMessagesSayWhetherFuelIsUnlimited) {
-  Create("m", 1, 1, v1::MODE_MONITOR_ONLY);
-  Start("m");
+  ASSERT_TRUE(Create("m", 1, 1, v1::MODE_MONITOR_ONLY).ok());
+  ASSERT_TRUE(Start("m").ok());
   Call call = Open("m", 1);
   AcquireResponse response;
   ASSERT_TRUE(call.stream->Read(&response));
@@ -295,8 +266,8 @@ TEST_F(AcquireTest, GrantMessagesSayWhetherFuelIsUnlimited) {
 }
 
 TEST_F(AcquireTest, BadMessagesGetTheRightCodeNamingTheFieldAndHarmNothing) {
-  Create("good", 1, 1, v1::MODE_MONITOR_ONLY);
-  Start("good");
+  ASSERT_TRUE(Create("good", 1, 1, v1::MODE_MONITOR_ONLY).ok());
+  ASSERT_TRUE(Start("good").ok());
   struct Case {
     std::string label;
     AcquireRequest first;
@@ -372,7 +343,7 @@ TEST_F(AcquireTest, BadMessagesGetTheRightCodeNamingTheFieldAndHarmNothing) {
 }
 
 TEST_F(AcquireTest, OutstandingDemandHasALimitThatCostsNothingToCheck) {
-  Create("t", 1, 3600);
+  ASSERT_TRUE(Create("t", 1, 3600).ok());
   // Before the first Start nothing is granted: the demand adds up.
   Call call = Open("t", 0);
   const int64_t messages = kMaxOutstandingDemand / kMaxDemand;
@@ -386,8 +357,8 @@ TEST_F(AcquireTest, OutstandingDemandHasALimitThatCostsNothingToCheck) {
 }
 
 TEST_F(AcquireTest, ACancelledStreamLeavesTheThrottleWithNothingOwed) {
-  Create("t", 10, 1);
-  Start("t");
+  ASSERT_TRUE(Create("t", 10, 1).ok());
+  ASSERT_TRUE(Start("t").ok());
   Call gone = Open("t", 50);
   ASSERT_TRUE(ReadGrants(gone, 1));
   gone.context->TryCancel();
@@ -401,7 +372,7 @@ TEST_F(AcquireTest, ACancelledStreamLeavesTheThrottleWithNothingOwed) {
 }
 
 TEST_F(AcquireTest, WaitingStreamsCountOnlyStreamsWithDemand) {
-  Create("t", 1, 3600);
+  ASSERT_TRUE(Create("t", 1, 3600).ok());
   std::vector<Call> calls;
   for (int i = 0; i < 5; ++i) calls.push_back(Open("t", i % 2));
   AwaitState("t", 2, 0);  // demands 0, 1, 0, 1, 0

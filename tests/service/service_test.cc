@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
+#include "tests/support/controller_calls.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/loopback_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -27,51 +28,17 @@ using ::testing::HasSubstr;
 using v1::AwaitFuelRequest;
 using v1::AwaitFuelResponse;
 
-class ServiceTest : public testing::LoopbackServerTest {
+class ServiceTest : public testing::LoopbackServerTest,
+                    public testing::ControllerCalls {
  public:
   void SetUp() override {
     LoopbackServerTest::SetUp();
     stub_ = v1::Throttle::NewStub(channel_);
   }
 
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
-  }
-
   grpc::Status Create(const std::string& name, int64_t max_n, double per,
                       v1::Mode mode = v1::MODE_SMOOTH, int64_t burst = 0) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    request.mutable_config()->set_max_n(max_n);
-    request.mutable_config()->set_per_seconds(per);
-    request.mutable_config()->set_mode(mode);
-    request.mutable_config()->set_burst(burst);
-    v1::CreateThrottleResponse response;
-    return stub_->CreateThrottle(Context().get(), request, &response);
-  }
-  grpc::Status Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    return stub_->Start(Context().get(), request, &response);
-  }
-  grpc::Status Stop(const std::string& name,
-                    v1::StopResponse* response = nullptr) {
-    v1::StopRequest request;
-    request.set_throttle(name);
-    v1::StopResponse ignored;
-    return stub_->Stop(Context().get(), request,
-                       response ? response : &ignored);
-  }
-  v1::MeanResponse Mean(const std::string& name) {
-    v1::MeanRequest request;
-    request.set_throttle(name);
-    v1::MeanResponse response;
-    EXPECT_TRUE(stub_->Mean(Context().get(), request, &response).ok());
-    return response;
+    return CreateThrottle(name, Rate(max_n, per, mode, burst));
   }
 
   // Reads a whole AwaitFuel stream.
@@ -101,8 +68,6 @@ class ServiceTest : public testing::LoopbackServerTest {
         absl::Seconds(30)))
         << "streams did not start waiting";
   }
-
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 // --- The bad-input table --------------------------------------------------

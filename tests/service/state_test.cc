@@ -14,68 +14,23 @@
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
 #include "server/state/file_store.h"
-#include "tests/support/fake_clock.h"
+#include "tests/support/state_dir_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
 namespace {
 
-class StateTest : public ::testing::Test {
+class StateTest : public testing::StateDirServerTest {
  public:
-  void SetUp() override {
-    char dir[] = "/tmp/throttle-state-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto store = OpenFileStore(dir_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    options_.listen_address = "127.0.0.1:0";
-    options_.clock = &clock_;
-    options_.store = store_.get();
-    StartServer();
-  }
-  void TearDown() override {
-    StopServer();
-    std::system(absl::StrCat("rm -rf ", dir_).c_str());
-  }
+  StateTest() : StateDirServerTest("/tmp/throttle-state-test-XXXXXX") {}
 
-  void StartServer() {
-    auto started = ThrottleServer::Start(options_);
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    stub_ = v1::Throttle::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                            grpc::InsecureChannelCredentials()));
-  }
-  void StopServer() {
-    if (server_) server_->Shutdown(absl::Seconds(5));
-    server_.reset();
-  }
   void Restart() {
     StopServer();
     StartServer();
   }
 
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
-  }
   grpc::Status Create(const std::string& name, v1::Mode mode, int64_t max_n) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    request.mutable_config()->set_max_n(max_n);
-    request.mutable_config()->set_per_seconds(1);
-    request.mutable_config()->set_mode(mode);
-    v1::CreateThrottleResponse response;
-    return stub_->CreateThrottle(Context().get(), request, &response);
-  }
-  grpc::Status Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    return stub_->Start(Context().get(), request, &response);
+    return CreateThrottle(name, Rate(max_n, 1, mode));
   }
   v1::ThrottleInfo Info(const std::string& name) {
     v1::ListThrottlesResponse response;
@@ -87,13 +42,6 @@ class StateTest : public ::testing::Test {
       if (info.name() == name) return info;
     }
     return {};
-  }
-  v1::MeanResponse Mean(const std::string& name) {
-    v1::MeanRequest request;
-    request.set_throttle(name);
-    v1::MeanResponse response;
-    EXPECT_TRUE(stub_->Mean(Context().get(), request, &response).ok());
-    return response;
   }
   // Takes `n` grants on one AwaitFuel call; returns how many came.
   int64_t Take(const std::string& name, int64_t n) {
@@ -115,14 +63,6 @@ class StateTest : public ::testing::Test {
     EXPECT_TRUE(records.ok()) << records.status();
     return records.ok() ? *records : std::vector<ThrottleRecord>{};
   }
-
- protected:
-  std::string dir_;
-  testing::FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  ServerOptions options_;
-  std::unique_ptr<ThrottleServer> server_;
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 TEST_F(StateTest, ARunningThrottleComesBackRunningWithItsStatistics) {

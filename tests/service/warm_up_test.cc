@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
 #include "server/state/file_store.h"
-#include "tests/support/fake_clock.h"
+#include "tests/support/state_dir_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
@@ -22,47 +22,17 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class WarmUpServiceTest : public ::testing::Test {
+class WarmUpServiceTest : public testing::StateDirServerTest {
  public:
+  WarmUpServiceTest()
+      : StateDirServerTest("/tmp/throttle-warm-up-test-XXXXXX") {}
   void SetUp() override {
-    char dir[] = "/tmp/throttle-warm-up-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto store = OpenFileStore(dir_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    options_.listen_address = "127.0.0.1:0";
-    options_.clock = &clock_;
-    options_.store = store_.get();
     // Reservations of 5 s of grants: HasFuel below never waits for one to
     // be stored (the fake clock runs far ahead of the real disk).
     options_.reservation_ahead = absl::Seconds(5);
-    StartServer();
-  }
-  void TearDown() override {
-    StopServer();
-    std::system(absl::StrCat("rm -rf ", dir_).c_str());
+    StateDirServerTest::SetUp();
   }
 
-  void StartServer() {
-    auto started = ThrottleServer::Start(options_);
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    stub_ = v1::Throttle::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                            grpc::InsecureChannelCredentials()));
-  }
-  void StopServer() {
-    if (server_) server_->Shutdown(absl::Seconds(5));
-    server_.reset();
-  }
-
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
-  }
   // max_n per second, warming up over `warm_up_seconds` from `from`.
   static v1::ThrottleConfig Config(int64_t max_n, int64_t warm_up_seconds,
                                    double from,
@@ -74,23 +44,6 @@ class WarmUpServiceTest : public ::testing::Test {
     config.mutable_warm_up()->set_seconds(warm_up_seconds);
     config.set_warm_up_from(from);
     return config;
-  }
-  grpc::Status Create(const std::string& name, const v1::ThrottleConfig& config,
-                      v1::ThrottleInfo* info = nullptr) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    *request.mutable_config() = config;
-    v1::CreateThrottleResponse response;
-    grpc::Status status =
-        stub_->CreateThrottle(Context().get(), request, &response);
-    if (info != nullptr) *info = response.throttle();
-    return status;
-  }
-  grpc::Status Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    return stub_->Start(Context().get(), request, &response);
   }
   v1::ThrottleInfo Listed(const std::string& name) {
     v1::ListThrottlesResponse response;
@@ -119,32 +72,24 @@ class WarmUpServiceTest : public ::testing::Test {
     }
     return granted;
   }
-
- protected:
-  std::string dir_;
-  testing::FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  ServerOptions options_;
-  std::unique_ptr<ThrottleServer> server_;
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 TEST_F(WarmUpServiceTest, CreatedAndListedWithTheDefaultFractionFilledIn) {
   v1::ThrottleInfo created;
-  ASSERT_TRUE(Create("t", Config(100, 30, 0), &created).ok());
+  ASSERT_TRUE(CreateThrottle("t", Config(100, 30, 0), &created).ok());
   EXPECT_EQ(created.config().warm_up().seconds(), 30);
   EXPECT_DOUBLE_EQ(created.config().warm_up_from(), 1.0 / 3);
   const v1::ThrottleInfo listed = Listed("t");
   EXPECT_EQ(listed.config().warm_up().seconds(), 30);
   EXPECT_DOUBLE_EQ(listed.config().warm_up_from(), 1.0 / 3);
   // Without a warm-up neither is listed.
-  ASSERT_TRUE(Create("plain", Config(100, 0, 0)).ok());
+  ASSERT_TRUE(CreateThrottle("plain", Config(100, 0, 0)).ok());
   EXPECT_FALSE(Listed("plain").config().has_warm_up());
   EXPECT_EQ(Listed("plain").config().warm_up_from(), 0);
 }
 
 TEST_F(WarmUpServiceTest, APartialConfigureChangesOnlyTheWarmUpFieldsNamed) {
-  ASSERT_TRUE(Create("t", Config(100, 30, 0.25, v1::MODE_BUCKET)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Config(100, 30, 0.25, v1::MODE_BUCKET)).ok());
   v1::ConfigureThrottleRequest configure;
   configure.set_name("t");
   configure.mutable_config()->set_warm_up_from(0.5);
@@ -188,7 +133,7 @@ TEST_F(WarmUpServiceTest, BadValuesAreInvalidArgumentNamingFieldAndValue) {
                 "config.warm_up_from must be in (0, 1] (0 = 1/3), got -0.25"},
            Case{malformed, "config.warm_up is not a valid Duration"},
        }) {
-    const grpc::Status status = Create("bad", c.config);
+    const grpc::Status status = CreateThrottle("bad", c.config);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
         << c.message;
     EXPECT_THAT(status.error_message(), HasSubstr(c.message));
@@ -205,7 +150,7 @@ TEST_F(WarmUpServiceTest, BadValuesAreInvalidArgumentNamingFieldAndValue) {
 TEST_F(WarmUpServiceTest, HasFuelAndTheCurrentRateGaugeFollowTheRamp) {
   // 100 per second from 10% over 10 s: the first second allows
   // 100 x (0.1 + 0.9 / 20) = 14.5 grants, the full rate 100.
-  ASSERT_TRUE(Create("t", Config(100, 10, 0.1)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Config(100, 10, 0.1)).ok());
   ASSERT_TRUE(Start("t").ok());
   EXPECT_DOUBLE_EQ(server_->MetricValue("throttle_current_rate"), 10);
   const int64_t first = PollHasFuel("t", 1);
@@ -221,7 +166,7 @@ TEST_F(WarmUpServiceTest, HasFuelAndTheCurrentRateGaugeFollowTheRamp) {
 }
 
 TEST_F(WarmUpServiceTest, ARestartedServerGoesOnWithTheRamp) {
-  ASSERT_TRUE(Create("t", Config(100, 10, 0.1)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Config(100, 10, 0.1)).ok());
   ASSERT_TRUE(Start("t").ok());
   clock_.Advance(absl::Seconds(4));
   StopServer();

@@ -13,6 +13,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
+#include "tests/support/controller_calls.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/loopback_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -25,7 +26,8 @@ using ::testing::HasSubstr;
 using v1::WatchThrottleRequest;
 using v1::WatchThrottleResponse;
 
-class WatchTest : public testing::LoopbackServerTest {
+class WatchTest : public testing::LoopbackServerTest,
+                  public testing::ControllerCalls {
  public:
   void SetUp() override {
     options_.clock = &clock_;
@@ -34,58 +36,13 @@ class WatchTest : public testing::LoopbackServerTest {
     stub_ = v1::Throttle::NewStub(channel_);
   }
 
-  static std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
+  grpc::Status Create(const std::string& name, int64_t max_n, double per,
+                      bool manual_emit = false) {
+    return CreateThrottle(
+        name, Rate(max_n, per, v1::MODE_UNSPECIFIED, 0, manual_emit));
   }
-
-  void Create(const std::string& name, int64_t max_n, double per,
-              bool manual_emit = false) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    request.mutable_config()->set_max_n(max_n);
-    request.mutable_config()->set_per_seconds(per);
-    request.mutable_config()->set_manual_emit(manual_emit);
-    v1::CreateThrottleResponse response;
-    ASSERT_TRUE(
-        stub_->CreateThrottle(Context().get(), request, &response).ok());
-  }
-  void Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    ASSERT_TRUE(stub_->Start(Context().get(), request, &response).ok());
-  }
-  void Stop(const std::string& name) {
-    v1::StopRequest request;
-    request.set_throttle(name);
-    v1::StopResponse response;
-    ASSERT_TRUE(stub_->Stop(Context().get(), request, &response).ok());
-  }
-  void Configure(const std::string& name, int64_t max_n) {
-    v1::ConfigureThrottleRequest request;
-    request.set_name(name);
-    request.mutable_config()->set_max_n(max_n);
-    request.mutable_config()->set_per_seconds(1);
-    v1::ConfigureThrottleResponse response;
-    ASSERT_TRUE(
-        stub_->ConfigureThrottle(Context().get(), request, &response).ok());
-  }
-  void Emit(const std::string& name, int64_t count) {
-    v1::EmitRequest request;
-    request.set_throttle(name);
-    request.set_count(count);
-    v1::EmitResponse response;
-    ASSERT_TRUE(stub_->Emit(Context().get(), request, &response).ok());
-  }
-  void Delete(const std::string& name) {
-    v1::DeleteThrottleRequest request;
-    request.set_name(name);
-    v1::DeleteThrottleResponse response;
-    ASSERT_TRUE(
-        stub_->DeleteThrottle(Context().get(), request, &response).ok());
+  grpc::Status Configure(const std::string& name, int64_t max_n) {
+    return ControllerCalls::Configure(name, Rate(max_n));
   }
 
   // A WatchThrottle stream with its context.
@@ -132,11 +89,10 @@ class WatchTest : public testing::LoopbackServerTest {
 
  protected:
   testing::FakeClock clock_;
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 TEST_F(WatchTest, FirstSnapshotComesAtOnceWithTheThrottleAsItIs) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   WatchThrottleRequest request;  // interval and window unset: 1 s each
   request.set_throttle("w");
   Call call = Watch(request);
@@ -153,14 +109,14 @@ TEST_F(WatchTest, FirstSnapshotComesAtOnceWithTheThrottleAsItIs) {
 }
 
 TEST_F(WatchTest, SendsOneSnapshotPerIntervalOfTheServiceClock) {
-  Create("w", 1000, 1, /*manual_emit=*/true);
-  Start("w");
+  ASSERT_TRUE(Create("w", 1000, 1, /*manual_emit=*/true).ok());
+  ASSERT_TRUE(Start("w").ok());
   Call call = Watch("w", absl::Milliseconds(250), absl::Seconds(1));
   const WatchThrottleResponse first = Next(call);
   EXPECT_EQ(first.latest().window_seconds(), 1);
   EXPECT_EQ(first.throttle().total_emissions(), 0);
 
-  Emit("w", 5);
+  ASSERT_TRUE(Emit("w", 5).ok());
   clock_.Advance(absl::Milliseconds(250));
   const WatchThrottleResponse second = Next(call);
   EXPECT_FALSE(second.changed());
@@ -169,7 +125,7 @@ TEST_F(WatchTest, SendsOneSnapshotPerIntervalOfTheServiceClock) {
   EXPECT_EQ(second.mean().total_emissions(), 5);
   EXPECT_EQ(second.latest().emissions(), 5);
 
-  Emit("w", 3);
+  ASSERT_TRUE(Emit("w", 3).ok());
   clock_.Advance(absl::Milliseconds(250));
   const WatchThrottleResponse third = Next(call);
   EXPECT_FALSE(third.changed());
@@ -189,21 +145,21 @@ TEST_F(WatchTest, SendsOneSnapshotPerIntervalOfTheServiceClock) {
 }
 
 TEST_F(WatchTest, StartStopAndConfigureSendASnapshotAtOnceMarkedChanged) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   Call call = Watch("w", absl::Seconds(60));
   EXPECT_EQ(Next(call).throttle().state(), v1::STATE_CREATED);
 
-  Start("w");
+  ASSERT_TRUE(Start("w").ok());
   const WatchThrottleResponse started = Next(call);
   EXPECT_TRUE(started.changed());
   EXPECT_EQ(started.throttle().state(), v1::STATE_RUNNING);
 
-  Stop("w");
+  ASSERT_TRUE(Stop("w").ok());
   const WatchThrottleResponse stopped = Next(call);
   EXPECT_TRUE(stopped.changed());
   EXPECT_EQ(stopped.throttle().state(), v1::STATE_STOPPED);
 
-  Configure("w", 25);
+  ASSERT_TRUE(Configure("w", 25).ok());
   const WatchThrottleResponse configured = Next(call);
   EXPECT_TRUE(configured.changed());
   EXPECT_EQ(configured.throttle().config().max_n(), 25);
@@ -217,7 +173,7 @@ TEST_F(WatchTest, StartStopAndConfigureSendASnapshotAtOnceMarkedChanged) {
 }
 
 TEST_F(WatchTest, AConfigReloadThatConfiguresTheThrottleIsAChange) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   Call call = Watch("w", absl::Seconds(60));
   Next(call);
   ThrottleConfig reloaded;
@@ -234,10 +190,10 @@ TEST_F(WatchTest, AConfigReloadThatConfiguresTheThrottleIsAChange) {
 }
 
 TEST_F(WatchTest, EndsWithNotFoundWhenTheThrottleIsDeleted) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   Call call = Watch("w", absl::Seconds(60));
   Next(call);
-  Delete("w");
+  ASSERT_TRUE(Delete("w").ok());
   const grpc::Status status = End(call);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("\"w\" was deleted"));
@@ -268,7 +224,7 @@ TEST_F(WatchTest, CountedByTheMetricsLikeTheOtherCalls) {
 }
 
 TEST_F(WatchTest, ABadIntervalWindowOrNameIsInvalidArgumentNamingIt) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   struct Case {
     absl::Duration interval;
     absl::Duration window;
@@ -305,7 +261,7 @@ TEST_F(WatchTest, ABadIntervalWindowOrNameIsInvalidArgumentNamingIt) {
 }
 
 TEST_F(WatchTest, ACancelledWatchFreesItsPlace) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   Call call = Watch("w", absl::Seconds(1));
   Next(call);
   EXPECT_TRUE(server_->AwaitOpenStreams(1, absl::Seconds(30)));
@@ -314,7 +270,7 @@ TEST_F(WatchTest, ACancelledWatchFreesItsPlace) {
   // The place is held by the reactor until it is deleted: all freed.
   EXPECT_TRUE(server_->AwaitOpenStreams(0, absl::Seconds(30)));
   // Changes and intervals after the cancel touch nothing that is gone.
-  Start("w");
+  ASSERT_TRUE(Start("w").ok());
   clock_.Advance(absl::Seconds(5));
   Call again = Watch("w", absl::Seconds(1));
   EXPECT_EQ(Next(again).throttle().state(), v1::STATE_RUNNING);
@@ -322,7 +278,7 @@ TEST_F(WatchTest, ACancelledWatchFreesItsPlace) {
 }
 
 TEST_F(WatchTest, ShutdownEndsOpenWatchesWithUnavailable) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   Call call = Watch("w", absl::Seconds(1));
   Next(call);
   const absl::Time begin = absl::Now();
@@ -343,7 +299,7 @@ class WatchLimitTest : public WatchTest {
 };
 
 TEST_F(WatchLimitTest, AWatchHoldsAPlaceUnderTheStreamLimits) {
-  Create("w", 10, 1);
+  ASSERT_TRUE(Create("w", 10, 1).ok());
   Call first = Watch("w", absl::Seconds(1));
   Next(first);
   Call second = Watch("w", absl::Seconds(1));

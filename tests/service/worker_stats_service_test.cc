@@ -10,6 +10,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
+#include "tests/support/controller_calls.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/loopback_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -29,7 +30,8 @@ std::string Show(
   return out;
 }
 
-class WorkerStatsServiceTest : public testing::LoopbackServerTest {
+class WorkerStatsServiceTest : public testing::LoopbackServerTest,
+                               public testing::ControllerCalls {
  public:
   void SetUp() override {
     options_.clock = &clock_;
@@ -38,28 +40,10 @@ class WorkerStatsServiceTest : public testing::LoopbackServerTest {
     stub_ = v1::Throttle::NewStub(channel_);
   }
 
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
-  }
-
-  void Create(const std::string& name, int64_t max_n, bool manual_emit) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    request.mutable_config()->set_max_n(max_n);
-    request.mutable_config()->set_per_seconds(1);
-    request.mutable_config()->set_manual_emit(manual_emit);
-    v1::CreateThrottleResponse response;
-    ASSERT_TRUE(
-        stub_->CreateThrottle(Context().get(), request, &response).ok());
-  }
-  void Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    ASSERT_TRUE(stub_->Start(Context().get(), request, &response).ok());
+  grpc::Status Create(const std::string& name, int64_t max_n,
+                      bool manual_emit) {
+    return CreateThrottle(name,
+                          Rate(max_n, 1, v1::MODE_UNSPECIFIED, 0, manual_emit));
   }
   // One AwaitFuel stream of count 1 read to its end; returns its grants.
   int64_t AwaitOne(const std::string& name, const std::string& worker_id) {
@@ -83,15 +67,6 @@ class WorkerStatsServiceTest : public testing::LoopbackServerTest {
     EXPECT_TRUE(stub_->HasFuel(Context().get(), request, &response).ok());
     return response.granted();
   }
-  void Emit(const std::string& name, const std::string& worker_id,
-            int64_t count) {
-    v1::EmitRequest request;
-    request.set_throttle(name);
-    request.set_worker_id(worker_id);
-    request.set_count(count);
-    v1::EmitResponse response;
-    ASSERT_TRUE(stub_->Emit(Context().get(), request, &response).ok());
-  }
   v1::LatestResponse Latest(const std::string& name, absl::Duration window,
                             bool include_workers) {
     v1::LatestRequest request;
@@ -104,23 +79,15 @@ class WorkerStatsServiceTest : public testing::LoopbackServerTest {
     EXPECT_TRUE(stub_->Latest(Context().get(), request, &response).ok());
     return response;
   }
-  v1::MeanResponse Mean(const std::string& name, bool include_workers) {
-    v1::MeanRequest request;
-    request.set_throttle(name);
-    request.set_include_workers(include_workers);
-    v1::MeanResponse response;
-    EXPECT_TRUE(stub_->Mean(Context().get(), request, &response).ok());
-    return response;
-  }
 
  protected:
   testing::FakeClock clock_;
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 TEST_F(WorkerStatsServiceTest, LatestAndMeanListWhatEachWorkerGot) {
-  Create("t", 10, /*manual_emit=*/false);  // one grant every 100 ms
-  Start("t");
+  ASSERT_TRUE(
+      Create("t", 10, /*manual_emit=*/false).ok());  // one grant every 100 ms
+  ASSERT_TRUE(Start("t").ok());
   // a at 0 ms (the first is free at once), b at 100, a at 200, and c's
   // HasFuel at 300: c is the third worker, beyond the server's bound of 2.
   EXPECT_EQ(AwaitOne("t", "a"), 1);
@@ -153,8 +120,8 @@ TEST_F(WorkerStatsServiceTest, LatestAndMeanListWhatEachWorkerGot) {
 }
 
 TEST_F(WorkerStatsServiceTest, WorkersOnlyWhenAskedFairnessAlways) {
-  Create("t", 10, /*manual_emit=*/false);
-  Start("t");
+  ASSERT_TRUE(Create("t", 10, /*manual_emit=*/false).ok());
+  ASSERT_TRUE(Start("t").ok());
   EXPECT_EQ(AwaitOne("t", "a"), 1);
   clock_.Advance(absl::Milliseconds(100));
   EXPECT_EQ(AwaitOne("t", "b"), 1);
@@ -165,8 +132,8 @@ TEST_F(WorkerStatsServiceTest, WorkersOnlyWhenAskedFairnessAlways) {
 }
 
 TEST_F(WorkerStatsServiceTest, AWorkerThatAskedAndGotNothingLowersFairness) {
-  Create("t", 10, /*manual_emit=*/false);
-  Start("t");
+  ASSERT_TRUE(Create("t", 10, /*manual_emit=*/false).ok());
+  ASSERT_TRUE(Start("t").ok());
   EXPECT_TRUE(HasFuel("t", "a"));   // the free first grant
   EXPECT_FALSE(HasFuel("t", "b"));  // none left until 100 ms
   // One of two askers got everything: 1/2, the lowest for two.
@@ -175,11 +142,11 @@ TEST_F(WorkerStatsServiceTest, AWorkerThatAskedAndGotNothingLowersFairness) {
 }
 
 TEST_F(WorkerStatsServiceTest, EmitCountsEmissionsPerWorker) {
-  Create("m", 100, /*manual_emit=*/true);
-  Start("m");
-  Emit("m", "x", 5);
-  Emit("m", "y", 2);
-  Emit("m", "x", 1);
+  ASSERT_TRUE(Create("m", 100, /*manual_emit=*/true).ok());
+  ASSERT_TRUE(Start("m").ok());
+  ASSERT_TRUE(Emit("m", 5, "x").ok());
+  ASSERT_TRUE(Emit("m", 2, "y").ok());
+  ASSERT_TRUE(Emit("m", 1, "x").ok());
   const v1::MeanResponse mean = Mean("m", /*include_workers=*/true);
   EXPECT_EQ(mean.total_emissions(), 8);
   // No grants: by worker_id; no fairness without a grant.
