@@ -673,7 +673,10 @@ HasFuelResult Scheduler::HasFuel(absl::Time now) {
     return {true, false, std::nullopt};
   }
   if (in_rings_ > 0 || reserved_left() <= 0 || limiter_->NextAllowed() > now) {
-    return {false, false, ExpectedWait(now)};
+    // A caller of the default class behind an endless higher class: none.
+    std::optional<absl::Duration> wait = ExpectedWait(now);
+    if (wait == absl::InfiniteDuration()) wait.reset();
+    return {false, false, wait};
   }
   RecordGrants(now, 1, absl::ZeroDuration());
   last_grant_ = std::max(last_grant_, now);

@@ -247,7 +247,8 @@ class Scheduler {
   void Configure(const ThrottleConfig& config, absl::Time now);
 
   // Takes one grant if one is free at `now` and no stream is waiting;
-  // otherwise says when one is expected (retry_after) if running.
+  // otherwise says when one is expected (retry_after: ExpectedWait of the
+  // default class; none if that is never) if running.
   HasFuelResult HasFuel(absl::Time now);
 
   // How long from `now` the first grant of a stream of class `priority`

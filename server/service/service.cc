@@ -304,7 +304,8 @@ grpc::ServerUnaryReactor* Service::Latest(grpc::CallbackServerContext* context,
         FillLatest(entry, window, now, response);
         if (request->include_workers()) {
           AddWorkers(entry.workers.Latest(window, now),
-                     absl::ToDoubleSeconds(window), response->mutable_workers());
+                     absl::ToDoubleSeconds(window),
+                     response->mutable_workers());
         }
       });
   return Reply(context, "Latest", status);

@@ -536,6 +536,10 @@ TEST(Admission, BehindAnEndlessHigherClassWithoutABoundIsNever) {
   std::vector<StreamEvent> events;
   scheduler.Open(OfClass(Request(0), 1), kT0, &events);
   EXPECT_EQ(scheduler.ExpectedWait(kT0, 0), absl::InfiniteDuration());
+  // HasFuel (the default class) has no retry-after to give.
+  const HasFuelResult has_fuel = scheduler.HasFuel(kT0);
+  EXPECT_FALSE(has_fuel.granted);
+  EXPECT_FALSE(has_fuel.retry_after.has_value());
   const StreamId probe = scheduler.Open(
       OfClass(FailIfLate(1, absl::Seconds(3600)), 0), kT0, &events);
   ASSERT_EQ(events.size(), 1u);
