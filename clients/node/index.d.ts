@@ -111,6 +111,8 @@ export interface ThrottleOptions {
   workerId?: string;
   /** The worker's share of the fuel. Default 1. */
   weight?: number;
+  /** The worker's priority class, 0..9 (higher served first). Default 0. */
+  priority?: number;
   /** Retry backoff in seconds. Defaults 0.05 and 2. */
   backoffInitial?: number;
   backoffMax?: number;

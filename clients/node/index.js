@@ -621,7 +621,10 @@ function sleep(seconds, signal) {
 // A handle on the throttle `name` of the server at `address` ("host:port").
 //
 // Options: workerId (for the server's logs, <= 128 bytes), weight (share
-// relative to other waiting workers, 1..1000), backoffInitial and
+// relative to other waiting workers, 1..1000), priority (this worker's
+// priority class, 0..9, default 0, the lowest: the server serves the
+// highest class waiting first; a lower class waits while a higher one
+// waits unless the throttle has a starvationBound), backoffInitial and
 // backoffMax (seconds between reconnection attempts), deadlineSlack (added
 // to the wait limit of an AwaitFuel call to form its deadline: awaitFuel
 // with timeout 0, or against a server without Acquire), callTimeout
@@ -677,6 +680,7 @@ class Throttle {
     this.options = {
       workerId: '',
       weight: 1,
+      priority: 0,
       backoffInitial: 0.05,
       backoffMax: 2.0,
       deadlineSlack: 0.2,
@@ -710,6 +714,7 @@ class Throttle {
         throttle: this.name,
         worker_id: this.options.workerId,
         weight: this.options.weight,
+        priority: this.options.priority,
       }),
       backoff: new Backoff(this.options.backoffInitial, this.options.backoffMax),
       granted: () => this.killFlag.clear(),
@@ -939,6 +944,7 @@ class Throttle {
         count,
         worker_id: this.options.workerId,
         weight: this.options.weight,
+        priority: this.options.priority,
         fail_if_late: failIfLate,
       };
       const callOptions = {};

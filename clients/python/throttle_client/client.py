@@ -342,6 +342,10 @@ class Throttle:
       Acquire stream, so they also share one place (and this weight) in
       the throttle's order; give each thread a Throttle of its own for a
       share of its own.
+    priority: this worker's priority class (0..9, default 0, the lowest):
+      the server serves the highest class waiting first; a lower class
+      waits while a higher one waits, unless the throttle has a
+      starvation_bound. As weight, one per Throttle (its Acquire stream).
     backoff_initial, backoff_max: seconds between reconnection attempts
       after UNAVAILABLE (doubling, +-20% jitter): a new Acquire stream, or
       a new AwaitFuel call.
@@ -380,7 +384,7 @@ class Throttle:
       time.monotonic().
     """
 
-    def __init__(self, address, name, *, worker_id="", weight=1,
+    def __init__(self, address, name, *, worker_id="", weight=1, priority=0,
                  backoff_initial=0.05, backoff_max=2.0, deadline_slack=0.2,
                  call_timeout=10.0, wait_for_ready=False, channel_options=(),
                  security=None, ask_ahead=DEFAULT_ASK_AHEAD, clock=None):
@@ -397,6 +401,7 @@ class Throttle:
         self.name = name
         self.worker_id = worker_id
         self.weight = weight
+        self.priority = priority
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.deadline_slack = deadline_slack
@@ -451,7 +456,8 @@ class Throttle:
                         state.stub,
                         pb.AcquireRequest(throttle=self.name,
                                           worker_id=self.worker_id,
-                                          weight=self.weight),
+                                          weight=self.weight,
+                                          priority=self.priority),
                         self.kill_flag,
                         Backoff(self.backoff_initial, self.backoff_max),
                         ask_ahead=self.ask_ahead,
@@ -667,6 +673,7 @@ class Throttle:
         request = pb.AwaitFuelRequest(throttle=self.name, count=count,
                                       worker_id=self.worker_id,
                                       weight=self.weight,
+                                      priority=self.priority,
                                       fail_if_late=fail_if_late)
         timeout = None
         if deadline is not None:
