@@ -41,6 +41,7 @@ constexpr FlagSpec kFlags[] = {
     {"burst", false, Scope::kConfig},
     {"manual_emit", true, Scope::kConfig},
     {"catch_up", false, Scope::kConfig},
+    {"starvation_bound", false, Scope::kConfig},
     {"window", false, Scope::kLatest},
     {"tls_ca", false, Scope::kGlobal},
     {"tls_cert", false, Scope::kGlobal},
@@ -162,6 +163,7 @@ constexpr ConfigFlag kConfigFlags[] = {
     {"burst", "burst"},
     {"manual_emit", "manual_emit"},
     {"catch_up", "catch_up"},
+    {"starvation_bound", "starvation_bound"},
 };
 
 // Fills invocation->config from the create/configure flags in `flags`.
@@ -179,7 +181,7 @@ absl::Status ParseConfig(const std::map<std::string, std::string>& flags,
     if (invocation->update_mask.paths().empty()) {
       return UsageError(
           "'configure' needs at least one of --max_n, --per, --mode, "
-          "--burst, --manual_emit, --catch_up");
+          "--burst, --manual_emit, --catch_up, --starvation_bound");
     }
   } else {
     for (absl::string_view required : {"max_n", "per"}) {
@@ -219,6 +221,12 @@ absl::Status ParseConfig(const std::map<std::string, std::string>& flags,
         ParseSeconds("catch_up", it->second);
     if (!catch_up.ok()) return catch_up.status();
     SetDuration(*catch_up, config.mutable_catch_up());
+  }
+  if (auto it = flags.find("starvation_bound"); it != flags.end()) {
+    absl::StatusOr<absl::Duration> bound =
+        ParseSeconds("starvation_bound", it->second);
+    if (!bound.ok()) return bound.status();
+    SetDuration(*bound, config.mutable_starvation_bound());
   }
   return absl::OkStatus();
 }
@@ -406,11 +414,12 @@ Controls the throttles of a throttle server.
 
 Commands:
   create NAME --max_n=N --per=SECONDS [--mode=MODE] [--burst=N] [--manual_emit]
-              [--catch_up=SECONDS]
+              [--catch_up=SECONDS] [--starvation_bound=SECONDS]
                         Create a throttle (state created) allowing N grants
                         per SECONDS.
   configure NAME [--max_n=N] [--per=SECONDS] [--mode=MODE] [--burst=N]
               [--manual_emit[=false]] [--catch_up=SECONDS]
+              [--starvation_bound=SECONDS]
                         Change only the given settings of a throttle (at
                         least one); the others keep their values. A --mode
                         other than bucket resets the burst unless --burst is
@@ -438,6 +447,9 @@ Flags:
                         (a stall) and still be caught up in a burst; 0: no
                         catch-up. Default: 1% of --per, at least one grant's
                         spacing. At most --per.
+  --starvation_bound=SECONDS
+                        Priorities: a lower class waiting that got no grant
+                        for this long gets the next one. 0 (default): none.
   --help, -h            Print this help.
   --version             Print throttlectl's version.
 
@@ -538,6 +550,8 @@ std::string ToText(const v1::ThrottleInfo& info) {
       Line("Burst", absl::StrCat(config.burst())),
       Line("Catch up", DurationText(config.has_catch_up(), config.catch_up())),
       Line("Manual emit", config.manual_emit() ? "true" : "false"),
+      Line("Starvation bound", DurationText(config.has_starvation_bound(),
+                                            config.starvation_bound())),
       Line("Waiting streams", absl::StrCat(info.waiting_streams())),
       Line("Total", absl::StrCat(info.total_emissions())));
 }
