@@ -42,6 +42,21 @@ describe('priorities', () => {
     assert.equal((await low.info()).totalEmissions, 2);
   });
 
+  test('the starvation bound is created, listed and updated', async () => {
+    const t = fixture.throttle('prio_bound');
+    assert.equal((await t.create(10, 1, { starvationBound: 2.5 })).starvationBound, 2.5);
+    assert.equal((await t.info()).starvationBound, 2.5);
+    const info = await t.update({ starvationBound: 4 });
+    assert.equal(info.starvationBound, 4);
+    assert.equal(info.maxN, 10);
+    assert.equal((await t.update({ starvationBound: null })).starvationBound, 0);
+    await assert.rejects(t.update({ starvationBound: -1 }), (error) => {
+      assert.equal(error.codeName, 'INVALID_ARGUMENT');
+      assert.match(error.details, /config\.starvation_bound/);
+      return true;
+    });
+  });
+
   test('a bad class is INVALID_ARGUMENT naming it', async () => {
     const t = fixture.throttle('prio_bad', { priority: 10 });
     await t.create(10, 1);

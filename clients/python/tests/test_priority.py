@@ -37,6 +37,21 @@ class PriorityTest(ServerTestCase):
         self.assertEqual(low_outcome, [FuelOutcome.FUEL])
         self.assertEqual(low.info().total_emissions, 2)
 
+    def test_the_starvation_bound_is_created_listed_and_updated(self):
+        t = self.throttle("prio_bound")
+        self.assertEqual(t.create(10, 1.0, starvation_bound=2.5)
+                         .starvation_bound, 2.5)
+        self.assertEqual(t.info().starvation_bound, 2.5)
+        info = t.update(starvation_bound=4)
+        self.assertEqual((info.starvation_bound, info.max_n), (4.0, 10))
+        self.assertEqual(t.update(starvation_bound=None).starvation_bound,
+                         0.0)
+        with self.assertRaises(ThrottleError) as caught:
+            t.update(starvation_bound=-1)
+        self.assertEqual(caught.exception.code,
+                         grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("config.starvation_bound", caught.exception.details)
+
     def test_a_bad_class_is_invalid_argument_naming_it(self):
         t = self.throttle("prio_bad", priority=10)
         t.create(10, 1.0)
