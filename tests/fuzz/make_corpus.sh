@@ -54,6 +54,7 @@ msg create_starvation_bound CreateThrottleRequest \
 # --- throttle_spec_fuzzer ---------------------------------------------------
 spec() { printf '%s' "$2" >"${corpus}/throttle_spec_fuzzer/$1.txt"; }
 spec flag_one 'crawl max_n=4 per=1'
+spec flag_starvation_bound 'api max_n=10 per=1 starvation_bound=2500ms'
 spec flag_two 'crawl max_n=4 per=1; api max_n=100 per=1 mode=bucket burst=20'
 spec flag_all 'm max_n=7 per=0.25 mode=monitor-only manual_emit=true;w max_n=3 per=2.5e-1 mode=window;u max_n=1 per=30 mode=unbounded'
 spec flag_bad 'x max_n=0 per=nan; y max_n=1; z per=1 max_n=1 mode=fast burst=-1'
