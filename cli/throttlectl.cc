@@ -69,7 +69,7 @@ struct RawFlags {
   std::string tls_ca, tls_cert, tls_key, token, token_file, tls_server_name;
   std::string name;
   std::string max_n, per, mode, burst, manual_emit, catch_up, warm_up,
-      warm_up_from;
+      warm_up_from, starvation_bound;
   std::string window, interval, workers, version;
   std::string help_command;
 };
@@ -126,6 +126,10 @@ void AddConfigFlags(CLI::App* command, RawFlags* raw, bool create) {
             "The fraction of the rate a warm-up starts from, in (0, 1]. "
             "Default: 1/3.")
       ->type_name("FRACTION");
+  AddOption(command, "starvation_bound", &raw->starvation_bound,
+            "Priorities: a lower class waiting that got no grant for this "
+            "long gets the next one. 0 (default): none.")
+      ->type_name("DURATION");
   if (create) {
     command->get_option("--max_n")->required();
     command->get_option("--per")->required();
@@ -292,6 +296,7 @@ constexpr ConfigFlag kConfigFlags[] = {
     {"catch_up", "catch_up"},
     {"warm_up", "warm_up"},
     {"warm_up_from", "warm_up_from"},
+    {"starvation_bound", "starvation_bound"},
 };
 
 // Fills invocation->config from the create/configure flags given in
@@ -310,7 +315,8 @@ absl::Status ParseConfig(const CLI::App& command, const RawFlags& raw,
     if (invocation->update_mask.paths().empty()) {
       return UsageError(
           "'configure' needs at least one of --max_n, --per, --mode, "
-          "--burst, --manual_emit, --catch_up, --warm_up, --warm_up_from");
+          "--burst, --manual_emit, --catch_up, --warm_up, --warm_up_from, "
+          "--starvation_bound");
     }
   }
   if (given("max_n")) {
@@ -356,6 +362,12 @@ absl::Status ParseConfig(const CLI::App& command, const RawFlags& raw,
     absl::StatusOr<double> from = ParseDouble("warm_up_from", raw.warm_up_from);
     if (!from.ok()) return from.status();
     config.set_warm_up_from(*from);
+  }
+  if (given("starvation_bound")) {
+    absl::StatusOr<absl::Duration> bound =
+        ParseDurationFlag("starvation_bound", raw.starvation_bound);
+    if (!bound.ok()) return bound.status();
+    SetDuration(*bound, config.mutable_starvation_bound());
   }
   return absl::OkStatus();
 }
@@ -669,12 +681,13 @@ Controls the throttles of a throttle server.
 Commands (COMMAND --help prints one command's flags):
   create NAME --max_n=N --per=DURATION [--mode=MODE] [--burst=N]
               [--manual_emit] [--catch_up=DURATION] [--warm_up=DURATION]
-              [--warm_up_from=FRACTION]
+              [--warm_up_from=FRACTION] [--starvation_bound=DURATION]
                         Create a throttle (state created) allowing N grants
                         per DURATION.
   configure NAME [--max_n=N] [--per=DURATION] [--mode=MODE] [--burst=N]
               [--manual_emit[=false]] [--catch_up=DURATION]
               [--warm_up=DURATION] [--warm_up_from=FRACTION]
+              [--starvation_bound=DURATION]
                         Change only the given settings of a throttle (at
                         least one); the others keep their values. A --mode
                         other than bucket resets the burst unless --burst is
@@ -716,6 +729,9 @@ Flags:
   --warm_up_from=FRACTION
                         The fraction of the rate a warm-up starts from, in
                         (0, 1]. Default: 1/3.
+  --starvation_bound=DURATION
+                        Priorities: a lower class waiting that got no grant
+                        for this long gets the next one. 0 (default): none.
   DURATION              250ms, 1.5s, 2m, 1h30m, or plain seconds (0.25).
   --help, -h            Print this help.
   --version             Print throttlectl's version.
@@ -845,6 +861,8 @@ std::string ToText(const v1::ThrottleInfo& info) {
       Line("Catch up", DurationText(config.has_catch_up(), config.catch_up())),
       Line("Manual emit", config.manual_emit() ? "true" : "false"),
       Line("Warm up", WarmUpText(config)),
+      Line("Starvation bound", DurationText(config.has_starvation_bound(),
+                                            config.starvation_bound())),
       Line("Waiting streams", absl::StrCat(info.waiting_streams())),
       Line("Total", absl::StrCat(info.total_emissions())));
 }

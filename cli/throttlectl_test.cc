@@ -83,6 +83,23 @@ TEST(ParseArgsTest, ConfigureSendsOnlyTheGivenFlagsInTheMask) {
   EXPECT_TRUE(Paths(*invocation).empty());
 }
 
+TEST(ParseArgsTest, StarvationBoundInSecondsOnCreateAndConfigure) {
+  absl::StatusOr<Invocation> invocation = Parse(
+      {"create", "crawl", "--max_n=4", "--per=1", "--starvation_bound=2.5"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.starvation_bound().seconds(), 2);
+  EXPECT_EQ(invocation->config.starvation_bound().nanos(), 500000000);
+  invocation = Parse({"configure", "crawl", "--starvation_bound=0"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation), std::vector<std::string>{"starvation_bound"});
+  EXPECT_TRUE(invocation->config.has_starvation_bound());
+  invocation = Parse({"configure", "crawl", "--starvation_bound=soon"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_NE(invocation.status().message().find("starvation_bound"),
+            std::string::npos)
+      << invocation.status();
+}
+
 TEST(ParseArgsTest, ConfigureWithoutASettingIsAUsageError) {
   const absl::StatusOr<Invocation> invocation = Parse({"configure", "api"});
   ASSERT_FALSE(invocation.ok());

@@ -129,6 +129,15 @@ add_test(NAME polyglot_node_admission
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/admission.test.js)
 
+# Priorities: two workers of different classes on one throttle, the higher
+# gets the fuel while both wait; a bad class is INVALID_ARGUMENT.
+add_test(NAME polyglot_python_priority
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_priority)
+add_test(NAME polyglot_node_priority
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/priority.test.js)
+
 set_tests_properties(
   polyglot_python_admission polyglot_node_admission
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
@@ -138,6 +147,7 @@ set_tests_properties(
   polyglot_python_watch polyglot_node_watch
   polyglot_python_failover polyglot_node_failover
   polyglot_python_tls polyglot_node_tls
+  polyglot_python_priority polyglot_node_priority
   polyglot_python_install polyglot_node_pack_install polyglot_node_types
   PROPERTIES TIMEOUT 600 LABELS polyglot)
 set_tests_properties(polyglot_python_failover polyglot_node_failover

@@ -247,6 +247,7 @@ void AcquireStream::Flush() {
     request.set_throttle(options_.throttle);
     request.set_worker_id(options_.worker_id);
     request.set_weight(options_.weight);
+    request.set_priority(options_.priority);
     call->first_written = true;
   }
   if (change > 0) {

@@ -41,6 +41,7 @@ struct AcquireStreamOptions {
   std::string throttle;
   std::string worker_id;
   int64_t weight = 1;
+  int64_t priority = 0;  // TankOptions::priority
   // The reconnect backoff after UNAVAILABLE (or CANCELLED by the server).
   absl::Duration backoff_initial;
   absl::Duration backoff_max;

@@ -37,6 +37,7 @@ AcquireStreamOptions StreamOptions(const std::string& throttle,
   stream.throttle = throttle;
   stream.worker_id = options.worker_id;
   stream.weight = options.weight;
+  stream.priority = options.priority;
   stream.backoff_initial = options.backoff_initial;
   stream.backoff_max = options.backoff_max;
   stream.clock = options.clock;
@@ -194,6 +195,7 @@ Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
   request.set_count(count);
   request.set_worker_id(options_.worker_id);
   request.set_weight(options_.weight);
+  request.set_priority(options_.priority);
   request.set_fail_if_late(fail_if_late);
   if (finite) {
     // What is left of the wait, on the monotonic clock; gRPC's deadline is

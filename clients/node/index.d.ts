@@ -111,6 +111,8 @@ export interface ThrottleOptions {
   workerId?: string;
   /** The worker's share of the fuel. Default 1. */
   weight?: number;
+  /** The worker's priority class, 0..9 (higher served first). Default 0. */
+  priority?: number;
   /** Retry backoff in seconds. Defaults 0.05 and 2. */
   backoffInitial?: number;
   backoffMax?: number;
@@ -144,6 +146,8 @@ export interface ThrottleSettings {
   warmUp?: number;
   /** The fraction of the rate a warm-up starts from, in (0, 1]; unset: 1/3. */
   warmUpFrom?: number;
+  /** Seconds a lower priority class may wait without a grant; unset: none. */
+  starvationBound?: number;
 }
 
 /** The settings of update(): only the keys given change (a field mask). */
@@ -159,6 +163,8 @@ export interface UpdateSettings {
   warmUp?: number | null;
   /** null: the default, 1/3. */
   warmUpFrom?: number | null;
+  /** Seconds; null or 0: no starvation bound. */
+  starvationBound?: number | null;
 }
 
 export interface CreateSettings extends ThrottleSettings {
@@ -179,6 +185,8 @@ export interface ThrottleInfo {
   warmUp: number;
   /** The fraction a ramp starts from (1/3 filled in); 0 without warmUp. */
   warmUpFrom: number;
+  /** Seconds; 0: no starvation bound. */
+  starvationBound: number;
   /** 'running', 'stopped', ... */
   state: string;
   waitingStreams: number;

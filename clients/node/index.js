@@ -452,7 +452,7 @@ const fromDuration = (d) => Number(d.seconds) + d.nanos / 1e9;
 function toConfig(
   maxN,
   per,
-  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom } = {},
+  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom, starvationBound } = {},
 ) {
   const config = {
     max_n: maxN,
@@ -465,6 +465,9 @@ function toConfig(
   if (warmUp !== undefined && warmUp !== null) config.warm_up = toSeconds('warmUp', warmUp);
   if (warmUpFrom !== undefined && warmUpFrom !== null) {
     config.warm_up_from = toFraction(warmUpFrom);
+  }
+  if (starvationBound !== undefined && starvationBound !== null) {
+    config.starvation_bound = toSeconds('starvationBound', starvationBound);
   }
   return config;
 }
@@ -504,6 +507,7 @@ const PARTIAL_FIELDS = {
   catchUp: 'catch_up',
   warmUp: 'warm_up',
   warmUpFrom: 'warm_up_from',
+  starvationBound: 'starvation_bound',
 };
 
 // { config, update_mask } of the settings given (not undefined), for a
@@ -529,6 +533,9 @@ function toPartialConfig(settings) {
     } else if (field === 'warm_up_from') {
       if (value === null) continue; // in the mask, unset: 1/3
       config.warm_up_from = toFraction(value);
+    } else if (field === 'starvation_bound') {
+      if (value === null) continue; // in the mask, unset: none
+      config.starvation_bound = toSeconds('starvationBound', value);
     } else {
       config[field] = field === 'mode' ? toMode(value) : value;
     }
@@ -567,6 +574,8 @@ function fromInfo(t) {
     // server fills in 1/3 when warmUp is set).
     warmUp: c.warm_up ? fromDuration(c.warm_up) : 0,
     warmUpFrom: c.warm_up_from || 0,
+    // Seconds; 0: no starvation bound (priorities).
+    starvationBound: c.starvation_bound ? fromDuration(c.starvation_bound) : 0,
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
@@ -621,7 +630,10 @@ function sleep(seconds, signal) {
 // A handle on the throttle `name` of the server at `address` ("host:port").
 //
 // Options: workerId (for the server's logs, <= 128 bytes), weight (share
-// relative to other waiting workers, 1..1000), backoffInitial and
+// relative to other waiting workers, 1..1000), priority (this worker's
+// priority class, 0..9, default 0, the lowest: the server serves the
+// highest class waiting first; a lower class waits while a higher one
+// waits unless the throttle has a starvationBound), backoffInitial and
 // backoffMax (seconds between reconnection attempts), deadlineSlack (added
 // to the wait limit of an AwaitFuel call to form its deadline: awaitFuel
 // with timeout 0, or against a server without Acquire), callTimeout
@@ -677,6 +689,7 @@ class Throttle {
     this.options = {
       workerId: '',
       weight: 1,
+      priority: 0,
       backoffInitial: 0.05,
       backoffMax: 2.0,
       deadlineSlack: 0.2,
@@ -710,6 +723,7 @@ class Throttle {
         throttle: this.name,
         worker_id: this.options.workerId,
         weight: this.options.weight,
+        priority: this.options.priority,
       }),
       backoff: new Backoff(this.options.backoffInitial, this.options.backoffMax),
       granted: () => this.killFlag.clear(),
@@ -939,6 +953,7 @@ class Throttle {
         count,
         worker_id: this.options.workerId,
         weight: this.options.weight,
+        priority: this.options.priority,
         fail_if_late: failIfLate,
       };
       const callOptions = {};
@@ -1023,7 +1038,9 @@ class Throttle {
   // ThrottleConfig.catch_up), warmUp (seconds: after a start, and a start
   // after a stop at least as long, the rate ramps linearly from warmUpFrom
   // (default 1/3) x the rate to the full rate; see ThrottleConfig.warm_up),
-  // replace (delete an existing throttle of this
+  // starvationBound (seconds: a lower priority class waiting that got no
+  // grant for this long gets the next one; see
+  // ThrottleConfig.starvation_bound), replace (delete an existing throttle of this
   // name first instead of failing with ALREADY_EXISTS). Resolves the
   // throttle's info. Rejects with ThrottleError INVALID_ARGUMENT for a bad
   // value (the server's message names the field), RangeError for an

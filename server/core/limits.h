@@ -32,6 +32,11 @@ inline constexpr int64_t kMaxEmitCount = 1'000'000;        // Emit count
 inline constexpr int64_t kMaxDemand = 1'000'000;  // Acquire demand, a message
 // Acquire: the outstanding demand of one stream.
 inline constexpr int64_t kMaxOutstandingDemand = 1'000'000'000;
+// Priority classes (AwaitFuel/Acquire priority): 0..kMaxPriority, higher
+// served first; unset is kDefaultPriority, the lowest.
+inline constexpr int64_t kMaxPriority = 9;
+inline constexpr int64_t kDefaultPriority = 0;
+inline constexpr int kPriorityClasses = static_cast<int>(kMaxPriority) + 1;
 // Latest's window; also how much history the monitor keeps.
 inline constexpr absl::Duration kMaxLatestWindow = absl::Seconds(60);
 

@@ -35,18 +35,20 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   if (request.fail_if_late && state_ == State::kRunning && limited() &&
       !request.on_demand && request.wait_limit != absl::ZeroDuration() &&
       request.wait_limit != absl::InfiniteDuration()) {
-    // Deadline-aware admission: at the back of the ring, after every
-    // stream's turn ahead.
-    const absl::Time due = ExpectedGrantTime(turn_grants_, now);
+    // Deadline-aware admission: at the back of its class's ring, after
+    // every stream's turn ahead in it and all higher classes want.
+    const int p = static_cast<int>(request.priority);
+    const absl::Time due = ExpectedClassGrantTime(p, turn_grants_[p], now);
     if (due > now + request.wait_limit) {
       events->push_back({id, 0, now, absl::ZeroDuration(), EndReason::kTooLate,
                          epoch_, due - now});
       return id;
     }
   }
-  if (ring_.empty()) hungry_since_ = now;
-  Stream& stream = ring_.emplace_back();
+  // Built in parked_, then entered into its ring.
+  Stream& stream = parked_.emplace_back();
   stream.id = id;
+  stream.priority = static_cast<int>(request.priority);
   stream.remaining = request.count;
   stream.weight = request.weight;
   stream.turn_left = request.weight;
@@ -54,10 +56,11 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   stream.deadline = now + request.wait_limit;
   stream.on_demand = request.on_demand;
   stream.fail_if_late = request.fail_if_late;
-  turn_grants_ += TurnGrants(stream);
-  streams_.emplace(id, std::prev(ring_.end()));
+  const StreamList::iterator it = std::prev(parked_.end());
+  Enter(parked_, it, now);
+  streams_.emplace(id, it);
   if (request.on_demand) {
-    if (request.count == 0) BecomeIdle(std::prev(ring_.end()));
+    if (request.count == 0) BecomeIdle(it);
   } else if (request.wait_limit == absl::ZeroDuration()) {
     // "Only if fuel is free at once": serve now, and end it if that was
     // not enough.
@@ -69,19 +72,66 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   return id;
 }
 
-void Scheduler::Unpark(StreamList::iterator it, absl::Time now) {
-  if (ring_.empty()) hungry_since_ = now;
+void Scheduler::Count(const Stream& stream) {
+  const int p = stream.priority;
+  turn_grants_[p] += TurnGrants(stream);
+  if (stream.remaining > 0) {
+    outstanding_[p] = SaturatingAdd(outstanding_[p], stream.remaining);
+  } else {
+    ++unbounded_[p];
+  }
+}
+
+void Scheduler::Uncount(const Stream& stream) {
+  const int p = stream.priority;
+  turn_grants_[p] -= TurnGrants(stream);
+  if (stream.remaining > 0) {
+    outstanding_[p] -= stream.remaining;
+  } else {
+    --unbounded_[p];
+  }
+}
+
+void Scheduler::Enter(StreamList& from, StreamList::iterator it,
+                      absl::Time now) {
+  StreamList& ring = rings_[it->priority];
+  if (in_rings_ == 0) hungry_since_ = now;
+  if (ring.empty()) class_since_[it->priority] = now;
   it->parked = false;
   it->turn_left = it->weight;  // a whole turn at the back of the ring
-  turn_grants_ += TurnGrants(*it);
-  ring_.splice(ring_.end(), parked_, it);
+  ring.splice(ring.end(), from, it);
+  ++in_rings_;
+  Count(*it);
+}
+
+void Scheduler::Unpark(StreamList::iterator it, absl::Time now) {
+  Enter(parked_, it, now);
 }
 
 void Scheduler::Park(StreamList::iterator it) {
   it->parked = true;
-  turn_grants_ -= TurnGrants(*it);
-  parked_.splice(parked_.end(), ring_, it);
-  if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
+  Uncount(*it);
+  parked_.splice(parked_.end(), rings_[it->priority], it);
+  if (--in_rings_ == 0) hungry_since_ = absl::InfiniteFuture();
+}
+
+int Scheduler::TopClass() const {
+  int top = kPriorityClasses - 1;
+  while (top > 0 && rings_[top].empty()) --top;
+  return top;
+}
+
+int Scheduler::ServedClass(absl::Time at) const {
+  const int top = TopClass();
+  if (config_.starvation_bound <= absl::ZeroDuration()) return top;
+  int served = top;
+  for (int p = top - 1; p >= 0; --p) {
+    if (rings_[p].empty() || at - class_since_[p] < config_.starvation_bound)
+      continue;
+    // The longest starved; on a tie the higher class.
+    if (served == top || class_since_[p] < class_since_[served]) served = p;
+  }
+  return served;
 }
 
 void Scheduler::BecomeIdle(StreamList::iterator it) {
@@ -101,9 +151,9 @@ absl::StatusOr<int64_t> Scheduler::AddDemand(StreamId id, int64_t withdraw,
         "demand: ", demand, " more would make the outstanding demand ", left,
         " + ", demand, ", the limit is ", kMaxOutstandingDemand));
   }
-  if (!it->parked) turn_grants_ -= TurnGrants(*it);
+  if (!it->parked) Uncount(*it);
   it->remaining = left + demand;
-  if (!it->parked) turn_grants_ += TurnGrants(*it);
+  if (!it->parked) Count(*it);
   if (it->remaining == 0 && !it->idle) {
     BecomeIdle(it);
   } else if (it->remaining > 0 && it->idle) {
@@ -124,9 +174,9 @@ void Scheduler::Close(StreamId id) {
     parked_.erase(it);
     return;
   }
-  turn_grants_ -= TurnGrants(*it);
-  ring_.erase(it);
-  if (ring_.empty()) hungry_since_ = absl::InfiniteFuture();
+  Uncount(*it);
+  rings_[it->priority].erase(it);
+  if (--in_rings_ == 0) hungry_since_ = absl::InfiniteFuture();
 }
 
 void Scheduler::End(StreamId id, EndReason reason,
@@ -264,12 +314,14 @@ void Scheduler::Grant(Stream& stream, int64_t n, absl::Time at,
   RecordEmissions(at, n, spacing);
   const absl::Time last = at + spacing * (n - 1);
   last_grant_ = std::max(last_grant_, last);
+  // Its class got a grant: the starvation bound counts from it.
+  class_since_[stream.priority] = std::max(class_since_[stream.priority], last);
   EndReason end = EndReason::kNone;
   if (stream.remaining > 0) {
     // Its turn shrinks with its count (Close and Park below take the rest).
-    if (!stream.parked) turn_grants_ -= TurnGrants(stream);
+    if (!stream.parked) Uncount(stream);
     stream.remaining -= n;
-    if (!stream.parked) turn_grants_ += TurnGrants(stream);
+    if (!stream.parked) Count(stream);
     if (stream.remaining == 0 && !stream.on_demand) {
       end = EndReason::kCountReached;
     }
@@ -308,49 +360,60 @@ void Scheduler::ServeLimited(absl::Time now, std::vector<StreamEvent>* events) {
   // that does not fit is tried again only after a full round of single
   // steps, so each step stays constant time.
   if (!BeforeGrantDeadline(now)) return;
+  //
+  // Priorities: each step serves the class ServedClass picks. Whole rounds
+  // are served only where no starvation grant can fall between them: one
+  // class waiting, or no starvation bound (lower classes get nothing).
   size_t steps_before_rounds = 0;
-  while (!ring_.empty()) {
+  while (in_rings_ > 0) {
     // A schedule that fell further behind than the catch-up starts again
     // at its floor: what it missed before is not granted.
     const absl::Time at = std::max(DueTime(), CatchUpFloor(now));
     if (at > now) return;
-    if (steps_before_rounds == 0) {
-      if (ServeRounds(at, now, events)) continue;
-      steps_before_rounds = ring_.size();
+    const int p = ServedClass(at);
+    StreamList& ring = rings_[p];
+    const bool rounds_fit = config_.starvation_bound <= absl::ZeroDuration() ||
+                            static_cast<int64_t>(ring.size()) == in_rings_;
+    if (steps_before_rounds == 0 && rounds_fit) {
+      if (ServeRounds(p, at, now, events)) continue;
+      steps_before_rounds = ring.size();
     }
-    --steps_before_rounds;
-    const StreamList::iterator it = ring_.begin();
+    if (steps_before_rounds > 0) --steps_before_rounds;
+    const StreamList::iterator it = ring.begin();
     int64_t want = std::min(it->turn_left, reserved_left());
     if (it->remaining > 0) want = std::min(want, it->remaining);
+    // A starved class gets one grant, then the higher ones go on.
+    if (p != TopClass()) want = std::min<int64_t>(want, 1);
     const int64_t n = limiter_->AllowedAt(at, want);
     RecordGrants(at, n, absl::ZeroDuration());
-    turn_grants_ -= TurnGrants(*it);
+    Uncount(*it);
     it->turn_left -= n;
     const bool turn_over = it->turn_left == 0;
     if (turn_over) {
       // Its turn is over: to the back of the ring (the node moves, the
       // iterators stay valid).
       it->turn_left = it->weight;
-      ring_.splice(ring_.end(), ring_, it);
+      ring.splice(ring.end(), ring, it);
     }
-    turn_grants_ += TurnGrants(*it);
+    Count(*it);
     const StreamId id = it->id;
     Grant(*it, n, at, absl::ZeroDuration(), events);
-    // Still at the front: its next grant is the next one; at the back, it
-    // comes after everyone else's turn.
+    // Still at the front: its next grant is the next one of its class; at
+    // the back, it comes after everyone else's turn in its class.
     if (!turn_over) {
       EndIfLate(id, 0, now, events);
     } else if (auto found = streams_.find(id); found != streams_.end()) {
-      EndIfLate(id, turn_grants_ - TurnGrants(*found->second), now, events);
+      EndIfLate(id, turn_grants_[p] - TurnGrants(*found->second), now, events);
     }
   }
 }
 
-bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
+bool Scheduler::ServeRounds(int priority, absl::Time at, absl::Time now,
                             std::vector<StreamEvent>* events) {
+  StreamList& ring = rings_[priority];
   // Only the front stream can be inside its turn; a round starts at a turn.
-  if (ring_.front().turn_left != ring_.front().weight) return false;
-  const int64_t size = static_cast<int64_t>(ring_.size());
+  if (ring.front().turn_left != ring.front().weight) return false;
+  const int64_t size = static_cast<int64_t>(ring.size());
   // Spaced rounds follow the limiter's regular schedule exactly, from
   // NextAllowed() while it has no burst to give at once.
   const absl::Duration spacing = limiter_->Spacing();
@@ -363,7 +426,7 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
   }
   int64_t round = 0;  // grants in one round: <= streams * kMaxWeight
   int64_t rounds = std::numeric_limits<int64_t>::max();
-  for (const Stream& stream : ring_) {
+  for (const Stream& stream : ring) {
     round += stream.weight;
     if (stream.remaining > 0) {
       rounds = std::min(rounds, stream.remaining / stream.weight);
@@ -382,7 +445,7 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
   // grants of the turns before a stream's next, for EndIfLate.
   int64_t offset = 0;
   int64_t ahead = 0;
-  for (auto it = ring_.begin(); it != ring_.end();) {
+  for (auto it = ring.begin(); it != ring.end();) {
     Stream& stream = *it++;  // Grant may close it
     const StreamId id = stream.id;
     const int64_t weight = stream.weight;
@@ -407,12 +470,36 @@ bool Scheduler::ServeRounds(absl::Time at, absl::Time now,
 absl::Time Scheduler::ExpectedGrantTime(int64_t ahead, absl::Time now) const {
   // As DueTime, for a ring that would be waiting from now if empty; the
   // limiter dates the grants that follow.
-  const absl::Time hungry = ring_.empty() ? now : hungry_since_;
+  const absl::Time hungry = in_rings_ == 0 ? now : hungry_since_;
   const absl::Time waited_since =
       config_.CatchUpApplies() ? hungry - config_.EffectiveCatchUp() : hungry;
   const absl::Time from =
       std::max({waited_since, last_grant_, grants_from_, CatchUpFloor(now)});
   return limiter_->NthAllowed(from, ahead);
+}
+
+absl::Time Scheduler::ExpectedClassGrantTime(int priority, int64_t ahead,
+                                             absl::Time now) const {
+  int64_t higher = 0;  // grants higher classes still want
+  bool unbounded = false;
+  for (int p = priority + 1; p < kPriorityClasses; ++p) {
+    higher = SaturatingAdd(higher, outstanding_[p]);
+    unbounded = unbounded || unbounded_[p] > 0;
+  }
+  absl::Time due = absl::InfiniteFuture();
+  if (!unbounded) due = ExpectedGrantTime(SaturatingAdd(ahead, higher), now);
+  if (config_.starvation_bound > absl::ZeroDuration() &&
+      (unbounded || higher > 0)) {
+    // What the bound guarantees: its class's next grant once the class has
+    // waited the bound, then one more bound per grant ahead of it.
+    const absl::Time since =
+        rings_[priority].empty() ? now : class_since_[priority];
+    const absl::Time first =
+        std::max(ExpectedGrantTime(0, now), since + config_.starvation_bound);
+    const double bounds = static_cast<double>(ahead);
+    due = std::min(due, first + config_.starvation_bound * bounds);
+  }
+  return due;
 }
 
 void Scheduler::EndIfLate(StreamId id, int64_t ahead, absl::Time now,
@@ -426,17 +513,19 @@ void Scheduler::EndIfLate(StreamId id, int64_t ahead, absl::Time now,
       stream.wait_limit == absl::ZeroDuration()) {
     return;
   }
-  const absl::Time due = ExpectedGrantTime(ahead, now);
+  const absl::Time due = ExpectedClassGrantTime(stream.priority, ahead, now);
   if (due <= stream.deadline) return;
   End(id, EndReason::kTooLate, events);
   events->back().expected_wait = due - now;
 }
 
-std::optional<absl::Duration> Scheduler::ExpectedWait(absl::Time now) const {
+std::optional<absl::Duration> Scheduler::ExpectedWait(absl::Time now,
+                                                      int64_t priority) const {
   if (state_ != State::kRunning) return std::nullopt;
   if (!limited()) return absl::ZeroDuration();
+  const int p = static_cast<int>(priority);
   return std::max(absl::ZeroDuration(),
-                  ExpectedGrantTime(turn_grants_, now) - now);
+                  ExpectedClassGrantTime(p, turn_grants_[p], now) - now);
 }
 
 void Scheduler::ServeUnlimited(absl::Time now,
@@ -444,8 +533,8 @@ void Scheduler::ServeUnlimited(absl::Time now,
   // Every waiting stream gets what it asked for at once; a count-0 stream
   // one grant per delivery (it is parked until MarkDelivered).
   if (!BeforeGrantDeadline(now)) return;
-  while (!ring_.empty()) {
-    const StreamList::iterator it = ring_.begin();
+  while (in_rings_ > 0) {
+    const StreamList::iterator it = rings_[TopClass()].begin();
     const int64_t n = it->remaining > 0 ? it->remaining : 1;
     if (it->remaining == 0) Park(it);
     Grant(*it, n, now, absl::ZeroDuration(), events);
@@ -481,7 +570,7 @@ void Scheduler::Advance(absl::Time now, std::vector<StreamEvent>* events) {
 absl::Time Scheduler::NextWakeup() const {
   absl::Time next = absl::InfiniteFuture();
   if (!expiries_.empty()) next = expiries_.top().deadline;
-  if (state_ == State::kRunning && !ring_.empty()) {
+  if (state_ == State::kRunning && in_rings_ > 0) {
     const absl::Time due = config_.mode != Mode::kMonitorOnly ? DueTime()
                            : deadline_passed_ ? absl::InfiniteFuture()
                                               : absl::InfinitePast();
@@ -507,7 +596,7 @@ absl::Status Scheduler::Start(absl::Time now) {
     limiter_->BeginWarmUp(ramp(), now);
   }
   // Streams waited while it was not running; none is owed fuel from then.
-  if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
+  WaitFrom(now);
   return absl::OkStatus();
 }
 
@@ -540,6 +629,13 @@ WarmUp Scheduler::ramp() const {
   return {ramp_start_, config_.warm_up, config_.EffectiveWarmUpFrom()};
 }
 
+void Scheduler::WaitFrom(absl::Time now) {
+  if (in_rings_ > 0) hungry_since_ = std::max(hungry_since_, now);
+  for (int p = 0; p < kPriorityClasses; ++p) {
+    if (!rings_[p].empty()) class_since_[p] = std::max(class_since_[p], now);
+  }
+}
+
 void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
   // A ramp that has ended (or was not in effect) is over for good: a
   // longer warm_up must not bring it back.
@@ -554,7 +650,7 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
   limiter_ = MakeLimiter(config, last_grant_, ramp());
   grants_from_ = std::max(grants_from_, now);
   if (state_ == State::kRunning) limiter_->Resume(now);
-  if (!ring_.empty()) hungry_since_ = std::max(hungry_since_, now);
+  WaitFrom(now);
   // A count-0 stream parked under monitor-only is never woken in a limited
   // mode: put parked streams back in line, but not held ones (they wait
   // for their write to drain).
@@ -576,8 +672,11 @@ HasFuelResult Scheduler::HasFuel(absl::Time now) {
     RecordEmissions(now, 1, absl::ZeroDuration());
     return {true, false, std::nullopt};
   }
-  if (!ring_.empty() || reserved_left() <= 0 || limiter_->NextAllowed() > now) {
-    return {false, false, ExpectedWait(now)};
+  if (in_rings_ > 0 || reserved_left() <= 0 || limiter_->NextAllowed() > now) {
+    // A caller of the default class behind an endless higher class: none.
+    std::optional<absl::Duration> wait = ExpectedWait(now);
+    if (wait == absl::InfiniteDuration()) wait.reset();
+    return {false, false, wait};
   }
   RecordGrants(now, 1, absl::ZeroDuration());
   last_grant_ = std::max(last_grant_, now);

@@ -6,24 +6,31 @@
 // invariant -- the rate, the window bound, fairness, stop, wait limits -- is
 // unit-tested here with a fake clock.
 //
-// Fairness: waiting streams form one ring in arrival order. The stream at
-// the front gets the next grant; after `weight` grants in a row (or when it
-// needs no more) it moves to the back. Serving, cancelling and expiring a
-// stream are O(1) (expiry O(log n) in the wait-limit heap), so the cost of a
-// grant does not grow with the number of open streams.
+// Fairness: waiting streams form one ring per priority class, in arrival
+// order. The highest class with a waiting stream is served; the stream at
+// the front of its ring gets the next grant; after `weight` grants in a row
+// (or when it needs no more) it moves to the back. Starvation bound: a
+// lower class with waiting streams that got no grant for
+// config.starvation_bound gets the next grant (one, to the front of its
+// ring) as if it were the highest; choosing the class is O(classes). Serving,
+// cancelling and expiring a stream are O(1) (expiry O(log n) in the wait-limit
+// heap), so the cost of a grant does not grow with the number of open streams.
 //
-// Deadline-aware admission: the scheduler keeps the sum of the grants the
-// streams in the ring get in their current turns (turn_grants_), updated
-// at every change of the ring, so the grants due before a stream joining
-// at the back is known in O(1); the limiter turns that count into a time
-// (Limiter::NthAllowed). A stream that asks fail_if_late ends with
-// kTooLate when its next grant is expected after its wait limit.
+// Deadline-aware admission: the scheduler keeps, per class, the sum of the
+// grants the streams in the ring get in their current turns (turn_grants_)
+// and of the grants they still want (outstanding_, unbounded_ for count-0
+// streams), updated at every change of a ring, so the grants due before a
+// stream joining at the back of its class -- its class's turns and every
+// grant higher classes still want -- is known in O(classes); the limiter turns
+// that count into a time (Limiter::NthAllowed). A stream that asks fail_if_late
+// ends with kTooLate when its next grant is expected after its wait limit.
 //
 // Not thread-safe: the owner (the service) serialises all calls.
 #ifndef THROTTLE_SERVER_CORE_SCHEDULER_H_
 #define THROTTLE_SERVER_CORE_SCHEDULER_H_
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <list>
@@ -80,6 +87,8 @@ struct StreamRequest {
   // assumes nobody joins ahead and the configuration stays. Ignored
   // otherwise (a zero wait_limit ends with kWaitLimitPassed as before).
   bool fail_if_late = false;
+  // Priority class in [0, kMaxPriority]: a higher class is served first.
+  int64_t priority = kDefaultPriority;
 };
 
 // Something that happened to a stream: grants allotted and/or its end.
@@ -165,7 +174,8 @@ class Scheduler {
   // Opens a stream at `now`. If the throttle is stopped, or the wait limit
   // is zero and no fuel is free, the stream ends at once: its event is
   // appended to *events. Otherwise call Advance(now) to serve it.
-  // `request` must be valid (count >= 0, weight >= 1, wait_limit >= 0).
+  // `request` must be valid (count >= 0, weight >= 1, wait_limit >= 0,
+  // priority in [0, kMaxPriority]).
   StreamId Open(const StreamRequest& request, absl::Time now,
                 std::vector<StreamEvent>* events);
 
@@ -237,17 +247,25 @@ class Scheduler {
   void Configure(const ThrottleConfig& config, absl::Time now);
 
   // Takes one grant if one is free at `now` and no stream is waiting;
-  // otherwise says when one is expected (retry_after) if running.
+  // otherwise says when one is expected (retry_after: ExpectedWait of the
+  // default class; none if that is never) if running.
   HasFuelResult HasFuel(absl::Time now);
 
-  // How long from `now` the first grant of a stream opening now (at the
-  // back of the ring) is expected to take: the grants due to the streams
-  // ahead in their turns (weights, counts and demands; held and idle
-  // streams are not ahead), on the limiter's schedule from now (credit,
-  // spacing, window, catch-up). Assumes nobody joins ahead and the
-  // configuration stays. Zero in monitor-only mode; nullopt when the
-  // throttle is not running. Constant time (logarithmic in window mode).
-  std::optional<absl::Duration> ExpectedWait(absl::Time now) const;
+  // How long from `now` the first grant of a stream of class `priority`
+  // opening now (at the back of its ring) is expected to take: the grants
+  // due to the streams of its class ahead in their turns (weights, counts
+  // and demands; held and idle streams are not ahead) and every grant the
+  // streams of higher classes still want, on the limiter's schedule from
+  // now (credit, spacing, window, catch-up). A count-0 stream of a higher
+  // class wants grants without end: then the expectation is what the
+  // starvation bound guarantees (its class's next grant after the bound,
+  // one more bound per grant ahead in its class), or InfiniteDuration()
+  // without a bound. Grants lower classes get by the starvation bound are
+  // not counted. Assumes nobody joins ahead and the configuration stays.
+  // Zero in monitor-only mode; nullopt when the throttle is not running.
+  // O(classes) (logarithmic in window mode).
+  std::optional<absl::Duration> ExpectedWait(
+      absl::Time now, int64_t priority = kDefaultPriority) const;
 
   // Counts `n` emissions reported by a worker. FAILED_PRECONDITION if the
   // throttle counts at grant time (not manual_emit) or is not running.
@@ -305,6 +323,7 @@ class Scheduler {
     bool on_demand = false;  // remaining is its outstanding demand
     bool idle = false;       // on demand with none outstanding
     bool fail_if_late = false;
+    int priority = 0;  // its class: the index of its ring
   };
   using StreamList = std::list<Stream>;
   struct Expiry {
@@ -317,6 +336,22 @@ class Scheduler {
   void Grant(Stream& stream, int64_t n, absl::Time at, absl::Duration spacing,
              std::vector<StreamEvent>* events);
   void End(StreamId id, EndReason reason, std::vector<StreamEvent>* events);
+  // Adds a stream in a ring to (removes it from) its class's sums: call
+  // Uncount before and Count after a change of its turn or count.
+  void Count(const Stream& stream);
+  void Uncount(const Stream& stream);
+  // Puts a stream into the back of its class's ring, from `from` (which may
+  // be that ring); the time starts its class's wait if the ring was empty.
+  void Enter(StreamList& from, StreamList::iterator it, absl::Time now);
+  // The class whose front stream gets the next grant, dated `at`: a starved
+  // lower class (the longest starved), else the highest with a waiting
+  // stream. Requires a waiting stream.
+  int ServedClass(absl::Time at) const;
+  // The highest class with a waiting stream (0 if none).
+  int TopClass() const;
+  // Streams waiting at `now` (a Start, a Configure) are owed nothing from
+  // before: their waits, and their classes', count from `now`.
+  void WaitFrom(absl::Time now);
   // Grants a stream in the ring gets in its current turn before it moves
   // to the back: the turn left, cut by its count or demand.
   static int64_t TurnGrants(const Stream& stream) {
@@ -326,9 +361,14 @@ class Scheduler {
   // The nominal time of the grant that follows `ahead` grants to others,
   // on the limiter's schedule from `now`.
   absl::Time ExpectedGrantTime(int64_t ahead, absl::Time now) const;
+  // The expected time of the next grant of a stream of class `priority`
+  // after `ahead` grants to others of its class (ExpectedWait's rule);
+  // InfiniteFuture() for "never".
+  absl::Time ExpectedClassGrantTime(int priority, int64_t ahead,
+                                    absl::Time now) const;
   // After a grant: ends a fail_if_late stream still in the ring with
-  // kTooLate if its next grant, after `ahead` grants to others, is expected
-  // after its deadline.
+  // kTooLate if its next grant, after `ahead` grants to others of its
+  // class, is expected after its deadline.
   void EndIfLate(StreamId id, int64_t ahead, absl::Time now,
                  std::vector<StreamEvent>* events);
   // Moves a parked stream to the back of the ring.
@@ -344,11 +384,11 @@ class Scheduler {
   void PushExpiry(absl::Time deadline, StreamId id);
   void ExpireWaitLimits(absl::Time now, std::vector<StreamEvent>* events);
   void ServeLimited(absl::Time now, std::vector<StreamEvent>* events);
-  // Serves as many whole round-robin rounds from `at` to `now` as the
-  // limiter allows and no stream's count cuts short -- all at `at` (a
-  // burst, idle credit) or on the limiter's regular schedule (a late loop,
-  // a high rate); false if not one.
-  bool ServeRounds(absl::Time at, absl::Time now,
+  // Serves as many whole round-robin rounds of class `priority`'s ring from
+  // `at` to `now` as the limiter allows and no stream's count cuts short -- all
+  // at `at` (a burst, idle credit) or on the limiter's regular schedule (a late
+  // loop, a high rate); false if not one.
+  bool ServeRounds(int priority, absl::Time at, absl::Time now,
                    std::vector<StreamEvent>* events);
   void ServeUnlimited(absl::Time now, std::vector<StreamEvent>* events);
   void RecordEmissions(absl::Time at, int64_t n, absl::Duration spacing);
@@ -372,16 +412,25 @@ class Scheduler {
   std::unique_ptr<Limiter> limiter_;
   Monitor monitor_;
 
-  StreamList ring_;  // waiting, in service order
-  // Sum of TurnGrants over ring_: the grants due before a stream that joins
-  // at the back gets its first.
-  int64_t turn_grants_ = 0;
+  // Waiting, in service order: one ring per class; streams in all rings.
+  std::array<StreamList, kPriorityClasses> rings_;
+  int64_t in_rings_ = 0;
+  // Per class, over its ring: the sum of TurnGrants (the grants due before
+  // a stream that joins at the back gets its first), the sum of the counts
+  // and demands still wanted, and the streams that want grants without
+  // end (count 0).
+  std::array<int64_t, kPriorityClasses> turn_grants_{};
+  std::array<int64_t, kPriorityClasses> outstanding_{};
+  std::array<int64_t, kPriorityClasses> unbounded_{};
+  // Per class with a waiting stream: its last grant, or when its ring
+  // became non-empty (the starvation bound counts from it).
+  std::array<absl::Time, kPriorityClasses> class_since_{};
   // Out of service: monitor-only count-0 streams awaiting delivery, and
   // held streams.
   StreamList parked_;
   absl::flat_hash_map<StreamId, StreamList::iterator> streams_;  // all open
   int64_t idle_streams_ = 0;  // on-demand streams without demand
-  // Time since which the ring has been non-empty: a grant is never given a
+  // Time since which the rings have been non-empty: a grant is never given a
   // nominal time more than the catch-up before someone was waiting for it.
   absl::Time hungry_since_ = absl::InfiniteFuture();
   // No grant is dated before the current run started, the configuration

@@ -74,6 +74,12 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
         absl::StrCat("config.warm_up_from must be in (0, 1] (0 = 1/3), got ",
                      FormatDouble(config.warm_up_from)));
   }
+  if (config.starvation_bound < absl::ZeroDuration() ||
+      config.starvation_bound > kMaxStarvationBound) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.starvation_bound must be in [0, 30 days], got ",
+                     absl::FormatDuration(config.starvation_bound)));
+  }
   return absl::OkStatus();
 }
 

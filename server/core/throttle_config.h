@@ -30,6 +30,8 @@ const char* ModeName(Mode mode);
 // The longest warm-up, and the fraction a ramp starts from by default.
 inline constexpr absl::Duration kMaxWarmUp = absl::Hours(24 * 30);
 inline constexpr double kDefaultWarmUpFrom = 1.0 / 3;
+// The longest starvation bound.
+inline constexpr absl::Duration kMaxStarvationBound = absl::Hours(24 * 30);
 
 struct ThrottleConfig {
   int64_t max_n = 1;                      // grants per `per`, >= 1
@@ -48,6 +50,11 @@ struct ThrottleConfig {
   // The fraction the ramp starts from; 0 means kDefaultWarmUpFrom. In
   // [0, 1].
   double warm_up_from = 0;
+  // Priorities (docs/DECISIONS.md, "Priorities"): a class with waiting
+  // streams below the highest waiting class that got no grant for this
+  // long gets the next grant. Zero: none (a lower class waits while a
+  // higher one waits). In [0, kMaxStarvationBound].
+  absl::Duration starvation_bound;
 
   // The bucket capacity in effect: burst, or max_n when burst is 0.
   int64_t EffectiveBurst() const { return burst > 0 ? burst : max_n; }

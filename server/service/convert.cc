@@ -149,6 +149,12 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
     config.warm_up = *warm_up;
   }
   config.warm_up_from = proto.warm_up_from();
+  if (proto.has_starvation_bound()) {
+    absl::StatusOr<absl::Duration> bound =
+        DurationFromProto("config.starvation_bound", proto.starvation_bound());
+    if (!bound.ok()) return bound.status();
+    config.starvation_bound = *bound;
+  }
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }
@@ -180,13 +186,16 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
     SetDurationProto(config.warm_up, proto.mutable_warm_up());
   }
   proto.set_warm_up_from(config.warm_up_from);
+  if (config.starvation_bound > absl::ZeroDuration()) {
+    SetDurationProto(config.starvation_bound, proto.mutable_starvation_bound());
+  }
   return proto;
 }
 
 // The ThrottleConfig fields an update_mask may name.
 constexpr absl::string_view kConfigPaths[] = {
-    "max_n",       "per_seconds", "mode",    "burst",
-    "manual_emit", "catch_up",    "warm_up", "warm_up_from"};
+    "max_n",    "per_seconds", "mode",         "burst",           "manual_emit",
+    "catch_up", "warm_up",     "warm_up_from", "starvation_bound"};
 
 }  // namespace
 
@@ -223,6 +232,8 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
       *merged.mutable_warm_up() = update.warm_up();
     } else if (path == "warm_up_from") {
       merged.set_warm_up_from(update.warm_up_from());
+    } else if (path == "starvation_bound") {
+      *merged.mutable_starvation_bound() = update.starvation_bound();
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask has an unknown path ", Quote(path),
@@ -250,6 +261,9 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
     SetDurationProto(config.warm_up, proto.mutable_warm_up());
     proto.set_warm_up_from(config.EffectiveWarmUpFrom());
   }
+  if (config.starvation_bound > absl::ZeroDuration()) {
+    SetDurationProto(config.starvation_bound, proto.mutable_starvation_bound());
+  }
   return proto;
 }
 
@@ -275,6 +289,16 @@ absl::StatusOr<int64_t> WeightFromProto(bool has_weight, int64_t weight) {
         absl::StrCat("weight must be in [1, ", kMaxWeight, "], got ", weight));
   }
   return weight;
+}
+
+// A stream's priority class as sent: unset means kDefaultPriority.
+absl::StatusOr<int64_t> PriorityFromProto(bool has_priority, int64_t priority) {
+  if (!has_priority) return kDefaultPriority;
+  if (priority < 0 || priority > kMaxPriority) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "priority must be in [0, ", kMaxPriority, "], got ", priority));
+  }
+  return priority;
 }
 
 }  // namespace
@@ -311,6 +335,10 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AwaitFuelRequest& proto) {
     request.wait_limit = *limit;
   }
   request.fail_if_late = proto.fail_if_late();
+  absl::StatusOr<int64_t> priority =
+      PriorityFromProto(proto.has_priority(), proto.priority());
+  if (!priority.ok()) return priority.status();
+  request.priority = *priority;
   if (absl::Status status = ValidateWorkerId(proto.worker_id()); !status.ok()) {
     return status;
   }
@@ -343,8 +371,12 @@ absl::StatusOr<StreamRequest> FromProto(const v1::AcquireRequest& first) {
   absl::StatusOr<int64_t> weight =
       WeightFromProto(first.has_weight(), first.weight());
   if (!weight.ok()) return weight.status();
+  absl::StatusOr<int64_t> priority =
+      PriorityFromProto(first.has_priority(), first.priority());
+  if (!priority.ok()) return priority.status();
   StreamRequest request;
   request.on_demand = true;
+  request.priority = *priority;
   request.count = first.demand();  // a first withdrawal has nothing to take
   request.weight = *weight;
   return request;
@@ -376,7 +408,8 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     const auto bad = [&] {
       return absl::InvalidArgumentError(absl::StrCat(
           "throttle ", name, ": bad value in ", Quote(parts[i]),
-          kv.first == "per" || kv.first == "catch_up" || kv.first == "warm_up"
+          kv.first == "per" || kv.first == "catch_up" ||
+                  kv.first == "warm_up" || kv.first == "starvation_bound"
               ? " (a duration: seconds, or 250ms, 1.5s, 2m)"
               : ""));
     };
@@ -412,11 +445,15 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       config.warm_up = *warm_up;
     } else if (kv.first == "warm_up_from") {
       if (!absl::SimpleAtod(kv.second, &config.warm_up_from)) return bad();
+    } else if (kv.first == "starvation_bound") {
+      absl::StatusOr<absl::Duration> bound = ParseDuration(kv.second);
+      if (!bound.ok()) return bad();
+      config.starvation_bound = *bound;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
                        " (known: max_n, per, mode, burst, manual_emit, "
-                       "catch_up, warm_up, warm_up_from)"));
+                       "catch_up, warm_up, warm_up_from, starvation_bound)"));
     }
   }
   if (!has_max_n || !has_per) {

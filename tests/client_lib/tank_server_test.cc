@@ -282,6 +282,43 @@ TEST_F(TankServerTest, StopEndsEveryWaitingThreadWithStopped) {
   EXPECT_EQ(stopped->total_emissions(), 1);
 }
 
+// TankOptions::priority: two Tanks of different classes wait on a throttle
+// that has not started; at the Start the higher class gets the grant, the
+// lower one the next, one spacing (5 s) later.
+TEST_F(TankServerTest, AHigherPriorityTankGetsTheFuelWhileBothWait) {
+  ASSERT_TRUE(
+      controller_->CreateThrottle("prio", Config(1, 5, v1::MODE_SMOOTH)).ok());
+  TankOptions low_options = Options();
+  low_options.priority = 0;
+  TankOptions high_options = Options();
+  high_options.priority = 7;
+  Tank low(server_->address(), "prio", low_options);
+  Tank high(server_->address(), "prio", high_options);
+  FuelResult low_result;
+  FuelResult high_result;
+  std::atomic<bool> low_done{false};
+  std::vector<std::thread> low_thread;
+  std::vector<std::thread> high_thread;
+  JoinOnExit join_low(&low, &low_thread);
+  JoinOnExit join_high(&high, &high_thread);
+  low_thread.emplace_back([&] {
+    low_result = low.AwaitFuel(kGenerous);
+    low_done = true;
+  });
+  ASSERT_TRUE(AwaitWaitingStreams(*controller_, "prio", 1));
+  high_thread.emplace_back([&] { high_result = high.AwaitFuel(kGenerous); });
+  ASSERT_TRUE(AwaitWaitingStreams(*controller_, "prio", 2));
+  ASSERT_TRUE(controller_->Start("prio").ok());
+  high_thread[0].join();
+  EXPECT_TRUE(high_result.ok()) << high_result.status;
+  // The grant was the higher class's: the lower one still waits.
+  EXPECT_FALSE(low_done);
+  EXPECT_EQ(Info(*controller_, "prio").waiting_streams(), 1);
+  low_thread[0].join();
+  EXPECT_TRUE(low_result.ok()) << low_result.status;
+  EXPECT_EQ(TotalEmissions(*controller_, "prio"), 2);
+}
+
 TEST_F(TankServerTest, ThreadsSharingATankEachGetExactlyTheirGrants) {
   Run("shared", Config(1, 1, v1::MODE_MONITOR_ONLY));
   Tank tank(server_->address(), "shared", Options());

@@ -22,6 +22,7 @@ namespace {
 using testing::Config;
 using testing::kT0;
 using testing::OnDemand;
+using testing::RunUntil;
 
 StreamRequest Request(int64_t count, int64_t weight = 1) {
   StreamRequest request;
@@ -37,18 +38,6 @@ StreamRequest FailIfLate(int64_t count, absl::Duration wait_limit,
   request.wait_limit = wait_limit;
   request.fail_if_late = fail_if_late;
   return request;
-}
-
-// Calls Advance at every wake-up from `from` up to `until`.
-void RunUntil(Scheduler& scheduler, absl::Time from, absl::Time until,
-              std::vector<StreamEvent>* events) {
-  absl::Time t = from;
-  while (t <= until) {
-    scheduler.Advance(t, events);
-    const absl::Time next = scheduler.NextWakeup();
-    if (next > until) return;
-    t = std::max(next, t + absl::Nanoseconds(1));
-  }
 }
 
 // A throttle, the streams ahead of the probe (opened from the start, with
@@ -83,7 +72,8 @@ Outcome RunProbe(const Scenario& s, absl::Duration wait_limit,
   RunUntil(scheduler, reached, s.probe_at, &events);
   events.clear();
   Outcome outcome;
-  outcome.expected = scheduler.ExpectedWait(s.probe_at).value();
+  outcome.expected =
+      scheduler.ExpectedWait(s.probe_at, s.probe.priority).value();
   StreamRequest request = s.probe;
   request.wait_limit = wait_limit;
   request.fail_if_late = fail_if_late;
@@ -511,6 +501,55 @@ TEST(Admission, HasFuelRetryAfterIsTheExpectedWaitOfANewStream) {
     ASSERT_TRUE(first.has_value());
     EXPECT_EQ(*first - now, *result.retry_after);
   }
+}
+
+StreamRequest OfClass(StreamRequest request, int64_t priority) {
+  request.priority = priority;
+  return request;
+}
+
+TEST(Admission, HigherClassesAheadCountAllTheyWantLowerOnesNothing) {
+  // At the probe (class 2): 2 grants left to class 6, the turns of 2 and 1
+  // in class 2; the count-0 class-0 stream is not ahead.
+  Scenario s{"classes", Config(10, absl::Seconds(1), Mode::kSmooth),
+             Opens({OfClass(Request(3), 6), OfClass(Request(4, 2), 2),
+                    OfClass(Request(5), 2), OfClass(Request(0), 0)}),
+             kT0 + absl::Milliseconds(1), OfClass(Request(1), 2)};
+  CheckAdmission(s);
+  EXPECT_EQ(RunProbe(s, absl::InfiniteDuration(), false).first_grant,
+            kT0 + absl::Milliseconds(600));
+}
+
+TEST(Admission, BehindAnEndlessHigherClassTheStarvationBoundIsExpected) {
+  ThrottleConfig config = Config(10, absl::Seconds(1), Mode::kSmooth);
+  config.starvation_bound = absl::Seconds(1);
+  Scenario s{"starvation bound", config, Opens({OfClass(Request(0), 9)}),
+             kT0 + absl::Milliseconds(200), OfClass(Request(1), 0)};
+  CheckAdmission(s);
+  EXPECT_EQ(RunProbe(s, absl::InfiniteDuration(), false).first_grant,
+            kT0 + absl::Milliseconds(1200));
+}
+
+TEST(Admission, BehindAnEndlessHigherClassWithoutABoundIsNever) {
+  Scheduler scheduler(Config(10, absl::Seconds(1), Mode::kSmooth));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  std::vector<StreamEvent> events;
+  scheduler.Open(OfClass(Request(0), 1), kT0, &events);
+  EXPECT_EQ(scheduler.ExpectedWait(kT0, 0), absl::InfiniteDuration());
+  // HasFuel (the default class) has no retry-after to give.
+  const HasFuelResult has_fuel = scheduler.HasFuel(kT0);
+  EXPECT_FALSE(has_fuel.granted);
+  EXPECT_FALSE(has_fuel.retry_after.has_value());
+  const StreamId probe = scheduler.Open(
+      OfClass(FailIfLate(1, absl::Seconds(3600)), 0), kT0, &events);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].stream, probe);
+  EXPECT_EQ(events[0].end, EndReason::kTooLate);
+  EXPECT_EQ(events[0].expected_wait, absl::InfiniteDuration());
+  // Of its class or above, it is admitted.
+  events.clear();
+  scheduler.Open(OfClass(FailIfLate(1, absl::Seconds(3600)), 1), kT0, &events);
+  EXPECT_TRUE(events.empty());
 }
 
 TEST(Admission, HasFuelRetryAfterIsUnsetWhenStoppedOrNotStarted) {

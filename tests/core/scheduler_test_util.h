@@ -32,6 +32,18 @@ inline StreamRequest OnDemand(int64_t demand, int64_t weight = 1) {
   return request;
 }
 
+// Calls Advance at every wake-up from `from` up to `until`.
+inline void RunUntil(Scheduler& scheduler, absl::Time from, absl::Time until,
+                     std::vector<StreamEvent>* events) {
+  absl::Time t = from;
+  while (t <= until) {
+    scheduler.Advance(t, events);
+    const absl::Time next = scheduler.NextWakeup();
+    if (next > until) return;
+    t = std::max(next, t + absl::Nanoseconds(1));
+  }
+}
+
 // Most grants in any half-open window [t, t + per) of the sorted times.
 inline int64_t MaxInWindow(const std::vector<absl::Time>& sorted,
                            absl::Duration per) {

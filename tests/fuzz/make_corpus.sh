@@ -27,6 +27,10 @@ msg await_full AwaitFuelRequest \
    wait_limit { seconds: 1 nanos: 500000000 }'
 msg await_bad AwaitFuelRequest \
   'throttle: "a b" count: -1 weight: 0 wait_limit { seconds: 1 nanos: -1 }'
+msg await_priority AwaitFuelRequest 'throttle: "crawl" priority: 7'
+msg await_priority_bad AwaitFuelRequest 'throttle: "crawl" priority: 56'
+msg acquire_priority AcquireRequest \
+  'throttle: "crawl" demand: 2 weight: 2 priority: 3'
 msg has_fuel HasFuelRequest 'throttle: "api" worker_id: "host-7"'
 msg emit EmitRequest 'throttle: "api" count: 3 worker_id: "w"'
 msg start StartRequest 'throttle: "crawl"'
@@ -44,10 +48,13 @@ msg create_bad CreateThrottleRequest \
 msg configure ConfigureThrottleRequest \
   'name: "crawl" config { max_n: 2 per_seconds: 0.5 mode: MODE_UNBOUNDED }'
 msg delete DeleteThrottleRequest 'name: "crawl"'
+msg create_starvation_bound CreateThrottleRequest \
+  'name: "api" config { max_n: 10 per_seconds: 1 starvation_bound { seconds: 2 } }'
 
 # --- throttle_spec_fuzzer ---------------------------------------------------
 spec() { printf '%s' "$2" >"${corpus}/throttle_spec_fuzzer/$1.txt"; }
 spec flag_one 'crawl max_n=4 per=1'
+spec flag_starvation_bound 'api max_n=10 per=1 starvation_bound=2500ms'
 spec flag_two 'crawl max_n=4 per=1; api max_n=100 per=1 mode=bucket burst=20'
 spec flag_all 'm max_n=7 per=0.25 mode=monitor-only manual_emit=true;w max_n=3 per=2.5e-1 mode=window;u max_n=1 per=30 mode=unbounded'
 spec flag_bad 'x max_n=0 per=nan; y max_n=1; z per=1 max_n=1 mode=fast burst=-1'

@@ -84,6 +84,7 @@ bool SameConfig(const ThrottleConfig& a, const ThrottleConfig& b) {
   return a.max_n == b.max_n && a.mode == b.mode &&
          a.EffectiveBurst() == b.EffectiveBurst() &&
          a.manual_emit == b.manual_emit &&
+         a.starvation_bound == b.starvation_bound &&
          absl::AbsDuration(a.per - b.per) <= absl::Nanoseconds(1);
 }
 
@@ -111,8 +112,8 @@ void CheckAwaitFuel(const v1::AwaitFuelRequest& request) {
   CheckName("throttle", request.throttle());
   const absl::StatusOr<StreamRequest> stream = FromProto(request);
   if (!stream.ok()) {
-    CheckInvalidArgument(stream.status(),
-                         {"count", "weight", "wait_limit", "worker_id"});
+    CheckInvalidArgument(stream.status(), {"count", "weight", "wait_limit",
+                                           "worker_id", "priority"});
     return;
   }
   // Scheduler::Open's preconditions, and the documented defaults.
@@ -121,12 +122,31 @@ void CheckAwaitFuel(const v1::AwaitFuelRequest& request) {
   FUZZ_CHECK(stream->wait_limit >= absl::ZeroDuration());
   FUZZ_CHECK(stream->count == (request.has_count() ? request.count() : 1));
   FUZZ_CHECK(stream->weight == (request.has_weight() ? request.weight() : 1));
+  FUZZ_CHECK(stream->priority >= 0 && stream->priority <= kMaxPriority);
+  FUZZ_CHECK(stream->priority ==
+             (request.has_priority() ? request.priority() : kDefaultPriority));
   if (!request.has_wait_limit()) {
     FUZZ_CHECK(stream->wait_limit == absl::InfiniteDuration());
   } else {
     CheckDuration("wait_limit", request.wait_limit());
   }
   FUZZ_CHECK(ValidateWorkerId(request.worker_id()).ok());
+}
+
+// The first message of an Acquire stream.
+void CheckAcquire(const v1::AcquireRequest& first) {
+  const absl::StatusOr<StreamRequest> stream = FromProto(first);
+  if (!stream.ok()) {
+    CheckInvalidArgument(stream.status(), {"throttle", "demand", "withdraw",
+                                           "worker_id", "weight", "priority"});
+    return;
+  }
+  FUZZ_CHECK(stream->on_demand);
+  FUZZ_CHECK(stream->count == first.demand());
+  FUZZ_CHECK(stream->weight >= 1);
+  FUZZ_CHECK(stream->priority ==
+             (first.has_priority() ? first.priority() : kDefaultPriority));
+  FUZZ_CHECK(stream->priority >= 0 && stream->priority <= kMaxPriority);
 }
 
 // Parses `data` as T; true if it parsed.
@@ -137,6 +157,7 @@ bool Parse(const uint8_t* data, size_t size, T* message) {
 
 void FuzzOne(const uint8_t* data, size_t size) {
   if (v1::AwaitFuelRequest m; Parse(data, size, &m)) CheckAwaitFuel(m);
+  if (v1::AcquireRequest m; Parse(data, size, &m)) CheckAcquire(m);
   if (v1::HasFuelRequest m; Parse(data, size, &m)) {
     CheckName("throttle", m.throttle());
     CheckWorkerId(m.worker_id());

@@ -2,7 +2,8 @@
 // scheduler's invariants (server/scheduler.h, README "Modes").
 //
 // The input picks a small configuration (max_n 1..20, per 1 ms..10 s, with
-// or without a warm-up) and
+// or without a warm-up, with or without a starvation bound; streams of
+// priority classes 0, 3, 6 and 9) and
 // then up to kMaxOps operations -- Open, Close, GiveBack of fuel granted and
 // not yet given back, MarkDelivered, Hold, Release, Advance and Tick with
 // time moving forward, Start, Stop, Configure, HasFuel, Emit, statistics,
@@ -67,11 +68,12 @@ std::string Since(absl::Time t) { return absl::FormatDuration(t - kT0); }
 void TraceConfig(const char* what, const ThrottleConfig& config) {
   TRACE(
       "%s mode=%s max_n=%lld per=%s burst=%lld manual_emit=%d warm_up=%s "
-      "warm_up_from=%g\n",
+      "warm_up_from=%g starvation_bound=%s\n",
       what, ModeName(config.mode), static_cast<long long>(config.max_n),
       absl::FormatDuration(config.per).c_str(),
       static_cast<long long>(config.burst), config.manual_emit,
-      absl::FormatDuration(config.warm_up).c_str(), config.warm_up_from);
+      absl::FormatDuration(config.warm_up).c_str(), config.warm_up_from,
+      absl::FormatDuration(config.starvation_bound).c_str());
 }
 
 // Reads the fuzz input from the front, one value at a time; zeros once it
@@ -118,6 +120,10 @@ ThrottleConfig DecodeConfig(Input& in) {
     config.warm_up = config.per * (1 + warm % 20);
     config.warm_up_from = in.Byte() / 256.0;
   }
+  // A starvation bound (priorities) in one config of two, of 1/4 to 1
+  // `per`, from the warm-up byte's upper bits.
+  if ((warm & 0x20) != 0)
+    config.starvation_bound = config.per * (1 + (warm >> 6)) / 4;
   FUZZ_CHECK(ValidateConfig(config).ok());
   return config;
 }
@@ -252,6 +258,8 @@ class Harness {
     // Deadline-aware admission from the same byte, so the corpus decodes
     // as before.
     request.fail_if_late = (kind & 4) != 0;
+    // Priority classes 0, 3, 6 and 9 from the same byte's upper bits.
+    request.priority = 3 * ((kind >> 3) & 3);
     switch (kind % 4) {
       case 0:
         request.wait_limit = absl::ZeroDuration();
@@ -266,11 +274,12 @@ class Harness {
     std::vector<StreamEvent> events;
     const StreamId id = scheduler_.Open(request, now_, &events);
     TRACE(
-        "%s Open(count=%lld weight=%lld wait_limit=%s fail_if_late=%d) -> "
-        "%llu\n",
+        "%s Open(count=%lld weight=%lld wait_limit=%s fail_if_late=%d "
+        "priority=%lld) -> %llu\n",
         Since(now_).c_str(), static_cast<long long>(request.count),
         static_cast<long long>(request.weight),
         absl::FormatDuration(request.wait_limit).c_str(), request.fail_if_late,
+        static_cast<long long>(request.priority),
         static_cast<unsigned long long>(id));
     FUZZ_CHECK(streams_.empty() || id > streams_.rbegin()->first);  // new
     StreamModel& stream = streams_[id];

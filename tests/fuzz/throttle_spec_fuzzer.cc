@@ -43,6 +43,10 @@ std::string FormatSpec(const std::string& name, const ThrottleConfig& config) {
   if (config.warm_up_from != 0) {
     absl::StrAppendFormat(&spec, " warm_up_from=%.17g", config.warm_up_from);
   }
+  if (config.starvation_bound != absl::ZeroDuration()) {
+    absl::StrAppendFormat(&spec, " starvation_bound=%s",
+                          server::FormatDuration(config.starvation_bound));
+  }
   return spec;
 }
 
@@ -77,6 +81,9 @@ void CheckSpec(absl::string_view spec) {
   FUZZ_CHECK(absl::AbsDuration(again->second.warm_up - config.warm_up) <=
              absl::Nanoseconds(1));
   FUZZ_CHECK(again->second.warm_up_from == config.warm_up_from);
+  FUZZ_CHECK(absl::AbsDuration(again->second.starvation_bound -
+                               config.starvation_bound) <=
+             absl::Nanoseconds(1));
 }
 
 void FuzzOne(absl::string_view input) {

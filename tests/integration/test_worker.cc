@@ -7,6 +7,8 @@
 // (the server-streaming RPC the client library no longer uses), writing
 // "fuel" per grant and then "stopped" or "error <status>".
 //
+// --priority=P gives the worker (either way) priority class P.
+//
 // With --tls_ca, --tls_cert, --tls_key, --token, --token_file,
 // --tls_server_name (or their THROTTLE_* environment variables) it connects
 // over TLS, mTLS or with a token (throttle/channel.h); a bad security
@@ -33,6 +35,7 @@ ABSL_FLAG(std::string, token, "", "bearer token (TLS only)");
 ABSL_FLAG(std::string, token_file, "", "file holding the bearer token");
 ABSL_FLAG(std::string, tls_server_name, "",
           "name the server's certificate must hold (TLS only)");
+ABSL_FLAG(int64_t, priority, 0, "priority class (TankOptions::priority)");
 ABSL_FLAG(int64_t, await_fuel, 0,
           "if > 0: one raw AwaitFuel call for this many grants instead of "
           "the client library's loop");
@@ -46,6 +49,7 @@ int RunAwaitFuel(const std::shared_ptr<grpc::Channel>& channel, int64_t count) {
   request.set_throttle(absl::GetFlag(FLAGS_throttle));
   request.set_worker_id(absl::GetFlag(FLAGS_worker_id));
   request.set_count(count);
+  request.set_priority(absl::GetFlag(FLAGS_priority));
   grpc::ClientContext context;
   auto reader = stub->AwaitFuel(&context, request);
   std::printf("ready\n");
@@ -70,6 +74,7 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   throttle::TankOptions options;
   options.worker_id = absl::GetFlag(FLAGS_worker_id);
+  options.priority = absl::GetFlag(FLAGS_priority);
   throttle::ChannelSecurity flags;
   flags.ca_file = absl::GetFlag(FLAGS_tls_ca);
   flags.cert_file = absl::GetFlag(FLAGS_tls_cert);

@@ -73,6 +73,16 @@ TEST(ConfigFile, WarmUpKeysInTheOneDurationSyntax) {
   EXPECT_EQ(file->throttles[1].config.warm_up_from, 0);  // 1/3
 }
 
+TEST(ConfigFile, StarvationBoundKeyInTheOneDurationSyntax) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "throttles:\n"
+      "  crawl: {max_n: 4, per: 1s, starvation_bound: 3s}\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_EQ(file->throttles.size(), 1u);
+  EXPECT_EQ(file->throttles[0].config.starvation_bound, absl::Seconds(3));
+}
+
 TEST(ConfigFile, BadWarmUpNamesLineFieldAndValue) {
   EXPECT_EQ(ErrorOf("throttles:\n"
                     "  crawl:\n"
@@ -182,7 +192,8 @@ TEST(ConfigFile, UnknownKeyIsAnErrorListingTheKnownOnes) {
                     "    brust: 3\n"),
             std::string(kPath) +
                 ":5: throttles.crawl.brust: unknown key (known: max_n, per, "
-                "mode, burst, manual_emit, catch_up, warm_up, warm_up_from)");
+                "mode, burst, manual_emit, catch_up, warm_up, warm_up_from, "
+                "starvation_bound)");
   EXPECT_EQ(
       ErrorOf("throtles:\n"
               "  crawl: {max_n: 4, per: 1s}\n"),

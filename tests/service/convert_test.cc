@@ -60,6 +60,20 @@ TEST(ParseThrottleSpec, WarmUpInTheOneDurationSyntax) {
   EXPECT_EQ(parsed->second.warm_up, absl::Seconds(30));
 }
 
+TEST(ParseThrottleSpec, StarvationBoundInTheOneDurationSyntax) {
+  auto parsed = ParseThrottleSpec("t max_n=100 per=1s starvation_bound=2500ms");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->second.starvation_bound, absl::Milliseconds(2500));
+  parsed = ParseThrottleSpec("t max_n=4 per=1 starvation_bound=soon");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(std::string(parsed.status().message()),
+              ::testing::HasSubstr("starvation_bound=soon"));
+  parsed = ParseThrottleSpec("t max_n=4 per=1 starvation_bound=-1s");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(std::string(parsed.status().message()),
+              ::testing::HasSubstr("config.starvation_bound must be in"));
+}
+
 TEST(ParseThrottleSpec, BadWarmUpNamesThePartAndTheValue) {
   auto parsed = ParseThrottleSpec("t max_n=4 per=1 warm_up=later");
   ASSERT_FALSE(parsed.ok());

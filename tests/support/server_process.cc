@@ -65,11 +65,13 @@ absl::StatusOr<ServerProcess> StartServer(
 absl::StatusOr<Subprocess> StartWorker(const std::string& address,
                                        const std::string& throttle,
                                        const std::string& worker_id,
-                                       const std::string& output_path) {
-  return Subprocess::Spawn(
-      {THROTTLE_TEST_WORKER_BINARY, "--address=" + address,
-       "--throttle=" + throttle, "--worker_id=" + worker_id},
-      output_path);
+                                       const std::string& output_path,
+                                       const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {
+      THROTTLE_TEST_WORKER_BINARY, "--address=" + address,
+      "--throttle=" + throttle, "--worker_id=" + worker_id};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return Subprocess::Spawn(argv, output_path);
 }
 
 std::vector<std::string> ReadLines(const std::string& path) {

@@ -42,11 +42,12 @@ absl::StatusOr<ServerProcess> StartServer(
     const TempDir& dir, int port, const std::vector<std::string>& extra_flags,
     const std::string& log_path = "");
 
-// Starts a test_worker writing to `output_path`.
-absl::StatusOr<Subprocess> StartWorker(const std::string& address,
-                                       const std::string& throttle,
-                                       const std::string& worker_id,
-                                       const std::string& output_path);
+// Starts a test_worker writing to `output_path`, with `flags` added (e.g.
+// "--priority=3").
+absl::StatusOr<Subprocess> StartWorker(
+    const std::string& address, const std::string& throttle,
+    const std::string& worker_id, const std::string& output_path,
+    const std::vector<std::string>& flags = {});
 
 // Lines of a file; empty if it does not exist.
 std::vector<std::string> ReadLines(const std::string& path);

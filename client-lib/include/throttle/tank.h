@@ -47,6 +47,12 @@ struct TankOptions {
   // three grants per round-robin turn where weight 1 gets one. Must be in
   // [1, 1000] (the server rejects other values with INVALID_ARGUMENT).
   int64_t weight = 1;
+  // This worker's priority class: the server serves the highest class with
+  // a worker waiting first (a lower class waits while a higher one waits,
+  // unless the throttle has a starvation_bound). Must be in [0, 9] (the
+  // server rejects other values with INVALID_ARGUMENT); 0, the default, is
+  // the lowest.
+  int64_t priority = 0;
   // The first delay before calling again after the server answered
   // UNAVAILABLE. It doubles after each further UNAVAILABLE up to
   // `backoff_max`; each delay carries +-20% random jitter. A Tank made from

@@ -107,12 +107,13 @@ def _workers(messages):
 # catch_up is in seconds (the server fills in its default); None from a
 # server that does not list it. warm_up is in seconds (0: no warm-up) and
 # warm_up_from the fraction a ramp starts from (the server fills in 1/3
-# when warm_up is set; 0 without a warm-up).
+# when warm_up is set; 0 without a warm-up). starvation_bound is in seconds
+# (0: none; priorities).
 ThrottleInfo = collections.namedtuple("ThrottleInfo", [
     "name", "max_n", "per", "mode", "burst", "manual_emit", "state",
     "waiting_streams", "total_emissions", "catch_up", "warm_up",
-    "warm_up_from"
-], defaults=(0.0, 0.0))
+    "warm_up_from", "starvation_bound"
+], defaults=(0.0, 0.0, 0.0))
 
 
 def _info(message):
@@ -126,7 +127,8 @@ def _info(message):
                         _STATE_NAMES.get(message.state, str(message.state)),
                         message.waiting_streams, message.total_emissions,
                         catch_up, c.warm_up.ToNanoseconds() / 1e9,
-                        c.warm_up_from)
+                        c.warm_up_from,
+                        c.starvation_bound.ToNanoseconds() / 1e9)
 
 
 def _snapshot(message):
@@ -144,9 +146,10 @@ def _snapshot(message):
 
 
 def _config(max_n, per, mode, burst, manual_emit, catch_up, warm_up=None,
-            warm_up_from=None):
+            warm_up_from=None, starvation_bound=None):
     """A ThrottleConfig; catch_up None leaves it unset (the default), as
-    warm_up None (no warm-up) and warm_up_from None (1/3)."""
+    warm_up None (no warm-up), warm_up_from None (1/3) and starvation_bound
+    None (none)."""
     config = pb.ThrottleConfig(max_n=max_n, per_seconds=per,
                                mode=_mode(mode), burst=burst,
                                manual_emit=manual_emit)
@@ -156,6 +159,9 @@ def _config(max_n, per, mode, burst, manual_emit, catch_up, warm_up=None,
         config.warm_up.CopyFrom(_signed_duration(warm_up, "warm_up"))
     if warm_up_from is not None:
         config.warm_up_from = _fraction(warm_up_from, "warm_up_from")
+    if starvation_bound is not None:
+        config.starvation_bound.CopyFrom(
+            _signed_duration(starvation_bound, "starvation_bound"))
     return config
 
 
@@ -172,7 +178,8 @@ _UNSET = object()
 
 
 def _partial_config(max_n, per, mode, burst, manual_emit, catch_up,
-                    warm_up=_UNSET, warm_up_from=_UNSET):
+                    warm_up=_UNSET, warm_up_from=_UNSET,
+                    starvation_bound=_UNSET):
     """(ThrottleConfig, FieldMask) of the settings given (not _UNSET), for
     a partial ConfigureThrottle. TypeError if none is given."""
     config = pb.ThrottleConfig()
@@ -204,10 +211,15 @@ def _partial_config(max_n, per, mode, burst, manual_emit, catch_up,
         if warm_up_from is not None:
             config.warm_up_from = _fraction(warm_up_from, "warm_up_from")
         paths.append("warm_up_from")
+    if starvation_bound is not _UNSET:
+        if starvation_bound is not None:
+            config.starvation_bound.CopyFrom(
+                _signed_duration(starvation_bound, "starvation_bound"))
+        paths.append("starvation_bound")
     if not paths:
         raise TypeError("update() needs at least one of max_n, per, mode, "
                         "burst, manual_emit, catch_up, warm_up, "
-                        "warm_up_from")
+                        "warm_up_from, starvation_bound")
     return config, field_mask_pb2.FieldMask(paths=paths)
 
 
@@ -342,6 +354,10 @@ class Throttle:
       Acquire stream, so they also share one place (and this weight) in
       the throttle's order; give each thread a Throttle of its own for a
       share of its own.
+    priority: this worker's priority class (0..9, default 0, the lowest):
+      the server serves the highest class waiting first; a lower class
+      waits while a higher one waits, unless the throttle has a
+      starvation_bound. As weight, one per Throttle (its Acquire stream).
     backoff_initial, backoff_max: seconds between reconnection attempts
       after UNAVAILABLE (doubling, +-20% jitter): a new Acquire stream, or
       a new AwaitFuel call.
@@ -380,7 +396,7 @@ class Throttle:
       time.monotonic().
     """
 
-    def __init__(self, address, name, *, worker_id="", weight=1,
+    def __init__(self, address, name, *, worker_id="", weight=1, priority=0,
                  backoff_initial=0.05, backoff_max=2.0, deadline_slack=0.2,
                  call_timeout=10.0, wait_for_ready=False, channel_options=(),
                  security=None, ask_ahead=DEFAULT_ASK_AHEAD, clock=None):
@@ -397,6 +413,7 @@ class Throttle:
         self.name = name
         self.worker_id = worker_id
         self.weight = weight
+        self.priority = priority
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.deadline_slack = deadline_slack
@@ -451,7 +468,8 @@ class Throttle:
                         state.stub,
                         pb.AcquireRequest(throttle=self.name,
                                           worker_id=self.worker_id,
-                                          weight=self.weight),
+                                          weight=self.weight,
+                                          priority=self.priority),
                         self.kill_flag,
                         Backoff(self.backoff_initial, self.backoff_max),
                         ask_ahead=self.ask_ahead,
@@ -667,6 +685,7 @@ class Throttle:
         request = pb.AwaitFuelRequest(throttle=self.name, count=count,
                                       worker_id=self.worker_id,
                                       weight=self.weight,
+                                      priority=self.priority,
                                       fail_if_late=fail_if_late)
         timeout = None
         if deadline is not None:
@@ -742,7 +761,7 @@ class Throttle:
 
     def create(self, max_n, per, mode="smooth", burst=0, manual_emit=False,
                replace=False, catch_up=None, warm_up=None,
-               warm_up_from=None):
+               warm_up_from=None, starvation_bound=None):
         """Creates the throttle: max_n grants per `per` seconds (the seed's
         Throttle(max_n, per)). mode: smooth (default), window, bucket,
         unbounded or monitor-only. catch_up: how far the grant schedule may
@@ -754,7 +773,10 @@ class Throttle:
         the rate ramps linearly from warm_up_from x the rate to the full
         rate over warm_up, in seconds or a datetime.timedelta, in
         [0, 30 days]; None or 0: no warm-up. warm_up_from: in (0, 1]; None:
-        1/3 (see ThrottleConfig.warm_up in the proto).
+        1/3 (see ThrottleConfig.warm_up in the proto). starvation_bound:
+        a lower priority class waiting that got no grant for this long gets
+        the next one, in seconds or a datetime.timedelta, in [0, 30 days];
+        None or 0: none (see ThrottleConfig.starvation_bound).
         ALREADY_EXISTS if the name is taken, unless replace=True (then the
         old one is deleted first). INVALID_ARGUMENT for a bad value (the
         message names it); ValueError/TypeError for a catch_up that is not
@@ -762,7 +784,7 @@ class Throttle:
         request = pb.CreateThrottleRequest(
             name=self.name,
             config=_config(max_n, per, mode, burst, manual_emit, catch_up,
-                           warm_up, warm_up_from))
+                           warm_up, warm_up_from, starvation_bound))
         try:
             return _info(self._unary("CreateThrottle", request).throttle)
         except ThrottleError as error:
@@ -773,7 +795,7 @@ class Throttle:
 
     def configure(self, max_n, per, mode="smooth", burst=0,
                   manual_emit=False, catch_up=None, warm_up=None,
-                  warm_up_from=None):
+                  warm_up_from=None, starvation_bound=None):
         """Replaces the throttle's configuration whole (catch_up None: back
         to the default; as in create()): a setting not given is its default
         again (mode smooth, burst 0). To change some settings only, use
@@ -782,12 +804,12 @@ class Throttle:
         request = pb.ConfigureThrottleRequest(
             name=self.name,
             config=_config(max_n, per, mode, burst, manual_emit, catch_up,
-                           warm_up, warm_up_from))
+                           warm_up, warm_up_from, starvation_bound))
         return _info(self._unary("ConfigureThrottle", request).throttle)
 
     def update(self, *, max_n=_UNSET, per=_UNSET, mode=_UNSET, burst=_UNSET,
                manual_emit=_UNSET, catch_up=_UNSET, warm_up=_UNSET,
-               warm_up_from=_UNSET):
+               warm_up_from=_UNSET, starvation_bound=_UNSET):
         """Changes only the settings given, as keywords with the meaning
         they have in create() (catch_up=None: back to the server's
         default); the others keep their values, and open await_fuel calls
@@ -797,7 +819,8 @@ class Throttle:
         (INVALID_ARGUMENT naming the field). TypeError if no setting is
         given; ValueError for an unknown mode. Returns a ThrottleInfo."""
         config, mask = _partial_config(max_n, per, mode, burst, manual_emit,
-                                       catch_up, warm_up, warm_up_from)
+                                       catch_up, warm_up, warm_up_from,
+                                       starvation_bound)
         request = pb.ConfigureThrottleRequest(name=self.name, config=config,
                                               update_mask=mask)
         return _info(self._unary("ConfigureThrottle", request).throttle)
