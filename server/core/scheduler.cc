@@ -21,6 +21,7 @@ const char* StateName(State state) {
 
 Scheduler::Scheduler(const ThrottleConfig& config)
     : config_(config),
+      rate_max_n_(config.max_n),
       limiter_(MakeLimiter(config, absl::InfinitePast())),
       epoch_(config.manual_emit ? 1 : 0) {}
 
@@ -548,6 +549,7 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
     ramp_start_ = absl::InfiniteFuture();
   }
   config_ = config;
+  rate_max_n_ = config.max_n;
   // Fuel granted before comes back to the monitor (if it counted it), not
   // to the new limiter.
   epoch_ = (epoch_ | 1) + 1 + (config.manual_emit ? 1 : 0);
@@ -565,6 +567,24 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
       it = next;
     }
   }
+}
+
+void Scheduler::SetRate(int64_t max_n, absl::Time now) {
+  if (max_n == rate_max_n_) return;
+  rate_max_n_ = max_n;
+  if (!limited()) return;
+  ThrottleConfig rated = config_;
+  rated.max_n = max_n;
+  const LimiterState kept = limiter_->Save();
+  // As in Configure: grants made before are not given back to the new
+  // limiter, nor dated before the change.
+  epoch_ = (epoch_ | 1) + 1 + (config_.manual_emit ? 1 : 0);
+  limiter_ = MakeLimiter(rated, last_grant_, ramp());
+  // The window log is the bound itself; a GCRA limiter made from the last
+  // grant already spaces the next one at the new rate.
+  if (config_.mode == Mode::kWindow) limiter_->Load(kept);
+  grants_from_ = std::max(grants_from_, now);
+  if (state_ == State::kRunning) limiter_->Resume(now);
 }
 
 HasFuelResult Scheduler::HasFuel(absl::Time now) {

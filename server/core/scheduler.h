@@ -236,6 +236,19 @@ class Scheduler {
   // already passed); a Configure never begins a ramp.
   void Configure(const ThrottleConfig& config, absl::Time now);
 
+  // The adaptive ceiling (server/core/adaptive.h): from `now` grants go at
+  // `max_n` in [1, config().max_n] grants per `per` instead of the
+  // configured max_n; the rest of the configuration, the open streams and
+  // a warm-up ramp stay. No burst: a window limiter keeps its log (no
+  // window of `per` whose newest grant comes after the change holds more
+  // than the new max_n), a smooth or bucket limiter spaces the next grant
+  // at the new rate from the last one (a bucket starts empty), an
+  // unbounded one accrues credit from `now`. Configure sets the rate back
+  // to the configured max_n. Call Advance(now) afterwards.
+  void SetRate(int64_t max_n, absl::Time now);
+  // The max_n in effect: config().max_n unless SetRate changed it.
+  int64_t rate_max_n() const { return rate_max_n_; }
+
   // Takes one grant if one is free at `now` and no stream is waiting;
   // otherwise says when one is expected (retry_after) if running.
   HasFuelResult HasFuel(absl::Time now);
@@ -368,6 +381,7 @@ class Scheduler {
   bool BeforeGrantDeadline(absl::Time now);
 
   ThrottleConfig config_;
+  int64_t rate_max_n_;  // SetRate; config_.max_n by default
   State state_ = State::kCreated;
   std::unique_ptr<Limiter> limiter_;
   Monitor monitor_;
