@@ -79,8 +79,11 @@ class AdaptiveController {
   // The rate in effect, grants per `per`: in [floor_n, max_n].
   int64_t rate_n() const { return rate_n_; }
   const AdaptiveConfig& config() const { return config_; }
-  // When the window in progress ends: Evaluate must be called then.
+  // When the window in progress ends: Evaluate must be called then if
+  // has_outcomes() (a window without outcomes changes nothing, and the
+  // next Evaluate or Report skips it).
   absl::Time NextEvaluation() const { return window_start_ + config_.window; }
+  bool has_outcomes() const { return successes_ > 0 || rejections_ > 0; }
 
   // Closes every window that ended at or before `now`: the first of them
   // decides on its outcomes, the others had none (they change nothing).

@@ -74,6 +74,14 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
         absl::StrCat("config.warm_up_from must be in (0, 1] (0 = 1/3), got ",
                      FormatDouble(config.warm_up_from)));
   }
+  if (config.adaptive.has_value()) {
+    if (config.mode == Mode::kMonitorOnly) {
+      return absl::InvalidArgumentError(
+          "config.adaptive applies to limited modes; got it in monitor-only "
+          "mode");
+    }
+    return ValidateAdaptiveConfig(*config.adaptive, config.max_n);
+  }
   return absl::OkStatus();
 }
 

@@ -396,5 +396,101 @@ TEST(AdaptiveDownstreamTest, ARateChangeKeepsOpenStreamsAndBurstsNothing) {
   EXPECT_EQ(scheduler.rate_max_n(), 100);
 }
 
+ThrottleConfig AdaptiveThrottle(int64_t max_n, Mode mode) {
+  ThrottleConfig config = Config(max_n, absl::Seconds(1), mode);
+  config.adaptive = Aimd(10, 0.1, 5, 0.5, 1);
+  return config;
+}
+
+TEST(SchedulerAdaptiveTest, ReportNeedsAnAdaptiveThrottleThatStarted) {
+  Scheduler plain(Config(100, absl::Seconds(1), Mode::kSmooth));
+  ASSERT_TRUE(plain.Start(kT0).ok());
+  EXPECT_EQ(plain.Report(1, 0, kT0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  Scheduler adaptive(AdaptiveThrottle(100, Mode::kSmooth));
+  EXPECT_EQ(adaptive.Report(1, 0, kT0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(adaptive.Start(kT0).ok());
+  absl::StatusOr<int64_t> rate = adaptive.Report(1, 0, kT0);
+  ASSERT_TRUE(rate.ok()) << rate.status();
+  EXPECT_EQ(*rate, 100);
+}
+
+TEST(SchedulerAdaptiveTest, AWindowEndWakesTheSchedulerAndSetsTheRate) {
+  Scheduler scheduler(AdaptiveThrottle(100, Mode::kSmooth));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  // Nothing to decide, nothing to wake for.
+  EXPECT_EQ(scheduler.NextWakeup(), absl::InfiniteFuture());
+  ASSERT_TRUE(scheduler.Report(5, 5, kT0 + absl::Milliseconds(200)).ok());
+  EXPECT_EQ(scheduler.NextWakeup(), kT0 + absl::Seconds(1));
+  std::vector<StreamEvent> events;
+  scheduler.Advance(kT0 + absl::Milliseconds(999), &events);
+  EXPECT_EQ(scheduler.rate_max_n(), 100);
+  scheduler.Advance(kT0 + absl::Seconds(1), &events);
+  EXPECT_EQ(scheduler.rate_max_n(), 50);
+  EXPECT_EQ(scheduler.config().max_n, 100);
+  EXPECT_EQ(scheduler.NextWakeup(), absl::InfiniteFuture());
+  // The grants follow: 50 in the next second, at 20 ms spacing.
+  StreamRequest forever;
+  forever.count = 0;
+  scheduler.Open(forever, kT0 + absl::Seconds(1), &events);
+  for (int ms = 1000; ms < 2000; ms += 5) {
+    scheduler.Advance(kT0 + absl::Milliseconds(ms), &events);
+  }
+  const std::vector<absl::Time> times = TimesOf(events);
+  EXPECT_EQ(times.size(), 50u);
+}
+
+TEST(SchedulerAdaptiveTest, ConfigureKeepsTheRateWithinTheNewRange) {
+  Scheduler scheduler(AdaptiveThrottle(100, Mode::kWindow));
+  ASSERT_TRUE(scheduler.Start(kT0).ok());
+  ASSERT_TRUE(scheduler.Report(0, 1, kT0).ok());
+  ASSERT_TRUE(scheduler.Report(0, 1, kT0 + absl::Seconds(1)).ok());
+  ASSERT_EQ(scheduler.rate_max_n(), 50);
+  // A new ceiling below the rate clamps it; a new unrelated field keeps it.
+  scheduler.Configure(AdaptiveThrottle(40, Mode::kWindow),
+                      kT0 + absl::Seconds(1.5));
+  EXPECT_EQ(scheduler.rate_max_n(), 40);
+  ThrottleConfig higher = AdaptiveThrottle(400, Mode::kWindow);
+  scheduler.Configure(higher, kT0 + absl::Seconds(1.6));
+  EXPECT_EQ(scheduler.rate_max_n(), 40);
+  // Without `adaptive` the configured rate is back.
+  scheduler.Configure(Config(400, absl::Seconds(1), Mode::kWindow),
+                      kT0 + absl::Seconds(1.7));
+  EXPECT_EQ(scheduler.rate_max_n(), 400);
+  EXPECT_EQ(scheduler.Report(0, 1, kT0 + absl::Seconds(1.8)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(SchedulerAdaptiveTest, SaveAndRestoreKeepTheAdaptiveRate) {
+  const ThrottleConfig config = AdaptiveThrottle(100, Mode::kWindow);
+  Scheduler first(config);
+  ASSERT_TRUE(first.Start(kT0).ok());
+  ASSERT_TRUE(first.Report(0, 1, kT0).ok());
+  std::vector<StreamEvent> events;
+  first.Advance(kT0 + absl::Seconds(1), &events);
+  ASSERT_EQ(first.rate_max_n(), 50);
+  ASSERT_TRUE(first.Report(0, 3, kT0 + absl::Seconds(1.5)).ok());
+  const SchedulerState saved = first.Save();
+  ASSERT_TRUE(saved.adaptive.has_value());
+  Scheduler second(config);
+  second.Restore(saved, 0, kT0 + absl::Seconds(1.7));
+  EXPECT_EQ(second.rate_max_n(), 50);
+  // The window in progress and its outcomes came along.
+  EXPECT_EQ(second.NextWakeup(), kT0 + absl::Seconds(2));
+  second.Advance(kT0 + absl::Seconds(2), &events);
+  EXPECT_EQ(second.rate_max_n(), 25);
+}
+
+TEST(SchedulerAdaptiveTest, ValidateConfigChecksAdaptive) {
+  ThrottleConfig config = AdaptiveThrottle(100, Mode::kSmooth);
+  EXPECT_TRUE(ValidateConfig(config).ok());
+  config.adaptive->floor_n = 200;
+  EXPECT_EQ(ValidateConfig(config).message(),
+            "config.adaptive.floor_n must be in [1, max_n = 100], got 200");
+  config = AdaptiveThrottle(100, Mode::kMonitorOnly);
+  EXPECT_EQ(ValidateConfig(config).code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace throttle::server
