@@ -30,6 +30,7 @@ namespace throttle::server {
 inline constexpr absl::Duration kMaxAdaptiveWindow = absl::Hours(1);
 inline constexpr int64_t kMaxReportCount = 1'000'000;
 
+// The defaults are what an empty AdaptiveConfig in the proto means.
 struct AdaptiveConfig {
   // The lowest rate, grants per `per`; in [1, max_n].
   int64_t floor_n = 1;
@@ -47,7 +48,7 @@ struct AdaptiveConfig {
   double decrease_factor = 0.5;
   // A window with fewer outcomes (successes + rejections) than this
   // changes nothing: too few to judge. In [1, kMaxReportCount].
-  int64_t min_outcomes = 1;
+  int64_t min_outcomes = 10;
 };
 
 // Checks `config` for a throttle whose ceiling is `max_n`. Returns

@@ -122,6 +122,37 @@ absl::Status ValidateWorkerId(absl::string_view worker_id) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// An AdaptiveConfig with its zero defaults filled in (not yet validated
+// against max_n).
+absl::StatusOr<AdaptiveConfig> AdaptiveFromProto(
+    const v1::AdaptiveConfig& proto) {
+  const AdaptiveConfig defaults;
+  AdaptiveConfig config;
+  config.floor_n = proto.floor_n() != 0 ? proto.floor_n() : defaults.floor_n;
+  config.target_rejection_ratio = proto.target_rejection_ratio() != 0
+                                      ? proto.target_rejection_ratio()
+                                      : defaults.target_rejection_ratio;
+  config.window = defaults.window;
+  if (proto.has_window()) {
+    absl::StatusOr<absl::Duration> window =
+        DurationFromProto("config.adaptive.window", proto.window());
+    if (!window.ok()) return window.status();
+    config.window = *window;
+  }
+  config.increase_n =
+      proto.increase_n() != 0 ? proto.increase_n() : defaults.increase_n;
+  config.decrease_factor = proto.decrease_factor() != 0
+                               ? proto.decrease_factor()
+                               : defaults.decrease_factor;
+  config.min_outcomes =
+      proto.min_outcomes() != 0 ? proto.min_outcomes() : defaults.min_outcomes;
+  return config;
+}
+
+}  // namespace
+
 absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
   if (!v1::Mode_IsValid(proto.mode())) {
     return absl::InvalidArgumentError(
@@ -149,6 +180,12 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
     config.warm_up = *warm_up;
   }
   config.warm_up_from = proto.warm_up_from();
+  if (proto.has_adaptive()) {
+    absl::StatusOr<AdaptiveConfig> adaptive =
+        AdaptiveFromProto(proto.adaptive());
+    if (!adaptive.ok()) return adaptive.status();
+    config.adaptive = *adaptive;
+  }
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }
@@ -161,6 +198,17 @@ void SetDurationProto(absl::Duration d, google::protobuf::Duration* out) {
   out->set_seconds(seconds);
   out->set_nanos(static_cast<int32_t>(
       absl::ToInt64Nanoseconds(d - absl::Seconds(seconds))));
+}
+
+// The proto form of an adaptive config (defaults are filled in when it is
+// read, so stored and listed forms are the same).
+void AdaptiveToProto(const AdaptiveConfig& config, v1::AdaptiveConfig* out) {
+  out->set_floor_n(config.floor_n);
+  out->set_target_rejection_ratio(config.target_rejection_ratio);
+  SetDurationProto(config.window, out->mutable_window());
+  out->set_increase_n(config.increase_n);
+  out->set_decrease_factor(config.decrease_factor);
+  out->set_min_outcomes(config.min_outcomes);
 }
 
 // The proto form of a core config as stored, defaults not filled in
@@ -180,13 +228,16 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
     SetDurationProto(config.warm_up, proto.mutable_warm_up());
   }
   proto.set_warm_up_from(config.warm_up_from);
+  if (config.adaptive.has_value()) {
+    AdaptiveToProto(*config.adaptive, proto.mutable_adaptive());
+  }
   return proto;
 }
 
 // The ThrottleConfig fields an update_mask may name.
 constexpr absl::string_view kConfigPaths[] = {
-    "max_n",       "per_seconds", "mode",    "burst",
-    "manual_emit", "catch_up",    "warm_up", "warm_up_from"};
+    "max_n",    "per_seconds", "mode",         "burst",   "manual_emit",
+    "catch_up", "warm_up",     "warm_up_from", "adaptive"};
 
 }  // namespace
 
@@ -223,6 +274,10 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
       *merged.mutable_warm_up() = update.warm_up();
     } else if (path == "warm_up_from") {
       merged.set_warm_up_from(update.warm_up_from());
+    } else if (path == "adaptive" && update.has_adaptive()) {
+      *merged.mutable_adaptive() = update.adaptive();
+    } else if (path == "adaptive") {
+      merged.clear_adaptive();
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask has an unknown path ", Quote(path),
@@ -249,6 +304,9 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
   if (config.warm_up > absl::ZeroDuration()) {
     SetDurationProto(config.warm_up, proto.mutable_warm_up());
     proto.set_warm_up_from(config.EffectiveWarmUpFrom());
+  }
+  if (config.adaptive.has_value()) {
+    AdaptiveToProto(*config.adaptive, proto.mutable_adaptive());
   }
   return proto;
 }
