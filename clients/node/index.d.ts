@@ -144,6 +144,23 @@ export interface ThrottleSettings {
   warmUp?: number;
   /** The fraction of the rate a warm-up starts from, in (0, 1]; unset: 1/3. */
   warmUpFrom?: number;
+  /** The adaptive ceiling ({} for every default); unset: not adaptive. */
+  adaptive?: AdaptiveSettings;
+}
+
+/**
+ * The adaptive ceiling (ThrottleConfig.adaptive): the rate moves between
+ * floorN and maxN by the outcomes workers report(). Unset or 0: the
+ * server's default (1, 0.05, 1 s, 1, 0.5, 10).
+ */
+export interface AdaptiveSettings {
+  floorN?: number;
+  targetRejectionRatio?: number;
+  /** Seconds. */
+  window?: number;
+  increaseN?: number;
+  decreaseFactor?: number;
+  minOutcomes?: number;
 }
 
 /** The settings of update(): only the keys given change (a field mask). */
@@ -159,6 +176,8 @@ export interface UpdateSettings {
   warmUp?: number | null;
   /** null: the default, 1/3. */
   warmUpFrom?: number | null;
+  /** null: not adaptive. */
+  adaptive?: AdaptiveSettings | null;
 }
 
 export interface CreateSettings extends ThrottleSettings {
@@ -179,6 +198,10 @@ export interface ThrottleInfo {
   warmUp: number;
   /** The fraction a ramp starts from (1/3 filled in); 0 without warmUp. */
   warmUpFrom: number;
+  /** The adaptive settings (defaults filled in), or null. */
+  adaptive: Required<AdaptiveSettings> | null;
+  /** The maxN in effect: the adaptive ceiling's rate, or maxN. */
+  currentMaxN: number;
   /** 'running', 'stopped', ... */
   state: string;
   waitingStreams: number;
@@ -281,6 +304,8 @@ export declare class Throttle {
   checkFuel(): Promise<FuelCheck>;
   /** Reports `n` emissions (manual emit); resolves the total. */
   emit(n?: number): Promise<number>;
+  /** Reports downstream outcomes (adaptive ceiling); resolves the maxN in effect. */
+  report(outcomes?: { successes?: number; rejections?: number }): Promise<number>;
 
   // Controller side.
   create(maxN: number, per: number, settings?: CreateSettings): Promise<ThrottleInfo>;

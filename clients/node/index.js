@@ -452,7 +452,7 @@ const fromDuration = (d) => Number(d.seconds) + d.nanos / 1e9;
 function toConfig(
   maxN,
   per,
-  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom } = {},
+  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom, adaptive } = {},
 ) {
   const config = {
     max_n: maxN,
@@ -466,7 +466,51 @@ function toConfig(
   if (warmUpFrom !== undefined && warmUpFrom !== null) {
     config.warm_up_from = toFraction(warmUpFrom);
   }
+  if (adaptive !== undefined && adaptive !== null) config.adaptive = toAdaptive(adaptive);
   return config;
+}
+
+// The adaptive settings (an object of floorN, targetRejectionRatio,
+// window (seconds), increaseN, decreaseFactor, minOutcomes; each unset or
+// 0: the server's default) as an AdaptiveConfig. TypeError for what is not
+// an object or an unknown setting; the ranges are the server's to check.
+const ADAPTIVE_FIELDS = {
+  floorN: 'floor_n',
+  targetRejectionRatio: 'target_rejection_ratio',
+  window: 'window',
+  increaseN: 'increase_n',
+  decreaseFactor: 'decrease_factor',
+  minOutcomes: 'min_outcomes',
+};
+function toAdaptive(adaptive) {
+  if (typeof adaptive !== 'object' || Array.isArray(adaptive)) {
+    throw new TypeError(`adaptive: ${String(adaptive)}: an object of ${Object.keys(ADAPTIVE_FIELDS).join(', ')}`);
+  }
+  const out = {};
+  for (const [key, value] of Object.entries(adaptive)) {
+    const field = ADAPTIVE_FIELDS[key];
+    if (field === undefined) {
+      throw new TypeError(
+        `adaptive: unknown setting ${JSON.stringify(key)}; one of ${Object.keys(ADAPTIVE_FIELDS).join(', ')}`,
+      );
+    }
+    if (value === undefined || value === null) continue;
+    out[field] = field === 'window' ? toSeconds('adaptive.window', value) : value;
+  }
+  return out;
+}
+
+// An AdaptiveConfig as listed (defaults filled in), or null.
+function fromAdaptive(a) {
+  if (!a) return null;
+  return {
+    floorN: a.floor_n,
+    targetRejectionRatio: a.target_rejection_ratio,
+    window: a.window ? fromDuration(a.window) : 0,
+    increaseN: a.increase_n,
+    decreaseFactor: a.decrease_factor,
+    minOutcomes: a.min_outcomes,
+  };
 }
 
 // catchUp as a google.protobuf.Duration: a finite number of seconds
@@ -504,6 +548,7 @@ const PARTIAL_FIELDS = {
   catchUp: 'catch_up',
   warmUp: 'warm_up',
   warmUpFrom: 'warm_up_from',
+  adaptive: 'adaptive',
 };
 
 // { config, update_mask } of the settings given (not undefined), for a
@@ -529,6 +574,9 @@ function toPartialConfig(settings) {
     } else if (field === 'warm_up_from') {
       if (value === null) continue; // in the mask, unset: 1/3
       config.warm_up_from = toFraction(value);
+    } else if (field === 'adaptive') {
+      if (value === null) continue; // in the mask, unset: not adaptive
+      config.adaptive = toAdaptive(value);
     } else {
       config[field] = field === 'mode' ? toMode(value) : value;
     }
@@ -567,6 +615,10 @@ function fromInfo(t) {
     // server fills in 1/3 when warmUp is set).
     warmUp: c.warm_up ? fromDuration(c.warm_up) : 0,
     warmUpFrom: c.warm_up_from || 0,
+    // The adaptive settings (defaults filled in) or null, and the maxN in
+    // effect (the adaptive ceiling's rate; maxN otherwise).
+    adaptive: fromAdaptive(c.adaptive),
+    currentMaxN: t.current_max_n,
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
@@ -1012,6 +1064,21 @@ class Throttle {
     return response.total_emissions;
   }
 
+  // Reports how the work went downstream to a throttle with an adaptive
+  // ceiling: `successes` accepted and `rejections` rejected (or failed)
+  // since the last report, each in [0, 1000000]. Resolves the throttle's
+  // maxN in effect. FAILED_PRECONDITION if the throttle is not adaptive or
+  // was never started; INVALID_ARGUMENT for a bad count.
+  async report({ successes = 0, rejections = 0 } = {}) {
+    const response = await this.unary('Report', {
+      throttle: this.name,
+      worker_id: this.options.workerId,
+      successes,
+      rejections,
+    });
+    return response.current_max_n;
+  }
+
   // --- controller side ---------------------------------------------------
 
   // Creates the throttle: maxN grants per `per` seconds (the seed's
@@ -1023,7 +1090,10 @@ class Throttle {
   // ThrottleConfig.catch_up), warmUp (seconds: after a start, and a start
   // after a stop at least as long, the rate ramps linearly from warmUpFrom
   // (default 1/3) x the rate to the full rate; see ThrottleConfig.warm_up),
-  // replace (delete an existing throttle of this
+  // adaptive (an object of floorN, targetRejectionRatio, window,
+  // increaseN, decreaseFactor, minOutcomes, {} for every default: the rate
+  // moves between floorN and maxN by what workers report(); see
+  // ThrottleConfig.adaptive), replace (delete an existing throttle of this
   // name first instead of failing with ALREADY_EXISTS). Resolves the
   // throttle's info. Rejects with ThrottleError INVALID_ARGUMENT for a bad
   // value (the server's message names the field), RangeError for an
