@@ -210,10 +210,12 @@ void Scheduler::Restore(const SchedulerState& state, int64_t unreported,
     limiter_->Record(at, unreported, absl::ZeroDuration());
     last_grant_ = at;
   }
-  if (config_.adaptive.has_value() && state.adaptive.has_value()) {
+  // A throttle started before: its rate as saved, or from the ceiling if
+  // the state has none (saved before the throttle was adaptive).
+  if (config_.adaptive.has_value() && state_ != State::kCreated) {
     adaptive_ = std::make_unique<AdaptiveController>(*config_.adaptive,
                                                      config_.max_n, now);
-    adaptive_->Restore(*state.adaptive, now);
+    if (state.adaptive.has_value()) adaptive_->Restore(*state.adaptive, now);
     FollowAdaptive(now);
   }
 }

@@ -482,6 +482,19 @@ TEST(SchedulerAdaptiveTest, SaveAndRestoreKeepTheAdaptiveRate) {
   EXPECT_EQ(second.rate_max_n(), 25);
 }
 
+TEST(SchedulerAdaptiveTest, AStateSavedWithoutAdaptiveStartsAtTheCeiling) {
+  // Saved by a server (or a configuration) without the adaptive ceiling.
+  Scheduler first(Config(100, absl::Seconds(1), Mode::kSmooth));
+  ASSERT_TRUE(first.Start(kT0).ok());
+  SchedulerState saved = first.Save();
+  ASSERT_FALSE(saved.adaptive.has_value());
+  Scheduler second(AdaptiveThrottle(100, Mode::kSmooth));
+  second.Restore(saved, 0, kT0 + absl::Seconds(1));
+  absl::StatusOr<int64_t> rate = second.Report(0, 1, kT0 + absl::Seconds(1));
+  ASSERT_TRUE(rate.ok()) << rate.status();
+  EXPECT_EQ(*rate, 100);
+}
+
 TEST(SchedulerAdaptiveTest, ValidateConfigChecksAdaptive) {
   ThrottleConfig config = AdaptiveThrottle(100, Mode::kSmooth);
   EXPECT_TRUE(ValidateConfig(config).ok());
