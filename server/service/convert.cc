@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -470,11 +471,41 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       config.warm_up = *warm_up;
     } else if (kv.first == "warm_up_from") {
       if (!absl::SimpleAtod(kv.second, &config.warm_up_from)) return bad();
+    } else if (absl::StartsWith(kv.first, "adaptive_")) {
+      // Any adaptive_* key makes the throttle adaptive; the others keep
+      // their defaults.
+      AdaptiveConfig& a = config.adaptive.has_value()
+                              ? *config.adaptive
+                              : config.adaptive.emplace();
+      const absl::string_view key = kv.first.substr(9);
+      bool ok = true;
+      if (key == "floor_n") {
+        ok = absl::SimpleAtoi(kv.second, &a.floor_n);
+      } else if (key == "target") {
+        ok = absl::SimpleAtod(kv.second, &a.target_rejection_ratio);
+      } else if (key == "window") {
+        absl::StatusOr<absl::Duration> window = ParseDuration(kv.second);
+        ok = window.ok();
+        if (ok) a.window = *window;
+      } else if (key == "increase_n") {
+        ok = absl::SimpleAtoi(kv.second, &a.increase_n);
+      } else if (key == "decrease") {
+        ok = absl::SimpleAtod(kv.second, &a.decrease_factor);
+      } else if (key == "min_outcomes") {
+        ok = absl::SimpleAtoi(kv.second, &a.min_outcomes);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "throttle ", name, ": unknown setting ", Quote(parts[i]),
+            " (known adaptive_*: adaptive_floor_n, adaptive_target, "
+            "adaptive_window, adaptive_increase_n, adaptive_decrease, "
+            "adaptive_min_outcomes)"));
+      }
+      if (!ok) return bad();
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
                        " (known: max_n, per, mode, burst, manual_emit, "
-                       "catch_up, warm_up, warm_up_from)"));
+                       "catch_up, warm_up, warm_up_from, adaptive_*)"));
     }
   }
   if (!has_max_n || !has_per) {
