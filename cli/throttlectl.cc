@@ -41,12 +41,6 @@ constexpr FlagSpec kFlags[] = {
     {"burst", false, Scope::kConfig},
     {"manual_emit", true, Scope::kConfig},
     {"catch_up", false, Scope::kConfig},
-    {"adaptive_floor_n", false, Scope::kConfig},
-    {"adaptive_target", false, Scope::kConfig},
-    {"adaptive_window", false, Scope::kConfig},
-    {"adaptive_increase_n", false, Scope::kConfig},
-    {"adaptive_decrease", false, Scope::kConfig},
-    {"adaptive_min_outcomes", false, Scope::kConfig},
     {"window", false, Scope::kLatest},
     {"tls_ca", false, Scope::kGlobal},
     {"tls_cert", false, Scope::kGlobal},
@@ -168,49 +162,7 @@ constexpr ConfigFlag kConfigFlags[] = {
     {"burst", "burst"},
     {"manual_emit", "manual_emit"},
     {"catch_up", "catch_up"},
-    // Any --adaptive_* flag sets the whole `adaptive` message (the others
-    // take the server's defaults).
-    {"adaptive_floor_n", "adaptive"},
-    {"adaptive_target", "adaptive"},
-    {"adaptive_window", "adaptive"},
-    {"adaptive_increase_n", "adaptive"},
-    {"adaptive_decrease", "adaptive"},
-    {"adaptive_min_outcomes", "adaptive"},
 };
-
-// Sets config->adaptive from the --adaptive_* flags, if any is given (the
-// fields not given stay 0: the server's defaults).
-absl::Status ParseAdaptive(const std::map<std::string, std::string>& flags,
-                           v1::ThrottleConfig* config) {
-  for (const auto& [flag, value] : flags) {
-    if (flag.rfind("adaptive_", 0) != 0) continue;
-    v1::AdaptiveConfig* a = config->mutable_adaptive();
-    if (flag == "adaptive_target" || flag == "adaptive_decrease") {
-      absl::StatusOr<double> x = ParseDouble(flag, value);
-      if (!x.ok()) return x.status();
-      if (flag == "adaptive_target") {
-        a->set_target_rejection_ratio(*x);
-      } else {
-        a->set_decrease_factor(*x);
-      }
-    } else if (flag == "adaptive_window") {
-      absl::StatusOr<absl::Duration> window = ParseSeconds(flag, value);
-      if (!window.ok()) return window.status();
-      SetDuration(*window, a->mutable_window());
-    } else {
-      absl::StatusOr<int64_t> n = ParseInt(flag, value);
-      if (!n.ok()) return n.status();
-      if (flag == "adaptive_floor_n") {
-        a->set_floor_n(*n);
-      } else if (flag == "adaptive_increase_n") {
-        a->set_increase_n(*n);
-      } else {
-        a->set_min_outcomes(*n);
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 // Fills invocation->config from the create/configure flags in `flags`.
 // create needs --max_n and --per; configure changes only the fields given
@@ -220,16 +172,14 @@ absl::Status ParseConfig(const std::map<std::string, std::string>& flags,
   v1::ThrottleConfig& config = invocation->config;
   if (invocation->command == Command::kConfigure) {
     for (const ConfigFlag& spec : kConfigFlags) {
-      const auto& paths = invocation->update_mask.paths();
-      if (flags.count(std::string(spec.flag)) != 0 &&
-          std::find(paths.begin(), paths.end(), spec.field) == paths.end()) {
+      if (flags.count(std::string(spec.flag)) != 0) {
         invocation->update_mask.add_paths(std::string(spec.field));
       }
     }
     if (invocation->update_mask.paths().empty()) {
       return UsageError(
           "'configure' needs at least one of --max_n, --per, --mode, "
-          "--burst, --manual_emit, --catch_up, --adaptive_*");
+          "--burst, --manual_emit, --catch_up");
     }
   } else {
     for (absl::string_view required : {"max_n", "per"}) {
@@ -270,7 +220,7 @@ absl::Status ParseConfig(const std::map<std::string, std::string>& flags,
     if (!catch_up.ok()) return catch_up.status();
     SetDuration(*catch_up, config.mutable_catch_up());
   }
-  return ParseAdaptive(flags, &config);
+  return absl::OkStatus();
 }
 
 // Writes `response` to `out` as one line of JSON, or as text(response).
@@ -456,11 +406,11 @@ Controls the throttles of a throttle server.
 
 Commands:
   create NAME --max_n=N --per=SECONDS [--mode=MODE] [--burst=N] [--manual_emit]
-              [--catch_up=SECONDS] [--adaptive_*=...]
+              [--catch_up=SECONDS]
                         Create a throttle (state created) allowing N grants
                         per SECONDS.
   configure NAME [--max_n=N] [--per=SECONDS] [--mode=MODE] [--burst=N]
-              [--manual_emit[=false]] [--catch_up=SECONDS] [--adaptive_*=...]
+              [--manual_emit[=false]] [--catch_up=SECONDS]
                         Change only the given settings of a throttle (at
                         least one); the others keep their values. A --mode
                         other than bucket resets the burst unless --burst is
@@ -488,13 +438,6 @@ Flags:
                         (a stall) and still be caught up in a burst; 0: no
                         catch-up. Default: 1% of --per, at least one grant's
                         spacing. At most --per.
-  --adaptive_floor_n=N, --adaptive_target=RATIO, --adaptive_window=SECONDS,
-  --adaptive_increase_n=N, --adaptive_decrease=FACTOR,
-  --adaptive_min_outcomes=N
-                        The adaptive ceiling (any of them sets it; the others
-                        take the server's defaults, also in configure): the
-                        rate moves between N and --max_n by the outcomes
-                        workers report (README, "Adaptive ceiling").
   --help, -h            Print this help.
   --version             Print throttlectl's version.
 

@@ -78,33 +78,6 @@ TEST(ParseArgsTest, ConfigureSendsOnlyTheGivenFlagsInTheMask) {
   EXPECT_TRUE(Paths(*invocation).empty());
 }
 
-TEST(ParseArgsTest, AdaptiveFlagsSetTheAdaptiveMessage) {
-  absl::StatusOr<Invocation> invocation =
-      Parse({"create", "crawl", "--max_n=300", "--per=1",
-             "--adaptive_floor_n=10", "--adaptive_target=0.05",
-             "--adaptive_window=0.5", "--adaptive_increase_n=5",
-             "--adaptive_decrease=0.7", "--adaptive_min_outcomes=20"});
-  ASSERT_TRUE(invocation.ok()) << invocation.status();
-  const v1::AdaptiveConfig& a = invocation->config.adaptive();
-  EXPECT_EQ(a.floor_n(), 10);
-  EXPECT_DOUBLE_EQ(a.target_rejection_ratio(), 0.05);
-  EXPECT_EQ(a.window().nanos(), 500000000);
-  EXPECT_EQ(a.increase_n(), 5);
-  EXPECT_DOUBLE_EQ(a.decrease_factor(), 0.7);
-  EXPECT_EQ(a.min_outcomes(), 20);
-  invocation = Parse({"create", "crawl", "--max_n=300", "--per=1"});
-  ASSERT_TRUE(invocation.ok()) << invocation.status();
-  EXPECT_FALSE(invocation->config.has_adaptive());
-  // configure: the one path `adaptive`, however many flags.
-  invocation = Parse({"configure", "crawl", "--adaptive_floor_n=10",
-                      "--adaptive_decrease=0.5"});
-  ASSERT_TRUE(invocation.ok()) << invocation.status();
-  EXPECT_EQ(Paths(*invocation), std::vector<std::string>{"adaptive"});
-  invocation = Parse(
-      {"create", "crawl", "--max_n=300", "--per=1", "--adaptive_floor_n=ten"});
-  EXPECT_FALSE(invocation.ok());
-}
-
 TEST(ParseArgsTest, ConfigureWithoutASettingIsAUsageError) {
   const absl::StatusOr<Invocation> invocation = Parse({"configure", "api"});
   ASSERT_FALSE(invocation.ok());
