@@ -528,20 +528,12 @@ std::string FormatDouble(double value) {
   return text;
 }
 
-// The max_n in effect: the adaptive ceiling's rate, or max_n (also from a
-// server older than current_max_n, which sends 0).
-int64_t CurrentMaxN(const v1::ThrottleInfo& info) {
-  return info.current_max_n() > 0 ? info.current_max_n()
-                                  : info.config().max_n();
-}
-
 std::string ToText(const v1::ThrottleInfo& info) {
   const v1::ThrottleConfig& config = info.config();
   return absl::StrCat(
       Line("Name", info.name()), Line("State", StateName(info.state())),
       Line("Mode", ModeName(config.mode())),
       Line("Max n", absl::StrCat(config.max_n())),
-      Line("Current max n", absl::StrCat(CurrentMaxN(info))),
       Line("Per seconds", FormatDouble(config.per_seconds())),
       Line("Burst", absl::StrCat(config.burst())),
       Line("Catch up", DurationText(config.has_catch_up(), config.catch_up())),
@@ -552,18 +544,18 @@ std::string ToText(const v1::ThrottleInfo& info) {
 
 std::string ToText(const v1::ListThrottlesResponse& response) {
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "STATE", "MODE", "MAX_N", "CURRENT", "PER_SECONDS", "BURST",
-       "CATCH_UP", "MANUAL_EMIT", "WAITING", "TOTAL"}};
+      {"NAME", "STATE", "MODE", "MAX_N", "PER_SECONDS", "BURST", "CATCH_UP",
+       "MANUAL_EMIT", "WAITING", "TOTAL"}};
   for (const v1::ThrottleInfo& info : response.throttles()) {
     const v1::ThrottleConfig& config = info.config();
-    rows.push_back(
-        {info.name(), StateName(info.state()), ModeName(config.mode()),
-         absl::StrCat(config.max_n()), absl::StrCat(CurrentMaxN(info)),
-         FormatDouble(config.per_seconds()), absl::StrCat(config.burst()),
-         DurationText(config.has_catch_up(), config.catch_up()),
-         config.manual_emit() ? "true" : "false",
-         absl::StrCat(info.waiting_streams()),
-         absl::StrCat(info.total_emissions())});
+    rows.push_back({info.name(), StateName(info.state()),
+                    ModeName(config.mode()), absl::StrCat(config.max_n()),
+                    FormatDouble(config.per_seconds()),
+                    absl::StrCat(config.burst()),
+                    DurationText(config.has_catch_up(), config.catch_up()),
+                    config.manual_emit() ? "true" : "false",
+                    absl::StrCat(info.waiting_streams()),
+                    absl::StrCat(info.total_emissions())});
   }
   std::vector<size_t> widths(rows[0].size(), 0);
   for (const auto& row : rows) {

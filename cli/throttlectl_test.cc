@@ -304,27 +304,10 @@ TEST(ToTextTest, ListAlignsColumns) {
   info->set_total_emissions(12);
   info->mutable_config()->mutable_catch_up()->set_nanos(250000000);
   EXPECT_EQ(ToText(response),
-            "NAME         STATE    MODE          MAX_N  CURRENT  PER_SECONDS  "
-            "BURST  CATCH_UP  MANUAL_EMIT  WAITING  TOTAL\n"
-            "a-long-name  running  monitor-only  4      4        1.0          "
-            "4      0.25      false        0        12\n");
-}
-
-TEST(ToTextTest, CurrentIsTheAdaptiveRateOrMaxN) {
-  v1::ThrottleInfo info;
-  info.set_name("crawl");
-  info.mutable_config()->set_max_n(300);
-  info.mutable_config()->set_per_seconds(1);
-  // An older server sends no current_max_n: max_n.
-  EXPECT_NE(ToText(info).find("\nCurrent max n: 300\n"), std::string::npos)
-      << ToText(info);
-  info.set_current_max_n(147);
-  EXPECT_NE(ToText(info).find("\nCurrent max n: 147\n"), std::string::npos)
-      << ToText(info);
-  v1::ListThrottlesResponse response;
-  *response.add_throttles() = info;
-  EXPECT_NE(ToText(response).find("300    147      1.0"), std::string::npos)
-      << ToText(response);
+            "NAME         STATE    MODE          MAX_N  PER_SECONDS  BURST  "
+            "CATCH_UP  MANUAL_EMIT  WAITING  TOTAL\n"
+            "a-long-name  running  monitor-only  4      1.0          4      "
+            "0.25      false        0        12\n");
 }
 
 TEST(ToTextTest, ThrottleShowsCatchUpOrDefault) {
