@@ -23,7 +23,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config libgrpc++-dev libprotobuf-dev \
       protobuf-compiler protobuf-compiler-grpc libabsl-dev prometheus-cpp-dev \
-      libyaml-cpp-dev \
+      libyaml-cpp-dev libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

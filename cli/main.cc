@@ -1,5 +1,6 @@
 // throttlectl: command-line controller of a throttle server. Parses the
-// arguments, makes one call and prints the result; see cli/throttlectl.h.
+// arguments, makes one call and prints the result (or runs the watch view);
+// see cli/throttlectl.h and cli/watch.h.
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cli/throttlectl.h"
+#include "cli/watch.h"
 #include "grpc/support/log.h"
 #include "grpcpp/channel.h"
 #include "server/usage.h"
@@ -40,12 +42,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (invocation->command == throttle::cli::Command::kHelp) {
-    std::cout << throttle::cli::Usage();
+    std::cout << throttle::cli::Usage(invocation->help_command);
     return 0;
   }
   if (invocation->command == throttle::cli::Command::kVersion) {
     std::cout << throttle::VersionLine("throttlectl");
     return 0;
+  }
+  if (invocation->command == throttle::cli::Command::kWatch) {
+    throttle::cli::BlockStopSignals();  // before gRPC starts its threads
   }
   const absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       throttle::CreateChannel(
@@ -56,9 +61,14 @@ int main(int argc, char** argv) {
               << " (see throttlectl --help)\n";
     return 2;
   }
+  const std::unique_ptr<throttle::v1::Throttle::Stub> stub =
+      throttle::v1::Throttle::NewStub(*channel);
+  if (invocation->command == throttle::cli::Command::kWatch) {
+    return throttle::cli::RunWatch(*invocation, *stub);
+  }
   const throttle::Controller controller(*channel);
   const absl::Status status =
-      throttle::cli::Execute(*invocation, controller, std::cout);
+      throttle::cli::Execute(*invocation, controller, *stub, std::cout);
   if (!status.ok()) {
     std::cerr << "throttlectl: " << throttle::cli::ErrorLine(status) << "\n";
     return 1;

@@ -4,75 +4,198 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <optional>
 #include <utility>
 
-#include "absl/strings/ascii.h"
+#include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/client_context.h"
+#include "server/core/duration.h"
 #include "server/core/format.h"
 #include "throttle/names.h"
+#include "throttle/status.h"
 
 namespace throttle::cli {
 namespace {
 
-// Where a flag applies.
-enum class Scope { kGlobal, kConfig, kLatest };
-
-struct FlagSpec {
-  absl::string_view name;
-  bool boolean;
-  Scope scope;
-};
-
-constexpr FlagSpec kFlags[] = {
-    {"address", false, Scope::kGlobal},
-    {"json", true, Scope::kGlobal},
-    {"help", true, Scope::kGlobal},
-    {"version", true, Scope::kGlobal},
-    {"max_n", false, Scope::kConfig},
-    {"per", false, Scope::kConfig},
-    {"mode", false, Scope::kConfig},
-    {"burst", false, Scope::kConfig},
-    {"manual_emit", true, Scope::kConfig},
-    {"catch_up", false, Scope::kConfig},
-    {"window", false, Scope::kLatest},
-    {"tls_ca", false, Scope::kGlobal},
-    {"tls_cert", false, Scope::kGlobal},
-    {"tls_key", false, Scope::kGlobal},
-    {"token", false, Scope::kGlobal},
-    {"token_file", false, Scope::kGlobal},
-    {"tls_server_name", false, Scope::kGlobal},
-};
-
 struct CommandSpec {
-  absl::string_view name;
+  const char* name;
   Command command;
+  const char* description;
 };
 
 constexpr CommandSpec kCommands[] = {
-    {"help", Command::kHelp},
-    {"create", Command::kCreate},
-    {"configure", Command::kConfigure},
-    {"delete", Command::kDelete},
-    {"get", Command::kGet},
-    {"list", Command::kList},
-    {"start", Command::kStart},
-    {"stop", Command::kStop},
-    {"latest", Command::kLatest},
-    {"mean", Command::kMean},
+    {"create", Command::kCreate,
+     "Create a throttle (state created) allowing --max_n grants per --per."},
+    {"configure", Command::kConfigure,
+     "Change only the given settings of a throttle (at least one); the "
+     "others keep their values. A --mode other than bucket resets the burst "
+     "unless --burst is given too."},
+    {"delete", Command::kDelete, "Delete a throttle."},
+    {"get", Command::kGet, "Print one throttle's configuration and state."},
+    {"list", Command::kList, "List all throttles."},
+    {"start", Command::kStart, "Start (or resume) a throttle."},
+    {"stop", Command::kStop, "Stop a throttle and print its final statistics."},
+    {"latest", Command::kLatest,
+     "Statistics over the last --window (default 1 s)."},
+    {"mean", Command::kMean,
+     "Statistics since the first start, with the fairness index of the "
+     "grants per worker."},
+    {"watch", Command::kWatch,
+     "Watch a throttle live: its state, rates and a chart of the achieved "
+     "rate over the last 60 s, redrawn every --interval (one line per "
+     "snapshot when stdout is not a terminal). Ctrl-C ends it."},
+    {"help", Command::kHelp, "Print this help, or a command's."},
 };
 
-const FlagSpec* FindFlag(absl::string_view name) {
-  for (const FlagSpec& spec : kFlags) {
+const CommandSpec* FindCommand(absl::string_view name) {
+  for (const CommandSpec& spec : kCommands) {
     if (spec.name == name) return &spec;
   }
   return nullptr;
+}
+
+// The flags as typed, before their values are checked (by the Parse*
+// functions below, so that an error names the flag and the value).
+struct RawFlags {
+  std::string address;
+  std::string json;
+  std::string tls_ca, tls_cert, tls_key, token, token_file, tls_server_name;
+  std::string name;
+  std::string max_n, per, mode, burst, manual_emit, catch_up, warm_up,
+      warm_up_from;
+  std::string window, interval, workers, version;
+  std::string help_command;
+};
+
+// The names of flag NAME for CLI11: --NAME, also spelled with dashes
+// (--max-n) when it has underscores.
+std::string FlagNames(const std::string& name) {
+  std::string names = "--" + name;
+  if (absl::StrContains(name, '_')) {
+    absl::StrAppend(&names, ",--", absl::StrReplaceAll(name, {{"_", "-"}}));
+  }
+  return names;
+}
+
+// Adds --NAME to `app`. Given twice, the last one counts (as before CLI11;
+// scripts append a flag to override one, tls_end_to_end_test.sh too).
+CLI::Option* AddOption(CLI::App* app, const std::string& name,
+                       std::string* value, const std::string& description) {
+  return app->add_option(FlagNames(name), *value, description)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+// A boolean flag: --NAME alone is true; --NAME=false is accepted too.
+CLI::Option* AddFlag(CLI::App* app, const std::string& name, std::string* value,
+                     const std::string& description) {
+  return app->add_flag(FlagNames(name), *value, description)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+void AddConfigFlags(CLI::App* command, RawFlags* raw, bool create) {
+  AddOption(command, "max_n", &raw->max_n, "Grants allowed per --per.")
+      ->type_name("N");
+  AddOption(command, "per", &raw->per,
+            "The rate's window: a duration (250ms, 1.5s, 2m) or seconds.")
+      ->type_name("DURATION");
+  AddOption(command, "mode", &raw->mode,
+            "smooth (default), window, bucket, unbounded or monitor-only.")
+      ->type_name("MODE");
+  AddOption(command, "burst", &raw->burst,
+            "Bucket capacity in bucket mode (default max_n).")
+      ->type_name("N");
+  AddFlag(command, "manual_emit", &raw->manual_emit,
+          "Count only emissions reported by workers (Emit).");
+  AddOption(command, "catch_up", &raw->catch_up,
+            "How far the grant schedule may fall behind real time (a stall) "
+            "and still be caught up in a burst; 0: no catch-up. Default: 1% "
+            "of --per, at least one grant's spacing. At most --per.")
+      ->type_name("DURATION");
+  AddOption(command, "warm_up", &raw->warm_up,
+            "Ramp the rate up linearly over this long after a start (and "
+            "after a resume from a stop at least this long); 0: no warm-up.")
+      ->type_name("DURATION");
+  AddOption(command, "warm_up_from", &raw->warm_up_from,
+            "The fraction of the rate a warm-up starts from, in (0, 1]. "
+            "Default: 1/3.")
+      ->type_name("FRACTION");
+  if (create) {
+    command->get_option("--max_n")->required();
+    command->get_option("--per")->required();
+  }
+}
+
+// throttlectl's command line: the global flags (accepted before or after
+// the command), one subcommand per command, each with its own flags.
+// Writes the values typed into `raw`.
+std::unique_ptr<CLI::App> BuildApp(RawFlags* raw) {
+  auto app = std::make_unique<CLI::App>(
+      "Controls the throttles of a throttle server.", "throttlectl");
+  app->allow_extras();  // reported by ParseArgs, in its own words
+  AddOption(app.get(), "address", &raw->address,
+            "The server (a gRPC target). Default: $THROTTLE_ADDRESS, else "
+            "127.0.0.1:50051.")
+      ->type_name("HOST:PORT");
+  AddFlag(app.get(), "json", &raw->json,
+          "Print the response message as one line of JSON (proto field "
+          "names).");
+  AddFlag(app.get(), "version", &raw->version, "Print throttlectl's version.");
+  AddOption(app.get(), "tls_ca", &raw->tls_ca,
+            "PEM CA the server's certificate must chain to: turns on TLS.")
+      ->type_name("FILE");
+  AddOption(app.get(), "tls_cert", &raw->tls_cert,
+            "PEM client certificate, for mTLS (with --tls_key).")
+      ->type_name("FILE");
+  AddOption(app.get(), "tls_key", &raw->tls_key, "Private key of --tls_cert.")
+      ->type_name("FILE");
+  AddOption(app.get(), "token", &raw->token, "Bearer token (TLS only).")
+      ->type_name("TOKEN");
+  AddOption(app.get(), "token_file", &raw->token_file,
+            "File whose first line is the bearer token.")
+      ->type_name("FILE");
+  AddOption(app.get(), "tls_server_name", &raw->tls_server_name,
+            "The name the server's certificate must hold (TLS only).")
+      ->type_name("NAME");
+  for (const CommandSpec& spec : kCommands) {
+    CLI::App* command = app->add_subcommand(spec.name, spec.description);
+    command->fallthrough();  // the global flags may come after the command
+    const Command c = spec.command;
+    if (c != Command::kList && c != Command::kHelp) {
+      command->add_option("NAME", raw->name, "The throttle's name.")
+          ->required();
+    }
+    if (c == Command::kCreate || c == Command::kConfigure) {
+      AddConfigFlags(command, raw, c == Command::kCreate);
+    }
+    if (c == Command::kHelp) {
+      command->add_option("COMMAND", raw->help_command,
+                          "The command to print the help of.");
+    }
+    if (c == Command::kLatest) {
+      AddOption(command, "window", &raw->window,
+                "The window to look back over, in (0, 60 s]. Default: 1s.")
+          ->type_name("DURATION");
+    }
+    if (c == Command::kLatest || c == Command::kMean) {
+      AddFlag(command, "workers", &raw->workers,
+              "Also print what each worker got (grants, grants/s, "
+              "emissions).");
+    }
+    if (c == Command::kWatch) {
+      AddOption(command, "interval", &raw->interval,
+                "How often the server sends a snapshot, in [100ms, 60s]. "
+                "Default: 1s.")
+          ->type_name("DURATION");
+    }
+  }
+  return app;
 }
 
 absl::Status UsageError(absl::string_view message) {
@@ -109,23 +232,35 @@ absl::StatusOr<bool> ParseBool(absl::string_view flag,
   return result;
 }
 
-// A duration in seconds, as --per and --window take it.
-absl::StatusOr<absl::Duration> ParseSeconds(absl::string_view flag,
-                                            absl::string_view value) {
-  absl::StatusOr<double> seconds = ParseDouble(flag, value);
-  if (!seconds.ok()) return seconds.status();
+// A duration in the project's one syntax (server/core/duration.h): "250ms",
+// "1.5s", "2m", or plain seconds.
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
+                                                 absl::string_view value) {
+  const absl::StatusOr<absl::Duration> duration = server::ParseDuration(value);
+  if (!duration.ok()) {
+    return UsageError(absl::StrCat(
+        "--", flag, ": \"", value,
+        "\" is not a duration (give 250ms, 1.5s, 2m or plain seconds)"));
+  }
   // What a google.protobuf.Duration carries: whole nanoseconds, about
   // 10,000 years. Beyond that the server would see 0 or the clamped
-  // maximum and name that, not the value typed.
-  constexpr double kMaxDurationSeconds = 315'576'000'000;
-  const double magnitude = std::fabs(*seconds);
-  if (magnitude != 0 && (magnitude < 1e-9 || magnitude > kMaxDurationSeconds)) {
+  // maximum and name that, not the value typed. A nonzero number that
+  // rounds to zero ("1e-12") is below a nanosecond too.
+  constexpr int64_t kMaxDurationSeconds = 315'576'000'000;
+  const absl::Duration magnitude = absl::AbsDuration(*duration);
+  const absl::string_view mantissa = value.substr(0, value.find_first_of("eE"));
+  const bool typed_nonzero =
+      mantissa.find_first_of("123456789") != absl::string_view::npos;
+  if ((magnitude == absl::ZeroDuration() && typed_nonzero) ||
+      (magnitude != absl::ZeroDuration() &&
+       (magnitude < absl::Nanoseconds(1) ||
+        magnitude > absl::Seconds(kMaxDurationSeconds)))) {
     return UsageError(
         absl::StrCat("--", flag, ": \"", value,
                      "\" is not a duration the server can be sent (1 ns to ",
-                     FormatDouble(kMaxDurationSeconds), " s)"));
+                     kMaxDurationSeconds, " s)"));
   }
-  return absl::Seconds(*seconds);
+  return *duration;
 }
 
 // `duration` as a google.protobuf.Duration (whole nanoseconds).
@@ -143,17 +278,10 @@ std::string DurationText(bool set, const google::protobuf::Duration& value) {
                       value.nanos() / 1e9);
 }
 
-absl::StatusOr<v1::Mode> ParseMode(absl::string_view value) {
-  absl::StatusOr<v1::Mode> mode = ModeFromName(value);
-  if (!mode.ok())
-    return UsageError(absl::StrCat("--", mode.status().message()));
-  return mode;
-}
-
-// The config flags and the ThrottleConfig fields they set.
+// The config flags and the ThrottleConfig fields they set, in field order.
 struct ConfigFlag {
-  absl::string_view flag;
-  absl::string_view field;
+  const char* flag;
+  const char* field;
 };
 constexpr ConfigFlag kConfigFlags[] = {
     {"max_n", "max_n"},
@@ -162,65 +290,106 @@ constexpr ConfigFlag kConfigFlags[] = {
     {"burst", "burst"},
     {"manual_emit", "manual_emit"},
     {"catch_up", "catch_up"},
+    {"warm_up", "warm_up"},
+    {"warm_up_from", "warm_up_from"},
 };
 
-// Fills invocation->config from the create/configure flags in `flags`.
-// create needs --max_n and --per; configure changes only the fields given
+// Fills invocation->config from the create/configure flags given in
+// `command`. configure changes only the fields given
 // (invocation->update_mask) and needs at least one.
-absl::Status ParseConfig(const std::map<std::string, std::string>& flags,
-                         absl::string_view command, Invocation* invocation) {
+absl::Status ParseConfig(const CLI::App& command, const RawFlags& raw,
+                         Invocation* invocation) {
+  const auto given = [&](const char* flag) {
+    return command.get_option(std::string("--") + flag)->count() > 0;
+  };
   v1::ThrottleConfig& config = invocation->config;
   if (invocation->command == Command::kConfigure) {
     for (const ConfigFlag& spec : kConfigFlags) {
-      if (flags.count(std::string(spec.flag)) != 0) {
-        invocation->update_mask.add_paths(std::string(spec.field));
-      }
+      if (given(spec.flag)) invocation->update_mask.add_paths(spec.field);
     }
     if (invocation->update_mask.paths().empty()) {
       return UsageError(
           "'configure' needs at least one of --max_n, --per, --mode, "
-          "--burst, --manual_emit, --catch_up");
-    }
-  } else {
-    for (absl::string_view required : {"max_n", "per"}) {
-      if (flags.count(std::string(required)) == 0) {
-        return UsageError(
-            absl::StrCat("--", required, " is required for '", command, "'"));
-      }
+          "--burst, --manual_emit, --catch_up, --warm_up, --warm_up_from");
     }
   }
-  if (auto it = flags.find("max_n"); it != flags.end()) {
-    absl::StatusOr<int64_t> max_n = ParseInt("max_n", it->second);
+  if (given("max_n")) {
+    absl::StatusOr<int64_t> max_n = ParseInt("max_n", raw.max_n);
     if (!max_n.ok()) return max_n.status();
     config.set_max_n(*max_n);
   }
-  if (auto it = flags.find("per"); it != flags.end()) {
-    absl::StatusOr<double> per = ParseDouble("per", it->second);
+  if (given("per")) {
+    absl::StatusOr<absl::Duration> per = ParseDurationFlag("per", raw.per);
     if (!per.ok()) return per.status();
-    config.set_per_seconds(*per);
+    config.set_per_seconds(absl::ToDoubleSeconds(*per));
   }
-  if (auto it = flags.find("mode"); it != flags.end()) {
-    absl::StatusOr<v1::Mode> mode = ParseMode(it->second);
-    if (!mode.ok()) return mode.status();
+  if (given("mode")) {
+    absl::StatusOr<v1::Mode> mode = ModeFromName(raw.mode);
+    if (!mode.ok()) {
+      return UsageError(absl::StrCat("--", mode.status().message()));
+    }
     config.set_mode(*mode);
   }
-  if (auto it = flags.find("burst"); it != flags.end()) {
-    absl::StatusOr<int64_t> burst = ParseInt("burst", it->second);
+  if (given("burst")) {
+    absl::StatusOr<int64_t> burst = ParseInt("burst", raw.burst);
     if (!burst.ok()) return burst.status();
     config.set_burst(*burst);
   }
-  if (auto it = flags.find("manual_emit"); it != flags.end()) {
-    absl::StatusOr<bool> manual = ParseBool("manual_emit", it->second);
+  if (given("manual_emit")) {
+    absl::StatusOr<bool> manual = ParseBool("manual_emit", raw.manual_emit);
     if (!manual.ok()) return manual.status();
     config.set_manual_emit(*manual);
   }
-  if (auto it = flags.find("catch_up"); it != flags.end()) {
+  if (given("catch_up")) {
     absl::StatusOr<absl::Duration> catch_up =
-        ParseSeconds("catch_up", it->second);
+        ParseDurationFlag("catch_up", raw.catch_up);
     if (!catch_up.ok()) return catch_up.status();
     SetDuration(*catch_up, config.mutable_catch_up());
   }
+  if (given("warm_up")) {
+    absl::StatusOr<absl::Duration> warm_up =
+        ParseDurationFlag("warm_up", raw.warm_up);
+    if (!warm_up.ok()) return warm_up.status();
+    SetDuration(*warm_up, config.mutable_warm_up());
+  }
+  if (given("warm_up_from")) {
+    absl::StatusOr<double> from = ParseDouble("warm_up_from", raw.warm_up_from);
+    if (!from.ok()) return from.status();
+    config.set_warm_up_from(*from);
+  }
   return absl::OkStatus();
+}
+
+// Where --help or --version is, they win over anything else on the line
+// (as before CLI11): their position before "--" is all that counts.
+// Returns kHelp, kVersion or nothing; `help_command` is the command named
+// before the flag, if any.
+std::optional<Command> HelpOrVersion(const std::vector<std::string>& args,
+                                     std::string* help_command) {
+  std::optional<Command> found;
+  std::string command;
+  for (const std::string& arg : args) {
+    if (arg == "--") break;
+    if (command.empty() && FindCommand(arg) != nullptr) command = arg;
+    if (arg == "--help" || arg == "-h") {
+      *help_command = command == "help" ? "" : command;
+      return Command::kHelp;
+    }
+    if (arg == "--version") found = Command::kVersion;
+  }
+  // "help COMMAND": CLI11 would take COMMAND for a command of its own.
+  const auto help = std::find(args.begin(), args.end(), "help");
+  if (!found.has_value() && command == "help" && help + 1 < args.end() &&
+      FindCommand(*(help + 1)) != nullptr) {
+    *help_command = *(help + 1);
+    return Command::kHelp;
+  }
+  return found;
+}
+
+// The one line CLI11 reports an error with, or ours for the extras it left.
+std::string OneLine(absl::string_view message) {
+  return absl::StrReplaceAll(message, {{"\r\n", " "}, {"\n", " "}});
 }
 
 // Writes `response` to `out` as one line of JSON, or as text(response).
@@ -262,140 +431,233 @@ std::string Line(absl::string_view key, absl::string_view value) {
   return absl::StrCat(key, ": ", value, "\n");
 }
 
-}  // namespace
+// Makes one unary call of `stub` with throttlectl's deadline (the
+// Controller's default, 10 s).
+template <typename Request, typename Response>
+absl::StatusOr<Response> Call(
+    grpc::Status (v1::Throttle::StubInterface::*method)(grpc::ClientContext*,
+                                                        const Request&,
+                                                        Response*),
+    v1::Throttle::StubInterface& stub, const Request& request) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  Response response;
+  const grpc::Status status = (stub.*method)(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
 
-absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
-                                     absl::string_view env_address) {
-  std::map<std::string, std::string> flags;
-  std::vector<std::string> positional;
-  bool flags_done = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (flags_done || arg.size() < 2 || arg[0] != '-') {
-      positional.push_back(arg);
-      continue;
+// `rows` as columns aligned by two spaces, the first row the header.
+std::string Table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
     }
-    if (arg == "--") {
-      flags_done = true;
-      continue;
-    }
-    if (arg == "-h") {
-      flags["help"] = "true";
-      continue;
-    }
-    if (!absl::StartsWith(arg, "--")) {
-      return UsageError(absl::StrCat("unknown flag ", arg));
-    }
-    absl::string_view body = absl::string_view(arg).substr(2);
-    std::optional<std::string> value;
-    if (const size_t eq = body.find('='); eq != absl::string_view::npos) {
-      value = std::string(body.substr(eq + 1));
-      body = body.substr(0, eq);
-    }
-    const std::string name = absl::StrReplaceAll(body, {{"-", "_"}});
-    const FlagSpec* spec = FindFlag(name);
-    if (spec == nullptr) {
-      return UsageError(absl::StrCat("unknown flag --", body));
-    }
-    if (!value.has_value()) {
-      if (spec->boolean) {
-        value = "true";
-      } else if (i + 1 < args.size()) {
-        value = args[++i];
-      } else {
-        return UsageError(absl::StrCat("--", name, " needs a value"));
-      }
-    }
-    flags[name] = *std::move(value);
   }
+  std::string text;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      absl::StrAppend(&line, row[i]);
+      if (i + 1 < row.size()) line.append(widths[i] - row[i].size() + 2, ' ');
+    }
+    absl::StrAppend(&text, line, "\n");
+  }
+  return text;
+}
 
-  Invocation invocation;
-  if (flags.count("help") != 0) {
-    absl::StatusOr<bool> help = ParseBool("help", flags["help"]);
-    if (!help.ok()) return help.status();
-    if (*help) return invocation;  // Command::kHelp
-  }
-  if (flags.count("version") != 0) {
-    absl::StatusOr<bool> version = ParseBool("version", flags["version"]);
-    if (!version.ok()) return version.status();
-    if (*version) {
-      invocation.command = Command::kVersion;
-      return invocation;
-    }
-  }
-  if (auto it = flags.find("address"); it != flags.end()) {
-    invocation.address = it->second;
-  } else if (!env_address.empty()) {
-    invocation.address = std::string(env_address);
-  }
-  if (invocation.address.empty()) return UsageError("--address is empty");
-  for (auto [flag, field] :
-       {std::pair<const char*, std::string*>{"tls_ca",
-                                             &invocation.security.ca_file},
-        {"tls_cert", &invocation.security.cert_file},
-        {"tls_key", &invocation.security.key_file},
-        {"token", &invocation.security.token},
-        {"token_file", &invocation.security.token_file},
-        {"tls_server_name", &invocation.security.server_name}}) {
-    if (auto it = flags.find(flag); it != flags.end()) {
-      if (it->second.empty()) {
-        return UsageError(absl::StrCat("--", flag, " is empty"));
-      }
-      *field = it->second;
-    }
-  }
-  if (auto it = flags.find("json"); it != flags.end()) {
-    absl::StatusOr<bool> json = ParseBool("json", it->second);
-    if (!json.ok()) return json.status();
-    invocation.json = *json;
-  }
+// The warm-up of `config` as get and list show it: "none", or
+// "SECONDS s from FRACTION".
+std::string WarmUpText(const v1::ThrottleConfig& config) {
+  const google::protobuf::Duration& warm_up = config.warm_up();
+  if (warm_up.seconds() == 0 && warm_up.nanos() == 0) return "none";
+  // Unset warm_up_from means 1/3 (the proto).
+  const double from =
+      config.warm_up_from() == 0 ? 1.0 / 3 : config.warm_up_from();
+  return absl::StrCat(DurationText(true, warm_up), " s from ",
+                      FormatDouble(from));
+}
 
-  if (positional.empty()) return UsageError("missing command");
-  const CommandSpec* command = nullptr;
-  for (const CommandSpec& spec : kCommands) {
-    if (spec.name == positional[0]) command = &spec;
+// A table of what each worker got; empty when there are none.
+std::string WorkersText(
+    const google::protobuf::RepeatedPtrField<v1::WorkerStats>& workers) {
+  if (workers.empty()) return "";
+  std::vector<std::vector<std::string>> rows = {
+      {"WORKER", "GRANTS", "GRANTS/S", "EMISSIONS"}};
+  for (const v1::WorkerStats& worker : workers) {
+    rows.push_back({worker.others()              ? "(others)"
+                    : worker.worker_id().empty() ? "(none)"
+                                                 : worker.worker_id(),
+                    absl::StrCat(worker.grants()),
+                    FormatDouble(worker.grants_per_second()),
+                    absl::StrCat(worker.emissions())});
   }
+  return absl::StrCat("\n", Table(rows));
+}
+
+// The message for what CLI11 left unparsed (`extras`, in order) after
+// `command` (nullptr: none was given).
+std::string ExtrasMessage(const CLI::App& app, const CLI::App* command,
+                          const std::vector<std::string>& extras) {
+  const std::string& first = extras.front();
   if (command == nullptr) {
-    return UsageError(absl::StrCat("unknown command '", positional[0], "'"));
+    if (!absl::StartsWith(first, "-")) {
+      return absl::StrCat("unknown command '", first, "'");
+    }
+  } else if (!absl::StartsWith(first, "-")) {
+    return absl::StrCat("unexpected argument '", first, "' to '",
+                        command->get_name(), "'");
   }
-  invocation.command = command->command;
-  if (invocation.command == Command::kHelp) return invocation;
-
-  const bool takes_name = invocation.command != Command::kList;
-  const size_t operands = positional.size() - 1;
-  if (takes_name && operands == 0) {
-    return UsageError(
-        absl::StrCat("missing throttle name for '", command->name, "'"));
-  }
-  if (operands > (takes_name ? 1u : 0u)) {
-    return UsageError(absl::StrCat("unexpected argument '",
-                                   positional[takes_name ? 2 : 1], "' to '",
-                                   command->name, "'"));
-  }
-  if (takes_name) invocation.name = positional[1];
-
-  const bool configures = invocation.command == Command::kCreate ||
-                          invocation.command == Command::kConfigure;
-  for (const auto& [name, value] : flags) {
-    const Scope scope = FindFlag(name)->scope;
-    if ((scope == Scope::kConfig && !configures) ||
-        (scope == Scope::kLatest && invocation.command != Command::kLatest)) {
-      return UsageError(
-          absl::StrCat("--", name, " does not apply to '", command->name, "'"));
+  const std::string flag = first.substr(0, first.find('='));
+  for (const CommandSpec& spec : kCommands) {
+    if (app.get_subcommand(spec.name)->get_option_no_throw(flag) != nullptr) {
+      return absl::StrCat(flag, " does not apply to '",
+                          command == nullptr ? "" : command->get_name(), "'");
     }
   }
-  if (configures) {
-    if (absl::Status status = ParseConfig(flags, command->name, &invocation);
+  return absl::StrCat("unknown flag ", flag);
+}
+
+// Checks the global flags of `raw` into `invocation`.
+absl::Status ParseGlobal(const CLI::App& app, const RawFlags& raw,
+                         absl::string_view env_address,
+                         Invocation* invocation) {
+  if (app.get_option("--address")->count() > 0) {
+    invocation->address = raw.address;
+  } else if (!env_address.empty()) {
+    invocation->address = std::string(env_address);
+  }
+  if (invocation->address.empty()) return UsageError("--address is empty");
+  for (auto [flag, value, field] :
+       {std::tuple<const char*, const std::string*, std::string*>{
+            "tls_ca", &raw.tls_ca, &invocation->security.ca_file},
+        {"tls_cert", &raw.tls_cert, &invocation->security.cert_file},
+        {"tls_key", &raw.tls_key, &invocation->security.key_file},
+        {"token", &raw.token, &invocation->security.token},
+        {"token_file", &raw.token_file, &invocation->security.token_file},
+        {"tls_server_name", &raw.tls_server_name,
+         &invocation->security.server_name}}) {
+    if (app.get_option(std::string("--") + flag)->count() == 0) continue;
+    if (value->empty()) {
+      return UsageError(absl::StrCat("--", flag, " is empty"));
+    }
+    *field = *value;
+  }
+  if (app.get_option("--json")->count() > 0) {
+    absl::StatusOr<bool> json = ParseBool("json", raw.json);
+    if (!json.ok()) return json.status();
+    invocation->json = *json;
+  }
+  return absl::OkStatus();
+}
+
+// Checks the flags of `command` (the subcommand parsed) into `invocation`.
+absl::Status ParseCommandFlags(const CLI::App& command, const RawFlags& raw,
+                               Invocation* invocation) {
+  const auto given = [&](const char* flag) {
+    const CLI::Option* option =
+        command.get_option_no_throw(std::string("--") + flag);
+    return option != nullptr && option->count() > 0;
+  };
+  if (invocation->command == Command::kCreate ||
+      invocation->command == Command::kConfigure) {
+    if (absl::Status status = ParseConfig(command, raw, invocation);
         !status.ok()) {
       return status;
     }
   }
-  if (auto it = flags.find("window"); it != flags.end()) {
-    absl::StatusOr<absl::Duration> window = ParseSeconds("window", it->second);
+  if (given("window")) {
+    absl::StatusOr<absl::Duration> window =
+        ParseDurationFlag("window", raw.window);
     if (!window.ok()) return window.status();
-    invocation.window = *window;
+    invocation->window = *window;
+  }
+  if (given("interval")) {
+    absl::StatusOr<absl::Duration> interval =
+        ParseDurationFlag("interval", raw.interval);
+    if (!interval.ok()) return interval.status();
+    invocation->interval = *interval;
+  }
+  if (given("workers")) {
+    absl::StatusOr<bool> workers = ParseBool("workers", raw.workers);
+    if (!workers.ok()) return workers.status();
+    invocation->include_workers = *workers;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args,
+                                     absl::string_view env_address) {
+  Invocation invocation;
+  if (std::optional<Command> early =
+          HelpOrVersion(args, &invocation.help_command)) {
+    invocation.command = *early;
+    return invocation;
+  }
+  // CLI11 takes "--tls_ca=" for a flag without its value; say what it is.
+  for (const std::string& arg : args) {
+    if (arg == "--") break;
+    if (absl::StartsWith(arg, "--") && absl::EndsWith(arg, "=")) {
+      return UsageError(absl::StrCat(
+          "--",
+          absl::StrReplaceAll(absl::string_view(arg).substr(2, arg.size() - 3),
+                              {{"-", "_"}}),
+          " is empty"));
+    }
+  }
+  RawFlags raw;
+  const std::unique_ptr<CLI::App> app = BuildApp(&raw);
+  // CLI11 reports errors by exception; they stop here, as a status.
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app->parse(reversed);
+  } catch (const CLI::ParseError& error) {
+    return UsageError(OneLine(error.what()));
+  }
+  const std::vector<CLI::App*> commands = app->get_subcommands();
+  const CLI::App* command = commands.empty() ? nullptr : commands.front();
+  if (const std::vector<std::string> extras = app->remaining();
+      !extras.empty()) {
+    return UsageError(ExtrasMessage(*app, command, extras));
+  }
+  if (command == nullptr) return UsageError("missing command");
+  if (commands.size() > 1) {
+    return UsageError(absl::StrCat("unexpected argument '",
+                                   commands[1]->get_name(), "' to '",
+                                   command->get_name(), "'"));
+  }
+  invocation.command = FindCommand(command->get_name())->command;
+  if (invocation.command == Command::kHelp) {
+    if (!raw.help_command.empty() && FindCommand(raw.help_command) == nullptr) {
+      return UsageError(
+          absl::StrCat("unknown command '", raw.help_command, "'"));
+    }
+    invocation.help_command = raw.help_command;
+    return invocation;
+  }
+  invocation.name = raw.name;
+  if (absl::Status status = ParseGlobal(*app, raw, env_address, &invocation);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status = ParseCommandFlags(*command, raw, &invocation);
+      !status.ok()) {
+    return status;
   }
   return invocation;
+}
+
+std::string Usage(absl::string_view command) {
+  if (FindCommand(command) == nullptr) return Usage();
+  RawFlags raw;
+  const std::unique_ptr<CLI::App> app = BuildApp(&raw);
+  const CLI::App* sub = app->get_subcommand(std::string(command));
+  return absl::StrCat(sub->help("throttlectl"),
+                      "Global flags (--address, --json, security flags): "
+                      "see throttlectl --help.\n");
 }
 
 std::string Usage() {
@@ -404,13 +666,15 @@ std::string Usage() {
 
 Controls the throttles of a throttle server.
 
-Commands:
-  create NAME --max_n=N --per=SECONDS [--mode=MODE] [--burst=N] [--manual_emit]
-              [--catch_up=SECONDS]
+Commands (COMMAND --help prints one command's flags):
+  create NAME --max_n=N --per=DURATION [--mode=MODE] [--burst=N]
+              [--manual_emit] [--catch_up=DURATION] [--warm_up=DURATION]
+              [--warm_up_from=FRACTION]
                         Create a throttle (state created) allowing N grants
-                        per SECONDS.
-  configure NAME [--max_n=N] [--per=SECONDS] [--mode=MODE] [--burst=N]
-              [--manual_emit[=false]] [--catch_up=SECONDS]
+                        per DURATION.
+  configure NAME [--max_n=N] [--per=DURATION] [--mode=MODE] [--burst=N]
+              [--manual_emit[=false]] [--catch_up=DURATION]
+              [--warm_up=DURATION] [--warm_up_from=FRACTION]
                         Change only the given settings of a throttle (at
                         least one); the others keep their values. A --mode
                         other than bucket resets the burst unless --burst is
@@ -420,10 +684,18 @@ Commands:
   list                  List all throttles.
   start NAME            Start (or resume) a throttle.
   stop NAME             Stop a throttle and print its final statistics.
-  latest NAME [--window=SECONDS]
-                        Statistics over the last window (default 1 s).
-  mean NAME             Statistics since the first start.
-  help                  Print this help.
+  latest NAME [--window=DURATION] [--workers]
+                        Statistics over the last window (default 1s);
+                        --workers adds what each worker got.
+  mean NAME [--workers] Statistics since the first start, with the fairness
+                        index of the grants per worker.
+  watch NAME [--interval=DURATION]
+                        A live view, redrawn every interval (default 1s):
+                        state, rates, waiting streams and a chart of the
+                        achieved rate over the last 60 s. One line per
+                        snapshot when stdout is not a terminal. Ctrl-C ends
+                        it (status 0); a deleted throttle ends it (status 1).
+  help [COMMAND]        Print this help, or a command's.
 
 Flags:
   --address=HOST:PORT   The server (a gRPC target). Default: $THROTTLE_ADDRESS,
@@ -434,10 +706,17 @@ Flags:
                         monitor-only.
   --burst=N             Bucket capacity in bucket mode (default max_n).
   --manual_emit         Count only emissions reported by workers (Emit).
-  --catch_up=SECONDS    How far the grant schedule may fall behind real time
+  --catch_up=DURATION   How far the grant schedule may fall behind real time
                         (a stall) and still be caught up in a burst; 0: no
                         catch-up. Default: 1% of --per, at least one grant's
                         spacing. At most --per.
+  --warm_up=DURATION    After a start (and a resume from a stop at least this
+                        long) the rate ramps up linearly over DURATION; 0:
+                        no warm-up (the default).
+  --warm_up_from=FRACTION
+                        The fraction of the rate a warm-up starts from, in
+                        (0, 1]. Default: 1/3.
+  DURATION              250ms, 1.5s, 2m, 1h30m, or plain seconds (0.25).
   --help, -h            Print this help.
   --version             Print throttlectl's version.
 
@@ -471,8 +750,30 @@ std::string ErrorLine(const absl::Status& status) {
   return absl::StrReplaceAll(status.ToString(), {{"\r\n", " "}, {"\n", " "}});
 }
 
+v1::LatestRequest LatestRequestOf(const Invocation& invocation) {
+  v1::LatestRequest request;
+  request.set_throttle(invocation.name);
+  SetDuration(invocation.window, request.mutable_window());
+  request.set_include_workers(invocation.include_workers);
+  return request;
+}
+
+v1::MeanRequest MeanRequestOf(const Invocation& invocation) {
+  v1::MeanRequest request;
+  request.set_throttle(invocation.name);
+  request.set_include_workers(invocation.include_workers);
+  return request;
+}
+
+v1::WatchThrottleRequest WatchRequestOf(const Invocation& invocation) {
+  v1::WatchThrottleRequest request;
+  request.set_throttle(invocation.name);
+  SetDuration(invocation.interval, request.mutable_interval());
+  return request;
+}
+
 absl::Status Execute(const Invocation& invocation, const Controller& controller,
-                     std::ostream& out) {
+                     v1::Throttle::StubInterface& stub, std::ostream& out) {
   const bool json = invocation.json;
   const std::string& name = invocation.name;
   switch (invocation.command) {
@@ -507,13 +808,18 @@ absl::Status Execute(const Invocation& invocation, const Controller& controller,
       return Print(controller.Stop(name), json, out,
                    [](const v1::StopResponse& r) { return ToText(r); });
     case Command::kLatest:
-      return Print(controller.Latest(name, invocation.window), json, out,
+      return Print(Call(&v1::Throttle::StubInterface::Latest, stub,
+                        LatestRequestOf(invocation)),
+                   json, out,
                    [](const v1::LatestResponse& r) { return ToText(r); });
     case Command::kMean:
-      return Print(controller.Mean(name), json, out,
+      return Print(Call(&v1::Throttle::StubInterface::Mean, stub,
+                        MeanRequestOf(invocation)),
+                   json, out,
                    [](const v1::MeanResponse& r) { return ToText(r); });
     case Command::kHelp:
     case Command::kVersion:
+    case Command::kWatch:
       break;
   }
   out << Usage();
@@ -538,6 +844,7 @@ std::string ToText(const v1::ThrottleInfo& info) {
       Line("Burst", absl::StrCat(config.burst())),
       Line("Catch up", DurationText(config.has_catch_up(), config.catch_up())),
       Line("Manual emit", config.manual_emit() ? "true" : "false"),
+      Line("Warm up", WarmUpText(config)),
       Line("Waiting streams", absl::StrCat(info.waiting_streams())),
       Line("Total", absl::StrCat(info.total_emissions())));
 }
@@ -545,7 +852,7 @@ std::string ToText(const v1::ThrottleInfo& info) {
 std::string ToText(const v1::ListThrottlesResponse& response) {
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "STATE", "MODE", "MAX_N", "PER_SECONDS", "BURST", "CATCH_UP",
-       "MANUAL_EMIT", "WAITING", "TOTAL"}};
+       "MANUAL_EMIT", "WAITING", "TOTAL", "WARM_UP"}};
   for (const v1::ThrottleInfo& info : response.throttles()) {
     const v1::ThrottleConfig& config = info.config();
     rows.push_back({info.name(), StateName(info.state()),
@@ -555,24 +862,9 @@ std::string ToText(const v1::ListThrottlesResponse& response) {
                     DurationText(config.has_catch_up(), config.catch_up()),
                     config.manual_emit() ? "true" : "false",
                     absl::StrCat(info.waiting_streams()),
-                    absl::StrCat(info.total_emissions())});
+                    absl::StrCat(info.total_emissions()), WarmUpText(config)});
   }
-  std::vector<size_t> widths(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      widths[i] = std::max(widths[i], row[i].size());
-    }
-  }
-  std::string text;
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      absl::StrAppend(&line, row[i]);
-      if (i + 1 < row.size()) line.append(widths[i] - row[i].size() + 2, ' ');
-    }
-    absl::StrAppend(&text, line, "\n");
-  }
-  return text;
+  return Table(rows);
 }
 
 std::string ToText(const v1::StartResponse& response) {
@@ -597,7 +889,8 @@ std::string ToText(const v1::LatestResponse& response) {
       Line("Processes per second",
            FormatDouble(response.emissions_per_second())),
       Line("Emissions", absl::StrCat(response.emissions())),
-      Line("Window seconds", FormatDouble(response.window_seconds())));
+      Line("Window seconds", FormatDouble(response.window_seconds())),
+      WorkersText(response.workers()));
 }
 
 std::string ToText(const v1::MeanResponse& response) {
@@ -610,7 +903,9 @@ std::string ToText(const v1::MeanResponse& response) {
       Line("Total", absl::StrCat(response.total_emissions())),
       Line("Lowest gap", FormatDouble(response.lowest_gap_seconds())),
       Line("Highest gap", FormatDouble(response.highest_gap_seconds())),
-      Line("State", StateName(response.state())));
+      Line("State", StateName(response.state())),
+      Line("Fairness index", FormatDouble(response.fairness_index())),
+      WorkersText(response.workers()));
 }
 
 }  // namespace throttle::cli

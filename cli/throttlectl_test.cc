@@ -8,8 +8,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
+#include "throttle/names.h"
 
 namespace throttle::cli {
 namespace {
@@ -132,6 +137,33 @@ TEST(ParseArgsTest, AcceptsEveryModeName) {
   }
 }
 
+// One spelling of each mode everywhere (issue 13): the proto's enum value
+// MODE_MONITOR_ONLY is "monitor-only". throttlectl takes that spelling,
+// prints it (ModeName, which get, list and watch use) and lists it in its
+// help. tests/integration/mode_names_test.sh checks the clients and docs.
+TEST(ParseArgsTest, ModeNamesFollowTheProtoEverywhereInThrottlectl) {
+  const google::protobuf::EnumDescriptor* modes = v1::Mode_descriptor();
+  for (int i = 0; i < modes->value_count(); ++i) {
+    const auto mode = static_cast<v1::Mode>(modes->value(i)->number());
+    if (mode == v1::MODE_UNSPECIFIED) continue;
+    const std::string name =
+        absl::StrReplaceAll(absl::AsciiStrToLower(absl::StripPrefix(
+                                modes->value(i)->name(), "MODE_")),
+                            {{"_", "-"}});
+    const absl::StatusOr<Invocation> invocation =
+        Parse({"create", "t", "--max_n=1", "--per=1", "--mode=" + name});
+    ASSERT_TRUE(invocation.ok()) << name << ": " << invocation.status();
+    EXPECT_EQ(invocation->config.mode(), mode) << name;
+    EXPECT_EQ(ModeName(mode), name);
+    EXPECT_NE(Usage().find(name), std::string::npos) << name;
+    EXPECT_NE(Usage("create").find(name), std::string::npos) << name;
+    v1::ThrottleInfo info;
+    info.mutable_config()->set_mode(mode);
+    EXPECT_NE(ToText(info).find("\nMode: " + name + "\n"), std::string::npos)
+        << ToText(info);
+  }
+}
+
 TEST(ParseArgsTest, GlobalFlagsBeforeCommandAndAddressFromEnvironment) {
   const absl::StatusOr<Invocation> invocation =
       Parse({"--json", "list"}, "throttle.example:7000");
@@ -226,6 +258,9 @@ TEST(ParseArgsTest, UsageErrorsAreInvalidArgumentWithOneLine) {
       {"list", "--bogus"},
       {"list", "-x"},
       {"list", "--address="},
+      {"stop", "x", "start", "y"},
+      {"watch", "x", "--interval=often"},
+      {"mean", "x", "--workers=maybe"},
   };
   for (const std::vector<std::string>& args : bad) {
     const absl::StatusOr<Invocation> invocation = Parse(args);
@@ -305,9 +340,9 @@ TEST(ToTextTest, ListAlignsColumns) {
   info->mutable_config()->mutable_catch_up()->set_nanos(250000000);
   EXPECT_EQ(ToText(response),
             "NAME         STATE    MODE          MAX_N  PER_SECONDS  BURST  "
-            "CATCH_UP  MANUAL_EMIT  WAITING  TOTAL\n"
+            "CATCH_UP  MANUAL_EMIT  WAITING  TOTAL  WARM_UP\n"
             "a-long-name  running  monitor-only  4      1.0          4      "
-            "0.25      false        0        12\n");
+            "0.25      false        0        12     none\n");
 }
 
 TEST(ToTextTest, ThrottleShowsCatchUpOrDefault) {
@@ -355,10 +390,212 @@ TEST(ParseArgsTest, SecurityFlagsAnywhere) {
             "--tls_server_name is empty");
 }
 
+TEST(ParseArgsTest, AFlagGivenTwiceTakesTheLastValue) {
+  const absl::StatusOr<Invocation> invocation = Parse(
+      {"--tls_ca=a.pem", "create", "x", "--max_n=1", "--per=1", "--tls_ca",
+       "b.pem", "--max_n=7", "--manual_emit", "--manual_emit=false"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->security.ca_file, "b.pem");
+  EXPECT_EQ(invocation->config.max_n(), 7);
+  EXPECT_FALSE(invocation->config.manual_emit());
+}
+
 TEST(ParseArgsTest, EmptySecurityFlagIsAUsageError) {
   const absl::StatusOr<Invocation> invocation = Parse({"list", "--tls_ca="});
   EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(invocation.status().message(), "--tls_ca is empty");
+}
+
+// Issue 13: one duration syntax everywhere (the CLI rejected
+// --window=1.5s); plain numbers are still seconds.
+TEST(ParseArgsTest, DurationsTakeTheProjectsOneSyntax) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"create", "crawl", "--max_n=4", "--per=2m", "--catch_up=250ms"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.per_seconds(), 120);
+  EXPECT_EQ(invocation->config.catch_up().nanos(), 250000000);
+  invocation = Parse({"create", "crawl", "--max_n=4", "--per=1.5s"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.per_seconds(), 1.5);
+  invocation = Parse({"latest", "crawl", "--window=1.5s"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->window, absl::Milliseconds(1500));
+  invocation = Parse({"watch", "crawl", "--interval", "250ms"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->interval, absl::Milliseconds(250));
+  invocation = Parse({"create", "crawl", "--max_n=4", "--per=1h30m"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.per_seconds(), 5400);
+  invocation = Parse({"create", "crawl", "--max_n=4", "--per=5 parsecs"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_EQ(invocation.status().message(),
+            "--per: \"5 parsecs\" is not a duration (give 250ms, 1.5s, 2m or "
+            "plain seconds)");
+}
+
+TEST(ParseArgsTest, WarmUpFlagsSetTheConfigAndTheMask) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"create", "crawl", "--max_n=4", "--per=1", "--warm_up=30s",
+             "--warm_up_from=0.25"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.warm_up().seconds(), 30);
+  EXPECT_EQ(invocation->config.warm_up_from(), 0.25);
+  EXPECT_TRUE(Paths(*invocation).empty());
+  // Unset unless given: the server's default (no warm-up).
+  invocation = Parse({"create", "crawl", "--max_n=4", "--per=1"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_FALSE(invocation->config.has_warm_up());
+  EXPECT_EQ(invocation->config.warm_up_from(), 0);
+  invocation = Parse({"configure", "crawl", "--warm-up", "1.5s"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation), std::vector<std::string>{"warm_up"});
+  EXPECT_EQ(invocation->config.warm_up().seconds(), 1);
+  EXPECT_EQ(invocation->config.warm_up().nanos(), 500000000);
+  invocation = Parse({"configure", "crawl", "--warm_up_from=0.5", "--max_n=3"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation),
+            (std::vector<std::string>{"max_n", "warm_up_from"}));
+  invocation = Parse({"configure", "crawl", "--warm_up_from=half"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_EQ(invocation.status().message(),
+            "--warm_up_from: \"half\" is not a number");
+  invocation = Parse({"configure", "crawl", "--warm_up=soon"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_NE(invocation.status().message().find("--warm_up: \"soon\""),
+            std::string::npos)
+      << invocation.status();
+  EXPECT_FALSE(Parse({"start", "crawl", "--warm_up=1s"}).ok());
+}
+
+TEST(ParseArgsTest, WorkersFlagAsksForWorkersInLatestAndMean) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"latest", "crawl", "--workers", "--window=2s"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  v1::LatestRequest latest = LatestRequestOf(*invocation);
+  EXPECT_EQ(latest.throttle(), "crawl");
+  EXPECT_TRUE(latest.include_workers());
+  EXPECT_EQ(latest.window().seconds(), 2);
+  invocation = Parse({"latest", "crawl"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  latest = LatestRequestOf(*invocation);
+  EXPECT_FALSE(latest.include_workers());
+  EXPECT_EQ(latest.window().seconds(), 1);
+  invocation = Parse({"mean", "crawl", "--workers"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  const v1::MeanRequest mean = MeanRequestOf(*invocation);
+  EXPECT_EQ(mean.throttle(), "crawl");
+  EXPECT_TRUE(mean.include_workers());
+  EXPECT_FALSE(MeanRequestOf(*Parse({"mean", "crawl"})).include_workers());
+  invocation = Parse({"get", "crawl", "--workers"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_EQ(invocation.status().message(), "--workers does not apply to 'get'");
+}
+
+TEST(ParseArgsTest, WatchTakesANameAndAnInterval) {
+  absl::StatusOr<Invocation> invocation = Parse({"watch", "crawl"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->command, Command::kWatch);
+  EXPECT_EQ(invocation->name, "crawl");
+  EXPECT_EQ(invocation->interval, absl::Seconds(1));
+  EXPECT_FALSE(Parse({"watch"}).ok());
+  EXPECT_FALSE(Parse({"watch", "crawl", "--window=1"}).ok());
+  EXPECT_EQ(WatchRequestOf(*invocation).throttle(), "crawl");
+  EXPECT_EQ(WatchRequestOf(*invocation).interval().seconds(), 1);
+  invocation = Parse({"watch", "crawl", "--interval=0.1"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->interval, absl::Milliseconds(100));
+  const v1::WatchThrottleRequest request = WatchRequestOf(*invocation);
+  EXPECT_EQ(request.interval().seconds(), 0);
+  EXPECT_EQ(request.interval().nanos(), 100000000);
+  EXPECT_FALSE(request.has_window());  // the server's default: the interval
+}
+
+TEST(ParseArgsTest, HelpOfOneCommand) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"create", "--help"},
+                                             {"help", "create"},
+                                             {"--json", "create", "x", "-h"}}) {
+    const absl::StatusOr<Invocation> invocation = Parse(args);
+    ASSERT_TRUE(invocation.ok()) << args[0] << ": " << invocation.status();
+    EXPECT_EQ(invocation->command, Command::kHelp);
+    EXPECT_EQ(invocation->help_command, "create") << args[0];
+  }
+  EXPECT_EQ(Parse({"--help"})->help_command, "");
+  EXPECT_EQ(Parse({"help"})->help_command, "");
+  EXPECT_FALSE(Parse({"help", "frobnicate"}).ok());
+  const std::string create = Usage("create");
+  for (const char* flag :
+       {"--max_n", "--per", "--mode", "--burst", "--manual_emit", "--catch_up",
+        "--warm_up", "--warm_up_from", "NAME"}) {
+    EXPECT_NE(create.find(flag), std::string::npos) << flag << "\n" << create;
+  }
+  const std::string stop = Usage("stop");
+  EXPECT_NE(stop.find("NAME"), std::string::npos) << stop;
+  EXPECT_EQ(stop.find("--max_n"), std::string::npos) << stop;
+  EXPECT_NE(Usage("watch").find("--interval"), std::string::npos);
+  EXPECT_NE(Usage("latest").find("--workers"), std::string::npos);
+  EXPECT_EQ(Usage(""), Usage());
+}
+
+v1::WorkerStats Worker(const std::string& id, int64_t grants, double per_second,
+                       int64_t emissions) {
+  v1::WorkerStats worker;
+  worker.set_worker_id(id);
+  worker.set_grants(grants);
+  worker.set_grants_per_second(per_second);
+  worker.set_emissions(emissions);
+  return worker;
+}
+
+TEST(ToTextTest, LatestWithWorkersPrintsATable) {
+  v1::LatestResponse response;
+  response.set_seconds_between_emissions(0.25);
+  response.set_emissions_per_second(4);
+  response.set_emissions(4);
+  response.set_window_seconds(1);
+  const std::string without = ToText(response);
+  EXPECT_EQ(without.find("WORKER"), std::string::npos) << without;
+  *response.add_workers() = Worker("host-a", 3, 3, 0);
+  *response.add_workers() = Worker("", 1, 1, 2);
+  v1::WorkerStats others = Worker("", 7, 0.5, 0);
+  others.set_others(true);
+  *response.add_workers() = others;
+  EXPECT_EQ(ToText(response), without +
+                                  "\n"
+                                  "WORKER    GRANTS  GRANTS/S  EMISSIONS\n"
+                                  "host-a    3       3.0       0\n"
+                                  "(none)    1       1.0       2\n"
+                                  "(others)  7       0.5       0\n");
+}
+
+TEST(ToTextTest, MeanAlwaysPrintsTheFairnessIndex) {
+  v1::MeanResponse response;
+  response.set_fairness_index(0.75);
+  response.set_state(v1::STATE_RUNNING);
+  EXPECT_NE(ToText(response).find("\nFairness index: 0.75\n"),
+            std::string::npos)
+      << ToText(response);
+  *response.add_workers() = Worker("w1", 10, 2.5, 0);
+  EXPECT_NE(ToText(response).find("\nWORKER  GRANTS  GRANTS/S  EMISSIONS\n"
+                                  "w1      10      2.5       0\n"),
+            std::string::npos)
+      << ToText(response);
+}
+
+TEST(ToTextTest, ThrottleShowsWarmUp) {
+  v1::ThrottleInfo info;
+  info.set_name("crawl");
+  EXPECT_NE(ToText(info).find("\nWarm up: none\n"), std::string::npos)
+      << ToText(info);
+  info.mutable_config()->mutable_warm_up()->set_seconds(30);
+  info.mutable_config()->set_warm_up_from(0.5);
+  EXPECT_NE(ToText(info).find("\nWarm up: 30.0 s from 0.5\n"),
+            std::string::npos)
+      << ToText(info);
+  v1::ListThrottlesResponse list;
+  *list.add_throttles() = info;
+  EXPECT_NE(ToText(list).find("  30.0 s from 0.5\n"), std::string::npos)
+      << ToText(list);
 }
 
 TEST(ErrorLineTest, KeepsTheServersMessageOnOneLine) {

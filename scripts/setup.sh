@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 packages=(g++ clang cmake make pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev prometheus-cpp-dev prometheus curl
-  libyaml-cpp-dev etcd-server etcd-client libcivetweb-dev chromium)
+  libyaml-cpp-dev etcd-server etcd-client libcivetweb-dev chromium
+  libcli11-dev tmux)
+# chromium: the status page test; tmux: tests/integration/watch_tui_test.sh
+# runs throttlectl watch in it.
 # prometheus: the server and promtool, for tests/integration/prometheus_test.sh
 # and deploy_alert_rules (promtool check rules / test rules).
 # libcivetweb-dev: the status page's hook into the metrics port

@@ -23,6 +23,17 @@ grep -q '"name":"crawl"' <<<"$json" || fail "json list: $json"
 grep -q '"max_n":"8"' <<<"$json" || fail "json max_n: $json"
 "$ctl" start crawl | grep -q running || fail "start"
 "$ctl" latest crawl --window=2 >/dev/null
+# One duration syntax (issue 13: --window=1.5s was rejected).
+"$ctl" latest crawl --window=1.5s | grep -q '^Window seconds: 1.5$' \
+  || fail "latest --window=1.5s: $("$ctl" latest crawl --window=1.5s)"
+"$ctl" create dur --max_n=3 --per=1m30s --catch_up=250ms >/dev/null
+got=$("$ctl" get dur)
+grep -q '^Per seconds: 90.0$' <<<"$got" && grep -q '^Catch up: 0.25$' <<<"$got" \
+  || fail "durations: $got"
+"$ctl" delete dur >/dev/null
+# Help per command (CLI11), exit 0.
+"$ctl" stop --help | grep -q 'throttlectl stop' || fail "stop --help: $("$ctl" stop --help)"
+"$ctl" help create | grep -q -- '--warm_up' || fail "help create"
 "$ctl" --json mean crawl | grep -q '"state":"STATE_RUNNING"' || fail "mean"
 stop=$("$ctl" stop crawl)
 for key in "Runtime" "Total" "Time between processes" "Processes per second"; do

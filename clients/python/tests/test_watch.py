@@ -15,8 +15,8 @@ import unittest
 
 import grpc
 
-from support import (GENEROUS, PYTHON_CLIENT, Server,  # also sets sys.path
-                     ServerTestCase, free_ports, wait_for)
+from support import (GENEROUS, Server, ServerTestCase, free_ports,
+                     wait_for)
 
 from throttle_client import Snapshot, ThrottleError
 
@@ -164,8 +164,6 @@ class Watching(ServerTestCase):
         # from exiting: no thread of ours outlives main.
         t = self.running("exiting")
         script = (
-            "import sys\n"
-            f"sys.path.insert(0, {PYTHON_CLIENT!r})\n"
             "from throttle_client import Throttle\n"
             f"t = Throttle({self.server.address!r}, 'exiting')\n"
             "w = t.watch(interval=60)\n"

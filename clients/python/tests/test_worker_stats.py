@@ -15,7 +15,7 @@ from support import GENEROUS, Server, WorkerProcess, await_waiting, wait_for
 
 import throttle_client
 
-PYTHON_WORKER = os.path.join(support.PYTHON_CLIENT, "examples", "worker.py")
+PYTHON_WORKER = os.path.join(support.EXAMPLES, "worker.py")
 MAX_N = 20  # per second
 GRANTS = 30  # the run lasts until the server has counted this many
 
