@@ -70,6 +70,8 @@ struct RawFlags {
   std::string name;
   std::string max_n, per, mode, burst, manual_emit, catch_up, warm_up,
       warm_up_from, starvation_bound;
+  std::string adaptive_floor_n, adaptive_target, adaptive_window,
+      adaptive_increase_n, adaptive_decrease, adaptive_min_outcomes;
   std::string window, interval, workers, version;
   std::string help_command;
 };
@@ -130,6 +132,31 @@ void AddConfigFlags(CLI::App* command, RawFlags* raw, bool create) {
             "Priorities: a lower class waiting that got no grant for this "
             "long gets the next one. 0 (default): none.")
       ->type_name("DURATION");
+  // The adaptive ceiling: any of these sets ThrottleConfig.adaptive whole
+  // (the settings not given take the server's defaults).
+  AddOption(command, "adaptive_floor_n", &raw->adaptive_floor_n,
+            "Adaptive ceiling: the lowest rate, grants per --per (1).")
+      ->type_name("N");
+  AddOption(command, "adaptive_target", &raw->adaptive_target,
+            "Adaptive ceiling: the rejection ratio a window may have "
+            "without lowering the rate, in (0, 1) (0.05).")
+      ->type_name("RATIO");
+  AddOption(command, "adaptive_window", &raw->adaptive_window,
+            "Adaptive ceiling: how long outcomes are collected before each "
+            "decision (1s).")
+      ->type_name("DURATION");
+  AddOption(command, "adaptive_increase_n", &raw->adaptive_increase_n,
+            "Adaptive ceiling: grants per --per added after a window at or "
+            "below the target (1).")
+      ->type_name("N");
+  AddOption(command, "adaptive_decrease", &raw->adaptive_decrease,
+            "Adaptive ceiling: the factor the rate is multiplied by after a "
+            "window above the target, in (0, 1) (0.5).")
+      ->type_name("FACTOR");
+  AddOption(command, "adaptive_min_outcomes", &raw->adaptive_min_outcomes,
+            "Adaptive ceiling: fewer outcomes in a window change nothing "
+            "(10).")
+      ->type_name("N");
   if (create) {
     command->get_option("--max_n")->required();
     command->get_option("--per")->required();
@@ -297,7 +324,63 @@ constexpr ConfigFlag kConfigFlags[] = {
     {"warm_up", "warm_up"},
     {"warm_up_from", "warm_up_from"},
     {"starvation_bound", "starvation_bound"},
+    // Any --adaptive_* flag sets the whole `adaptive` message.
+    {"adaptive_floor_n", "adaptive"},
+    {"adaptive_target", "adaptive"},
+    {"adaptive_window", "adaptive"},
+    {"adaptive_increase_n", "adaptive"},
+    {"adaptive_decrease", "adaptive"},
+    {"adaptive_min_outcomes", "adaptive"},
 };
+
+// Sets config->adaptive from the --adaptive_* flags given, if any (the
+// fields not given stay 0: the server's defaults).
+absl::Status ParseAdaptive(const CLI::App& command, const RawFlags& raw,
+                           v1::ThrottleConfig* config) {
+  struct IntFlag {
+    const char* flag;
+    const std::string& value;
+    void (v1::AdaptiveConfig::*set)(int64_t);
+  };
+  const IntFlag ints[] = {{"adaptive_floor_n", raw.adaptive_floor_n,
+                           &v1::AdaptiveConfig::set_floor_n},
+                          {"adaptive_increase_n", raw.adaptive_increase_n,
+                           &v1::AdaptiveConfig::set_increase_n},
+                          {"adaptive_min_outcomes", raw.adaptive_min_outcomes,
+                           &v1::AdaptiveConfig::set_min_outcomes}};
+  struct DoubleFlag {
+    const char* flag;
+    const std::string& value;
+    void (v1::AdaptiveConfig::*set)(double);
+  };
+  const DoubleFlag doubles[] = {
+      {"adaptive_target", raw.adaptive_target,
+       &v1::AdaptiveConfig::set_target_rejection_ratio},
+      {"adaptive_decrease", raw.adaptive_decrease,
+       &v1::AdaptiveConfig::set_decrease_factor}};
+  const auto given = [&](const char* flag) {
+    return command.get_option(std::string("--") + flag)->count() > 0;
+  };
+  for (const IntFlag& f : ints) {
+    if (!given(f.flag)) continue;
+    absl::StatusOr<int64_t> n = ParseInt(f.flag, f.value);
+    if (!n.ok()) return n.status();
+    (config->mutable_adaptive()->*f.set)(*n);
+  }
+  for (const DoubleFlag& f : doubles) {
+    if (!given(f.flag)) continue;
+    absl::StatusOr<double> x = ParseDouble(f.flag, f.value);
+    if (!x.ok()) return x.status();
+    (config->mutable_adaptive()->*f.set)(*x);
+  }
+  if (given("adaptive_window")) {
+    absl::StatusOr<absl::Duration> window =
+        ParseDurationFlag("adaptive_window", raw.adaptive_window);
+    if (!window.ok()) return window.status();
+    SetDuration(*window, config->mutable_adaptive()->mutable_window());
+  }
+  return absl::OkStatus();
+}
 
 // Fills invocation->config from the create/configure flags given in
 // `command`. configure changes only the fields given
@@ -310,13 +393,17 @@ absl::Status ParseConfig(const CLI::App& command, const RawFlags& raw,
   v1::ThrottleConfig& config = invocation->config;
   if (invocation->command == Command::kConfigure) {
     for (const ConfigFlag& spec : kConfigFlags) {
-      if (given(spec.flag)) invocation->update_mask.add_paths(spec.field);
+      const auto& paths = invocation->update_mask.paths();
+      if (given(spec.flag) &&
+          std::find(paths.begin(), paths.end(), spec.field) == paths.end()) {
+        invocation->update_mask.add_paths(spec.field);
+      }
     }
     if (invocation->update_mask.paths().empty()) {
       return UsageError(
           "'configure' needs at least one of --max_n, --per, --mode, "
           "--burst, --manual_emit, --catch_up, --warm_up, --warm_up_from, "
-          "--starvation_bound");
+          "--starvation_bound, --adaptive_*");
     }
   }
   if (given("max_n")) {
@@ -369,7 +456,7 @@ absl::Status ParseConfig(const CLI::App& command, const RawFlags& raw,
     if (!bound.ok()) return bound.status();
     SetDuration(*bound, config.mutable_starvation_bound());
   }
-  return absl::OkStatus();
+  return ParseAdaptive(command, raw, &config);
 }
 
 // Where --help or --version is, they win over anything else on the line
@@ -850,12 +937,20 @@ std::string FormatDouble(double value) {
   return text;
 }
 
+// The max_n in effect: the adaptive ceiling's rate, or max_n (also from a
+// server older than current_max_n, which sends 0).
+int64_t CurrentMaxN(const v1::ThrottleInfo& info) {
+  return info.current_max_n() > 0 ? info.current_max_n()
+                                  : info.config().max_n();
+}
+
 std::string ToText(const v1::ThrottleInfo& info) {
   const v1::ThrottleConfig& config = info.config();
   return absl::StrCat(
       Line("Name", info.name()), Line("State", StateName(info.state())),
       Line("Mode", ModeName(config.mode())),
       Line("Max n", absl::StrCat(config.max_n())),
+      Line("Current max n", absl::StrCat(CurrentMaxN(info))),
       Line("Per seconds", FormatDouble(config.per_seconds())),
       Line("Burst", absl::StrCat(config.burst())),
       Line("Catch up", DurationText(config.has_catch_up(), config.catch_up())),
@@ -869,18 +964,18 @@ std::string ToText(const v1::ThrottleInfo& info) {
 
 std::string ToText(const v1::ListThrottlesResponse& response) {
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "STATE", "MODE", "MAX_N", "PER_SECONDS", "BURST", "CATCH_UP",
-       "MANUAL_EMIT", "WAITING", "TOTAL", "WARM_UP"}};
+      {"NAME", "STATE", "MODE", "MAX_N", "CURRENT", "PER_SECONDS", "BURST",
+       "CATCH_UP", "MANUAL_EMIT", "WAITING", "TOTAL", "WARM_UP"}};
   for (const v1::ThrottleInfo& info : response.throttles()) {
     const v1::ThrottleConfig& config = info.config();
-    rows.push_back({info.name(), StateName(info.state()),
-                    ModeName(config.mode()), absl::StrCat(config.max_n()),
-                    FormatDouble(config.per_seconds()),
-                    absl::StrCat(config.burst()),
-                    DurationText(config.has_catch_up(), config.catch_up()),
-                    config.manual_emit() ? "true" : "false",
-                    absl::StrCat(info.waiting_streams()),
-                    absl::StrCat(info.total_emissions()), WarmUpText(config)});
+    rows.push_back(
+        {info.name(), StateName(info.state()), ModeName(config.mode()),
+         absl::StrCat(config.max_n()), absl::StrCat(CurrentMaxN(info)),
+         FormatDouble(config.per_seconds()), absl::StrCat(config.burst()),
+         DurationText(config.has_catch_up(), config.catch_up()),
+         config.manual_emit() ? "true" : "false",
+         absl::StrCat(info.waiting_streams()),
+         absl::StrCat(info.total_emissions()), WarmUpText(config)});
   }
   return Table(rows);
 }

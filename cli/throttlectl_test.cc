@@ -356,10 +356,55 @@ TEST(ToTextTest, ListAlignsColumns) {
   info->set_total_emissions(12);
   info->mutable_config()->mutable_catch_up()->set_nanos(250000000);
   EXPECT_EQ(ToText(response),
-            "NAME         STATE    MODE          MAX_N  PER_SECONDS  BURST  "
-            "CATCH_UP  MANUAL_EMIT  WAITING  TOTAL  WARM_UP\n"
-            "a-long-name  running  monitor-only  4      1.0          4      "
-            "0.25      false        0        12     none\n");
+            "NAME         STATE    MODE          MAX_N  CURRENT  PER_SECONDS  "
+            "BURST  CATCH_UP  MANUAL_EMIT  WAITING  TOTAL  WARM_UP\n"
+            "a-long-name  running  monitor-only  4      4        1.0          "
+            "4      0.25      false        0        12     none\n");
+}
+
+TEST(ToTextTest, CurrentIsTheAdaptiveRateOrMaxN) {
+  v1::ThrottleInfo info;
+  info.set_name("crawl");
+  info.mutable_config()->set_max_n(300);
+  info.mutable_config()->set_per_seconds(1);
+  // A server that sends no current_max_n: max_n.
+  EXPECT_NE(ToText(info).find("\nCurrent max n: 300\n"), std::string::npos)
+      << ToText(info);
+  info.set_current_max_n(147);
+  EXPECT_NE(ToText(info).find("\nCurrent max n: 147\n"), std::string::npos)
+      << ToText(info);
+  v1::ListThrottlesResponse response;
+  *response.add_throttles() = info;
+  EXPECT_NE(ToText(response).find("  300    147      1.0  "), std::string::npos)
+      << ToText(response);
+}
+
+TEST(ParseArgsTest, AdaptiveFlagsSetTheAdaptiveMessage) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"create", "crawl", "--max_n=300", "--per=1",
+             "--adaptive_floor_n=10", "--adaptive_target=0.05",
+             "--adaptive_window=500ms", "--adaptive_increase_n=5",
+             "--adaptive_decrease=0.7", "--adaptive_min_outcomes=20"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  const v1::AdaptiveConfig& a = invocation->config.adaptive();
+  EXPECT_EQ(a.floor_n(), 10);
+  EXPECT_DOUBLE_EQ(a.target_rejection_ratio(), 0.05);
+  EXPECT_EQ(a.window().nanos(), 500000000);
+  EXPECT_EQ(a.increase_n(), 5);
+  EXPECT_DOUBLE_EQ(a.decrease_factor(), 0.7);
+  EXPECT_EQ(a.min_outcomes(), 20);
+  invocation = Parse({"create", "crawl", "--max_n=300", "--per=1"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_FALSE(invocation->config.has_adaptive());
+  // configure: the one path `adaptive`, however many flags.
+  invocation = Parse({"configure", "crawl", "--adaptive_floor_n=10",
+                      "--adaptive_decrease=0.5"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation), std::vector<std::string>{"adaptive"});
+  invocation = Parse(
+      {"create", "crawl", "--max_n=300", "--per=1", "--adaptive_floor_n=ten"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ToTextTest, ThrottleShowsCatchUpOrDefault) {

@@ -33,6 +33,14 @@ add_test(NAME polyglot_python_acquire
   COMMAND bash ${_polyglot_clients}/python/run_tests.sh
     $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker>
     test_acquire test_config)
+# The adaptive ceiling: report() moves the rate, create()/update() take
+# the adaptive settings (Python; Node: test/adaptive.test.js below).
+add_test(NAME polyglot_python_adaptive
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_adaptive)
+add_test(NAME polyglot_node_adaptive
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/adaptive.test.js)
 # Node (node --test): the same for the Node client.
 add_test(NAME polyglot_node_errors
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh

@@ -276,6 +276,21 @@ absl::Status Tank::Emit(int64_t n) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> Tank::Report(int64_t successes, int64_t rejections) {
+  CallRegistry::Call call(calls_.get());
+  if (!call.registered()) return TankClosedError();
+  call.context()->set_deadline(GrpcDeadlineAfter(options_.unary_deadline));
+  v1::ReportRequest request;
+  request.set_throttle(throttle_);
+  request.set_worker_id(options_.worker_id);
+  request.set_successes(successes);
+  request.set_rejections(rejections);
+  v1::ReportResponse response;
+  const grpc::Status status = stub_->Report(call.context(), request, &response);
+  if (!status.ok()) return CallError(status);
+  return response.current_max_n();
+}
+
 void Tank::Close() {
   calls_->Close();
   // A waiter sleeping out a backoff delay learns of it at once.

@@ -148,6 +148,23 @@ export interface ThrottleSettings {
   warmUpFrom?: number;
   /** Seconds a lower priority class may wait without a grant; unset: none. */
   starvationBound?: number;
+  /** The adaptive ceiling ({} for every default); unset: not adaptive. */
+  adaptive?: AdaptiveSettings;
+}
+
+/**
+ * The adaptive ceiling (ThrottleConfig.adaptive): the rate moves between
+ * floorN and maxN by the outcomes workers report(). Unset or 0: the
+ * server's default (1, 0.05, 1 s, 1, 0.5, 10).
+ */
+export interface AdaptiveSettings {
+  floorN?: number;
+  targetRejectionRatio?: number;
+  /** Seconds. */
+  window?: number;
+  increaseN?: number;
+  decreaseFactor?: number;
+  minOutcomes?: number;
 }
 
 /** The settings of update(): only the keys given change (a field mask). */
@@ -165,6 +182,8 @@ export interface UpdateSettings {
   warmUpFrom?: number | null;
   /** Seconds; null or 0: no starvation bound. */
   starvationBound?: number | null;
+  /** null: not adaptive. */
+  adaptive?: AdaptiveSettings | null;
 }
 
 export interface CreateSettings extends ThrottleSettings {
@@ -187,6 +206,10 @@ export interface ThrottleInfo {
   warmUpFrom: number;
   /** Seconds; 0: no starvation bound. */
   starvationBound: number;
+  /** The adaptive settings (defaults filled in), or null. */
+  adaptive: Required<AdaptiveSettings> | null;
+  /** The maxN in effect: the adaptive ceiling's rate, or maxN. */
+  currentMaxN: number;
   /** 'running', 'stopped', ... */
   state: string;
   waitingStreams: number;
@@ -289,6 +312,8 @@ export declare class Throttle {
   checkFuel(): Promise<FuelCheck>;
   /** Reports `n` emissions (manual emit); resolves the total. */
   emit(n?: number): Promise<number>;
+  /** Reports downstream outcomes (adaptive ceiling); resolves the maxN in effect. */
+  report(outcomes?: { successes?: number; rejections?: number }): Promise<number>;
 
   // Controller side.
   create(maxN: number, per: number, settings?: CreateSettings): Promise<ThrottleInfo>;

@@ -452,7 +452,7 @@ const fromDuration = (d) => Number(d.seconds) + d.nanos / 1e9;
 function toConfig(
   maxN,
   per,
-  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom, starvationBound } = {},
+  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom, starvationBound, adaptive } = {},
 ) {
   const config = {
     max_n: maxN,
@@ -469,7 +469,51 @@ function toConfig(
   if (starvationBound !== undefined && starvationBound !== null) {
     config.starvation_bound = toSeconds('starvationBound', starvationBound);
   }
+  if (adaptive !== undefined && adaptive !== null) config.adaptive = toAdaptive(adaptive);
   return config;
+}
+
+// The adaptive settings (an object of floorN, targetRejectionRatio,
+// window (seconds), increaseN, decreaseFactor, minOutcomes; each unset or
+// 0: the server's default) as an AdaptiveConfig. TypeError for what is not
+// an object or an unknown setting; the ranges are the server's to check.
+const ADAPTIVE_FIELDS = {
+  floorN: 'floor_n',
+  targetRejectionRatio: 'target_rejection_ratio',
+  window: 'window',
+  increaseN: 'increase_n',
+  decreaseFactor: 'decrease_factor',
+  minOutcomes: 'min_outcomes',
+};
+function toAdaptive(adaptive) {
+  if (typeof adaptive !== 'object' || Array.isArray(adaptive)) {
+    throw new TypeError(`adaptive: ${String(adaptive)}: an object of ${Object.keys(ADAPTIVE_FIELDS).join(', ')}`);
+  }
+  const out = {};
+  for (const [key, value] of Object.entries(adaptive)) {
+    const field = ADAPTIVE_FIELDS[key];
+    if (field === undefined) {
+      throw new TypeError(
+        `adaptive: unknown setting ${JSON.stringify(key)}; one of ${Object.keys(ADAPTIVE_FIELDS).join(', ')}`,
+      );
+    }
+    if (value === undefined || value === null) continue;
+    out[field] = field === 'window' ? toSeconds('adaptive.window', value) : value;
+  }
+  return out;
+}
+
+// An AdaptiveConfig as listed (defaults filled in), or null.
+function fromAdaptive(a) {
+  if (!a) return null;
+  return {
+    floorN: a.floor_n,
+    targetRejectionRatio: a.target_rejection_ratio,
+    window: a.window ? fromDuration(a.window) : 0,
+    increaseN: a.increase_n,
+    decreaseFactor: a.decrease_factor,
+    minOutcomes: a.min_outcomes,
+  };
 }
 
 // catchUp as a google.protobuf.Duration: a finite number of seconds
@@ -508,6 +552,7 @@ const PARTIAL_FIELDS = {
   warmUp: 'warm_up',
   warmUpFrom: 'warm_up_from',
   starvationBound: 'starvation_bound',
+  adaptive: 'adaptive',
 };
 
 // { config, update_mask } of the settings given (not undefined), for a
@@ -536,6 +581,9 @@ function toPartialConfig(settings) {
     } else if (field === 'starvation_bound') {
       if (value === null) continue; // in the mask, unset: none
       config.starvation_bound = toSeconds('starvationBound', value);
+    } else if (field === 'adaptive') {
+      if (value === null) continue; // in the mask, unset: not adaptive
+      config.adaptive = toAdaptive(value);
     } else {
       config[field] = field === 'mode' ? toMode(value) : value;
     }
@@ -576,6 +624,10 @@ function fromInfo(t) {
     warmUpFrom: c.warm_up_from || 0,
     // Seconds; 0: no starvation bound (priorities).
     starvationBound: c.starvation_bound ? fromDuration(c.starvation_bound) : 0,
+    // The adaptive settings (defaults filled in) or null, and the maxN in
+    // effect (the adaptive ceiling's rate; maxN otherwise).
+    adaptive: fromAdaptive(c.adaptive),
+    currentMaxN: t.current_max_n,
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
@@ -1027,6 +1079,21 @@ class Throttle {
     return response.total_emissions;
   }
 
+  // Reports how the work went downstream to a throttle with an adaptive
+  // ceiling: `successes` accepted and `rejections` rejected (or failed)
+  // since the last report, each in [0, 1000000]. Resolves the throttle's
+  // maxN in effect. FAILED_PRECONDITION if the throttle is not adaptive or
+  // was never started; INVALID_ARGUMENT for a bad count.
+  async report({ successes = 0, rejections = 0 } = {}) {
+    const response = await this.unary('Report', {
+      throttle: this.name,
+      worker_id: this.options.workerId,
+      successes,
+      rejections,
+    });
+    return response.current_max_n;
+  }
+
   // --- controller side ---------------------------------------------------
 
   // Creates the throttle: maxN grants per `per` seconds (the seed's
@@ -1040,7 +1107,11 @@ class Throttle {
   // (default 1/3) x the rate to the full rate; see ThrottleConfig.warm_up),
   // starvationBound (seconds: a lower priority class waiting that got no
   // grant for this long gets the next one; see
-  // ThrottleConfig.starvation_bound), replace (delete an existing throttle of this
+  // ThrottleConfig.starvation_bound), adaptive (an object of floorN,
+  // targetRejectionRatio, window, increaseN, decreaseFactor, minOutcomes,
+  // {} for every default: the rate
+  // moves between floorN and maxN by what workers report(); see
+  // ThrottleConfig.adaptive), replace (delete an existing throttle of this
   // name first instead of failing with ALREADY_EXISTS). Resolves the
   // throttle's info. Rejects with ThrottleError INVALID_ARGUMENT for a bad
   // value (the server's message names the field), RangeError for an

@@ -21,6 +21,7 @@ const char* StateName(State state) {
 
 Scheduler::Scheduler(const ThrottleConfig& config)
     : config_(config),
+      rate_max_n_(config.max_n),
       limiter_(MakeLimiter(config, absl::InfinitePast())),
       epoch_(config.manual_emit ? 1 : 0) {}
 
@@ -237,6 +238,7 @@ SchedulerState Scheduler::Save() const {
   state.monitor = monitor_.Totals();
   state.ramp_start = ramp_start_;
   state.stopped_at = stopped_at_;
+  if (adaptive_ != nullptr) state.adaptive = adaptive_->Save();
   return state;
 }
 
@@ -257,6 +259,14 @@ void Scheduler::Restore(const SchedulerState& state, int64_t unreported,
     const absl::Time at = std::max(now, last_grant_);
     limiter_->Record(at, unreported, absl::ZeroDuration());
     last_grant_ = at;
+  }
+  // A throttle started before: its rate as saved, or from the ceiling if
+  // the state has none (saved before the throttle was adaptive).
+  if (config_.adaptive.has_value() && state_ != State::kCreated) {
+    adaptive_ = std::make_unique<AdaptiveController>(*config_.adaptive,
+                                                     config_.max_n, now);
+    if (state.adaptive.has_value()) adaptive_->Restore(*state.adaptive, now);
+    FollowAdaptive(now);
   }
 }
 
@@ -557,6 +567,7 @@ void Scheduler::ExpireWaitLimits(absl::Time now,
 }
 
 void Scheduler::Advance(absl::Time now, std::vector<StreamEvent>* events) {
+  if (adaptive_ != nullptr && adaptive_->Evaluate(now)) FollowAdaptive(now);
   if (state_ == State::kRunning) {
     if (config_.mode == Mode::kMonitorOnly) {
       ServeUnlimited(now, events);
@@ -576,6 +587,9 @@ absl::Time Scheduler::NextWakeup() const {
                                               : absl::InfinitePast();
     next = std::min(next, due);
   }
+  if (adaptive_ != nullptr && adaptive_->has_outcomes()) {
+    next = std::min(next, adaptive_->NextEvaluation());
+  }
   return next;
 }
 
@@ -594,6 +608,12 @@ absl::Status Scheduler::Start(absl::Time now) {
   if (ramps) {
     ramp_start_ = now;
     limiter_->BeginWarmUp(ramp(), now);
+  }
+  // The adaptive ceiling begins at the first Start; a stop keeps its rate
+  // (the downstream did not change because the throttle paused).
+  if (config_.adaptive.has_value() && adaptive_ == nullptr) {
+    adaptive_ = std::make_unique<AdaptiveController>(*config_.adaptive,
+                                                     config_.max_n, now);
   }
   // Streams waited while it was not running; none is owed fuel from then.
   WaitFrom(now);
@@ -644,10 +664,22 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
     ramp_start_ = absl::InfiniteFuture();
   }
   config_ = config;
+  // An adaptive rate in effect stays, clamped into the new range.
+  if (!config.adaptive.has_value()) {
+    adaptive_.reset();
+  } else if (adaptive_ != nullptr) {
+    adaptive_->Configure(*config.adaptive, config.max_n, now);
+  } else if (state_ != State::kCreated) {
+    adaptive_ = std::make_unique<AdaptiveController>(*config.adaptive,
+                                                     config.max_n, now);
+  }
+  rate_max_n_ = adaptive_ != nullptr ? adaptive_->rate_n() : config.max_n;
+  ThrottleConfig rated = config;
+  rated.max_n = rate_max_n_;
   // Fuel granted before comes back to the monitor (if it counted it), not
   // to the new limiter.
   epoch_ = (epoch_ | 1) + 1 + (config.manual_emit ? 1 : 0);
-  limiter_ = MakeLimiter(config, last_grant_, ramp());
+  limiter_ = MakeLimiter(rated, last_grant_, ramp());
   grants_from_ = std::max(grants_from_, now);
   if (state_ == State::kRunning) limiter_->Resume(now);
   WaitFrom(now);
@@ -661,6 +693,44 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
       it = next;
     }
   }
+}
+
+void Scheduler::FollowAdaptive(absl::Time now) {
+  if (adaptive_ != nullptr) SetRate(adaptive_->rate_n(), now);
+}
+
+absl::StatusOr<int64_t> Scheduler::Report(int64_t successes, int64_t rejections,
+                                          absl::Time now) {
+  if (!config_.adaptive.has_value()) {
+    return absl::FailedPreconditionError(
+        "throttle has no adaptive ceiling (config.adaptive is unset); Report "
+        "is for adaptive throttles");
+  }
+  if (adaptive_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "throttle was never started (state created); its adaptive ceiling "
+        "begins at the first Start");
+  }
+  if (adaptive_->Report(successes, rejections, now)) FollowAdaptive(now);
+  return rate_max_n_;
+}
+
+void Scheduler::SetRate(int64_t max_n, absl::Time now) {
+  if (max_n == rate_max_n_) return;
+  rate_max_n_ = max_n;
+  if (!limited()) return;
+  ThrottleConfig rated = config_;
+  rated.max_n = max_n;
+  const LimiterState kept = limiter_->Save();
+  // As in Configure: grants made before are not given back to the new
+  // limiter, nor dated before the change.
+  epoch_ = (epoch_ | 1) + 1 + (config_.manual_emit ? 1 : 0);
+  limiter_ = MakeLimiter(rated, last_grant_, ramp());
+  // The window log is the bound itself; a GCRA limiter made from the last
+  // grant already spaces the next one at the new rate.
+  if (config_.mode == Mode::kWindow) limiter_->Load(kept);
+  grants_from_ = std::max(grants_from_, now);
+  if (state_ == State::kRunning) limiter_->Resume(now);
 }
 
 HasFuelResult Scheduler::HasFuel(absl::Time now) {

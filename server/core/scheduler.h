@@ -44,6 +44,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/core/adaptive.h"
 #include "server/core/limiter.h"
 #include "server/core/monitor.h"
 #include "server/core/throttle_config.h"
@@ -153,6 +154,8 @@ struct SchedulerState {
   // none), and the last Stop (for whether a Start ramps again).
   absl::Time ramp_start = absl::InfiniteFuture();
   absl::Time stopped_at = absl::InfinitePast();
+  // The adaptive ceiling's rate and window, once it has begun.
+  std::optional<AdaptiveState> adaptive;
 };
 
 class Scheduler {
@@ -246,6 +249,21 @@ class Scheduler {
   // already passed); a Configure never begins a ramp.
   void Configure(const ThrottleConfig& config, absl::Time now);
 
+  // The adaptive ceiling (server/core/adaptive.h): from `now` grants go at
+  // `max_n` in [1, config().max_n] grants per `per` instead of the
+  // configured max_n; the rest of the configuration, the open streams and
+  // a warm-up ramp stay. No burst: a window limiter keeps its log (no
+  // window of `per` whose newest grant comes after the change holds more
+  // than the new max_n), a smooth or bucket limiter spaces the next grant
+  // at the new rate from the last one (a bucket starts empty), an
+  // unbounded one accrues credit from `now`. Configure sets the rate back
+  // to the configured max_n, or the adaptive controller's. With
+  // config().adaptive the controller sets it at each window (Advance,
+  // Report). Call Advance(now) afterwards.
+  void SetRate(int64_t max_n, absl::Time now);
+  // The max_n in effect: config().max_n unless SetRate changed it.
+  int64_t rate_max_n() const { return rate_max_n_; }
+
   // Takes one grant if one is free at `now` and no stream is waiting;
   // otherwise says when one is expected (retry_after: ExpectedWait of the
   // default class; none if that is never) if running.
@@ -266,6 +284,15 @@ class Scheduler {
   // O(classes) (logarithmic in window mode).
   std::optional<absl::Duration> ExpectedWait(
       absl::Time now, int64_t priority = kDefaultPriority) const;
+
+  // The adaptive ceiling: counts the outcomes of a worker's work (each in
+  // [0, kMaxReportCount]) into the window in progress, and applies a new
+  // rate when a window ended (SetRate). FAILED_PRECONDITION if the
+  // configuration has no `adaptive` or the throttle was never started.
+  // Reports are taken while stopped too (work done under the last grants).
+  // Returns the max_n in effect. Call Advance(now) afterwards.
+  absl::StatusOr<int64_t> Report(int64_t successes, int64_t rejections,
+                                 absl::Time now);
 
   // Counts `n` emissions reported by a worker. FAILED_PRECONDITION if the
   // throttle counts at grant time (not manual_emit) or is not running.
@@ -400,6 +427,8 @@ class Scheduler {
   // The earliest a grant made at `now` may be dated: now - catch-up (the
   // schedule further behind is dropped), where the bound applies.
   absl::Time CatchUpFloor(absl::Time now) const;
+  // Applies the adaptive controller's rate, if it has one.
+  void FollowAdaptive(absl::Time now);
   // Records `n` grants in the limiter and against the grant limit.
   void RecordGrants(absl::Time at, int64_t n, absl::Duration spacing);
   // Grants still reserved (limited modes).
@@ -408,6 +437,10 @@ class Scheduler {
   bool BeforeGrantDeadline(absl::Time now);
 
   ThrottleConfig config_;
+  int64_t rate_max_n_;  // SetRate; config_.max_n by default
+  // With config_.adaptive, from the first Start (or a Configure or Restore
+  // after it) on.
+  std::unique_ptr<AdaptiveController> adaptive_;
   State state_ = State::kCreated;
   std::unique_ptr<Limiter> limiter_;
   Monitor monitor_;

@@ -80,6 +80,14 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
         absl::StrCat("config.starvation_bound must be in [0, 30 days], got ",
                      absl::FormatDuration(config.starvation_bound)));
   }
+  if (config.adaptive.has_value()) {
+    if (config.mode == Mode::kMonitorOnly) {
+      return absl::InvalidArgumentError(
+          "config.adaptive applies to limited modes; got it in monitor-only "
+          "mode");
+    }
+    return ValidateAdaptiveConfig(*config.adaptive, config.max_n);
+  }
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/core/adaptive.h"
 #include "server/core/limits.h"
 
 namespace throttle::server {
@@ -55,6 +56,11 @@ struct ThrottleConfig {
   // long gets the next grant. Zero: none (a lower class waits while a
   // higher one waits). In [0, kMaxStarvationBound].
   absl::Duration starvation_bound;
+
+  // The adaptive ceiling (server/core/adaptive.h): set, the rate in effect
+  // moves in [adaptive->floor_n, max_n] by the outcomes workers report.
+  // Limited modes only.
+  std::optional<AdaptiveConfig> adaptive;
 
   // The bucket capacity in effect: burst, or max_n when burst is 0.
   int64_t EffectiveBurst() const { return burst > 0 ? burst : max_n; }

@@ -21,7 +21,8 @@ const char* RoleName(Role role) {
 }
 
 int RequiredRole(absl::string_view method) {
-  for (absl::string_view m : {"AwaitFuel", "Acquire", "HasFuel", "Emit"}) {
+  for (absl::string_view m :
+       {"AwaitFuel", "Acquire", "HasFuel", "Emit", "Report"}) {
     if (method == m) return static_cast<int>(Role::kWorker);
   }
   for (absl::string_view m :

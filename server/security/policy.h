@@ -19,7 +19,7 @@
 // brackets. A call is allowed when some rule matches its identity, its
 // role covers the method and one of its throttle patterns matches the
 // throttle. Roles, each covering the one before:
-//   worker      AwaitFuel, HasFuel, Emit
+//   worker      AwaitFuel, HasFuel, Emit, Report
 //   controller  + Start, Stop, Latest, Mean, ListThrottles
 //   admin       + CreateThrottle, ConfigureThrottle, DeleteThrottle
 // ListThrottles lists only the throttles a rule of the caller names.

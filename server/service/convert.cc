@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -122,6 +123,37 @@ absl::Status ValidateWorkerId(absl::string_view worker_id) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// An AdaptiveConfig with its zero defaults filled in (not yet validated
+// against max_n).
+absl::StatusOr<AdaptiveConfig> AdaptiveFromProto(
+    const v1::AdaptiveConfig& proto) {
+  const AdaptiveConfig defaults;
+  AdaptiveConfig config;
+  config.floor_n = proto.floor_n() != 0 ? proto.floor_n() : defaults.floor_n;
+  config.target_rejection_ratio = proto.target_rejection_ratio() != 0
+                                      ? proto.target_rejection_ratio()
+                                      : defaults.target_rejection_ratio;
+  config.window = defaults.window;
+  if (proto.has_window()) {
+    absl::StatusOr<absl::Duration> window =
+        DurationFromProto("config.adaptive.window", proto.window());
+    if (!window.ok()) return window.status();
+    config.window = *window;
+  }
+  config.increase_n =
+      proto.increase_n() != 0 ? proto.increase_n() : defaults.increase_n;
+  config.decrease_factor = proto.decrease_factor() != 0
+                               ? proto.decrease_factor()
+                               : defaults.decrease_factor;
+  config.min_outcomes =
+      proto.min_outcomes() != 0 ? proto.min_outcomes() : defaults.min_outcomes;
+  return config;
+}
+
+}  // namespace
+
 absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
   if (!v1::Mode_IsValid(proto.mode())) {
     return absl::InvalidArgumentError(
@@ -155,6 +187,12 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
     if (!bound.ok()) return bound.status();
     config.starvation_bound = *bound;
   }
+  if (proto.has_adaptive()) {
+    absl::StatusOr<AdaptiveConfig> adaptive =
+        AdaptiveFromProto(proto.adaptive());
+    if (!adaptive.ok()) return adaptive.status();
+    config.adaptive = *adaptive;
+  }
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }
@@ -167,6 +205,17 @@ void SetDurationProto(absl::Duration d, google::protobuf::Duration* out) {
   out->set_seconds(seconds);
   out->set_nanos(static_cast<int32_t>(
       absl::ToInt64Nanoseconds(d - absl::Seconds(seconds))));
+}
+
+// The proto form of an adaptive config (defaults are filled in when it is
+// read, so stored and listed forms are the same).
+void AdaptiveToProto(const AdaptiveConfig& config, v1::AdaptiveConfig* out) {
+  out->set_floor_n(config.floor_n);
+  out->set_target_rejection_ratio(config.target_rejection_ratio);
+  SetDurationProto(config.window, out->mutable_window());
+  out->set_increase_n(config.increase_n);
+  out->set_decrease_factor(config.decrease_factor);
+  out->set_min_outcomes(config.min_outcomes);
 }
 
 // The proto form of a core config as stored, defaults not filled in
@@ -189,13 +238,18 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
   if (config.starvation_bound > absl::ZeroDuration()) {
     SetDurationProto(config.starvation_bound, proto.mutable_starvation_bound());
   }
+  if (config.adaptive.has_value()) {
+    AdaptiveToProto(*config.adaptive, proto.mutable_adaptive());
+  }
   return proto;
 }
 
 // The ThrottleConfig fields an update_mask may name.
 constexpr absl::string_view kConfigPaths[] = {
-    "max_n",    "per_seconds", "mode",         "burst",           "manual_emit",
-    "catch_up", "warm_up",     "warm_up_from", "starvation_bound"};
+    "max_n",        "per_seconds", "mode",
+    "burst",        "manual_emit", "catch_up",
+    "warm_up",      "warm_up_from", "starvation_bound",
+    "adaptive"};
 
 }  // namespace
 
@@ -234,6 +288,10 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
       merged.set_warm_up_from(update.warm_up_from());
     } else if (path == "starvation_bound") {
       *merged.mutable_starvation_bound() = update.starvation_bound();
+    } else if (path == "adaptive" && update.has_adaptive()) {
+      *merged.mutable_adaptive() = update.adaptive();
+    } else if (path == "adaptive") {
+      merged.clear_adaptive();
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask has an unknown path ", Quote(path),
@@ -263,6 +321,9 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
   }
   if (config.starvation_bound > absl::ZeroDuration()) {
     SetDurationProto(config.starvation_bound, proto.mutable_starvation_bound());
+  }
+  if (config.adaptive.has_value()) {
+    AdaptiveToProto(*config.adaptive, proto.mutable_adaptive());
   }
   return proto;
 }
@@ -449,11 +510,41 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       absl::StatusOr<absl::Duration> bound = ParseDuration(kv.second);
       if (!bound.ok()) return bad();
       config.starvation_bound = *bound;
+    } else if (absl::StartsWith(kv.first, "adaptive_")) {
+      // Any adaptive_* key makes the throttle adaptive; the others keep
+      // their defaults.
+      AdaptiveConfig& a = config.adaptive.has_value()
+                              ? *config.adaptive
+                              : config.adaptive.emplace();
+      const absl::string_view key = kv.first.substr(9);
+      bool ok = true;
+      if (key == "floor_n") {
+        ok = absl::SimpleAtoi(kv.second, &a.floor_n);
+      } else if (key == "target") {
+        ok = absl::SimpleAtod(kv.second, &a.target_rejection_ratio);
+      } else if (key == "window") {
+        absl::StatusOr<absl::Duration> window = ParseDuration(kv.second);
+        ok = window.ok();
+        if (ok) a.window = *window;
+      } else if (key == "increase_n") {
+        ok = absl::SimpleAtoi(kv.second, &a.increase_n);
+      } else if (key == "decrease") {
+        ok = absl::SimpleAtod(kv.second, &a.decrease_factor);
+      } else if (key == "min_outcomes") {
+        ok = absl::SimpleAtoi(kv.second, &a.min_outcomes);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "throttle ", name, ": unknown setting ", Quote(parts[i]),
+            " (known adaptive_*: adaptive_floor_n, adaptive_target, "
+            "adaptive_window, adaptive_increase_n, adaptive_decrease, "
+            "adaptive_min_outcomes)"));
+      }
+      if (!ok) return bad();
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
                        " (known: max_n, per, mode, burst, manual_emit, "
-                       "catch_up, warm_up, warm_up_from, starvation_bound)"));
+                       "catch_up, warm_up, warm_up_from, starvation_bound, adaptive_*)"));
     }
   }
   if (!has_max_n || !has_per) {

@@ -50,8 +50,9 @@ class Metrics::ThrottleCollector final : public prometheus::Collectable {
          MetricType::Gauge,
          [](const ThrottleSnapshot& s) { return s.configured_rate; }},
         {"throttle_current_rate",
-         "The rate in effect now, grants per second: the configured rate, "
-         "or less during a warm-up ramp.",
+         "The rate in effect now, grants per second: the configured rate "
+         "(the adaptive ceiling's with config.adaptive), or less during a "
+         "warm-up ramp.",
          MetricType::Gauge,
          [](const ThrottleSnapshot& s) { return s.current_rate; }},
         {"throttle_achieved_rate", "Emissions per second over the last second.",

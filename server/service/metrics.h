@@ -49,9 +49,11 @@ struct ThrottleSnapshot {
   int64_t stalled_streams = 0;  // held: their write did not drain in time
   int64_t stalls = 0;           // times a stream was stalled, ever
   double configured_rate = 0;   // max_n / per, grants per second
-  double current_rate = 0;      // configured_rate, ramped during a warm-up
-  double achieved_rate = 0;     // emissions per second over the last second
-  double mean_rate = 0;         // emissions per second since the first Start
+  // The adaptive ceiling's rate (else configured_rate), ramped during a
+  // warm-up.
+  double current_rate = 0;
+  double achieved_rate = 0;  // emissions per second over the last second
+  double mean_rate = 0;      // emissions per second since the first Start
   int64_t starts = 0;
   int64_t stops = 0;
 };

@@ -95,6 +95,14 @@ ThrottleRecord ToRecord(const StoredThrottle& stored, const Clock& clock,
   if (stored.state.stopped_at != absl::InfinitePast()) {
     r.set_stopped_at_unix_ns(Wall(stored.state.stopped_at));
   }
+  if (stored.state.adaptive.has_value()) {
+    const AdaptiveState& a = *stored.state.adaptive;
+    state::v1::AdaptiveRecord* ap = r.mutable_adaptive();
+    ap->set_rate_n(a.rate_n);
+    ap->set_window_start_unix_ns(Wall(a.window_start));
+    ap->set_successes(a.successes);
+    ap->set_rejections(a.rejections);
+  }
   r.set_written_unix_ns(Ns(WallNow()));
   r.set_writer(writer);
   return r;
@@ -144,6 +152,16 @@ absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& r,
   }
   if (r.has_stopped_at_unix_ns()) {
     s.state.stopped_at = Local(r.stopped_at_unix_ns());
+  }
+  if (r.has_adaptive()) {
+    const state::v1::AdaptiveRecord& ap = r.adaptive();
+    if (ap.rate_n() < 1 || ap.successes() < 0 || ap.rejections() < 0) {
+      return bad("an adaptive rate below 1 or negative outcomes");
+    }
+    // Restore clamps the rate into the configured range.
+    s.state.adaptive =
+        AdaptiveState{ap.rate_n(), Local(ap.window_start_unix_ns()),
+                      ap.successes(), ap.rejections()};
   }
   s.reserved = r.reserved();
   s.starts = r.starts();

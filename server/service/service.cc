@@ -27,6 +27,7 @@ v1::ThrottleInfo Info(const Entry& entry) {
   info.set_state(ToProto(entry.scheduler.state()));
   info.set_waiting_streams(entry.scheduler.waiting_streams());
   info.set_total_emissions(entry.scheduler.total_emissions());
+  info.set_current_max_n(entry.scheduler.rate_max_n());
   return info;
 }
 
@@ -37,6 +38,7 @@ void FillLatest(const Entry& entry, absl::Duration window, absl::Time now,
   response->set_emissions_per_second(stats.emissions_per_second);
   response->set_emissions(stats.emissions);
   response->set_window_seconds(absl::ToDoubleSeconds(window));
+  response->set_current_max_n(entry.scheduler.rate_max_n());
 }
 
 void FillMean(const Entry& entry, absl::Time now, v1::MeanResponse* response) {
@@ -222,6 +224,36 @@ grpc::ServerUnaryReactor* Service::Emit(grpc::CallbackServerContext* context,
         return absl::OkStatus();
       });
   return Reply(context, "Emit", status);
+}
+
+grpc::ServerUnaryReactor* Service::Report(grpc::CallbackServerContext* context,
+                                          const v1::ReportRequest* request,
+                                          v1::ReportResponse* response) {
+  if (absl::Status s = Admit(context, "Report", request->throttle()); !s.ok()) {
+    return Reply(context, "Report", s);
+  }
+  absl::Status status = table_.Transact(
+      "throttle", request->throttle(),
+      [&](Entry& entry, absl::Time now, Changes*) -> absl::Status {
+        for (const auto& [field, count] :
+             {std::pair<const char*, int64_t>{"successes",
+                                              request->successes()},
+              {"rejections", request->rejections()}}) {
+          if (count < 0 || count > kMaxReportCount) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                field, " must be in [0, ", kMaxReportCount, "], got ", count));
+          }
+        }
+        if (absl::Status s = ValidateWorkerId(request->worker_id()); !s.ok()) {
+          return s;
+        }
+        absl::StatusOr<int64_t> rate = entry.scheduler.Report(
+            request->successes(), request->rejections(), now);
+        if (!rate.ok()) return WithThrottle(request->throttle(), rate.status());
+        response->set_current_max_n(*rate);
+        return absl::OkStatus();
+      });
+  return Reply(context, "Report", status);
 }
 
 grpc::ServerUnaryReactor* Service::Start(grpc::CallbackServerContext* context,

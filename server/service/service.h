@@ -87,6 +87,9 @@ class Service final : public v1::Throttle::CallbackService {
   grpc::ServerUnaryReactor* Emit(grpc::CallbackServerContext* context,
                                  const v1::EmitRequest* request,
                                  v1::EmitResponse* response) override;
+  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* context,
+                                   const v1::ReportRequest* request,
+                                   v1::ReportResponse* response) override;
   grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* context,
                                   const v1::StartRequest* request,
                                   v1::StartResponse* response) override;

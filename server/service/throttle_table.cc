@@ -440,7 +440,9 @@ std::vector<ThrottleSnapshot> ThrottleTable::Snapshot() const {
     s.stalls = entry->stalls;
     s.configured_rate = static_cast<double>(scheduler.config().max_n) /
                         absl::ToDoubleSeconds(scheduler.config().per);
-    s.current_rate = s.configured_rate * scheduler.RateFraction(now);
+    s.current_rate = static_cast<double>(scheduler.rate_max_n()) /
+                     absl::ToDoubleSeconds(scheduler.config().per) *
+                     scheduler.RateFraction(now);
     s.achieved_rate =
         scheduler.Latest(absl::Seconds(1), now).emissions_per_second;
     s.mean_rate = scheduler.Mean(now).run.mean_emissions_per_second;

@@ -252,6 +252,34 @@ TEST_F(TankServerTest, AwaitFuelUnlessLateSaysAtOnceWhenTheGrantIsTooFar) {
   }
 }
 
+TEST_F(TankServerTest, ReportMovesTheAdaptiveRate) {
+  v1::ThrottleConfig config = Config(100, 1, v1::MODE_SMOOTH);
+  v1::AdaptiveConfig* adaptive = config.mutable_adaptive();
+  adaptive->set_floor_n(10);
+  adaptive->mutable_window()->set_nanos(100'000'000);
+  adaptive->set_decrease_factor(0.5);
+  adaptive->set_min_outcomes(1);
+  Run("adaptive", config);
+  Tank tank(server_->address(), "adaptive", Options());
+  absl::StatusOr<int64_t> current = tank.Report(0, 10);
+  ASSERT_TRUE(current.ok()) << current.status();
+  EXPECT_EQ(*current, 100);
+  // The window of 100 ms ends; the server halves the rate at its end.
+  EXPECT_TRUE(WaitFor(
+      [&] { return Info(*controller_, "adaptive").current_max_n() == 50; },
+      kGenerous));
+  current = tank.Report(1, 0);
+  ASSERT_TRUE(current.ok()) << current.status();
+  EXPECT_GE(*current, 50);
+  // A throttle without `adaptive` refuses reports; counts are validated.
+  Run("plain", Config(100, 1, v1::MODE_SMOOTH));
+  Tank plain(server_->address(), "plain", Options());
+  EXPECT_EQ(plain.Report(1, 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(tank.Report(-1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(TankServerTest, StopEndsEveryWaitingThreadWithStopped) {
   // One grant an hour: after the first, every thread waits.
   Run("slow", Config(1, 3600, v1::MODE_SMOOTH));

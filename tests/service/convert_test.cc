@@ -27,6 +27,38 @@ TEST(ParseThrottleSpec, ModeNamesAreSpelledAsInThrottlectl) {
   EXPECT_EQ(bucket->second.burst, 5);
 }
 
+TEST(ParseThrottleSpec, AnAdaptiveKeyMakesTheThrottleAdaptive) {
+  auto plain = ParseThrottleSpec("p max_n=100 per=1");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->second.adaptive.has_value());
+  auto parsed = ParseThrottleSpec(
+      "a max_n=300 per=1 adaptive_floor_n=10 adaptive_target=0.1 "
+      "adaptive_window=500ms adaptive_increase_n=5 adaptive_decrease=0.7 "
+      "adaptive_min_outcomes=20");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_TRUE(parsed->second.adaptive.has_value());
+  const AdaptiveConfig& a = *parsed->second.adaptive;
+  EXPECT_EQ(a.floor_n, 10);
+  EXPECT_DOUBLE_EQ(a.target_rejection_ratio, 0.1);
+  EXPECT_EQ(a.window, absl::Milliseconds(500));
+  EXPECT_EQ(a.increase_n, 5);
+  EXPECT_DOUBLE_EQ(a.decrease_factor, 0.7);
+  EXPECT_EQ(a.min_outcomes, 20);
+  // One key alone: the others keep their defaults.
+  auto one = ParseThrottleSpec("o max_n=300 per=1 adaptive_floor_n=50");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->second.adaptive->min_outcomes, AdaptiveConfig().min_outcomes);
+  // Checked as in CreateThrottle, naming the field and the value.
+  auto bad = ParseThrottleSpec("b max_n=100 per=1 adaptive_floor_n=200");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("config.adaptive.floor_n must be in [1, max_n = "
+                        "100], got 200"));
+  auto unknown = ParseThrottleSpec("u max_n=100 per=1 adaptive_ceiling=5");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(unknown.status().message(), HasSubstr("adaptive_ceiling=5"));
+}
+
 TEST(ParseThrottleSpec, UnknownModeNamesTheValueAndTheChoices) {
   auto parsed = ParseThrottleSpec("x max_n=1 per=1 mode=turbo");
   ASSERT_FALSE(parsed.ok());

@@ -114,11 +114,11 @@ class Controller {
 
   // Changes only the fields of throttle `name`'s configuration that
   // `update_mask` names (ThrottleConfig field names: max_n, per_seconds,
-  // mode, burst, manual_emit, catch_up, warm_up, warm_up_from), taking them
-  // from `config`; the other fields keep their values. An empty mask
-  // replaces the config whole, as the overload above. Switching mode away from
-  // bucket resets burst unless burst is named. INVALID_ARGUMENT for an unknown
-  // path or an invalid merged config. Blocks for one call.
+  // mode, burst, manual_emit, catch_up, warm_up, warm_up_from, adaptive),
+  // taking them from `config`; the other fields keep their values. An empty
+  // mask replaces the config whole, as the overload above. Switching mode away
+  // from bucket resets burst unless burst is named. INVALID_ARGUMENT for an
+  // unknown path or an invalid merged config. Blocks for one call.
   absl::StatusOr<v1::ConfigureThrottleResponse> ConfigureThrottle(
       absl::string_view name, const v1::ThrottleConfig& config,
       const google::protobuf::FieldMask& update_mask) const;

@@ -257,6 +257,16 @@ class Tank {
   // closed, or the call's error. Blocks for one round trip.
   absl::Status Emit(int64_t n = 1) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Reports how the worker's work went downstream to a throttle with an
+  // adaptive ceiling (config.adaptive): `successes` accepted, `rejections`
+  // rejected or failed since the last report, each in [0, 1000000].
+  // Returns the throttle's max_n in effect (current_max_n), or
+  // FAILED_PRECONDITION if the throttle is not adaptive or was never
+  // started, INVALID_ARGUMENT for a bad count, CANCELLED when the Tank is
+  // closed, or the call's error. Blocks for one round trip.
+  absl::StatusOr<int64_t> Report(int64_t successes, int64_t rejections)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Closes the Tank: every call in flight, and every later call at once,
   // fails with CANCELLED and the message "throttle::Tank is closed"
   // (AwaitFuel: kError with that status); killed() becomes true so that the

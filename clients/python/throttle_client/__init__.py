@@ -35,7 +35,7 @@ THROTTLE_TLS_KEY, THROTTLE_TOKEN, THROTTLE_TOKEN_FILE,
 THROTTLE_TLS_SERVER_NAME when no security is given (see security.py).
 """
 from .backoff import Backoff
-from .client import (KillFlag, LatestStats, LatestWorkers, MeanStats,
+from .client import (Adaptive, KillFlag, LatestStats, LatestWorkers, MeanStats,
                      MeanWorkers, StopStats, Throttle, ThrottleInfo,
                      WorkerStats, channel_options)
 from .errors import ThrottleError
@@ -44,7 +44,7 @@ from .security import ChannelSecurity
 from .watch import Snapshot, Watch
 
 __all__ = [
-    "Backoff", "ChannelSecurity", "FuelCheck", "FuelOutcome", "FuelResult",
+    "Adaptive", "Backoff", "ChannelSecurity", "FuelCheck", "FuelOutcome", "FuelResult",
     "KillFlag", "LatestStats", "LatestWorkers", "MeanStats", "MeanWorkers",
     "Snapshot", "StopStats", "Throttle", "ThrottleError", "ThrottleInfo",
     "Watch", "WorkerStats", "channel_options"

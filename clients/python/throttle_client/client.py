@@ -108,12 +108,54 @@ def _workers(messages):
 # server that does not list it. warm_up is in seconds (0: no warm-up) and
 # warm_up_from the fraction a ramp starts from (the server fills in 1/3
 # when warm_up is set; 0 without a warm-up). starvation_bound is in seconds
-# (0: none; priorities).
+# (0: none; priorities). adaptive is the throttle's
+# Adaptive settings (defaults filled in) or None, and current_max_n the
+# max_n in effect (the adaptive ceiling's rate; max_n otherwise).
 ThrottleInfo = collections.namedtuple("ThrottleInfo", [
     "name", "max_n", "per", "mode", "burst", "manual_emit", "state",
     "waiting_streams", "total_emissions", "catch_up", "warm_up",
-    "warm_up_from", "starvation_bound"
-], defaults=(0.0, 0.0, 0.0))
+    "warm_up_from", "starvation_bound", "adaptive", "current_max_n"
+], defaults=(0.0, 0.0, 0.0, None, 0))
+
+# The adaptive ceiling of a throttle (AdaptiveConfig in the proto): the
+# rate moves between floor_n and max_n by the outcomes workers report
+# (report()). window is in seconds; a 0 (or None window) means the
+# server's default (floor 1, target 0.05, window 1 s, increase 1, factor
+# 0.5, at least 10 outcomes a window).
+Adaptive = collections.namedtuple("Adaptive", [
+    "floor_n", "target_rejection_ratio", "window", "increase_n",
+    "decrease_factor", "min_outcomes"
+], defaults=(0, 0.0, None, 0, 0.0, 0))
+
+
+def _adaptive_proto(adaptive):
+    """An Adaptive (or a dict of its fields) as a pb.AdaptiveConfig.
+    TypeError for anything else."""
+    if isinstance(adaptive, dict):
+        adaptive = Adaptive(**adaptive)
+    if not isinstance(adaptive, Adaptive):
+        raise TypeError("adaptive: an Adaptive or a dict of its fields, not "
+                        f"{type(adaptive).__name__}")
+    proto = pb.AdaptiveConfig(
+        floor_n=adaptive.floor_n,
+        target_rejection_ratio=_fraction(adaptive.target_rejection_ratio,
+                                         "target_rejection_ratio"),
+        increase_n=adaptive.increase_n,
+        decrease_factor=_fraction(adaptive.decrease_factor,
+                                  "decrease_factor"),
+        min_outcomes=adaptive.min_outcomes)
+    if adaptive.window is not None:
+        proto.window.CopyFrom(_signed_duration(adaptive.window, "window"))
+    return proto
+
+
+def _adaptive(c):
+    if not c.HasField("adaptive"):
+        return None
+    a = c.adaptive
+    return Adaptive(a.floor_n, a.target_rejection_ratio,
+                    a.window.ToNanoseconds() / 1e9, a.increase_n,
+                    a.decrease_factor, a.min_outcomes)
 
 
 def _info(message):
@@ -128,7 +170,8 @@ def _info(message):
                         message.waiting_streams, message.total_emissions,
                         catch_up, c.warm_up.ToNanoseconds() / 1e9,
                         c.warm_up_from,
-                        c.starvation_bound.ToNanoseconds() / 1e9)
+                        c.starvation_bound.ToNanoseconds() / 1e9,
+                        _adaptive(c), message.current_max_n)
 
 
 def _snapshot(message):
@@ -146,7 +189,7 @@ def _snapshot(message):
 
 
 def _config(max_n, per, mode, burst, manual_emit, catch_up, warm_up=None,
-            warm_up_from=None, starvation_bound=None):
+            warm_up_from=None, starvation_bound=None, adaptive=None):
     """A ThrottleConfig; catch_up None leaves it unset (the default), as
     warm_up None (no warm-up), warm_up_from None (1/3) and starvation_bound
     None (none)."""
@@ -162,6 +205,8 @@ def _config(max_n, per, mode, burst, manual_emit, catch_up, warm_up=None,
     if starvation_bound is not None:
         config.starvation_bound.CopyFrom(
             _signed_duration(starvation_bound, "starvation_bound"))
+    if adaptive is not None:
+        config.adaptive.CopyFrom(_adaptive_proto(adaptive))
     return config
 
 
@@ -179,7 +224,7 @@ _UNSET = object()
 
 def _partial_config(max_n, per, mode, burst, manual_emit, catch_up,
                     warm_up=_UNSET, warm_up_from=_UNSET,
-                    starvation_bound=_UNSET):
+                    starvation_bound=_UNSET, adaptive=_UNSET):
     """(ThrottleConfig, FieldMask) of the settings given (not _UNSET), for
     a partial ConfigureThrottle. TypeError if none is given."""
     config = pb.ThrottleConfig()
@@ -216,10 +261,14 @@ def _partial_config(max_n, per, mode, burst, manual_emit, catch_up,
             config.starvation_bound.CopyFrom(
                 _signed_duration(starvation_bound, "starvation_bound"))
         paths.append("starvation_bound")
+    if adaptive is not _UNSET:
+        if adaptive is not None:
+            config.adaptive.CopyFrom(_adaptive_proto(adaptive))
+        paths.append("adaptive")
     if not paths:
         raise TypeError("update() needs at least one of max_n, per, mode, "
                         "burst, manual_emit, catch_up, warm_up, "
-                        "warm_up_from, starvation_bound")
+                        "warm_up_from, starvation_bound, adaptive")
     return config, field_mask_pb2.FieldMask(paths=paths)
 
 
@@ -757,11 +806,24 @@ class Throttle:
                            worker_id=self.worker_id))
         return response.total_emissions
 
+    def report(self, successes=0, rejections=0):
+        """Reports how the work went downstream to a throttle with an
+        adaptive ceiling: `successes` accepted and `rejections` rejected
+        (or failed) since the last report, each in [0, 1000000]. Returns
+        the throttle's max_n in effect. FAILED_PRECONDITION if the throttle
+        is not adaptive or was never started; INVALID_ARGUMENT for a bad
+        count."""
+        response = self._unary(
+            "Report",
+            pb.ReportRequest(throttle=self.name, worker_id=self.worker_id,
+                             successes=successes, rejections=rejections))
+        return response.current_max_n
+
     # --- controller side ---------------------------------------------------
 
     def create(self, max_n, per, mode="smooth", burst=0, manual_emit=False,
                replace=False, catch_up=None, warm_up=None,
-               warm_up_from=None, starvation_bound=None):
+               warm_up_from=None, starvation_bound=None, adaptive=None):
         """Creates the throttle: max_n grants per `per` seconds (the seed's
         Throttle(max_n, per)). mode: smooth (default), window, bucket,
         unbounded or monitor-only. catch_up: how far the grant schedule may
@@ -776,7 +838,10 @@ class Throttle:
         1/3 (see ThrottleConfig.warm_up in the proto). starvation_bound:
         a lower priority class waiting that got no grant for this long gets
         the next one, in seconds or a datetime.timedelta, in [0, 30 days];
-        None or 0: none (see ThrottleConfig.starvation_bound).
+        None or 0: none (see ThrottleConfig.starvation_bound). adaptive:
+        an Adaptive (or a dict of its fields; Adaptive() for every
+        default) makes the rate move between its floor_n and max_n by what
+        workers report(); None: not adaptive.
         ALREADY_EXISTS if the name is taken, unless replace=True (then the
         old one is deleted first). INVALID_ARGUMENT for a bad value (the
         message names it); ValueError/TypeError for a catch_up that is not
@@ -784,7 +849,8 @@ class Throttle:
         request = pb.CreateThrottleRequest(
             name=self.name,
             config=_config(max_n, per, mode, burst, manual_emit, catch_up,
-                           warm_up, warm_up_from, starvation_bound))
+                           warm_up, warm_up_from, starvation_bound,
+                           adaptive))
         try:
             return _info(self._unary("CreateThrottle", request).throttle)
         except ThrottleError as error:
@@ -795,7 +861,7 @@ class Throttle:
 
     def configure(self, max_n, per, mode="smooth", burst=0,
                   manual_emit=False, catch_up=None, warm_up=None,
-                  warm_up_from=None, starvation_bound=None):
+                  warm_up_from=None, starvation_bound=None, adaptive=None):
         """Replaces the throttle's configuration whole (catch_up None: back
         to the default; as in create()): a setting not given is its default
         again (mode smooth, burst 0). To change some settings only, use
@@ -804,12 +870,14 @@ class Throttle:
         request = pb.ConfigureThrottleRequest(
             name=self.name,
             config=_config(max_n, per, mode, burst, manual_emit, catch_up,
-                           warm_up, warm_up_from, starvation_bound))
+                           warm_up, warm_up_from, starvation_bound,
+                           adaptive))
         return _info(self._unary("ConfigureThrottle", request).throttle)
 
     def update(self, *, max_n=_UNSET, per=_UNSET, mode=_UNSET, burst=_UNSET,
                manual_emit=_UNSET, catch_up=_UNSET, warm_up=_UNSET,
-               warm_up_from=_UNSET, starvation_bound=_UNSET):
+               warm_up_from=_UNSET, starvation_bound=_UNSET,
+               adaptive=_UNSET):
         """Changes only the settings given, as keywords with the meaning
         they have in create() (catch_up=None: back to the server's
         default); the others keep their values, and open await_fuel calls
@@ -820,7 +888,7 @@ class Throttle:
         given; ValueError for an unknown mode. Returns a ThrottleInfo."""
         config, mask = _partial_config(max_n, per, mode, burst, manual_emit,
                                        catch_up, warm_up, warm_up_from,
-                                       starvation_bound)
+                                       starvation_bound, adaptive)
         request = pb.ConfigureThrottleRequest(name=self.name, config=config,
                                               update_mask=mask)
         return _info(self._unary("ConfigureThrottle", request).throttle)
