@@ -56,6 +56,7 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   stream.fail_if_late = request.fail_if_late;
   turn_grants_ += TurnGrants(stream);
   streams_.emplace(id, std::prev(ring_.end()));
+  open_weight_ += request.weight;
   if (request.on_demand) {
     if (request.count == 0) BecomeIdle(std::prev(ring_.end()));
   } else if (request.wait_limit == absl::ZeroDuration()) {
@@ -119,6 +120,7 @@ void Scheduler::Close(StreamId id) {
   if (found == streams_.end()) return;
   const StreamList::iterator it = found->second;
   streams_.erase(found);
+  open_weight_ -= it->weight;
   if (it->idle) --idle_streams_;
   if (it->parked) {
     parked_.erase(it);

@@ -74,6 +74,15 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
         absl::StrCat("config.warm_up_from must be in (0, 1] (0 = 1/3), got ",
                      FormatDouble(config.warm_up_from)));
   }
+  if (config.degradation == Degradation::kLocalShare
+          ? (config.local_share_for <= absl::ZeroDuration() ||
+             config.local_share_for > kMaxLocalShareFor)
+          : config.local_share_for != absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.local_share_for must be in (0, 1 hour] with "
+                     "DEGRADATION_LOCAL_SHARE and unset otherwise, got ",
+                     absl::FormatDuration(config.local_share_for)));
+  }
   return absl::OkStatus();
 }
 

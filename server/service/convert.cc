@@ -149,6 +149,27 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
     config.warm_up = *warm_up;
   }
   config.warm_up_from = proto.warm_up_from();
+  switch (proto.degradation()) {
+    case v1::DEGRADATION_UNSPECIFIED:
+    case v1::DEGRADATION_WAIT:
+      config.degradation = Degradation::kWait;
+      break;
+    case v1::DEGRADATION_FAIL_FAST:
+      config.degradation = Degradation::kFailFast;
+      break;
+    case v1::DEGRADATION_LOCAL_SHARE:
+      config.degradation = Degradation::kLocalShare;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.degradation has no such value: ", proto.degradation()));
+  }
+  if (proto.has_local_share_for()) {
+    absl::StatusOr<absl::Duration> local_share_for =
+        DurationFromProto("config.local_share_for", proto.local_share_for());
+    if (!local_share_for.ok()) return local_share_for.status();
+    config.local_share_for = *local_share_for;
+  }
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }
@@ -161,6 +182,16 @@ void SetDurationProto(absl::Duration d, google::protobuf::Duration* out) {
   out->set_seconds(seconds);
   out->set_nanos(static_cast<int32_t>(
       absl::ToInt64Nanoseconds(d - absl::Seconds(seconds))));
+}
+
+// Sets the degradation fields of `proto`: nothing for the default (wait).
+void SetDegradationProto(const ThrottleConfig& config,
+                         v1::ThrottleConfig* proto) {
+  if (config.degradation == Degradation::kWait) return;
+  proto->set_degradation(DegradationToProto(config.degradation));
+  if (config.local_share_for > absl::ZeroDuration()) {
+    SetDurationProto(config.local_share_for, proto->mutable_local_share_for());
+  }
 }
 
 // The proto form of a core config as stored, defaults not filled in
@@ -180,13 +211,15 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
     SetDurationProto(config.warm_up, proto.mutable_warm_up());
   }
   proto.set_warm_up_from(config.warm_up_from);
+  SetDegradationProto(config, &proto);
   return proto;
 }
 
 // The ThrottleConfig fields an update_mask may name.
 constexpr absl::string_view kConfigPaths[] = {
-    "max_n",       "per_seconds", "mode",    "burst",
-    "manual_emit", "catch_up",    "warm_up", "warm_up_from"};
+    "max_n",       "per_seconds",    "mode",    "burst",
+    "manual_emit", "catch_up",       "warm_up", "warm_up_from",
+    "degradation", "local_share_for"};
 
 }  // namespace
 
@@ -223,6 +256,10 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
       *merged.mutable_warm_up() = update.warm_up();
     } else if (path == "warm_up_from") {
       merged.set_warm_up_from(update.warm_up_from());
+    } else if (path == "degradation") {
+      merged.set_degradation(update.degradation());
+    } else if (path == "local_share_for") {
+      *merged.mutable_local_share_for() = update.local_share_for();
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask has an unknown path ", Quote(path),
@@ -250,7 +287,20 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
     SetDurationProto(config.warm_up, proto.mutable_warm_up());
     proto.set_warm_up_from(config.EffectiveWarmUpFrom());
   }
+  SetDegradationProto(config, &proto);
   return proto;
+}
+
+v1::Degradation DegradationToProto(Degradation degradation) {
+  switch (degradation) {
+    case Degradation::kFailFast:
+      return v1::DEGRADATION_FAIL_FAST;
+    case Degradation::kLocalShare:
+      return v1::DEGRADATION_LOCAL_SHARE;
+    case Degradation::kWait:
+      break;
+  }
+  return v1::DEGRADATION_WAIT;
 }
 
 v1::State ToProto(State state) {
@@ -376,7 +426,8 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     const auto bad = [&] {
       return absl::InvalidArgumentError(absl::StrCat(
           "throttle ", name, ": bad value in ", Quote(parts[i]),
-          kv.first == "per" || kv.first == "catch_up" || kv.first == "warm_up"
+          kv.first == "per" || kv.first == "catch_up" ||
+                  kv.first == "warm_up" || kv.first == "local_share_for"
               ? " (a duration: seconds, or 250ms, 1.5s, 2m)"
               : ""));
     };
@@ -412,11 +463,28 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       config.warm_up = *warm_up;
     } else if (kv.first == "warm_up_from") {
       if (!absl::SimpleAtod(kv.second, &config.warm_up_from)) return bad();
+    } else if (kv.first == "degradation") {
+      if (kv.second == "wait") {
+        config.degradation = Degradation::kWait;
+      } else if (kv.second == "fail_fast") {
+        config.degradation = Degradation::kFailFast;
+      } else if (kv.second == "local_share") {
+        config.degradation = Degradation::kLocalShare;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("throttle ", name, ": degradation ", Quote(kv.second),
+                         " is not one of wait, fail_fast, local_share"));
+      }
+    } else if (kv.first == "local_share_for") {
+      absl::StatusOr<absl::Duration> local_share_for = ParseDuration(kv.second);
+      if (!local_share_for.ok()) return bad();
+      config.local_share_for = *local_share_for;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
                        " (known: max_n, per, mode, burst, manual_emit, "
-                       "catch_up, warm_up, warm_up_from)"));
+                       "catch_up, warm_up, warm_up_from, degradation, "
+                       "local_share_for)"));
     }
   }
   if (!has_max_n || !has_per) {

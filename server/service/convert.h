@@ -49,6 +49,9 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
 // The proto form of a core config, with defaults filled in.
 v1::ThrottleConfig ToProto(const ThrottleConfig& config);
 v1::State ToProto(State state);
+// DEGRADATION_WAIT, DEGRADATION_FAIL_FAST or DEGRADATION_LOCAL_SHARE
+// (never unspecified: what a grant stream is told).
+v1::Degradation DegradationToProto(Degradation degradation);
 
 // Converts a google.protobuf.Duration; INVALID_ARGUMENT naming `field` if
 // it is out of the type's range or its seconds and nanos differ in sign.
