@@ -33,6 +33,9 @@ add_test(NAME polyglot_python_acquire
   COMMAND bash ${_polyglot_clients}/python/run_tests.sh
     $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker>
     test_acquire test_config)
+add_test(NAME polyglot_python_degrade
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_degrade)
 # Node (node --test): the same for the Node client.
 add_test(NAME polyglot_node_errors
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
