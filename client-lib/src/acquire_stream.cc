@@ -338,9 +338,12 @@ void AcquireStream::HandOut(int64_t grants) {
 void AcquireStream::Degrade(absl::Time now) {
   switch (local_.ActionAt(now)) {
     case LocalShare::Action::kLocal:
+      // Only between reconnect attempts: an attempt under way either fails
+      // at once (no wait_for_ready) or reached the server, whose grants
+      // then come first -- local grants would withdraw its demand.
+      if (call_ != nullptr) return;
       if (const int64_t grants = local_.Take(wanted_, now); grants > 0) {
         HandOut(grants);
-        Flush();  // withdraw them from an attempt under way
       }
       return;
     case LocalShare::Action::kFailFast:

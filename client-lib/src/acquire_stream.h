@@ -18,9 +18,10 @@
 // is cancelled by a server going away) the waiters act on the throttle's
 // last known policy: wait on (the default), fail at once with UNAVAILABLE,
 // or take local grants at the stream's last share for a bounded time. The
-// poller hands the local grants out. While degraded, new calls fail fast
-// at the transport (no wait_for_ready) so that each reconnect attempt
-// ends soon; the first message of a call that got through ends the
+// poller hands the local grants out, between reconnect attempts only (an
+// attempt that reached the server waits for its grants). While degraded, new
+// calls fail fast at the transport (no wait_for_ready) so that each reconnect
+// attempt ends soon; the first message of a call that got through ends the
 // outage, and the server's grants take over.
 #ifndef THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_
 #define THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_

@@ -215,6 +215,10 @@ class AcquireStream {
     const now = this.degradeNow();
     const action = this.local.action(now);
     if (action === LOCAL) {
+      // Only between reconnect attempts: an attempt under way either fails
+      // at once (no wait for ready) or reached the server, whose grants then
+      // come first -- local grants would withdraw its demand.
+      if (this.call !== null) return;
       while (this.wanted > 0 && this.local.take(this.wanted, now) > 0) this.handOut(1);
       if (this.waiters.length > 0) {
         const wait = Math.min(this.local.nextChange(now) - now, MAX_TIMER_MS);
