@@ -408,6 +408,15 @@ absl::StatusOr<Mode> ParseMode(absl::string_view name) {
   return ModeFromProto(*mode);
 }
 
+absl::StatusOr<Degradation> ParseDegradation(absl::string_view name) {
+  if (name == "wait") return Degradation::kWait;
+  if (name == "fail_fast") return Degradation::kFailFast;
+  if (name == "local_share") return Degradation::kLocalShare;
+  return absl::InvalidArgumentError(
+      absl::StrCat("degradation ", Quote(name),
+                   " is not one of wait, fail_fast, local_share"));
+}
+
 absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     absl::string_view spec) {
   std::vector<absl::string_view> parts =
@@ -464,17 +473,12 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     } else if (kv.first == "warm_up_from") {
       if (!absl::SimpleAtod(kv.second, &config.warm_up_from)) return bad();
     } else if (kv.first == "degradation") {
-      if (kv.second == "wait") {
-        config.degradation = Degradation::kWait;
-      } else if (kv.second == "fail_fast") {
-        config.degradation = Degradation::kFailFast;
-      } else if (kv.second == "local_share") {
-        config.degradation = Degradation::kLocalShare;
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("throttle ", name, ": degradation ", Quote(kv.second),
-                         " is not one of wait, fail_fast, local_share"));
+      absl::StatusOr<Degradation> degradation = ParseDegradation(kv.second);
+      if (!degradation.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "throttle ", name, ": ", degradation.status().message()));
       }
+      config.degradation = *degradation;
     } else if (kv.first == "local_share_for") {
       absl::StatusOr<absl::Duration> local_share_for = ParseDuration(kv.second);
       if (!local_share_for.ok()) return bad();

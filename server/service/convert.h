@@ -84,6 +84,9 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
 
 // Parses a mode name with the one parser of throttle/names.h (also used by
 // throttlectl and the client library): case-insensitive, '_' taken as '-'.
+// "wait", "fail_fast" or "local_share" as the degradation it names;
+// INVALID_ARGUMENT naming the value and the choices otherwise.
+absl::StatusOr<Degradation> ParseDegradation(absl::string_view name);
 absl::StatusOr<Mode> ParseMode(absl::string_view name);
 
 }  // namespace throttle::server

@@ -73,6 +73,25 @@ TEST(ConfigFile, WarmUpKeysInTheOneDurationSyntax) {
   EXPECT_EQ(file->throttles[1].config.warm_up_from, 0);  // 1/3
 }
 
+TEST(ConfigFile, DegradationKeys) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "throttles:\n"
+      "  crawl: {max_n: 4, per: 1s, degradation: local_share, "
+      "local_share_for: 10s}\n"
+      "  api: {max_n: 4, per: 1, degradation: fail_fast}\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_EQ(file->throttles.size(), 2u);
+  EXPECT_EQ(file->throttles[0].config.degradation, Degradation::kLocalShare);
+  EXPECT_EQ(file->throttles[0].config.local_share_for, absl::Seconds(10));
+  EXPECT_EQ(file->throttles[1].config.degradation, Degradation::kFailFast);
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl: {max_n: 4, per: 1s, degradation: panic}\n"),
+            std::string(kPath) +
+                ":2: throttles.crawl.degradation: degradation \"panic\" is "
+                "not one of wait, fail_fast, local_share");
+}
+
 TEST(ConfigFile, BadWarmUpNamesLineFieldAndValue) {
   EXPECT_EQ(ErrorOf("throttles:\n"
                     "  crawl:\n"
@@ -182,7 +201,8 @@ TEST(ConfigFile, UnknownKeyIsAnErrorListingTheKnownOnes) {
                     "    brust: 3\n"),
             std::string(kPath) +
                 ":5: throttles.crawl.brust: unknown key (known: max_n, per, "
-                "mode, burst, manual_emit, catch_up, warm_up, warm_up_from)");
+                "mode, burst, manual_emit, catch_up, warm_up, warm_up_from, "
+                "degradation, local_share_for)");
   EXPECT_EQ(
       ErrorOf("throtles:\n"
               "  crawl: {max_n: 4, per: 1s}\n"),
