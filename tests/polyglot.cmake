@@ -41,6 +41,9 @@ add_test(NAME polyglot_python_adaptive
 add_test(NAME polyglot_node_adaptive
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/adaptive.test.js)
+add_test(NAME polyglot_python_degrade
+  COMMAND bash ${_polyglot_clients}/python/run_tests.sh
+    $<TARGET_FILE:throttle_server> $<TARGET_FILE:test_worker> test_degrade)
 # Node (node --test): the same for the Node client.
 add_test(NAME polyglot_node_errors
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
@@ -54,6 +57,10 @@ add_test(NAME polyglot_node_tutorial
 add_test(NAME polyglot_node_acquire
   COMMAND bash ${_polyglot_clients}/node/run_tests.sh
     $<TARGET_FILE:throttle_server> test/acquire.test.js test/ask_ahead.test.js)
+# Graceful degradation: local share and fail fast through a SIGKILL.
+add_test(NAME polyglot_node_degrade
+  COMMAND bash ${_polyglot_clients}/node/run_tests.sh
+    $<TARGET_FILE:throttle_server> test/degrade.test.js)
 # update(): a partial configure (update_mask) keeps the settings not given;
 # configure() still replaces the config whole; the warm-up settings
 # (warmUp, warmUpFrom) given, listed and refused. (Python: in test_config.)
@@ -149,7 +156,7 @@ add_test(NAME polyglot_node_priority
 set_tests_properties(
   polyglot_python_admission polyglot_node_admission
   polyglot_python_errors polyglot_python_tutorial polyglot_mixed_fleet
-  polyglot_python_acquire
+  polyglot_python_acquire polyglot_python_degrade polyglot_node_degrade
   polyglot_node_errors polyglot_node_tutorial polyglot_node_acquire
   polyglot_node_config polyglot_python_worker_stats polyglot_node_worker_stats
   polyglot_python_watch polyglot_node_watch

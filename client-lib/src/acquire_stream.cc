@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "client-lib/src/real_time.h"
 #include "grpcpp/completion_queue.h"
 #include "throttle/status.h"
@@ -114,7 +115,10 @@ AcquireStream::Outcome AcquireStream::Await(int64_t n, absl::Time deadline) {
   Flush();
   if (call_ != nullptr) ReadNext();
   while (!self.done) {
-    const absl::Duration left = deadline - options_.clock->Now();
+    const absl::Time now = options_.clock->Now();
+    Degrade(now);
+    if (self.done) break;
+    const absl::Duration left = deadline - now;
     if (left <= absl::ZeroDuration()) {
       Leave(&self);
       self.outcome = FuelOutcome::kTimedOut;
@@ -123,7 +127,8 @@ AcquireStream::Outcome AcquireStream::Await(int64_t n, absl::Time deadline) {
     }
     if (!polling_) {
       polling_ = true;
-      Poll(&self, left);
+      // Woken for the next local grant, if any.
+      Poll(&self, std::min(left, local_.NextChange(now) - now));
       polling_ = false;
     } else {
       self.wake.WaitFor(&mu_, left);
@@ -198,6 +203,8 @@ void AcquireStream::Handle(void* tag, bool ok) {
       return;
     }
     backoff_.Reset();
+    local_.Update(call->response);
+    local_.ServerBack();
     unlimited_ = call->response.unlimited();
     const bool stopped = call->response.end() == v1::END_REASON_STOPPED;
     Grants(std::max<int64_t>(call->response.grants(), 0), stopped);
@@ -216,8 +223,10 @@ void AcquireStream::Open() {
     return;
   }
   grpc::ClientContext* context = call->registered->context();
-  // Wait for a server that is (re)starting instead of failing at once.
-  context->set_wait_for_ready(true);
+  // Wait for a server that is (re)starting instead of failing at once --
+  // unless the throttle degrades otherwise, when each attempt must end soon.
+  context->set_wait_for_ready(local_.ActionAt(options_.clock->Now()) ==
+                              LocalShare::Action::kWait);
   // The call's headers go with its first message, in one write.
   context->set_initial_metadata_corked(true);
   call->stream = stub_->PrepareAsyncAcquire(context, &call->queue);
@@ -298,6 +307,19 @@ void AcquireStream::Grants(int64_t grants, bool stopped) {
   Call* const call = call_.get();
   call->outstanding = std::max<int64_t>(call->outstanding - grants, 0);
   if (grants > 0 && !stopped) killed_ = false;
+  if (stopped) {
+    HandOut(grants);
+    // The rest of the grants are dropped with the kept ones.
+    call->stopped = true;
+    killed_ = true;
+    kept_ = 0;
+    CompleteAll(FuelOutcome::kStopped, absl::OkStatus());
+    return;
+  }
+  HandOut(grants);
+}
+
+void AcquireStream::HandOut(int64_t grants) {
   while (grants > 0 && !waiters_.empty()) {
     Waiter* head = waiters_.front();
     const int64_t take = std::min(grants, head->missing);
@@ -311,15 +333,36 @@ void AcquireStream::Grants(int64_t grants, bool stopped) {
       Complete(head, FuelOutcome::kFuel);
     }
   }
-  if (stopped) {
-    // The rest of the grants are dropped with the kept ones.
-    call->stopped = true;
-    killed_ = true;
-    kept_ = 0;
-    CompleteAll(FuelOutcome::kStopped, absl::OkStatus());
-    return;
-  }
   kept_ += grants;
+}
+
+void AcquireStream::Degrade(absl::Time now) {
+  switch (local_.ActionAt(now)) {
+    case LocalShare::Action::kLocal:
+      // Only between reconnect attempts: an attempt under way either fails
+      // at once (no wait_for_ready) or reached the server, whose grants
+      // then come first -- local grants would withdraw its demand.
+      if (call_ != nullptr) return;
+      if (const int64_t grants = local_.Take(wanted_, now); grants > 0) {
+        HandOut(grants);
+      }
+      return;
+    case LocalShare::Action::kFailFast:
+      // An attempt under way, or one due now, decides first.
+      if (call_ == nullptr && now < reopen_at_) {
+        CompleteAll(FuelOutcome::kError,
+                    absl::UnavailableError(absl::StrCat(
+                        "throttle ", options_.throttle,
+                        ": the server cannot be reached (degradation: ",
+                        local_.degradation() == v1::DEGRADATION_FAIL_FAST
+                            ? "fail fast"
+                            : "no local share left",
+                        ")")));
+      }
+      return;
+    case LocalShare::Action::kWait:
+      return;
+  }
 }
 
 void AcquireStream::MaybeFinish() {
@@ -359,7 +402,9 @@ void AcquireStream::Ended() {
       return;
     case grpc::StatusCode::CANCELLED:  // not by Close(): a server shutdown
     case grpc::StatusCode::UNAVAILABLE:
-      // The waiters wait on; a new call asks for what they still miss.
+      // The waiters wait on (or degrade); a new call asks for what they
+      // still miss.
+      local_.ServerLost(options_.clock->Now());
       reopen_at_ = options_.clock->Now() + backoff_.NextDelay(gen_);
       return;
     case grpc::StatusCode::UNIMPLEMENTED:

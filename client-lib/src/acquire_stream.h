@@ -13,6 +13,16 @@
 // stream holds no demand, so the server sends nothing but the end of the
 // stream, read by the next waiter. A read is started after the demand is
 // written, so that gRPC's window update goes out with the demand.
+//
+// Graceful degradation (local_share.h): when a call ends UNAVAILABLE (or
+// is cancelled by a server going away) the waiters act on the throttle's
+// last known policy: wait on (the default), fail at once with UNAVAILABLE,
+// or take local grants at the stream's last share for a bounded time. The
+// poller hands the local grants out, between reconnect attempts only (an
+// attempt that reached the server waits for its grants). While degraded, new
+// calls fail fast at the transport (no wait_for_ready) so that each reconnect
+// attempt ends soon; the first message of a call that got through ends the
+// outage, and the server's grants take over.
 #ifndef THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_
 #define THROTTLE_CLIENT_LIB_SRC_ACQUIRE_STREAM_H_
 
@@ -27,6 +37,7 @@
 #include "absl/time/time.h"
 #include "client-lib/src/backoff.h"
 #include "client-lib/src/call_registry.h"
+#include "client-lib/src/local_share.h"
 #include "client-lib/src/steady_mutex.h"
 #include "throttle/clock.h"
 #include "throttle/tank.h"
@@ -122,6 +133,11 @@ class AcquireStream {
   // beyond them once fewer than half of those are kept or coming (never a
   // withdrawal then).
   int64_t DemandChange() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Graceful degradation at `now`: hands local grants to the waiters, or
+  // fails them with UNAVAILABLE while no reconnect attempt is under way.
+  void Degrade(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `grants` to the waiters in order; what is left over is kept.
+  void HandOut(int64_t grants) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Counts `n` grants taken by an Await now, for AskAhead.
   void NoteTaken(int64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // How many grants to ask ahead while fuel is unlimited: what the waiters
@@ -157,6 +173,9 @@ class AcquireStream {
   Backoff backoff_ ABSL_GUARDED_BY(mu_);
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
   bool unimplemented_ ABSL_GUARDED_BY(mu_) = false;
+  // The throttle's degradation policy and the stream's share, as last
+  // told, and the outage if the server is lost.
+  LocalShare local_ ABSL_GUARDED_BY(mu_);
   // Grants that came with no waiter to take them.
   int64_t kept_ ABSL_GUARDED_BY(mu_) = 0;
   bool killed_ ABSL_GUARDED_BY(mu_) = false;

@@ -12,6 +12,7 @@
 
 const grpc = require('@grpc/grpc-js');
 const { performance } = require('node:perf_hooks');
+const { LocalShare, WAIT, LOCAL, FAIL_FAST } = require('./degrade');
 
 // AcquireRequest.demand is at most this per message.
 const MAX_DEMAND_PER_MESSAGE = 1000000;
@@ -64,8 +65,9 @@ function whenEnded(call, done) {
 // Acquire: the caller waits some other way; `got` is then 0).
 //
 // The hooks, all called synchronously:
-//   open()          a new Acquire call (grpc-js duplex stream), with wait
-//                   for ready; the stream writes its messages itself
+//   open(waitForReady)
+//                   a new Acquire call (grpc-js duplex stream), with wait
+//                   for ready as told; the stream writes its messages itself
 //   first()         the first message's {throttle, worker_id, weight}
 //   backoff         a Backoff: the delay before a stream is opened again
 //                   after UNAVAILABLE or a CANCELLED not caused by close()
@@ -84,6 +86,17 @@ function whenEnded(call, done) {
 // topped up to A whenever fewer than half of A are; none are withdrawn
 // while unlimited; a message with unlimited = false makes the demand exact
 // again (what the waiters miss).
+//
+// Graceful degradation (degrade.js; docs/DECISIONS.md): after a stream
+// ended UNAVAILABLE (or CANCELLED by a server going away) the waiters act
+// on the throttle's last known policy. Wait: as above. Fail fast: the
+// waiters, and every wait during the reconnect backoff, reject at once
+// with UNAVAILABLE (a wait after it makes one attempt first). Local share: the waiters get local grants at
+// the stream's last share (at most share x elapsed + 1 from the outage's
+// start) until local_share_for has passed, then as fail fast. While
+// degraded, streams open without wait for ready, so an attempt to a server
+// that is down ends at once; the first message of a stream that got
+// through ends the outage.
 class AcquireStream {
   constructor(hooks, askAhead = DEFAULT_ASK_AHEAD) {
     this.hooks = hooks;
@@ -111,6 +124,11 @@ class AcquireStream {
     // The clock of the pace windows, in ms; only the pace reads it (the
     // timeouts are on performance.now()). Tests replace it.
     this.paceNow = () => performance.now();
+    // The throttle's degradation policy and the outage, if any; the timer
+    // of the next local grant. degradeNow is the clock of local pacing (ms).
+    this.local = new LocalShare();
+    this.localTimer = null;
+    this.degradeNow = () => performance.now();
   }
 
   // Takes up to `n` kept grants (without a note of the pace, as
@@ -184,7 +202,58 @@ class AcquireStream {
       this.wanted += n;
       if (deadline !== Infinity) this.armTimeout(waiter, deadline);
       this.scheduleFlush();
+      if (this.local.outage) this.degrade();
     });
+  }
+
+  // During an outage: local grants to the waiters (and a timer for the
+  // next), or their UNAVAILABLE once the policy says fail fast and no
+  // reconnect attempt is under way (an attempt decides first).
+  degrade() {
+    clearTimeout(this.localTimer);
+    this.localTimer = null;
+    const now = this.degradeNow();
+    const action = this.local.action(now);
+    if (action === LOCAL) {
+      // Only between reconnect attempts: an attempt under way either fails
+      // at once (no wait for ready) or reached the server, whose grants then
+      // come first -- local grants would withdraw its demand.
+      if (this.call !== null) return;
+      while (this.wanted > 0 && this.local.take(this.wanted, now) > 0) this.handOut(1);
+      if (this.waiters.length > 0) {
+        const wait = Math.min(this.local.nextChange(now) - now, MAX_TIMER_MS);
+        this.localTimer = setTimeout(() => this.degrade(), Math.max(wait, 0));
+      }
+    } else if (action === FAIL_FAST && this.call === null && this.reconnectTimer !== null) {
+      const why = this.local.degradation === 'DEGRADATION_FAIL_FAST'
+        ? 'fail fast'
+        : 'no local share left';
+      const status = {
+        code: grpc.status.UNAVAILABLE,
+        details: `throttle ${this.hooks.first().throttle}: the server cannot be reached (degradation: ${why})`,
+      };
+      this.settleAll((w) => w.reject(this.hooks.error(status)));
+    }
+  }
+
+  // Gives `grants` to the waiters in FIFO order; returns what is left.
+  handOut(grants) {
+    let left = grants;
+    while (left > 0 && this.waiters.length > 0) {
+      const head = this.waiters[0];
+      const taken = Math.min(left, head.missing);
+      head.missing -= taken;
+      head.got += taken;
+      this.wanted -= taken;
+      left -= taken;
+      if (head.missing === 0) {
+        this.waiters.shift();
+        clearTimeout(head.timer);
+        this.noteTaken(head.got + head.fromKept);
+        head.resolve({ got: head.got, outcome: 'fuel' });
+      }
+    }
+    return left;
   }
 
   // Cancels the stream and rejects every waiter with hooks.closedError().
@@ -194,6 +263,8 @@ class AcquireStream {
     this.closed = true;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    clearTimeout(this.localTimer);
+    this.localTimer = null;
     const call = this.call;
     this.call = null;
     if (call !== null) call.cancel();
@@ -268,7 +339,7 @@ class AcquireStream {
   }
 
   open() {
-    const call = this.hooks.open();
+    const call = this.hooks.open(this.local.action(this.degradeNow()) === WAIT);
     this.call = call;
     this.outstanding = 0;
     // What the waiters miss (and what is asked ahead, if the last stream
@@ -283,25 +354,15 @@ class AcquireStream {
     const grants = Math.max(Number(response.grants) || 0, 0);
     const stopped = response.end === 'END_REASON_STOPPED';
     this.hooks.backoff.reset(); // the stream works
+    this.local.update(response);
+    this.local.serverBack();
+    clearTimeout(this.localTimer);
+    this.localTimer = null;
     const wasUnlimited = this.unlimited;
     this.unlimited = response.unlimited === true;
     this.outstanding = Math.max(this.outstanding - grants, 0);
     if (grants > 0 && !stopped) this.hooks.granted();
-    let left = grants;
-    while (left > 0 && this.waiters.length > 0) {
-      const head = this.waiters[0];
-      const taken = Math.min(left, head.missing);
-      head.missing -= taken;
-      head.got += taken;
-      this.wanted -= taken;
-      left -= taken;
-      if (head.missing === 0) {
-        this.waiters.shift();
-        clearTimeout(head.timer);
-        this.noteTaken(head.got + head.fromKept);
-        head.resolve({ got: head.got, outcome: 'fuel' });
-      }
-    }
+    const left = this.handOut(grants);
     if (stopped) {
       // The last message: the next acquire() opens a new stream. The rest
       // of its grants are dropped with the kept ones.
@@ -334,10 +395,12 @@ class AcquireStream {
       case grpc.status.CANCELLED: // not ours: close() settled everything
         // The server shut down or failed over: the waiters keep waiting
         // (and their timeouts running) for a new stream.
+        this.local.serverLost(this.degradeNow());
         this.reconnectTimer = setTimeout(() => {
           this.reconnectTimer = null;
           if (!this.closed && this.call === null && this.waiters.length > 0) this.open();
         }, this.hooks.backoff.nextDelay() * 1000);
+        this.degrade();
         return;
       case grpc.status.UNIMPLEMENTED:
         // A server from before Acquire: the waiters and every later call

@@ -770,7 +770,7 @@ class Throttle {
     this.active = new Set(); // calls in flight, for close()
     this.closed = new AbortController();
     this.acquireStream = new AcquireStream({
-      open: () => this.client.Acquire(new grpc.Metadata({ waitForReady: true })),
+      open: (waitForReady) => this.client.Acquire(new grpc.Metadata({ waitForReady })),
       first: () => ({
         throttle: this.name,
         worker_id: this.options.workerId,

@@ -60,6 +60,7 @@ StreamId Scheduler::Open(const StreamRequest& request, absl::Time now,
   const StreamList::iterator it = std::prev(parked_.end());
   Enter(parked_, it, now);
   streams_.emplace(id, it);
+  open_weight_ += request.weight;
   if (request.on_demand) {
     if (request.count == 0) BecomeIdle(it);
   } else if (request.wait_limit == absl::ZeroDuration()) {
@@ -170,6 +171,7 @@ void Scheduler::Close(StreamId id) {
   if (found == streams_.end()) return;
   const StreamList::iterator it = found->second;
   streams_.erase(found);
+  open_weight_ -= it->weight;
   if (it->idle) --idle_streams_;
   if (it->parked) {
     parked_.erase(it);

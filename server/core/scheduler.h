@@ -173,6 +173,10 @@ class Scheduler {
     return static_cast<int64_t>(streams_.size()) - idle_streams_;
   }
   int64_t total_emissions() const { return monitor_.total(); }
+  // The summed weight of all open streams (waiting, held or idle), kept as
+  // a running sum: what a stream's share of the rate is divided by
+  // (ThrottleConfig::SharePerSecond, graceful degradation).
+  int64_t open_weight() const { return open_weight_; }
 
   // Opens a stream at `now`. If the throttle is stopped, or the wait limit
   // is zero and no fuel is free, the stream ends at once: its event is
@@ -463,6 +467,7 @@ class Scheduler {
   StreamList parked_;
   absl::flat_hash_map<StreamId, StreamList::iterator> streams_;  // all open
   int64_t idle_streams_ = 0;  // on-demand streams without demand
+  int64_t open_weight_ = 0;   // summed weight of streams_
   // Time since which the rings have been non-empty: a grant is never given a
   // nominal time more than the catch-up before someone was waiting for it.
   absl::Time hungry_since_ = absl::InfiniteFuture();

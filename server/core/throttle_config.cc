@@ -80,6 +80,15 @@ absl::Status ValidateConfig(const ThrottleConfig& config) {
         absl::StrCat("config.starvation_bound must be in [0, 30 days], got ",
                      absl::FormatDuration(config.starvation_bound)));
   }
+  if (config.degradation == Degradation::kLocalShare
+          ? (config.local_share_for <= absl::ZeroDuration() ||
+             config.local_share_for > kMaxLocalShareFor)
+          : config.local_share_for != absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.local_share_for must be in (0, 1 hour] with "
+                     "DEGRADATION_LOCAL_SHARE and unset otherwise, got ",
+                     absl::FormatDuration(config.local_share_for)));
+  }
   if (config.adaptive.has_value()) {
     if (config.mode == Mode::kMonitorOnly) {
       return absl::InvalidArgumentError(

@@ -34,6 +34,17 @@ inline constexpr double kDefaultWarmUpFrom = 1.0 / 3;
 // The longest starvation bound.
 inline constexpr absl::Duration kMaxStarvationBound = absl::Hours(24 * 30);
 
+// What a throttle's client libraries do while its server cannot be
+// reached (docs/DECISIONS.md, "Graceful degradation"). The server only
+// passes it on to the grant streams.
+enum class Degradation {
+  kWait,        // waits go on while the client reconnects (the default)
+  kFailFast,    // waits end at once with UNAVAILABLE
+  kLocalShare,  // grants at the stream's last share, for local_share_for
+};
+// The longest local_share_for.
+inline constexpr absl::Duration kMaxLocalShareFor = absl::Hours(1);
+
 struct ThrottleConfig {
   int64_t max_n = 1;                      // grants per `per`, >= 1
   absl::Duration per = absl::Seconds(1);  // > 0
@@ -62,6 +73,11 @@ struct ThrottleConfig {
   // Limited modes only.
   std::optional<AdaptiveConfig> adaptive;
 
+  Degradation degradation = Degradation::kWait;
+  // kLocalShare only: how long a client may grant locally, in
+  // (0, kMaxLocalShareFor]; zero otherwise.
+  absl::Duration local_share_for;
+
   // The bucket capacity in effect: burst, or max_n when burst is 0.
   int64_t EffectiveBurst() const { return burst > 0 ? burst : max_n; }
   // The catch-up in effect: catch_up, or DefaultCatchUp().
@@ -77,6 +93,16 @@ struct ThrottleConfig {
   // Whether a Start may begin a ramp: a warm-up set, in a limited mode.
   bool WarmUpApplies() const {
     return warm_up > absl::ZeroDuration() && mode != Mode::kMonitorOnly;
+  }
+  // The rate a stream of `weight` gets while streams of `total_weight` in
+  // all share the throttle: rate x weight / total_weight, in grants per
+  // second. 0 in monitor-only mode (no limit to share) or without weight.
+  double SharePerSecond(int64_t weight, int64_t total_weight) const {
+    if (mode == Mode::kMonitorOnly || weight <= 0 || total_weight <= 0) {
+      return 0;
+    }
+    return static_cast<double>(max_n) / absl::ToDoubleSeconds(per) *
+           static_cast<double>(weight) / static_cast<double>(total_weight);
   }
   // Whether the catch-up bound applies: not in unbounded mode (which
   // catches up by design) nor monitor-only (no schedule).

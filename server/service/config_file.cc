@@ -24,7 +24,7 @@ namespace {
 
 constexpr const char* kKnownKeys =
     "max_n, per, mode, burst, manual_emit, catch_up, warm_up, warm_up_from, "
-    "starvation_bound";
+    "starvation_bound, degradation, local_share_for";
 
 int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 
@@ -107,7 +107,8 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
         static const absl::string_view kKeys[] = {
             "max_n",   "per",          "mode",
             "burst",   "manual_emit",  "catch_up",
-            "warm_up", "warm_up_from", "starvation_bound"};
+            "warm_up", "warm_up_from", "starvation_bound",
+            "degradation", "local_share_for"};
         bool known = false;
         for (absl::string_view k : kKeys) known = known || k == name;
         if (!known) {
@@ -139,11 +140,18 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
           if (!mode.ok())
             return errors.At(value, path, mode.status().message());
           config->mode = *mode;
+        } else if (name == "degradation") {
+          absl::StatusOr<Degradation> degradation = ParseDegradation(text);
+          if (!degradation.ok()) {
+            return errors.At(value, path, degradation.status().message());
+          }
+          config->degradation = *degradation;
         } else if (name == "warm_up_from") {
           if (!absl::SimpleAtod(text, &config->warm_up_from)) {
             return bad("a number in (0, 1]");
           }
-        } else {  // per, catch_up, warm_up, starvation_bound
+        } else {  // per, catch_up, warm_up, starvation_bound,
+                  // local_share_for
           absl::StatusOr<absl::Duration> duration = ParseDuration(text);
           if (!duration.ok()) {
             return errors.At(value, path, duration.status().message());
@@ -151,6 +159,7 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
           (name == "per"                ? config->per
            : name == "warm_up"          ? config->warm_up
            : name == "starvation_bound" ? config->starvation_bound
+           : name == "local_share_for"  ? config->local_share_for
                                         : config->catch_up.emplace()) =
               *duration;
         }

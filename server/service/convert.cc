@@ -193,6 +193,27 @@ absl::StatusOr<ThrottleConfig> FromProto(const v1::ThrottleConfig& proto) {
     if (!adaptive.ok()) return adaptive.status();
     config.adaptive = *adaptive;
   }
+  switch (proto.degradation()) {
+    case v1::DEGRADATION_UNSPECIFIED:
+    case v1::DEGRADATION_WAIT:
+      config.degradation = Degradation::kWait;
+      break;
+    case v1::DEGRADATION_FAIL_FAST:
+      config.degradation = Degradation::kFailFast;
+      break;
+    case v1::DEGRADATION_LOCAL_SHARE:
+      config.degradation = Degradation::kLocalShare;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.degradation has no such value: ", proto.degradation()));
+  }
+  if (proto.has_local_share_for()) {
+    absl::StatusOr<absl::Duration> local_share_for =
+        DurationFromProto("config.local_share_for", proto.local_share_for());
+    if (!local_share_for.ok()) return local_share_for.status();
+    config.local_share_for = *local_share_for;
+  }
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }
@@ -218,6 +239,16 @@ void AdaptiveToProto(const AdaptiveConfig& config, v1::AdaptiveConfig* out) {
   out->set_min_outcomes(config.min_outcomes);
 }
 
+// Sets the degradation fields of `proto`: nothing for the default (wait).
+void SetDegradationProto(const ThrottleConfig& config,
+                         v1::ThrottleConfig* proto) {
+  if (config.degradation == Degradation::kWait) return;
+  proto->set_degradation(DegradationToProto(config.degradation));
+  if (config.local_share_for > absl::ZeroDuration()) {
+    SetDurationProto(config.local_share_for, proto->mutable_local_share_for());
+  }
+}
+
 // The proto form of a core config as stored, defaults not filled in
 // (burst 0 stays "max_n", an unset catch_up stays the default), so that a
 // partial update keeps what was configured rather than what it meant.
@@ -241,6 +272,7 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
   if (config.adaptive.has_value()) {
     AdaptiveToProto(*config.adaptive, proto.mutable_adaptive());
   }
+  SetDegradationProto(config, &proto);
   return proto;
 }
 
@@ -249,7 +281,7 @@ constexpr absl::string_view kConfigPaths[] = {
     "max_n",        "per_seconds", "mode",
     "burst",        "manual_emit", "catch_up",
     "warm_up",      "warm_up_from", "starvation_bound",
-    "adaptive"};
+    "adaptive",     "degradation", "local_share_for"};
 
 }  // namespace
 
@@ -292,6 +324,10 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
       *merged.mutable_adaptive() = update.adaptive();
     } else if (path == "adaptive") {
       merged.clear_adaptive();
+    } else if (path == "degradation") {
+      merged.set_degradation(update.degradation());
+    } else if (path == "local_share_for") {
+      *merged.mutable_local_share_for() = update.local_share_for();
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask has an unknown path ", Quote(path),
@@ -325,7 +361,20 @@ v1::ThrottleConfig ToProto(const ThrottleConfig& config) {
   if (config.adaptive.has_value()) {
     AdaptiveToProto(*config.adaptive, proto.mutable_adaptive());
   }
+  SetDegradationProto(config, &proto);
   return proto;
+}
+
+v1::Degradation DegradationToProto(Degradation degradation) {
+  switch (degradation) {
+    case Degradation::kFailFast:
+      return v1::DEGRADATION_FAIL_FAST;
+    case Degradation::kLocalShare:
+      return v1::DEGRADATION_LOCAL_SHARE;
+    case Degradation::kWait:
+      break;
+  }
+  return v1::DEGRADATION_WAIT;
 }
 
 v1::State ToProto(State state) {
@@ -451,6 +500,15 @@ absl::StatusOr<Mode> ParseMode(absl::string_view name) {
   return ModeFromProto(*mode);
 }
 
+absl::StatusOr<Degradation> ParseDegradation(absl::string_view name) {
+  if (name == "wait") return Degradation::kWait;
+  if (name == "fail_fast") return Degradation::kFailFast;
+  if (name == "local_share") return Degradation::kLocalShare;
+  return absl::InvalidArgumentError(
+      absl::StrCat("degradation ", Quote(name),
+                   " is not one of wait, fail_fast, local_share"));
+}
+
 absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
     absl::string_view spec) {
   std::vector<absl::string_view> parts =
@@ -470,7 +528,8 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       return absl::InvalidArgumentError(absl::StrCat(
           "throttle ", name, ": bad value in ", Quote(parts[i]),
           kv.first == "per" || kv.first == "catch_up" ||
-                  kv.first == "warm_up" || kv.first == "starvation_bound"
+                  kv.first == "warm_up" || kv.first == "starvation_bound" ||
+                  kv.first == "local_share_for"
               ? " (a duration: seconds, or 250ms, 1.5s, 2m)"
               : ""));
     };
@@ -540,11 +599,23 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
             "adaptive_min_outcomes)"));
       }
       if (!ok) return bad();
+    } else if (kv.first == "degradation") {
+      absl::StatusOr<Degradation> degradation = ParseDegradation(kv.second);
+      if (!degradation.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "throttle ", name, ": ", degradation.status().message()));
+      }
+      config.degradation = *degradation;
+    } else if (kv.first == "local_share_for") {
+      absl::StatusOr<absl::Duration> local_share_for = ParseDuration(kv.second);
+      if (!local_share_for.ok()) return bad();
+      config.local_share_for = *local_share_for;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
                        " (known: max_n, per, mode, burst, manual_emit, "
-                       "catch_up, warm_up, warm_up_from, starvation_bound, adaptive_*)"));
+                       "catch_up, warm_up, warm_up_from, starvation_bound, adaptive_*, "
+                       "degradation, local_share_for)"));
     }
   }
   if (!has_max_n || !has_per) {

@@ -49,6 +49,9 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
 // The proto form of a core config, with defaults filled in.
 v1::ThrottleConfig ToProto(const ThrottleConfig& config);
 v1::State ToProto(State state);
+// DEGRADATION_WAIT, DEGRADATION_FAIL_FAST or DEGRADATION_LOCAL_SHARE
+// (never unspecified: what a grant stream is told).
+v1::Degradation DegradationToProto(Degradation degradation);
 
 // Converts a google.protobuf.Duration; INVALID_ARGUMENT naming `field` if
 // it is out of the type's range or its seconds and nanos differ in sign.
@@ -81,6 +84,9 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
 
 // Parses a mode name with the one parser of throttle/names.h (also used by
 // throttlectl and the client library): case-insensitive, '_' taken as '-'.
+// "wait", "fail_fast" or "local_share" as the degradation it names;
+// INVALID_ARGUMENT naming the value and the choices otherwise.
+absl::StatusOr<Degradation> ParseDegradation(absl::string_view name);
 absl::StatusOr<Mode> ParseMode(absl::string_view name);
 
 }  // namespace throttle::server

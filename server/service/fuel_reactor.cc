@@ -1,6 +1,7 @@
 #include "server/service/fuel_reactor.h"
 
 #include <atomic>
+#include <cmath>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -83,6 +84,9 @@ class GrantStream : public Reactor, public StreamSink {
         expected_wait_ = delivery.expected_wait;
       }
       unlimited_mode_ = delivery.unlimited;
+      share_per_second_ = delivery.share_per_second;
+      degradation_ = delivery.degradation;
+      local_share_for_ = delivery.local_share_for;
       op = NextOpLocked(now);
     }
     Perform(op);
@@ -267,6 +271,7 @@ class GrantStream : public Reactor, public StreamSink {
     if constexpr (std::is_same_v<Response, v1::AcquireResponse>) {
       response_.set_unlimited(unlimited_mode_);
     }
+    if (grants > 0) SetShareLocked();
     in_flight_ = std::move(pending_);
     pending_.clear();
     if (!end_.has_value()) {
@@ -289,6 +294,28 @@ class GrantStream : public Reactor, public StreamSink {
     final_write_ = true;
     end_status_ = grpc::Status::OK;
     return Op::kWriteAndFinish;
+  }
+
+  // Graceful degradation: puts the policy and the share on the response
+  // when this stream has not been told them yet or they changed (the share
+  // by more than 1%), so most grant messages carry nothing more.
+  void SetShareLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool share_moved =
+        std::abs(share_per_second_ - sent_share_per_second_) >
+        0.01 * sent_share_per_second_;
+    if (policy_sent_ && degradation_ == sent_degradation_ &&
+        local_share_for_ == sent_local_share_for_ && !share_moved) {
+      return;
+    }
+    policy_sent_ = true;
+    sent_degradation_ = degradation_;
+    sent_local_share_for_ = local_share_for_;
+    sent_share_per_second_ = share_per_second_;
+    response_.set_degradation(DegradationToProto(degradation_));
+    if (degradation_ == Degradation::kLocalShare) {
+      DurationToProto(local_share_for_, response_.mutable_local_share_for());
+    }
+    response_.set_share_per_second(share_per_second_);
   }
 
   // Runs an operation chosen under mu_; touches no member after gRPC may
@@ -349,6 +376,15 @@ class GrantStream : public Reactor, public StreamSink {
   bool final_write_ ABSL_GUARDED_BY(mu_) = false;
   // What the last delivery said: the throttle's fuel is not limited.
   bool unlimited_mode_ ABSL_GUARDED_BY(mu_) = false;
+  // The latest share and policy delivered, and what this stream was last
+  // told (SetShareLocked).
+  double share_per_second_ ABSL_GUARDED_BY(mu_) = 0;
+  Degradation degradation_ ABSL_GUARDED_BY(mu_) = Degradation::kWait;
+  absl::Duration local_share_for_ ABSL_GUARDED_BY(mu_);
+  bool policy_sent_ ABSL_GUARDED_BY(mu_) = false;
+  double sent_share_per_second_ ABSL_GUARDED_BY(mu_) = 0;
+  Degradation sent_degradation_ ABSL_GUARDED_BY(mu_) = Degradation::kWait;
+  absl::Duration sent_local_share_for_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   Response response_;  // owned by gRPC while a write runs

@@ -69,6 +69,11 @@ struct Delivery {
   absl::Duration expected_wait;  // for EndReason::kTooLate
   // The throttle's fuel is not limited (monitor-only) as this is sent.
   bool unlimited = false;
+  // Graceful degradation: the stream's share of the rate now (0 in
+  // monitor-only mode), and the throttle's policy, for its client.
+  double share_per_second = 0;
+  Degradation degradation = Degradation::kWait;
+  absl::Duration local_share_for;
 };
 
 // Where an open stream's grants go (the AwaitFuel and Acquire reactors).

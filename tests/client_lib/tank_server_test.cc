@@ -410,5 +410,169 @@ TEST_F(TankServerTest, AServerRestartMidWaitReconnects) {
   EXPECT_EQ(restarted->process.Wait(kGenerous).value_or(-1), 0);
 }
 
+// Graceful degradation against a real server killed with SIGKILL and
+// restarted with its --state_dir (so the throttle comes back running).
+class DegradationTest : public TankServerTest {
+ protected:
+  // Starts the server of this test with `spec` (a --throttle) on `port`.
+  absl::StatusOr<ServerProcess> Serve(const std::string& spec, int port) {
+    return StartServer(dir_, port,
+                       {"--throttle=" + spec, "--state_dir=" + dir_.File("s")});
+  }
+  // Kills `server` (SIGKILL) and reaps it.
+  static void Kill(ServerProcess& server) {
+    server.process.Signal(SIGKILL);
+    server.process.Wait(kGenerous).IgnoreError();
+  }
+};
+
+// A worker thread: awaits fuel on a Tank of its own until told to stop or
+// a wait fails, and counts its grants.
+class Worker {
+ public:
+  Worker(const std::string& address, const std::string& throttle)
+      : tank_(address, throttle, Options()), thread_([this] { Run(); }) {}
+  ~Worker() {
+    done_ = true;
+    tank_.Close();
+    thread_.join();
+  }
+  int64_t grants() const { return grants_; }
+  bool failed() const { return failed_; }
+
+ private:
+  void Run() {
+    while (!done_) {
+      const FuelResult result = tank_.AwaitFuel(kGenerous);
+      if (result.ok()) {
+        ++grants_;
+      } else if (result.outcome != FuelOutcome::kTimedOut) {
+        failed_ = !done_;
+        return;
+      }
+    }
+  }
+  Tank tank_;
+  std::atomic<bool> done_{false};
+  std::atomic<int64_t> grants_{0};
+  std::atomic<bool> failed_{false};
+  std::thread thread_;
+};
+
+TEST_F(DegradationTest, LocalShareCarriesWorkersThroughAServerKill) {
+  constexpr double kRate = 40;  // per second, 20 each
+  const std::string spec =
+      "degrade max_n=40 per=1 degradation=local_share local_share_for=60s";
+  absl::StatusOr<ServerProcess> first = Serve(spec, 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = first->port;
+  {
+    Controller controller(first->address());
+    ASSERT_TRUE(controller.Start("degrade").ok());
+  }
+  Worker a(first->address(), "degrade");
+  Worker b(first->address(), "degrade");
+  // Both get server grants (and so learn their share).
+  ASSERT_TRUE(
+      WaitFor([&] { return a.grants() >= 5 && b.grants() >= 5; }, kGenerous));
+  Kill(*first);
+  const absl::Time killed = absl::Now();
+  const int64_t before_a = a.grants();
+  const int64_t before_b = b.grants();
+  // Both go on locally, until a second's worth of the rate was granted.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return a.grants() > before_a && b.grants() > before_b &&
+               a.grants() - before_a + b.grants() - before_b >= kRate;
+      },
+      kGenerous));
+  const double outage = absl::ToDoubleSeconds(absl::Now() - killed);
+  const int64_t local = a.grants() - before_a + b.grants() - before_b;
+  // Within the fleet's rate from the kill on: each worker may take one
+  // grant at the outage's start and one may have been on its way.
+  EXPECT_LE(local, kRate * outage + 2 * 2) << "in " << outage << " s";
+  EXPECT_FALSE(a.failed());
+  EXPECT_FALSE(b.failed());
+
+  // The server comes back (running, from its state) and grants again: its
+  // count grows, and so do the workers'.
+  absl::StatusOr<ServerProcess> restarted = Serve(spec, port);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  Controller controller(restarted->address());
+  const int64_t stored = TotalEmissions(controller, "degrade");
+  ASSERT_GE(stored, 0);
+  const int64_t back_a = a.grants();
+  const int64_t back_b = b.grants();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return TotalEmissions(controller, "degrade") >= stored + 10 &&
+               a.grants() > back_a && b.grants() > back_b;
+      },
+      kGenerous));
+  EXPECT_FALSE(a.failed());
+  EXPECT_FALSE(b.failed());
+  restarted->process.Signal(SIGTERM);
+  EXPECT_EQ(restarted->process.Wait(kGenerous).value_or(-1), 0);
+}
+
+TEST_F(DegradationTest, FailFastEndsWaitsWithUnavailableUntilTheServerIsBack) {
+  const std::string spec = "ff max_n=100 per=1 degradation=fail_fast";
+  absl::StatusOr<ServerProcess> first = Serve(spec, 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = first->port;
+  {
+    Controller controller(first->address());
+    ASSERT_TRUE(controller.Start("ff").ok());
+  }
+  Tank tank(first->address(), "ff", Options());
+  ASSERT_TRUE(tank.AwaitFuel(kGenerous).ok());  // told the policy
+  Kill(*first);
+  // Far sooner than the wait's own limit: at once, or after one failed
+  // reconnect attempt to a closed port.
+  const absl::Time asked = absl::Now();
+  FuelResult result = tank.AwaitFuel(kGenerous);
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  EXPECT_TRUE(absl::IsUnavailable(result.status)) << result.status;
+  EXPECT_LT(absl::Now() - asked, kGenerous / 2);
+  result = tank.AwaitFuel(kGenerous);
+  EXPECT_TRUE(absl::IsUnavailable(result.status)) << result.status;
+
+  absl::StatusOr<ServerProcess> restarted = Serve(spec, port);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  // Each wait fails or gets fuel: fuel again once a reconnect got through.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const FuelResult again = tank.AwaitFuel(kGenerous);
+        return again.ok();
+      },
+      kGenerous));
+  restarted->process.Signal(SIGTERM);
+  EXPECT_EQ(restarted->process.Wait(kGenerous).value_or(-1), 0);
+}
+
+TEST_F(DegradationTest, AfterLocalShareForWaitsFailWithUnavailable) {
+  const std::string spec =
+      "short max_n=20 per=1 degradation=local_share local_share_for=1s";
+  absl::StatusOr<ServerProcess> server = Serve(spec, 0);
+  ASSERT_TRUE(server.ok()) << server.status();
+  {
+    Controller controller(server->address());
+    ASSERT_TRUE(controller.Start("short").ok());
+  }
+  Tank tank(server->address(), "short", Options());
+  ASSERT_TRUE(tank.AwaitFuel(kGenerous).ok());
+  Kill(*server);
+  const absl::Time killed = absl::Now();
+  int64_t local = 0;
+  FuelResult result;
+  while ((result = tank.AwaitFuel(kGenerous)).ok()) ++local;
+  const double lasted = absl::ToDoubleSeconds(absl::Now() - killed);
+  EXPECT_TRUE(absl::IsUnavailable(result.status)) << result.status;
+  EXPECT_GT(local, 0);
+  // At most the share (20/s, alone) for 1 s, plus the one at the start.
+  EXPECT_LE(local, 21);
+  EXPECT_GE(lasted, 1.0);
+}
+
 }  // namespace
 }  // namespace throttle::testing

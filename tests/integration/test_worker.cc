@@ -8,11 +8,15 @@
 // "fuel" per grant and then "stopped" or "error <status>".
 //
 // --priority=P gives the worker (either way) priority class P.
+// With --grant_times=PATH it also appends the time of each grant to PATH,
+// one line of CLOCK_MONOTONIC nanoseconds (std::chrono::steady_clock, the
+// clock of every process on the host), for bench/degrade.sh.
 //
 // With --tls_ca, --tls_cert, --tls_key, --token, --token_file,
 // --tls_server_name (or their THROTTLE_* environment variables) it connects
 // over TLS, mTLS or with a token (throttle/channel.h); a bad security
 // option is "error <status>" before "ready", exit 1.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -36,6 +40,8 @@ ABSL_FLAG(std::string, token_file, "", "file holding the bearer token");
 ABSL_FLAG(std::string, tls_server_name, "",
           "name the server's certificate must hold (TLS only)");
 ABSL_FLAG(int64_t, priority, 0, "priority class (TankOptions::priority)");
+ABSL_FLAG(std::string, grant_times, "",
+          "if set: append each grant's CLOCK_MONOTONIC ns to this file");
 ABSL_FLAG(int64_t, await_fuel, 0,
           "if > 0: one raw AwaitFuel call for this many grants instead of "
           "the client library's loop");
@@ -94,6 +100,15 @@ int main(int argc, char** argv) {
     return RunAwaitFuel(*channel, count);
   }
   throttle::Tank tank(*channel, absl::GetFlag(FLAGS_throttle), options);
+  std::FILE* times = nullptr;
+  if (const std::string path = absl::GetFlag(FLAGS_grant_times);
+      !path.empty()) {
+    times = std::fopen(path.c_str(), "a");
+    if (times == nullptr) {
+      std::printf("error cannot open %s\n", path.c_str());
+      return 1;
+    }
+  }
   std::printf("ready\n");
   std::fflush(stdout);
   while (!tank.killed()) {
@@ -103,6 +118,15 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (fuel.ok()) {
+      if (times != nullptr) {
+        std::fprintf(
+            times, "%lld\n",
+            static_cast<long long>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count()));
+        std::fflush(times);
+      }
       std::printf("fuel\n");
       std::fflush(stdout);
     }

@@ -53,13 +53,14 @@ class AcquireTest : public testing::LoopbackServerTest,
     std::unique_ptr<grpc::ClientContext> context;
     std::unique_ptr<Stream> stream;
   };
-  Call Open(const std::string& throttle, int64_t demand) {
+  Call Open(const std::string& throttle, int64_t demand, int64_t weight = 1) {
     Call call{Context(), nullptr};
     call.stream = stub_->Acquire(call.context.get());
     AcquireRequest first;
     first.set_throttle(throttle);
     first.set_worker_id("w");
     first.set_demand(demand);
+    first.set_weight(weight);
     EXPECT_TRUE(call.stream->Write(first));
     return call;
   }
@@ -380,6 +381,139 @@ TEST_F(AcquireTest, WaitingStreamsCountOnlyStreamsWithDemand) {
   for (Call& call : calls) call.context->TryCancel();
   for (Call& call : calls) ReadToEnd(call);
   AwaitState("t", 0, 0);
+}
+
+// Graceful degradation: a throttle of 10/s whose workers go on locally
+// for 5 s.
+v1::ThrottleConfig LocalShareConfig() {
+  v1::ThrottleConfig config;
+  config.set_max_n(10);
+  config.set_per_seconds(1);
+  config.set_degradation(v1::DEGRADATION_LOCAL_SHARE);
+  config.mutable_local_share_for()->set_seconds(5);
+  return config;
+}
+
+TEST_F(AcquireTest, ShareFollowsStreamsJoiningLeavingWeightsAndAConfigure) {
+  v1::CreateThrottleRequest create;
+  create.set_name("s");
+  *create.mutable_config() = LocalShareConfig();
+  v1::CreateThrottleResponse created;
+  ASSERT_TRUE(stub_->CreateThrottle(Context().get(), create, &created).ok());
+  Start("s");
+  // Reads the next grant message of `call`.
+  const auto next = [](Call& call) {
+    AcquireResponse response;
+    EXPECT_TRUE(call.stream->Read(&response));
+    EXPECT_EQ(response.grants(), 1);
+    return response;
+  };
+  // With a alone: asks one more grant for it and moves the clock once it
+  // waits (or was served at once).
+  const auto serve_alone = [&](Call& call) {
+    const int64_t before = Total("s");
+    Ask(call, 1);
+    ASSERT_TRUE(server_->AwaitThrottle(
+        "s", [&](int64_t w, int64_t t) { return w == 1 || t > before; },
+        absl::Seconds(30)));
+    clock_.Advance(absl::Seconds(1));
+  };
+  Call a = Open("s", 1);
+  AcquireResponse got = next(a);  // alone: the whole rate
+  EXPECT_EQ(got.degradation(), v1::DEGRADATION_LOCAL_SHARE);
+  EXPECT_EQ(got.local_share_for().seconds(), 5);
+  EXPECT_DOUBLE_EQ(got.share_per_second(), 10);
+
+  // b of weight 3 joins and keeps waiting (it wants more than comes);
+  // a, idle, still counts.
+  Call b = Open("s", 1000, 3);
+  AwaitState("s", 1, -1);
+  clock_.Advance(absl::Seconds(1));
+  AcquireResponse first_b;
+  ASSERT_TRUE(b.stream->Read(&first_b));
+  EXPECT_GE(first_b.grants(), 1);
+  EXPECT_EQ(first_b.degradation(), v1::DEGRADATION_LOCAL_SHARE);
+  EXPECT_DOUBLE_EQ(first_b.share_per_second(), 7.5);
+
+  Ask(a, 1);
+  AwaitState("s", 2, -1);  // b took every grant due: a waits
+  clock_.Advance(absl::Seconds(1));
+  got = next(a);  // told again: its share moved
+  EXPECT_EQ(got.degradation(), v1::DEGRADATION_LOCAL_SHARE);
+  EXPECT_DOUBLE_EQ(got.share_per_second(), 2.5);
+
+  // b leaves; with a idle, no stream waits once the server closed it.
+  b.context->TryCancel();
+  ReadToEnd(b);
+  AwaitState("s", 0, -1);
+  serve_alone(a);
+  got = next(a);
+  EXPECT_DOUBLE_EQ(got.share_per_second(), 10);
+
+  // Nothing changed: the message repeats nothing.
+  serve_alone(a);
+  got = next(a);
+  EXPECT_EQ(got.degradation(), v1::DEGRADATION_UNSPECIFIED);
+  EXPECT_EQ(got.share_per_second(), 0);
+  EXPECT_FALSE(got.has_local_share_for());
+
+  // A configure that doubles the rate doubles the share.
+  v1::ConfigureThrottleRequest configure;
+  configure.set_name("s");
+  configure.mutable_config()->set_max_n(20);
+  configure.mutable_update_mask()->add_paths("max_n");
+  v1::ConfigureThrottleResponse configured;
+  ASSERT_TRUE(
+      stub_->ConfigureThrottle(Context().get(), configure, &configured).ok());
+  serve_alone(a);
+  got = next(a);
+  EXPECT_EQ(got.degradation(), v1::DEGRADATION_LOCAL_SHARE);
+  EXPECT_DOUBLE_EQ(got.share_per_second(), 20);
+  a.context->TryCancel();
+  ReadToEnd(a);
+}
+
+TEST_F(AcquireTest, MonitorOnlyTellsThePolicyButNoShare) {
+  Create("m", 1, 1, v1::MODE_MONITOR_ONLY);
+  Start("m");
+  Call call = Open("m", 1);
+  AcquireResponse response;
+  ASSERT_TRUE(call.stream->Read(&response));
+  EXPECT_EQ(response.degradation(), v1::DEGRADATION_WAIT);  // the default
+  EXPECT_EQ(response.share_per_second(), 0);
+  call.context->TryCancel();
+  ReadToEnd(call);
+}
+
+TEST_F(AcquireTest, AwaitFuelGrantsCarryThePolicyAndTheShare) {
+  v1::CreateThrottleRequest create;
+  create.set_name("f");
+  create.mutable_config()->set_max_n(10);
+  create.mutable_config()->set_per_seconds(1);
+  create.mutable_config()->set_degradation(v1::DEGRADATION_FAIL_FAST);
+  v1::CreateThrottleResponse created;
+  ASSERT_TRUE(stub_->CreateThrottle(Context().get(), create, &created).ok());
+  Start("f");
+  // An idle Acquire stream (its one grant read) shares the rate too.
+  Call idle = Open("f", 1, 3);
+  ASSERT_TRUE(ReadGrants(idle, 1));
+  v1::AwaitFuelRequest request;
+  request.set_throttle("f");
+  request.set_count(1);
+  request.set_weight(2);
+  auto context = Context();
+  auto reader = stub_->AwaitFuel(context.get(), request);
+  AwaitState("f", 1, 1);
+  clock_.Advance(absl::Seconds(1));
+  v1::AwaitFuelResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.grants(), 1);
+  EXPECT_EQ(response.degradation(), v1::DEGRADATION_FAIL_FAST);
+  EXPECT_FALSE(response.has_local_share_for());
+  EXPECT_DOUBLE_EQ(response.share_per_second(), 4);  // 10 x 2 / (2 + 3)
+  EXPECT_TRUE(reader->Finish().ok());
+  idle.context->TryCancel();
+  ReadToEnd(idle);
 }
 
 }  // namespace

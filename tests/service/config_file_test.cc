@@ -83,6 +83,25 @@ TEST(ConfigFile, StarvationBoundKeyInTheOneDurationSyntax) {
   EXPECT_EQ(file->throttles[0].config.starvation_bound, absl::Seconds(3));
 }
 
+TEST(ConfigFile, DegradationKeys) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "throttles:\n"
+      "  crawl: {max_n: 4, per: 1s, degradation: local_share, "
+      "local_share_for: 10s}\n"
+      "  api: {max_n: 4, per: 1, degradation: fail_fast}\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_EQ(file->throttles.size(), 2u);
+  EXPECT_EQ(file->throttles[0].config.degradation, Degradation::kLocalShare);
+  EXPECT_EQ(file->throttles[0].config.local_share_for, absl::Seconds(10));
+  EXPECT_EQ(file->throttles[1].config.degradation, Degradation::kFailFast);
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  crawl: {max_n: 4, per: 1s, degradation: panic}\n"),
+            std::string(kPath) +
+                ":2: throttles.crawl.degradation: degradation \"panic\" is "
+                "not one of wait, fail_fast, local_share");
+}
+
 TEST(ConfigFile, BadWarmUpNamesLineFieldAndValue) {
   EXPECT_EQ(ErrorOf("throttles:\n"
                     "  crawl:\n"
@@ -193,7 +212,7 @@ TEST(ConfigFile, UnknownKeyIsAnErrorListingTheKnownOnes) {
             std::string(kPath) +
                 ":5: throttles.crawl.brust: unknown key (known: max_n, per, "
                 "mode, burst, manual_emit, catch_up, warm_up, warm_up_from, "
-                "starvation_bound)");
+                "starvation_bound, degradation, local_share_for)");
   EXPECT_EQ(
       ErrorOf("throtles:\n"
               "  crawl: {max_n: 4, per: 1s}\n"),

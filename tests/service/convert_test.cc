@@ -274,4 +274,68 @@ TEST(ApplyConfigUpdate, UnknownPathIsInvalidArgumentNamingMaskAndPath) {
   }
 }
 
+namespace {
+
+// Graceful degradation: the policy and its bound, validated and listed.
+TEST(FromProto, LocalShareForIsRequiredWithLocalShareAndOnlyThere) {
+  v1::ThrottleConfig config;
+  config.set_max_n(10);
+  config.set_per_seconds(1);
+  config.set_degradation(v1::DEGRADATION_LOCAL_SHARE);
+  auto missing = FromProto(config);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("config.local_share_for must be in (0, 1 hour]"));
+  EXPECT_THAT(missing.status().message(), HasSubstr("got 0"));
+  config.mutable_local_share_for()->set_seconds(7200);
+  auto long_one = FromProto(config);
+  ASSERT_FALSE(long_one.ok());
+  EXPECT_THAT(long_one.status().message(), HasSubstr("got 2h"));
+  config.mutable_local_share_for()->set_seconds(10);
+  auto good = FromProto(config);
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->degradation, Degradation::kLocalShare);
+  EXPECT_EQ(good->local_share_for, absl::Seconds(10));
+  const v1::ThrottleConfig listed = ToProto(*good);
+  EXPECT_EQ(listed.degradation(), v1::DEGRADATION_LOCAL_SHARE);
+  EXPECT_EQ(listed.local_share_for().seconds(), 10);
+  config.set_degradation(v1::DEGRADATION_FAIL_FAST);
+  auto stray = FromProto(config);
+  ASSERT_FALSE(stray.ok());
+  EXPECT_THAT(stray.status().message(), HasSubstr("got 10s"));
+  config.set_degradation(static_cast<v1::Degradation>(9));
+  auto unknown = FromProto(config);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(unknown.status().message(),
+              HasSubstr("config.degradation has no such value: 9"));
+}
+
+TEST(ApplyConfigUpdate, DegradationPathsChangeOnlyThePolicy) {
+  v1::ThrottleConfig update;
+  update.set_degradation(v1::DEGRADATION_LOCAL_SHARE);
+  update.mutable_local_share_for()->set_seconds(3);
+  auto merged = ApplyConfigUpdate(Bucket20(), update,
+                                  Mask({"degradation", "local_share_for"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->degradation, Degradation::kLocalShare);
+  EXPECT_EQ(merged->local_share_for, absl::Seconds(3));
+  EXPECT_EQ(merged->max_n, Bucket20().max_n);
+  EXPECT_EQ(merged->mode, Mode::kBucket);
+}
+
+TEST(ParseThrottleSpec, DegradationKeys) {
+  auto spec = ParseThrottleSpec(
+      "t max_n=5 per=1 degradation=local_share local_share_for=10s");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->second.degradation, Degradation::kLocalShare);
+  EXPECT_EQ(spec->second.local_share_for, absl::Seconds(10));
+  auto bad = ParseThrottleSpec("t max_n=5 per=1 degradation=panic");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("degradation \"panic\" is not one of wait, "
+                        "fail_fast, local_share"));
+}
+
+}  // namespace
 }  // namespace throttle::server

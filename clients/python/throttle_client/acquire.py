@@ -34,6 +34,18 @@ later call, falls back to one AwaitFuel call per wait; any other status:
 every waiter raises it as a ThrottleError. The next waiter after a stream
 ended opens a new one.
 
+Graceful degradation (degrade.py; docs/DECISIONS.md): after a stream
+ended UNAVAILABLE (or CANCELLED by a server going away) the waiters act on
+the throttle's last known policy. Wait: as above. Fail fast: every waiter
+raises UNAVAILABLE at once, and each later wait makes one reconnect
+attempt (which ends at once while the server is down) and raises
+UNAVAILABLE if it fails. Local share:
+during the backoff the reader thread hands the waiters local grants at the
+stream's last share (at most share x elapsed + 1 from the outage's start)
+until local_share_for has passed, then as fail fast. While degraded, calls
+go without wait_for_ready, so an attempt to a server that is down ends at
+once; the first message of a call that got through ends the outage.
+
 Threads: each caller waits on a lock of its own; one reader thread per
 AcquireStream opens the call, reads it and reconnects (a daemon thread, so
 that a process that never closes its Throttle can still exit; close() joins
@@ -59,6 +71,7 @@ import weakref
 import grpc
 
 from ._proto import pb
+from .degrade import FAIL_FAST, LOCAL, WAIT, LocalShare
 from .errors import ThrottleError, closed_error
 from .outcome import FuelOutcome
 
@@ -174,6 +187,8 @@ class AcquireStream:
         self._closed = False
         self._forking = False  # no call until the fork is done
         self._thread = None
+        # The throttle's degradation policy and the outage, if any.
+        self._local = LocalShare()
         with _live_lock:
             _live.add(self)
 
@@ -230,7 +245,14 @@ class AcquireStream:
                 self._flush()
             elif self._phase is _IDLE:
                 self._open_soon()
-            # _BACKOFF: the next call's first message asks for it.
+            elif self._local.action(time.monotonic()) == FAIL_FAST:
+                self._waiters.remove(waiter)
+                self._wanted -= waiter.missing
+                raise self._unreachable()
+            else:
+                # _BACKOFF: the next call's first message asks for it; the
+                # reader hands out local grants meanwhile.
+                self._wake.notify()
         timeout = -1
         if deadline is not None:
             timeout = max(deadline - time.monotonic(), 0.0)
@@ -316,10 +338,13 @@ class AcquireStream:
                 self._phase = _BACKOFF
                 until = time.monotonic() + delay
                 while not self._closed:
-                    left = until - time.monotonic()
+                    now = time.monotonic()
+                    left = until - now
                     if left <= 0:
                         break
-                    self._wake.wait(left)
+                    self._degrade(now)
+                    self._wake.wait(
+                        min(left, max(self._local.next_change(now) - now, 0)))
                 self._phase = _IDLE
 
     def _open(self):
@@ -332,7 +357,11 @@ class AcquireStream:
         self._outstanding = first.demand
         requests = queue.SimpleQueue()
         requests.put(first)
-        call = self._stub.Acquire(_messages(requests), wait_for_ready=True)
+        # Wait for a server that is (re)starting -- unless the throttle
+        # degrades otherwise, when each attempt must end soon.
+        call = self._stub.Acquire(
+            _messages(requests),
+            wait_for_ready=self._local.action(time.monotonic()) == WAIT)
         self._call, self._requests = call, requests
         self._stopped = False
         self._phase = _OPEN
@@ -396,8 +425,7 @@ class AcquireStream:
         INTERNAL if reading failed otherwise (never seen)."""
         try:
             for response in call:
-                self._deliver(response.grants, response.end,
-                              response.unlimited)
+                self._deliver(response)
             return None
         except grpc.RpcError as error:
             return error
@@ -406,11 +434,15 @@ class AcquireStream:
             return ThrottleError(grpc.StatusCode.INTERNAL,
                                  f"reading the Acquire stream: {error!r}")
 
-    def _deliver(self, grants, end, unlimited):
+    def _deliver(self, response):
         """One message of the stream: its grants go to the waiters in FIFO
         order, the head taking what it still misses; `unlimited` says
-        whether asking ahead may go on."""
+        whether asking ahead may go on. It ends an outage."""
+        grants, end, unlimited = (response.grants, response.end,
+                                  response.unlimited)
         with self._lock:
+            self._local.update(response)
+            self._local.server_back()
             was_unlimited = self._unlimited
             self._unlimited = unlimited
             grants = max(grants, 0)
@@ -422,18 +454,7 @@ class AcquireStream:
                 self._backoff.reset()
                 if self._kill_flag.is_set():
                     self._kill_flag.clear()  # the throttle runs again
-            waiters = self._waiters
-            while grants > 0 and waiters:
-                waiter = waiters[0]
-                taken = min(grants, waiter.missing)
-                waiter.missing -= taken
-                waiter.got += taken
-                self._wanted -= taken
-                grants -= taken
-                if waiter.missing == 0:
-                    waiters.popleft()
-                    self._note_taken(waiter.got)
-                    waiter.finish(FuelOutcome.FUEL)
+            grants = self._hand_out(grants)
             if stopped:
                 self._stopped = True
                 self._spare = 0
@@ -443,6 +464,42 @@ class AcquireStream:
                 self._spare += grants
             if was_unlimited and not unlimited:
                 self._flush()  # exact again: withdraw what was asked ahead
+
+    def _hand_out(self, grants):
+        """Gives grants to the waiters in FIFO order; returns what is left.
+        With _lock."""
+        waiters = self._waiters
+        while grants > 0 and waiters:
+            waiter = waiters[0]
+            taken = min(grants, waiter.missing)
+            waiter.missing -= taken
+            waiter.got += taken
+            self._wanted -= taken
+            grants -= taken
+            if waiter.missing == 0:
+                waiters.popleft()
+                self._note_taken(waiter.got)
+                waiter.finish(FuelOutcome.FUEL)
+        return grants
+
+    def _unreachable(self):
+        """The error of a wait that fails fast. With _lock."""
+        why = ("fail fast" if self._local.degradation == pb.DEGRADATION_FAIL_FAST
+               else "no local share left")
+        return ThrottleError(
+            grpc.StatusCode.UNAVAILABLE,
+            f"throttle {self._first_request.throttle}: the server cannot be "
+            f"reached (degradation: {why})")
+
+    def _degrade(self, now):
+        """During a backoff: local grants to the waiters, or their
+        UNAVAILABLE once the policy says fail fast. With _lock."""
+        action = self._local.action(now)
+        if action == LOCAL:
+            while self._wanted > 0 and self._local.take(self._wanted, now):
+                self._hand_out(1)
+        elif action == FAIL_FAST:
+            self._finish_all(self._unreachable)
 
     def _ended(self, error):
         """Handles the end of a call (error: as _read() returns). With
@@ -461,6 +518,9 @@ class AcquireStream:
             return None
         code = error.code()
         if code in _RETRIED:
+            self._local.server_lost(time.monotonic())
+            if self._local.action(time.monotonic()) == FAIL_FAST:
+                self._finish_all(self._unreachable)
             return self._backoff.next_delay() if self._waiters else None
         if code == grpc.StatusCode.UNIMPLEMENTED:
             self._unimplemented = True
