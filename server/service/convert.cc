@@ -246,9 +246,9 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
 
 // The ThrottleConfig fields an update_mask may name.
 constexpr absl::string_view kConfigPaths[] = {
-    "max_n",        "per_seconds", "mode",
-    "burst",        "manual_emit", "catch_up",
-    "warm_up",      "warm_up_from", "starvation_bound",
+    "max_n",   "per_seconds",  "mode",
+    "burst",   "manual_emit",  "catch_up",
+    "warm_up", "warm_up_from", "starvation_bound",
     "adaptive"};
 
 }  // namespace
@@ -541,10 +541,10 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       }
       if (!ok) return bad();
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
-                       " (known: max_n, per, mode, burst, manual_emit, "
-                       "catch_up, warm_up, warm_up_from, starvation_bound, adaptive_*)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "throttle ", name, ": unknown setting ", Quote(parts[i]),
+          " (known: max_n, per, mode, burst, manual_emit, "
+          "catch_up, warm_up, warm_up_from, starvation_bound, adaptive_*)"));
     }
   }
   if (!has_max_n || !has_per) {
