@@ -278,10 +278,10 @@ v1::ThrottleConfig StoredToProto(const ThrottleConfig& config) {
 
 // The ThrottleConfig fields an update_mask may name.
 constexpr absl::string_view kConfigPaths[] = {
-    "max_n",        "per_seconds", "mode",
-    "burst",        "manual_emit", "catch_up",
-    "warm_up",      "warm_up_from", "starvation_bound",
-    "adaptive",     "degradation", "local_share_for"};
+    "max_n",    "per_seconds",  "mode",
+    "burst",    "manual_emit",  "catch_up",
+    "warm_up",  "warm_up_from", "starvation_bound",
+    "adaptive", "degradation",  "local_share_for"};
 
 }  // namespace
 
@@ -611,11 +611,11 @@ absl::StatusOr<std::pair<std::string, ThrottleConfig>> ParseThrottleSpec(
       if (!local_share_for.ok()) return bad();
       config.local_share_for = *local_share_for;
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("throttle ", name, ": unknown setting ", Quote(parts[i]),
-                       " (known: max_n, per, mode, burst, manual_emit, "
-                       "catch_up, warm_up, warm_up_from, starvation_bound, adaptive_*, "
-                       "degradation, local_share_for)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "throttle ", name, ": unknown setting ", Quote(parts[i]),
+          " (known: max_n, per, mode, burst, manual_emit, "
+          "catch_up, warm_up, warm_up_from, starvation_bound, adaptive_*, "
+          "degradation, local_share_for)"));
     }
   }
   if (!has_max_n || !has_per) {
