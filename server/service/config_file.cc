@@ -104,11 +104,17 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
       [&](const YAML::Node& key, const YAML::Node& value,
           const std::string& path) -> absl::Status {
         const std::string& name = key.Scalar();
-        static const absl::string_view kKeys[] = {
-            "max_n",   "per",          "mode",
-            "burst",   "manual_emit",  "catch_up",
-            "warm_up", "warm_up_from", "starvation_bound",
-            "degradation", "local_share_for"};
+        static const absl::string_view kKeys[] = {"max_n",
+                                                  "per",
+                                                  "mode",
+                                                  "burst",
+                                                  "manual_emit",
+                                                  "catch_up",
+                                                  "warm_up",
+                                                  "warm_up_from",
+                                                  "starvation_bound",
+                                                  "degradation",
+                                                  "local_share_for"};
         bool known = false;
         for (absl::string_view k : kKeys) known = known || k == name;
         if (!known) {
