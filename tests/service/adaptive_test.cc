@@ -5,17 +5,15 @@
 // ListThrottles, Latest and the current-rate gauge, a partial configure of
 // `adaptive`, and a restarted server on the same state keeping the rate.
 // Nothing here sleeps.
-#include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/service/throttle_server.h"
-#include "server/state/file_store.h"
-#include "tests/support/fake_clock.h"
+#include "tests/support/state_dir_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
 
 namespace throttle::server {
@@ -23,51 +21,19 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class AdaptiveServiceTest : public ::testing::Test {
+class AdaptiveServiceTest : public testing::StateDirServerTest {
  public:
+  AdaptiveServiceTest()
+      : StateDirServerTest("/tmp/throttle-adaptive-test-XXXXXX") {}
   void SetUp() override {
-    char dir[] = "/tmp/throttle-adaptive-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto store = OpenFileStore(dir_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    options_.listen_address = "127.0.0.1:0";
-    options_.clock = &clock_;
-    options_.store = store_.get();
     options_.reservation_ahead = absl::Seconds(5);
-    StartServer();
-  }
-  void TearDown() override {
-    StopServer();
-    std::system(absl::StrCat("rm -rf ", dir_).c_str());
+    StateDirServerTest::SetUp();
   }
 
-  void StartServer() {
-    auto started = ThrottleServer::Start(options_);
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    stub_ = v1::Throttle::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                            grpc::InsecureChannelCredentials()));
-  }
-  void StopServer() {
-    if (server_) server_->Shutdown(absl::Seconds(5));
-    server_.reset();
-  }
-
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
-  }
   // max_n per second, adaptive from a floor of 10: halve above 10%
   // rejections, else add 5, deciding every second on at least 1 outcome.
   static v1::ThrottleConfig Adaptive(int64_t max_n) {
-    v1::ThrottleConfig config;
-    config.set_max_n(max_n);
-    config.set_per_seconds(1);
+    v1::ThrottleConfig config = Rate(max_n);
     v1::AdaptiveConfig* adaptive = config.mutable_adaptive();
     adaptive->set_floor_n(10);
     adaptive->set_target_rejection_ratio(0.1);
@@ -76,23 +42,6 @@ class AdaptiveServiceTest : public ::testing::Test {
     adaptive->set_decrease_factor(0.5);
     adaptive->set_min_outcomes(1);
     return config;
-  }
-  grpc::Status Create(const std::string& name, const v1::ThrottleConfig& config,
-                      v1::ThrottleInfo* info = nullptr) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    *request.mutable_config() = config;
-    v1::CreateThrottleResponse response;
-    grpc::Status status =
-        stub_->CreateThrottle(Context().get(), request, &response);
-    if (info != nullptr) *info = response.throttle();
-    return status;
-  }
-  grpc::Status Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    return stub_->Start(Context().get(), request, &response);
   }
   grpc::Status Report(const std::string& name, int64_t successes,
                       int64_t rejections, int64_t* current = nullptr) {
@@ -134,23 +83,13 @@ class AdaptiveServiceTest : public ::testing::Test {
     ASSERT_TRUE(Report(name, 0, 0, &current).ok());
     ASSERT_EQ(current, 50);
   }
-
- protected:
-  std::string dir_;
-  testing::FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  ServerOptions options_;
-  std::unique_ptr<ThrottleServer> server_;
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 TEST_F(AdaptiveServiceTest, CreatedAndListedWithTheDefaultsFilledIn) {
-  v1::ThrottleConfig config;
-  config.set_max_n(100);
-  config.set_per_seconds(1);
+  v1::ThrottleConfig config = Rate(100);
   config.mutable_adaptive();  // empty: every default
   v1::ThrottleInfo created;
-  ASSERT_TRUE(Create("t", config, &created).ok());
+  ASSERT_TRUE(CreateThrottle("t", config, &created).ok());
   const v1::AdaptiveConfig& listed = Listed("t").config().adaptive();
   EXPECT_EQ(listed.floor_n(), 1);
   EXPECT_DOUBLE_EQ(listed.target_rejection_ratio(), 0.05);
@@ -162,13 +101,13 @@ TEST_F(AdaptiveServiceTest, CreatedAndListedWithTheDefaultsFilledIn) {
   EXPECT_EQ(created.current_max_n(), 100);
   // Without `adaptive` nothing is listed, and the rate is max_n.
   config.clear_adaptive();
-  ASSERT_TRUE(Create("plain", config).ok());
+  ASSERT_TRUE(CreateThrottle("plain", config).ok());
   EXPECT_FALSE(Listed("plain").config().has_adaptive());
   EXPECT_EQ(Listed("plain").current_max_n(), 100);
 }
 
 TEST_F(AdaptiveServiceTest, BadReportsAndConfigsNameTheFieldAndValue) {
-  ASSERT_TRUE(Create("t", Adaptive(100)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Adaptive(100)).ok());
   ASSERT_TRUE(Start("t").ok());
   grpc::Status status = Report("t", -1, 0);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -193,7 +132,7 @@ TEST_F(AdaptiveServiceTest, BadReportsAndConfigsNameTheFieldAndValue) {
         {target,
          "config.adaptive.target_rejection_ratio must be in (0, 1), got 1.5"},
         {monitor, "config.adaptive applies to limited modes"}}) {
-    status = Create("bad", config);
+    status = CreateThrottle("bad", config);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(status.error_message(), HasSubstr(message));
   }
@@ -202,19 +141,19 @@ TEST_F(AdaptiveServiceTest, BadReportsAndConfigsNameTheFieldAndValue) {
 TEST_F(AdaptiveServiceTest, ReportOnAThrottleNotAdaptiveOrNotStartedFails) {
   v1::ThrottleConfig plain = Adaptive(100);
   plain.clear_adaptive();
-  ASSERT_TRUE(Create("plain", plain).ok());
+  ASSERT_TRUE(CreateThrottle("plain", plain).ok());
   ASSERT_TRUE(Start("plain").ok());
   grpc::Status status = Report("plain", 1, 0);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("config.adaptive is unset"));
-  ASSERT_TRUE(Create("t", Adaptive(100)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Adaptive(100)).ok());
   status = Report("t", 1, 0);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("never started"));
 }
 
 TEST_F(AdaptiveServiceTest, ReportsMoveTheRateShownEverywhere) {
-  ASSERT_TRUE(Create("t", Adaptive(100)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Adaptive(100)).ok());
   ASSERT_TRUE(Start("t").ok());
   EXPECT_DOUBLE_EQ(server_->MetricValue("throttle_current_rate"), 100);
   HalveOnce("t");
@@ -229,16 +168,13 @@ TEST_F(AdaptiveServiceTest, ReportsMoveTheRateShownEverywhere) {
   ASSERT_TRUE(Report("t", 0, 0, &current).ok());
   EXPECT_EQ(current, 55);
   // Stopped, it keeps the rate and still takes reports.
-  v1::StopRequest stop;
-  stop.set_throttle("t");
-  v1::StopResponse stopped;
-  ASSERT_TRUE(stub_->Stop(Context().get(), stop, &stopped).ok());
+  ASSERT_TRUE(Stop("t").ok());
   ASSERT_TRUE(Report("t", 0, 10, &current).ok());
   EXPECT_EQ(current, 55);
 }
 
 TEST_F(AdaptiveServiceTest, APartialConfigureOfAdaptiveKeepsOrDropsTheRate) {
-  ASSERT_TRUE(Create("t", Adaptive(100)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Adaptive(100)).ok());
   ASSERT_TRUE(Start("t").ok());
   HalveOnce("t");
   v1::ConfigureThrottleRequest configure;
@@ -261,7 +197,7 @@ TEST_F(AdaptiveServiceTest, APartialConfigureOfAdaptiveKeepsOrDropsTheRate) {
 }
 
 TEST_F(AdaptiveServiceTest, ARestartedServerKeepsTheRate) {
-  ASSERT_TRUE(Create("t", Adaptive(100)).ok());
+  ASSERT_TRUE(CreateThrottle("t", Adaptive(100)).ok());
   ASSERT_TRUE(Start("t").ok());
   HalveOnce("t");
   StopServer();

@@ -4,13 +4,14 @@
 // created, listed and changed by a partial configure, and of two streams
 // waiting on one throttle the higher class gets the fuel first. Nothing
 // here sleeps.
-#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/controller_calls.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/loopback_server.h"
 #include "throttle/v1/throttle.grpc.pb.h"
@@ -22,7 +23,8 @@ using ::testing::HasSubstr;
 using v1::AwaitFuelRequest;
 using v1::AwaitFuelResponse;
 
-class PriorityServiceTest : public testing::LoopbackServerTest {
+class PriorityServiceTest : public testing::LoopbackServerTest,
+                            public testing::ControllerCalls {
  public:
   void SetUp() override {
     options_.clock = &clock_;
@@ -30,36 +32,15 @@ class PriorityServiceTest : public testing::LoopbackServerTest {
     stub_ = v1::Throttle::NewStub(channel_);
   }
 
-  std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(30));
-    return context;
-  }
   // One grant per `per_seconds`, with a starvation bound of `bound_seconds`
   // (0: none).
   grpc::Status Create(const std::string& name, double per_seconds,
                       int64_t bound_seconds, v1::ThrottleInfo* info = nullptr) {
-    v1::CreateThrottleRequest request;
-    request.set_name(name);
-    request.mutable_config()->set_max_n(1);
-    request.mutable_config()->set_per_seconds(per_seconds);
-    request.mutable_config()->set_mode(v1::MODE_SMOOTH);
+    v1::ThrottleConfig config = Rate(1, per_seconds, v1::MODE_SMOOTH);
     if (bound_seconds != 0) {
-      request.mutable_config()->mutable_starvation_bound()->set_seconds(
-          bound_seconds);
+      config.mutable_starvation_bound()->set_seconds(bound_seconds);
     }
-    v1::CreateThrottleResponse response;
-    grpc::Status status =
-        stub_->CreateThrottle(Context().get(), request, &response);
-    if (info != nullptr) *info = response.throttle();
-    return status;
-  }
-  grpc::Status Start(const std::string& name) {
-    v1::StartRequest request;
-    request.set_throttle(name);
-    v1::StartResponse response;
-    return stub_->Start(Context().get(), request, &response);
+    return CreateThrottle(name, config, info);
   }
   v1::ThrottleInfo Listed(const std::string& name) {
     v1::ListThrottlesResponse response;
@@ -97,7 +78,6 @@ class PriorityServiceTest : public testing::LoopbackServerTest {
 
  protected:
   testing::FakeClock clock_;
-  std::unique_ptr<v1::Throttle::Stub> stub_;
 };
 
 TEST_F(PriorityServiceTest, BadPrioritiesAreInvalidArgumentNamingTheValue) {
