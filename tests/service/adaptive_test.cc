@@ -90,7 +90,9 @@ TEST_F(AdaptiveServiceTest, CreatedAndListedWithTheDefaultsFilledIn) {
   config.mutable_adaptive();  // empty: every default
   v1::ThrottleInfo created;
   ASSERT_TRUE(CreateThrottle("t", config, &created).ok());
-  const v1::AdaptiveConfig& listed = Listed("t").config().adaptive();
+  // A copy: a reference into the temporary Listed() returns would dangle
+  // (UBSan caught it).
+  const v1::AdaptiveConfig listed = Listed("t").config().adaptive();
   EXPECT_EQ(listed.floor_n(), 1);
   EXPECT_DOUBLE_EQ(listed.target_rejection_ratio(), 0.05);
   EXPECT_EQ(listed.window().seconds(), 1);
