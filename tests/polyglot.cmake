@@ -163,6 +163,7 @@ set_tests_properties(
   polyglot_python_failover polyglot_node_failover
   polyglot_python_tls polyglot_node_tls
   polyglot_python_priority polyglot_node_priority
+  polyglot_python_adaptive polyglot_node_adaptive
   polyglot_python_install polyglot_node_pack_install polyglot_node_types
   PROPERTIES TIMEOUT 600 LABELS polyglot)
 set_tests_properties(polyglot_python_failover polyglot_node_failover
