@@ -55,18 +55,6 @@ class AdaptiveServiceTest : public testing::StateDirServerTest {
     if (current != nullptr) *current = response.current_max_n();
     return status;
   }
-  v1::ThrottleInfo Listed(const std::string& name) {
-    v1::ListThrottlesResponse response;
-    EXPECT_TRUE(stub_
-                    ->ListThrottles(Context().get(), v1::ListThrottlesRequest(),
-                                    &response)
-                    .ok());
-    for (const v1::ThrottleInfo& info : response.throttles()) {
-      if (info.name() == name) return info;
-    }
-    ADD_FAILURE() << name << " not listed";
-    return {};
-  }
   int64_t LatestCurrent(const std::string& name) {
     v1::LatestRequest request;
     request.set_throttle(name);

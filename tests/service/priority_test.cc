@@ -42,18 +42,6 @@ class PriorityServiceTest : public testing::LoopbackServerTest,
     }
     return CreateThrottle(name, config, info);
   }
-  v1::ThrottleInfo Listed(const std::string& name) {
-    v1::ListThrottlesResponse response;
-    EXPECT_TRUE(stub_
-                    ->ListThrottles(Context().get(), v1::ListThrottlesRequest(),
-                                    &response)
-                    .ok());
-    for (const v1::ThrottleInfo& info : response.throttles()) {
-      if (info.name() == name) return info;
-    }
-    ADD_FAILURE() << name << " not listed";
-    return {};
-  }
   static AwaitFuelRequest Request(int64_t count, int64_t priority) {
     AwaitFuelRequest request;
     request.set_throttle("t");

@@ -45,18 +45,6 @@ class WarmUpServiceTest : public testing::StateDirServerTest {
     config.set_warm_up_from(from);
     return config;
   }
-  v1::ThrottleInfo Listed(const std::string& name) {
-    v1::ListThrottlesResponse response;
-    EXPECT_TRUE(stub_
-                    ->ListThrottles(Context().get(), v1::ListThrottlesRequest(),
-                                    &response)
-                    .ok());
-    for (const v1::ThrottleInfo& info : response.throttles()) {
-      if (info.name() == name) return info;
-    }
-    ADD_FAILURE() << name << " not listed";
-    return {};
-  }
   // Asks HasFuel every 1 ms of the fake clock for `seconds`; returns the
   // grants it got (each up to a poll later than it fell due, so a little
   // below the curve).

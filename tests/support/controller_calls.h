@@ -104,6 +104,21 @@ class ControllerCalls {
     return response;
   }
 
+  // The throttle as ListThrottles shows it; a failed call or a name not
+  // listed is a test failure (and an empty ThrottleInfo).
+  v1::ThrottleInfo Listed(const std::string& name) {
+    v1::ListThrottlesResponse response;
+    EXPECT_TRUE(stub_
+                    ->ListThrottles(Context().get(), v1::ListThrottlesRequest(),
+                                    &response)
+                    .ok());
+    for (const v1::ThrottleInfo& info : response.throttles()) {
+      if (info.name() == name) return info;
+    }
+    ADD_FAILURE() << name << " not listed";
+    return {};
+  }
+
  protected:
   std::unique_ptr<v1::Throttle::Stub> stub_;
 };
