@@ -98,7 +98,8 @@ function whenEnded(call, done) {
 // that is down ends at once; the first message of a stream that got
 // through ends the outage.
 class AcquireStream {
-  constructor(hooks, askAhead = DEFAULT_ASK_AHEAD) {
+  // `local`: the handle's LocalShare, shared with its AwaitFuel calls.
+  constructor(hooks, askAhead = DEFAULT_ASK_AHEAD, local = new LocalShare()) {
     this.hooks = hooks;
     this.askAhead = askAhead;
     this.waiters = []; // FIFO: {missing, got, fromKept, resolve, reject, timer}
@@ -124,9 +125,10 @@ class AcquireStream {
     // The clock of the pace windows, in ms; only the pace reads it (the
     // timeouts are on performance.now()). Tests replace it.
     this.paceNow = () => performance.now();
-    // The throttle's degradation policy and the outage, if any; the timer
-    // of the next local grant. degradeNow is the clock of local pacing (ms).
-    this.local = new LocalShare();
+    // The throttle's degradation policy and the outage, if any (the
+    // handle's, shared with its AwaitFuel calls); the timer of the next
+    // local grant. degradeNow is the clock of local pacing (ms).
+    this.local = local;
     this.localTimer = null;
     this.degradeNow = () => performance.now();
   }
@@ -225,12 +227,9 @@ class AcquireStream {
         this.localTimer = setTimeout(() => this.degrade(), Math.max(wait, 0));
       }
     } else if (action === FAIL_FAST && this.call === null && this.reconnectTimer !== null) {
-      const why = this.local.degradation === 'DEGRADATION_FAIL_FAST'
-        ? 'fail fast'
-        : 'no local share left';
       const status = {
         code: grpc.status.UNAVAILABLE,
-        details: `throttle ${this.hooks.first().throttle}: the server cannot be reached (degradation: ${why})`,
+        details: this.local.failDetails(this.hooks.first().throttle),
       };
       this.settleAll((w) => w.reject(this.hooks.error(status)));
     }

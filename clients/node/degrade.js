@@ -4,6 +4,12 @@
 // "Graceful degradation"). The same rules as the C++ client's LocalShare
 // (client-lib/src/local_share.h).
 //
+// One LocalShare per Throttle handle, shared by its Acquire stream
+// (acquire.js) and its AwaitFuel calls (index.js): one record of the policy,
+// the share and the outage, and one pacer, so that the handle's local grants
+// of both kinds together stay within the share (docs/clients.md, "AwaitFuel
+// calls follow the same policy from the same state").
+//
 // Pure logic on times the caller passes (ms on a monotonic clock): no gRPC,
 // no timers.
 'use strict';
@@ -57,6 +63,21 @@ class LocalShare {
     return this.lostAt !== null;
   }
 
+  // Whether a call waits for a server that cannot be reached (gRPC's wait
+  // for ready): only under the wait policy, as last told. A fresh AwaitFuel
+  // call that waited for ready would never see the server gone -- it would
+  // wait out its deadline -- so under fail fast or local share it does not.
+  get waitsForServer() {
+    return this.degradation !== 'DEGRADATION_FAIL_FAST'
+      && this.degradation !== 'DEGRADATION_LOCAL_SHARE';
+  }
+
+  // The details of the UNAVAILABLE that ends a wait under FAIL_FAST.
+  failDetails(throttle) {
+    const why = this.degradation === 'DEGRADATION_FAIL_FAST' ? 'fail fast' : 'no local share left';
+    return `throttle ${throttle}: the server cannot be reached (degradation: ${why})`;
+  }
+
   // WAIT, LOCAL or FAIL_FAST at `now`. LOCAL only with
   // DEGRADATION_LOCAL_SHARE, a share above zero and less than
   // local_share_for since the outage began; FAIL_FAST after that and with
@@ -87,6 +108,35 @@ class LocalShare {
   nextChange(now) {
     if (this.action(now) !== LOCAL) return Infinity;
     return Math.min(Math.max(this.nextLocal, now), this.lostAt + this.localShareForMs);
+  }
+
+  // What an AwaitFuel wait (index.js: a fail-if-late wait, a zero-timeout
+  // poll, any wait against a server without Acquire) does at `now`, after
+  // an attempt to reach the server failed, for the `missing` grants it
+  // still waits for until `deadline` (ms; Infinity: none; <= now: a poll).
+  // Returns {grants, next, wakeAt, expectedWaitMs}: the local grants it
+  // takes now (0 or 1), then
+  //   'retry'      WAIT: retry the server on its backoff, as ever
+  //   'fail'       FAIL_FAST: end at once with UNAVAILABLE (failDetails())
+  //   'fuel'       the local grant was all it missed
+  //   'timed_out'  a poll with no local grant due now: not granted
+  //   'too_late'   fail-if-late, and the next local grant is due after the
+  //                deadline: ends at once, expectedWaitMs until that grant
+  //   'sleep'      wait until wakeAt (the next local grant, or the end of
+  //                local sharing) and ask again -- meanwhile retrying the
+  //                server on its backoff, and ending at the deadline
+  awaitStep(missing, now, deadline, failIfLate = false) {
+    const action = this.action(now);
+    if (action === WAIT) return { grants: 0, next: 'retry' };
+    if (action === FAIL_FAST) return { grants: 0, next: 'fail' };
+    const grants = this.take(missing, now);
+    if (grants >= missing) return { grants, next: 'fuel' };
+    if (deadline <= now) return { grants, next: 'timed_out' };
+    const due = Math.max(this.nextLocal, now);
+    if (failIfLate && due > deadline) {
+      return { grants, next: 'too_late', expectedWaitMs: due - now };
+    }
+    return { grants, next: 'sleep', wakeAt: this.nextChange(now) };
   }
 }
 

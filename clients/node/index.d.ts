@@ -133,6 +133,14 @@ export interface ThrottleOptions {
 export type Mode = 'smooth' | 'window' | 'bucket' | 'unbounded' | 'monitor-only' | 'monitor_only'
   | 'MODE_SMOOTH' | 'MODE_WINDOW' | 'MODE_BUCKET' | 'MODE_UNBOUNDED' | 'MODE_MONITOR_ONLY';
 
+/**
+ * What workers do while the server cannot be reached
+ * (ThrottleConfig.degradation): keep waiting, fail at once with
+ * UNAVAILABLE, or grant themselves their last share for localShareFor.
+ */
+export type Degradation = 'wait' | 'fail_fast' | 'local_share'
+  | 'DEGRADATION_WAIT' | 'DEGRADATION_FAIL_FAST' | 'DEGRADATION_LOCAL_SHARE';
+
 export interface ThrottleSettings {
   mode?: Mode;
   burst?: number;
@@ -150,6 +158,10 @@ export interface ThrottleSettings {
   starvationBound?: number;
   /** The adaptive ceiling ({} for every default); unset: not adaptive. */
   adaptive?: AdaptiveSettings;
+  /** The degradation policy; unset: 'wait'. */
+  degradation?: Degradation;
+  /** Seconds, in (0, 3600]: required with 'local_share', unset otherwise. */
+  localShareFor?: number;
 }
 
 /**
@@ -184,6 +196,10 @@ export interface UpdateSettings {
   starvationBound?: number | null;
   /** null: not adaptive. */
   adaptive?: AdaptiveSettings | null;
+  /** null: 'wait'. */
+  degradation?: Degradation | null;
+  /** Seconds; null: none (what 'wait' and 'fail_fast' need). */
+  localShareFor?: number | null;
 }
 
 export interface CreateSettings extends ThrottleSettings {
@@ -210,6 +226,10 @@ export interface ThrottleInfo {
   adaptive: Required<AdaptiveSettings> | null;
   /** The maxN in effect: the adaptive ceiling's rate, or maxN. */
   currentMaxN: number;
+  /** The degradation policy ('wait' also when listed unspecified). */
+  degradation: 'wait' | 'fail_fast' | 'local_share';
+  /** Seconds; 0 without (local share only). */
+  localShareFor: number;
   /** 'running', 'stopped', ... */
   state: string;
   waitingStreams: number;
@@ -236,6 +256,8 @@ export interface LatestWithWorkers {
   perSecond: number;
   emissions: number;
   windowSeconds: number;
+  /** The maxN in effect now, as ThrottleInfo.currentMaxN (0 from an older server). */
+  currentMaxN: number;
   /** By grants (most first), then workerId. */
   workers: WorkerStats[];
 }

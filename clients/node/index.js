@@ -57,6 +57,7 @@ const { performance } = require('node:perf_hooks');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const { AcquireStream, whenEnded, DEFAULT_ASK_AHEAD } = require('./acquire');
+const { LocalShare } = require('./degrade');
 const { Watch } = require('./watch');
 
 // The directory of throttle/v1/throttle.proto: $THROTTLE_PROTO_DIR, else
@@ -86,6 +87,14 @@ const MODES = {
   unbounded: 'MODE_UNBOUNDED',
   'monitor-only': 'MODE_MONITOR_ONLY',
   monitor_only: 'MODE_MONITOR_ONLY',
+};
+
+// What a worker does while the server cannot be reached
+// (ThrottleConfig.degradation; docs/clients.md, "When the server is gone").
+const DEGRADATIONS = {
+  wait: 'DEGRADATION_WAIT',
+  fail_fast: 'DEGRADATION_FAIL_FAST',
+  local_share: 'DEGRADATION_LOCAL_SHARE',
 };
 
 // The name of each numeric gRPC status code: 5 -> 'NOT_FOUND'.
@@ -163,6 +172,14 @@ const OUTCOMES = Object.freeze({
 // The most grants one awaitFuelCount() asks for: the server's limit on a
 // stream's outstanding demand (AcquireRequest.demand).
 const MAX_COUNT = 1000000000;
+
+// The ends of an AwaitFuel call that say nothing of the server being back:
+// it could not be reached, went away, or did not answer in time.
+const NOT_AN_ANSWER = [
+  grpc.status.UNAVAILABLE,
+  grpc.status.CANCELLED,
+  grpc.status.DEADLINE_EXCEEDED,
+];
 
 // The error of every call after close(), and of a call close() ended.
 const CLOSED = 'throttle-client Throttle is closed';
@@ -452,7 +469,18 @@ const fromDuration = (d) => Number(d.seconds) + d.nanos / 1e9;
 function toConfig(
   maxN,
   per,
-  { mode, burst = 0, manualEmit = false, catchUp, warmUp, warmUpFrom, starvationBound, adaptive } = {},
+  {
+    mode,
+    burst = 0,
+    manualEmit = false,
+    catchUp,
+    warmUp,
+    warmUpFrom,
+    starvationBound,
+    adaptive,
+    degradation,
+    localShareFor,
+  } = {},
 ) {
   const config = {
     max_n: maxN,
@@ -470,7 +498,27 @@ function toConfig(
     config.starvation_bound = toSeconds('starvationBound', starvationBound);
   }
   if (adaptive !== undefined && adaptive !== null) config.adaptive = toAdaptive(adaptive);
+  if (degradation !== undefined && degradation !== null) {
+    config.degradation = toDegradation(degradation);
+  }
+  if (localShareFor !== undefined && localShareFor !== null) {
+    config.local_share_for = toSeconds('localShareFor', localShareFor);
+  }
   return config;
+}
+
+// The Degradation of `degradation`: 'wait', 'fail_fast', 'local_share' or
+// the proto's name ('DEGRADATION_FAIL_FAST', ...). ThrottleError
+// INVALID_ARGUMENT naming the setting and the value otherwise.
+function toDegradation(degradation) {
+  if (Object.values(DEGRADATIONS).includes(degradation)) return degradation;
+  const known = typeof degradation === 'string' && Object.hasOwn(DEGRADATIONS, degradation);
+  if (!known) {
+    throw invalid(
+      `degradation: ${JSON.stringify(degradation)}: one of ${Object.keys(DEGRADATIONS).join(', ')}`,
+    );
+  }
+  return DEGRADATIONS[degradation];
 }
 
 // The adaptive settings (an object of floorN, targetRejectionRatio,
@@ -553,6 +601,8 @@ const PARTIAL_FIELDS = {
   warmUpFrom: 'warm_up_from',
   starvationBound: 'starvation_bound',
   adaptive: 'adaptive',
+  degradation: 'degradation',
+  localShareFor: 'local_share_for',
 };
 
 // { config, update_mask } of the settings given (not undefined), for a
@@ -584,6 +634,12 @@ function toPartialConfig(settings) {
     } else if (field === 'adaptive') {
       if (value === null) continue; // in the mask, unset: not adaptive
       config.adaptive = toAdaptive(value);
+    } else if (field === 'degradation') {
+      if (value === null) continue; // in the mask, unset: wait
+      config.degradation = toDegradation(value);
+    } else if (field === 'local_share_for') {
+      if (value === null) continue; // in the mask, unset: none
+      config.local_share_for = toSeconds('localShareFor', value);
     } else {
       config[field] = field === 'mode' ? toMode(value) : value;
     }
@@ -603,6 +659,11 @@ function toMode(mode) {
     throw new RangeError(`unknown mode ${JSON.stringify(mode)}`);
   }
   return MODES[mode];
+}
+
+function fromDegradation(degradation) {
+  if (!degradation || degradation === 'DEGRADATION_UNSPECIFIED') return 'wait';
+  return Object.keys(DEGRADATIONS).find((k) => DEGRADATIONS[k] === degradation) || degradation;
 }
 
 function fromInfo(t) {
@@ -628,6 +689,10 @@ function fromInfo(t) {
     // effect (the adaptive ceiling's rate; maxN otherwise).
     adaptive: fromAdaptive(c.adaptive),
     currentMaxN: t.current_max_n,
+    // 'wait' (also when listed unspecified), 'fail_fast' or 'local_share';
+    // localShareFor in seconds, 0 without (local share only).
+    degradation: fromDegradation(c.degradation),
+    localShareFor: c.local_share_for ? fromDuration(c.local_share_for) : 0,
     state: String(t.state).replace(/^STATE_/, '').toLowerCase(),
     waitingStreams: t.waiting_streams,
     totalEmissions: t.total_emissions,
@@ -769,6 +834,10 @@ class Throttle {
     );
     this.active = new Set(); // calls in flight, for close()
     this.closed = new AbortController();
+    // Graceful degradation: the policy and share the server last sent, the
+    // outage and the local pacer, one for the Acquire stream and the
+    // AwaitFuel calls of this handle (degrade.js).
+    this.local = new LocalShare();
     this.acquireStream = new AcquireStream({
       open: (waitForReady) => this.client.Acquire(new grpc.Metadata({ waitForReady })),
       first: () => ({
@@ -782,7 +851,7 @@ class Throttle {
       stopped: () => this.killFlag.set(),
       error: (status) => this.callError(status),
       closedError: () => new ThrottleError(grpc.status.CANCELLED, CLOSED),
-    }, askAhead);
+    }, askAhead, this.local);
   }
 
   // The spare grants kept for the next awaitFuel or hasFuel: received
@@ -889,6 +958,14 @@ class Throttle {
   // others join ahead or the rate changes. Such a wait uses AwaitFuel
   // calls, not the Acquire stream, which has no such check. Ignored
   // without a timeout or with one <= 0.
+  //
+  // While the server cannot be reached the throttle's degradation policy
+  // applies, as the server last told this handle (on a grant of either
+  // kind): 'wait' as above; 'fail_fast' rejects with ThrottleError
+  // UNAVAILABLE (code 14); 'local_share' grants locally at the handle's
+  // last share for up to localShareFor, then as fail fast. The AwaitFuel
+  // calls (failIfLate, timeout 0, a server without Acquire) follow the same
+  // policy from the same state as the stream; see awaitFuelCalls().
   async awaitFuel(timeout, { failIfLate = false } = {}) {
     return (await this.fuel(1, timeout, failIfLate)).outcome;
   }
@@ -937,6 +1014,16 @@ class Throttle {
   // asking for them all; while the server answers UNAVAILABLE or cancels
   // the call (restart, shutdown) another after a backoff delay. With
   // `failIfLate`, each call asks fail_if_late.
+  //
+  // Graceful degradation (docs/clients.md, "AwaitFuel calls follow the same
+  // policy"): the calls share this.local with the Acquire stream. A call
+  // ending UNAVAILABLE (or cancelled by the server) starts the outage, any
+  // answer of the server ends it (callAwaitFuel). During it, after each
+  // failed attempt: wait retries as above; fail fast rejects with
+  // UNAVAILABLE at once; local share takes a local grant when one is due
+  // (a poll takes one due now or is not granted; a wait sleeps until the
+  // next one, retrying the server on the backoff meanwhile; a fail-if-late
+  // wait whose next one is due after its timeout is TOO_LATE at once).
   async awaitFuelCalls(n, got, deadline, failIfLate = false) {
     const finite = deadline !== Infinity;
     const backoff = new Backoff(this.options.backoffInitial, this.options.backoffMax);
@@ -977,7 +1064,14 @@ class Throttle {
         // period): like UNAVAILABLE.
         // falls through
         case grpc.status.UNAVAILABLE: {
+          this.local.serverLost(monotonicMs());
           let delay = backoff.nextDelay();
+          if (!this.local.waitsForServer) {
+            const degraded = await this.degradedWait(n, got, deadline, failIfLate, delay);
+            if (degraded.result) return degraded.result;
+            got = degraded.got;
+            continue;
+          }
           if (finite) {
             const remaining = (deadline - monotonicMs()) / 1000;
             if (remaining <= 0) return fuelResult(FuelOutcome.TIMED_OUT, got);
@@ -991,6 +1085,37 @@ class Throttle {
           break;
       }
       throw ThrottleError.fromGrpc(status);
+    }
+  }
+
+  // Between two AwaitFuel attempts during an outage under a policy other
+  // than wait: takes the local grants due (LocalShare.awaitStep) until the
+  // next attempt, `delay` seconds from now. Resolves {got} to attempt again
+  // or {result} to end the wait with; rejects with UNAVAILABLE under fail
+  // fast.
+  async degradedWait(n, got, deadline, failIfLate, delay) {
+    const retryAt = monotonicMs() + delay * 1000;
+    for (;;) {
+      const now = monotonicMs();
+      const step = this.local.awaitStep(n - got, now, deadline, failIfLate);
+      got += step.grants; // local: not emissions, unseen by the server
+      switch (step.next) {
+        case 'fuel':
+          return { result: fuelResult(FuelOutcome.FUEL, n) };
+        case 'fail':
+          throw new ThrottleError(grpc.status.UNAVAILABLE, this.local.failDetails(this.name));
+        case 'timed_out':
+          return { result: fuelResult(FuelOutcome.TIMED_OUT, got) };
+        case 'too_late':
+          return { result: fuelResult(FuelOutcome.TOO_LATE, got, step.expectedWaitMs / 1000) };
+        default:
+          break;
+      }
+      if (now >= deadline) return { result: fuelResult(FuelOutcome.TIMED_OUT, got) };
+      if (now >= retryAt || step.next === 'retry') return { got };
+      const wakeAt = Math.min(retryAt, deadline, step.wakeAt);
+      await sleep((wakeAt - now) / 1000, this.closed.signal); // timers are monotonic
+      this.checkOpen();
     }
   }
 
@@ -1017,12 +1142,16 @@ class Throttle {
         request.wait_limit = toDuration(remaining);
         callOptions.deadline = grpcDeadline(remaining + this.options.deadlineSlack);
       }
-      // Wait for a server that is (re)starting instead of failing at once.
-      const metadata = new grpc.Metadata({ waitForReady: true });
+      // Wait for a server that is (re)starting instead of failing at once --
+      // unless the throttle's policy is not to wait (degrade.js).
+      const metadata = new grpc.Metadata({ waitForReady: this.local.waitsForServer });
       const result = { grants: 0, end: 'END_REASON_UNSPECIFIED', status: null };
       const call = this.client.AwaitFuel(request, metadata, callOptions);
       this.active.add(call);
       call.on('data', (response) => {
+        // The server answered: its policy and share, and the outage is over.
+        this.local.update(response);
+        this.local.serverBack();
         result.grants += Math.max(Number(response.grants) || 0, 0);
         if (response.end && response.end !== 'END_REASON_UNSPECIFIED') {
           result.end = response.end;
@@ -1031,6 +1160,7 @@ class Throttle {
       });
       whenEnded(call, (status) => {
         this.active.delete(call);
+        if (!NOT_AN_ANSWER.includes(status.code)) this.local.serverBack(); // NOT_FOUND, ...
         result.status = status;
         resolve(result);
       });
@@ -1111,11 +1241,16 @@ class Throttle {
   // targetRejectionRatio, window, increaseN, decreaseFactor, minOutcomes,
   // {} for every default: the rate
   // moves between floorN and maxN by what workers report(); see
-  // ThrottleConfig.adaptive), replace (delete an existing throttle of this
+  // ThrottleConfig.adaptive), degradation ('wait' (default), 'fail_fast' or
+  // 'local_share': what workers do while the server cannot be reached; see
+  // ThrottleConfig.degradation), localShareFor (seconds, in (0, 3600],
+  // required with 'local_share' and only with it: how long workers grant
+  // themselves their last share), replace (delete an existing throttle of this
   // name first instead of failing with ALREADY_EXISTS). Resolves the
   // throttle's info. Rejects with ThrottleError INVALID_ARGUMENT for a bad
-  // value (the server's message names the field), RangeError for an
-  // unknown mode.
+  // value (the server's message names the field; the client's names
+  // degradation or localShareFor and the value for one that is not a name
+  // or a number), RangeError for an unknown mode.
   async create(maxN, per, { replace = false, ...settings } = {}) {
     const request = { name: this.name, config: toConfig(maxN, per, settings) };
     try {
@@ -1140,8 +1275,11 @@ class Throttle {
   }
 
   // Changes only the settings given -- maxN, per, mode, burst,
-  // manualEmit, catchUp, meaning what they mean in create() (catchUp null:
-  // the server's default again) -- and keeps the others: update({ maxN:
+  // manualEmit, catchUp, warmUp, warmUpFrom, starvationBound, adaptive,
+  // degradation, localShareFor, meaning what they mean in create() (catchUp
+  // null: the server's default again; degradation null: wait; localShareFor
+  // null: none, as the wait and fail_fast policies need) -- and keeps the
+  // others: update({ maxN:
   // 200 }) on a bucket throttle keeps its mode and burst. A mode other than
   // bucket resets burst to 0 unless burst is given too. Waiting workers
   // stay. Resolves the throttle's info. Rejects with ThrottleError
@@ -1168,7 +1306,9 @@ class Throttle {
   }
 
   // This throttle as listed by the server: {name, maxN, per, mode, burst,
-  // manualEmit, catchUp, state, waitingStreams, totalEmissions}.
+  // manualEmit, catchUp, warmUp, warmUpFrom, starvationBound, adaptive,
+  // currentMaxN, degradation, localShareFor, state, waitingStreams,
+  // totalEmissions}.
   async info() {
     const found = (await this.listThrottles()).find((t) => t.name === this.name);
     if (!found) {
@@ -1199,10 +1339,11 @@ class Throttle {
   }
 
   // [seconds between emissions, emissions per second] over the last
-  // `window` seconds (0 < window <= 60), as the seed's latest(). With
-  // { includeWorkers: true }: an object with those two, the window's
-  // emissions and length, and `workers` (what each worker_id got in the
-  // window, at 100 ms resolution; see workerStats).
+  // `window` seconds (0 < window <= 60), as the seed's latest() (this pair
+  // stays as it is). With { includeWorkers: true }: an object with those
+  // two, the window's emissions and length, currentMaxN (the maxN in
+  // effect now, as info().currentMaxN) and `workers` (what each worker_id
+  // got in the window, at 100 ms resolution; see workerStats).
   async latest(window = 1, options = {}) {
     const includeWorkers = Boolean(options && options.includeWorkers);
     const r = await this.unary('Latest', {
@@ -1216,6 +1357,9 @@ class Throttle {
       perSecond: r.emissions_per_second,
       emissions: r.emissions,
       windowSeconds: r.window_seconds,
+      // The maxN in effect (the adaptive ceiling's rate, else maxN; 0 from
+      // a server from before it), as info().currentMaxN.
+      currentMaxN: r.current_max_n,
       workers: r.workers.map(workerStats),
     };
   }

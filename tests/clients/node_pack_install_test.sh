@@ -117,6 +117,21 @@ watcher('127.0.0.1:50051').catch(() => undefined);
 
 // @ts-expect-error: a watch's interval is seconds, a number.
 new Throttle('a', 'b').watch({ interval: '1s' });
+
+async function degradation(address: string): Promise<number> {
+  const t = new Throttle(address, 'crawl');
+  const info = await t.create(10, 1, { degradation: 'local_share', localShareFor: 30 });
+  const policy: 'wait' | 'fail_fast' | 'local_share' = info.degradation;
+  await t.update({ degradation: 'fail_fast', localShareFor: null });
+  await t.configure(10, 1, { degradation: 'DEGRADATION_WAIT' });
+  const { currentMaxN } = await t.latest(1, { includeWorkers: true });
+  t.close();
+  return currentMaxN + info.localShareFor + policy.length;
+}
+degradation('127.0.0.1:50051').catch(() => undefined);
+
+// @ts-expect-error: a degradation is one of wait, fail_fast, local_share.
+new Throttle('a', 'b').update({ degradation: 'retry' });
 TS
   "$tsc" --noEmit --strict --module commonjs --moduleResolution node \
     --target es2020 --types node check.ts

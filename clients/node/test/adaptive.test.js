@@ -1,6 +1,7 @@
 // The adaptive ceiling through the Node client against the real server:
 // create() with adaptive settings (defaults filled in when listed),
-// report() of outcomes moving the rate (info.currentMaxN), update() of
+// report() of outcomes moving the rate (info.currentMaxN, also in
+// latest() with workers and in watch snapshots), update() of
 // adaptive alone, and the errors: FAILED_PRECONDITION on a throttle that
 // is not adaptive, INVALID_ARGUMENT naming the count, TypeError for an
 // unknown adaptive setting. Waits are on conditions with generous
@@ -41,6 +42,18 @@ describe('adaptive ceiling', () => {
     // The window of 100 ms ends: the server halves the rate.
     assert.ok(await waitFor(async () => (await t.info()).currentMaxN === 50));
     assert.equal((await t.info()).maxN, 100); // the ceiling stays
+    // latest() with workers and every watch snapshot carry the rate in
+    // effect too; the plain latest() stays the seed's pair.
+    assert.equal((await t.latest(1, { includeWorkers: true })).currentMaxN, 50);
+    const pair = await t.latest(1);
+    assert.ok(Array.isArray(pair) && pair.length === 2, `${pair}`);
+    const watch = t.watch({ interval: 0.1 });
+    try {
+      const { value } = await watch.next();
+      assert.deepEqual([value.info.currentMaxN, value.info.maxN], [50, 100]);
+    } finally {
+      watch.cancel();
+    }
   });
 
   test('update of adaptive alone', async () => {

@@ -104,3 +104,80 @@ describe('warm-up settings', () => {
     await rejects({ warmUp: 5, warmUpFrom: 'half' }, /warmUpFrom: half/);
   });
 });
+
+describe('degradation settings', () => {
+  const fixture = serverFixture();
+  const throttle = fixture.throttle;
+  const invalidArgument = (pattern) => (error) => {
+    assert.ok(error instanceof ThrottleError, `${error}`);
+    assert.equal(error.codeName, 'INVALID_ARGUMENT');
+    assert.match(error.details, pattern);
+    return true;
+  };
+
+  test('given to create and configure, listed by info', async () => {
+    const t = throttle('degrade-config');
+    const info = await t.create(100, 1, { degradation: 'local_share', localShareFor: 30 });
+    assert.deepEqual([info.degradation, info.localShareFor], ['local_share', 30]);
+    assert.deepEqual(await t.info(), info);
+    const failFast = await t.configure(100, 1, { degradation: 'fail_fast' });
+    assert.deepEqual([failFast.degradation, failFast.localShareFor], ['fail_fast', 0]);
+    // configure replaces whole: unset is wait again (listed unspecified).
+    const wait = await t.configure(100, 1);
+    assert.deepEqual([wait.degradation, wait.localShareFor], ['wait', 0]);
+    // The proto's names are taken too.
+    const named = await t.configure(100, 1, { degradation: 'DEGRADATION_FAIL_FAST' });
+    assert.equal(named.degradation, 'fail_fast');
+    assert.equal((await throttle('degrade-default').create(1, 1)).degradation, 'wait');
+  });
+
+  test('update changes only the degradation fields given', async () => {
+    const t = throttle('degrade-partial');
+    await t.create(100, 60, { mode: 'bucket', burst: 20 });
+    const local = await t.update({ degradation: 'local_share', localShareFor: 2.5 });
+    assert.deepEqual(
+      [local.degradation, local.localShareFor, local.mode, local.burst],
+      ['local_share', 2.5, 'bucket', 20],
+    );
+    assert.equal((await t.update({ localShareFor: 600 })).localShareFor, 600);
+    // Fail fast needs local_share_for unset: null takes it out.
+    const failFast = await t.update({ degradation: 'fail_fast', localShareFor: null });
+    assert.deepEqual([failFast.degradation, failFast.localShareFor], ['fail_fast', 0]);
+    assert.equal((await t.update({ degradation: null })).degradation, 'wait');
+    assert.equal((await t.info()).burst, 20);
+  });
+
+  test('a bad value is INVALID_ARGUMENT naming the field and the value', async () => {
+    const t = throttle('degrade-bad');
+    // Refused by the client before any call.
+    await assert.rejects(
+      t.create(10, 1, { degradation: 'retry' }),
+      invalidArgument(/degradation: "retry": one of wait, fail_fast, local_share/),
+    );
+    await assert.rejects(
+      t.create(10, 1, { degradation: 3 }),
+      invalidArgument(/degradation: 3: one of/),
+    );
+    await assert.rejects(
+      t.create(10, 1, { degradation: 'local_share', localShareFor: '1m' }),
+      invalidArgument(/localShareFor: 1m: a finite number of seconds/),
+    );
+    // Judged by the server, whose message names the field and the value.
+    await assert.rejects(
+      t.create(10, 1, { degradation: 'local_share' }),
+      invalidArgument(/config\.local_share_for must be in \(0, 1 hour\].*got 0/),
+    );
+    await assert.rejects(
+      t.create(10, 1, { degradation: 'local_share', localShareFor: 3601 }),
+      invalidArgument(/config\.local_share_for .*got 1h1s/),
+    );
+    await assert.rejects(
+      t.create(10, 1, { degradation: 'fail_fast', localShareFor: 5 }),
+      invalidArgument(/config\.local_share_for .*unset otherwise, got 5s/),
+    );
+    await t.create(10, 1);
+    await assert.rejects(t.update({ degradation: 'later' }), invalidArgument(/"later"/));
+    await assert.rejects(t.update({ localShareFor: 5 }), invalidArgument(/got 5s/));
+    assert.equal((await t.info()).degradation, 'wait'); // unchanged
+  });
+});

@@ -1,8 +1,9 @@
 // Graceful degradation in the Node client (docs/DECISIONS.md, "Graceful
-// degradation"): the local pacing bound on a fake clock (LocalShare, times
-// the test passes), and workers through a real server killed with SIGKILL
-// and restarted with its --state_dir, so that the throttle comes back
-// running.
+// degradation"; docs/clients.md, "When the server is gone"): the local
+// pacing bound and the AwaitFuel path's steps on a fake clock (LocalShare,
+// times the test passes), and workers -- on the Acquire stream and by
+// AwaitFuel calls -- through a real server killed with SIGKILL and
+// restarted with its --state_dir, so that the throttle comes back running.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -111,6 +112,89 @@ describe('LocalShare on a fake clock', () => {
   });
 });
 
+// The AwaitFuel path's step after a failed attempt (LocalShare.awaitStep),
+// on a fake clock: the same record and pacer as the stream's take().
+describe('AwaitFuel waits on a fake clock', () => {
+  const outage = (degradation, localShareForS, share, lostAt = 0) => {
+    const local = new LocalShare();
+    local.update(policy(degradation, localShareForS, share));
+    local.serverLost(lostAt);
+    return local;
+  };
+
+  test('wait retries, fail fast fails, also before any outage is over', () => {
+    const wait = new LocalShare();
+    wait.serverLost(0);
+    assert.deepEqual(wait.awaitStep(1, 0, 100), { grants: 0, next: 'retry' });
+    assert.equal(wait.waitsForServer, true);
+    const failFast = outage('DEGRADATION_FAIL_FAST', 0, 10);
+    assert.equal(failFast.waitsForServer, false);
+    assert.deepEqual(failFast.awaitStep(1, 5, Infinity), { grants: 0, next: 'fail' });
+    assert.match(failFast.failDetails('t'), /throttle t: .*degradation: fail fast/);
+  });
+
+  test('polls take a local grant only when one is due now', () => {
+    const local = outage('DEGRADATION_LOCAL_SHARE', 10, 4); // one per 250 ms
+    assert.equal(local.waitsForServer, false);
+    assert.deepEqual(local.awaitStep(1, 0, 0), { grants: 1, next: 'fuel' });
+    assert.deepEqual(local.awaitStep(1, 100, 100), { grants: 0, next: 'timed_out' });
+    assert.deepEqual(local.awaitStep(1, 249, 249), { grants: 0, next: 'timed_out' });
+    assert.deepEqual(local.awaitStep(1, 250, 250), { grants: 1, next: 'fuel' });
+    // A poll for three gets the one due.
+    assert.deepEqual(local.awaitStep(3, 600, 600), { grants: 1, next: 'timed_out' });
+  });
+
+  test('polls and stream waiters share one pacer: share x elapsed + 1 in all', () => {
+    const local = outage('DEGRADATION_LOCAL_SHARE', 60, 5);
+    let total = 0;
+    for (let ms = 0; ms <= 10000; ms += 7) {
+      // A poll, then a stream waiter (take()), at the same instant.
+      total += local.awaitStep(1, ms, ms).grants;
+      total += local.take(1, ms);
+      assert.ok(total <= Math.floor((5 * ms) / 1000) + 1, `${total} at ${ms} ms`);
+    }
+    assert.ok(total >= 50, `${total}`);
+  });
+
+  test('a wait sleeps until its next local grant, within its timeout', () => {
+    const local = outage('DEGRADATION_LOCAL_SHARE', 10, 2); // one per 500 ms
+    assert.deepEqual(local.awaitStep(1, 0, 5000), { grants: 1, next: 'fuel' });
+    assert.deepEqual(local.awaitStep(1, 100, 5000), { grants: 0, next: 'sleep', wakeAt: 500 });
+    // No fail-if-late: a grant due after the timeout lets the timeout pass.
+    assert.deepEqual(local.awaitStep(1, 100, 300), { grants: 0, next: 'sleep', wakeAt: 500 });
+    assert.deepEqual(local.awaitStep(1, 500, 5000), { grants: 1, next: 'fuel' });
+    // Two missing: one now, then sleep until the next.
+    assert.deepEqual(local.awaitStep(2, 1000, 5000), { grants: 1, next: 'sleep', wakeAt: 1500 });
+  });
+
+  test('fail-if-late is too late at once when the next local grant is after the timeout', () => {
+    const local = outage('DEGRADATION_LOCAL_SHARE', 10, 2, 1000);
+    assert.deepEqual(local.awaitStep(1, 1000, 1100, true), { grants: 1, next: 'fuel' });
+    assert.deepEqual(local.awaitStep(1, 1100, 1300, true), {
+      grants: 0,
+      next: 'too_late',
+      expectedWaitMs: 400,
+    });
+    assert.deepEqual(local.awaitStep(1, 1100, 1500, true), {
+      grants: 0,
+      next: 'sleep',
+      wakeAt: 1500,
+    });
+  });
+
+  test('after local_share_for: as fail fast; the server back: as wait', () => {
+    const local = outage('DEGRADATION_LOCAL_SHARE', 1, 100);
+    assert.equal(local.awaitStep(1, 0, 0).next, 'fuel');
+    // The last local grant's wake-up is the end of sharing at the latest.
+    local.take(1, 995);
+    assert.deepEqual(local.awaitStep(1, 996, 5000), { grants: 0, next: 'sleep', wakeAt: 1000 });
+    assert.deepEqual(local.awaitStep(1, 1000, 5000), { grants: 0, next: 'fail' });
+    assert.match(local.failDetails('t'), /no local share left/);
+    local.serverBack();
+    assert.deepEqual(local.awaitStep(1, 1001, 5000), { grants: 0, next: 'retry' });
+  });
+});
+
 // A worker loop on a handle of its own, counting grants until stopped.
 function worker(address, name) {
   const w = { grants: 0, errors: [], done: false };
@@ -167,8 +251,10 @@ describe('degradation against a real server', () => {
     const workers = [worker(first.address, 'degrade'), worker(first.address, 'degrade')];
     try {
       assert.ok(await waitFor(() => workers.every((w) => w.grants >= 5)));
-      await kill(first);
+      // Before the kill: the client may see the stream end before the
+      // test sees the process exit.
       const killed = performance.now();
+      await kill(first);
       const before = workers.map((w) => w.grants);
       const local = () => workers.reduce((sum, w, i) => sum + w.grants - before[i], 0);
       assert.ok(await waitFor(() => workers.every((w, i) => w.grants > before[i]) && local() >= rate));
@@ -221,6 +307,90 @@ describe('degradation against a real server', () => {
     }
   });
 
+  // AwaitFuel calls only (polls and fail-if-late waits, no Acquire
+  // stream): the outage starts and ends by their answers alone.
+  test('local share: polls and fail-if-late waits grant locally within the share', async () => {
+    const rate = 4; // one local grant per 250 ms
+    const spec = `awl max_n=${rate} per=1 degradation=local_share local_share_for=60s`;
+    const state = stateDir();
+    const first = await serve(spec, state);
+    const tank = new Throttle(first.address, 'awl', { backoffInitial: 0.02, backoffMax: 0.5 });
+    try {
+      await tank.start();
+      // A grant message tells the handle the policy and its share.
+      assert.equal(await tank.awaitFuel(GENEROUS, { failIfLate: true }), FuelOutcome.FUEL);
+      // Before the kill: the client may see the stream end before the
+      // test sees the process exit.
+      const killed = performance.now();
+      await kill(first);
+      let local = 0;
+      const tooLate = [];
+      const outcomes = new Set();
+      assert.ok(await waitFor(async () => {
+        for (const timeout of [0, 0.05, 1]) {
+          const result = await tank.awaitFuelCount(1, timeout, { failIfLate: true });
+          outcomes.add(`${timeout} ${result.outcome}`);
+          if (result.outcome === FuelOutcome.FUEL) local += 1;
+          if (result.outcome === FuelOutcome.TOO_LATE) tooLate.push(result.expectedWait);
+        }
+        return local >= 2 * rate && tooLate.length > 0;
+      }, 30), `${local} local grants, ${tooLate.length} too late: ${[...outcomes]}`);
+      const outage = (performance.now() - killed) / 1000;
+      // The handle's one pacer: share x elapsed + 1 from the outage's start.
+      assert.ok(local <= rate * outage + 1, `${local} in ${outage} s`);
+      // Too late: the next local grant was due after the 50 ms timeout, and
+      // within 250 ms (the expected wait is counted from the failed attempt).
+      for (const wait of tooLate) assert.ok(wait > 0 && wait <= 0.25, `${wait}`);
+      assert.ok(tank.local.outage);
+
+      const restarted = await serve(spec, state, first.port);
+      const again = new Throttle(restarted.address, 'awl');
+      try {
+        const stored = (await again.info()).totalEmissions;
+        // The server's grants again: emissions it counts, the outage over.
+        assert.ok(await waitFor(async () => {
+          await tank.awaitFuel(1, { failIfLate: true });
+          return !tank.local.outage && (await again.info()).totalEmissions > stored;
+        }));
+      } finally {
+        again.close();
+      }
+    } finally {
+      tank.close();
+    }
+  });
+
+  test('fail fast: a poll and a fail-if-late wait reject with UNAVAILABLE at once', async () => {
+    const spec = 'awf max_n=100 per=1 degradation=fail_fast';
+    const state = stateDir();
+    const first = await serve(spec, state);
+    const tank = new Throttle(first.address, 'awf', { backoffInitial: 0.02, backoffMax: 0.5 });
+    const unavailable = (error) => error instanceof ThrottleError && error.code === UNAVAILABLE;
+    try {
+      await tank.start();
+      assert.ok(await waitFor(async () => (await tank.awaitFuel(0)) === FuelOutcome.FUEL));
+      await kill(first);
+      const asked = performance.now();
+      await assert.rejects(tank.awaitFuel(0), unavailable);
+      await assert.rejects(tank.awaitFuel(GENEROUS, { failIfLate: true }), unavailable);
+      await assert.rejects(tank.awaitFuel(0), unavailable);
+      assert.ok(performance.now() - asked < (GENEROUS / 2) * 1000);
+
+      await serve(spec, state, first.port);
+      assert.ok(await waitFor(async () => {
+        try {
+          return (await tank.awaitFuel(GENEROUS, { failIfLate: true })) === FuelOutcome.FUEL;
+        } catch (error) {
+          assert.equal(error.code, UNAVAILABLE);
+          return false;
+        }
+      }));
+      assert.equal(tank.local.outage, false);
+    } finally {
+      tank.close();
+    }
+  });
+
   test('after local_share_for waits reject with UNAVAILABLE', async () => {
     const spec = 'short max_n=20 per=1 degradation=local_share local_share_for=1s';
     const server = await serve(spec, stateDir());
@@ -228,8 +398,10 @@ describe('degradation against a real server', () => {
     try {
       await tank.start();
       assert.ok(await tank.awaitFuel(GENEROUS));
-      await kill(server);
+      // Before the kill: the client may see the stream end before the
+      // test sees the process exit.
       const killed = performance.now();
+      await kill(server);
       let local = 0;
       let failure = null;
       try {
