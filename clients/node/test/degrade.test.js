@@ -360,6 +360,48 @@ describe('degradation against a real server', () => {
     }
   });
 
+  // One record and one pacer per handle: the policy only the stream was
+  // told, and the outage only the stream saw, apply to its polls; the
+  // stream's waiters and the polls share the local grants.
+  test('local share: a handle\'s stream and polls share one pacer', async () => {
+    const rate = 10;
+    const spec = `shared max_n=${rate} per=1 degradation=local_share local_share_for=60s`;
+    const first = await serve(spec, stateDir());
+    const tank = new Throttle(first.address, 'shared', { backoffInitial: 0.02, backoffMax: 0.5 });
+    const counts = { stream: 0, polls: 0, errors: [] };
+    let done = false;
+    try {
+      await tank.start();
+      assert.equal(await tank.awaitFuel(GENEROUS), FuelOutcome.FUEL); // the stream
+      const killed = performance.now();
+      await kill(first);
+      const streaming = (async () => {
+        try {
+          while (!done) if ((await tank.awaitFuel(1)) === FuelOutcome.FUEL) counts.stream += 1;
+        } catch (error) {
+          if (!done) counts.errors.push(error);
+        }
+      })();
+      assert.ok(await waitFor(async () => {
+        if ((await tank.awaitFuel(0)) === FuelOutcome.FUEL) counts.polls += 1;
+        return counts.polls >= 3 && counts.stream >= 3;
+      }, 30), JSON.stringify(counts));
+      const outage = (performance.now() - killed) / 1000;
+      done = true;
+      const local = counts.stream + counts.polls;
+      // The share was the whole rate (the stream was the only one); one
+      // pacer for both: share x elapsed + 1 from the outage's start, which
+      // is after `killed`.
+      assert.ok(local <= rate * outage + 1, `${local} in ${outage} s`);
+      assert.deepEqual(counts.errors, []);
+      tank.close();
+      await streaming;
+    } finally {
+      done = true;
+      tank.close();
+    }
+  });
+
   test('fail fast: a poll and a fail-if-late wait reject with UNAVAILABLE at once', async () => {
     const spec = 'awf max_n=100 per=1 degradation=fail_fast';
     const state = stateDir();
