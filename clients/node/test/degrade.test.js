@@ -3,7 +3,8 @@
 // pacing bound and the AwaitFuel path's steps on a fake clock (LocalShare,
 // times the test passes), and workers -- on the Acquire stream and by
 // AwaitFuel calls -- through a real server killed with SIGKILL and
-// restarted with its --state_dir, so that the throttle comes back running.
+// restarted with its --state_dir, so that the throttle comes back running;
+// and the AwaitFuel fallback against an in-process server without Acquire.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -192,6 +193,66 @@ describe('AwaitFuel waits on a fake clock', () => {
     assert.match(local.failDetails('t'), /no local share left/);
     local.serverBack();
     assert.deepEqual(local.awaitStep(1, 1001, 5000), { grants: 0, next: 'retry' });
+  });
+});
+
+// An in-process server without Acquire (UNIMPLEMENTED) whose first
+// AwaitFuel call gets one grant telling `degradation` and a share of 5 a
+// second, and every later one UNAVAILABLE, as from a server gone down.
+async function oldServerGoneDown(degradation) {
+  const grpc = require('@grpc/grpc-js');
+  const { proto } = require('..');
+  const server = new grpc.Server();
+  let calls = 0;
+  server.addService(proto.Throttle.service, {
+    AwaitFuel(call) {
+      calls += 1;
+      if (calls > 1) {
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'gone' });
+        return;
+      }
+      call.write({
+        grants: 1,
+        degradation,
+        local_share_for: { seconds: 60, nanos: 0 },
+        share_per_second: 5,
+      });
+      call.end();
+    },
+  });
+  const port = await new Promise((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, p) =>
+      error ? reject(error) : resolve(p),
+    );
+  });
+  return { address: `127.0.0.1:${port}`, close: () => server.forceShutdown() };
+}
+
+describe('the AwaitFuel fallback (a server without Acquire)', () => {
+  test('local share: its waits get the local grants at the share', async (t) => {
+    const server = await oldServerGoneDown('DEGRADATION_LOCAL_SHARE');
+    t.after(() => server.close());
+    const tank = new Throttle(server.address, 'old', { backoffInitial: 0.02, backoffMax: 0.1 });
+    t.after(() => tank.close());
+    assert.equal(await tank.awaitFuel(10), FuelOutcome.FUEL); // the server's
+    const lost = performance.now();
+    for (let i = 0; i < 6; i++) assert.equal(await tank.awaitFuel(10), FuelOutcome.FUEL);
+    // One at the outage's start (after `lost`), then one each 200 ms.
+    const elapsed = performance.now() - lost;
+    assert.ok(elapsed >= 1000, `${elapsed} ms`);
+    assert.ok(tank.local.outage);
+  });
+
+  test('fail fast: its wait rejects with UNAVAILABLE at once', async (t) => {
+    const server = await oldServerGoneDown('DEGRADATION_FAIL_FAST');
+    t.after(() => server.close());
+    const tank = new Throttle(server.address, 'old', { backoffInitial: 0.02, backoffMax: 0.1 });
+    t.after(() => tank.close());
+    assert.equal(await tank.awaitFuel(10), FuelOutcome.FUEL);
+    const asked = performance.now();
+    await assert.rejects(tank.awaitFuel(GENEROUS), (error) => error instanceof ThrottleError
+      && error.code === UNAVAILABLE && /degradation: fail fast/.test(error.message));
+    assert.ok(performance.now() - asked < (GENEROUS / 2) * 1000);
   });
 });
 
