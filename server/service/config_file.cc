@@ -24,7 +24,7 @@ namespace {
 
 constexpr const char* kKnownKeys =
     "max_n, per, mode, burst, manual_emit, catch_up, warm_up, warm_up_from, "
-    "starvation_bound, degradation, local_share_for";
+    "starvation_bound, degradation, local_share_for, adaptive";
 
 int LineOf(const YAML::Node& node) { return node.Mark().line + 1; }
 
@@ -95,10 +95,83 @@ absl::Status ForEachKey(const YAML::Node& map, absl::string_view field,
   return absl::OkStatus();
 }
 
+// The numbers and durations of the file: an error names the value's line,
+// the field and what the value must be.
+absl::Status ReadInteger(const YAML::Node& value, const std::string& path,
+                         const Errors& errors, int64_t* out) {
+  if (absl::SimpleAtoi(value.Scalar(), out)) return absl::OkStatus();
+  return errors.At(
+      value, path,
+      absl::StrCat("must be an integer, got ", Quote(value.Scalar())));
+}
+absl::Status ReadNumber(const YAML::Node& value, const std::string& path,
+                        absl::string_view range, const Errors& errors,
+                        double* out) {
+  if (absl::SimpleAtod(value.Scalar(), out)) return absl::OkStatus();
+  return errors.At(value, path,
+                   absl::StrCat("must be a number in ", range, ", got ",
+                                Quote(value.Scalar())));
+}
+absl::Status ReadDuration(const YAML::Node& value, const std::string& path,
+                          const Errors& errors, absl::Duration* out) {
+  absl::StatusOr<absl::Duration> duration = ParseDuration(value.Scalar());
+  if (!duration.ok()) {
+    return errors.At(value, path, duration.status().message());
+  }
+  *out = *duration;
+  return absl::OkStatus();
+}
+
+// The values given under a throttle, by their field path below it
+// ("burst", "adaptive.floor_n"), so that an error of ValidateConfig points
+// at the line of the field it names.
+using GivenValues = absl::flat_hash_map<std::string, YAML::Node>;
+
+constexpr const char* kAdaptiveKeys =
+    "floor_n, target_rejection_ratio, window, increase_n, decrease_factor, "
+    "min_outcomes";
+
+// The mapping under a throttle's "adaptive" (the proto's AdaptiveConfig,
+// by its field names; what it omits keeps the defaults, as in the RPC).
+absl::Status ParseAdaptive(const YAML::Node& settings, const std::string& field,
+                           const Errors& errors, AdaptiveConfig* config,
+                           GivenValues* given) {
+  return ForEachKey(
+      settings, field, errors,
+      [&](const YAML::Node& key, const YAML::Node& value,
+          const std::string& path) -> absl::Status {
+        const std::string& name = key.Scalar();
+        if (!value.IsScalar()) {
+          return errors.At(
+              key, path,
+              absl::StrCat("must be a value, got ", TypeName(value)));
+        }
+        (*given)["adaptive." + name] = value;
+        if (name == "floor_n") {
+          return ReadInteger(value, path, errors, &config->floor_n);
+        } else if (name == "target_rejection_ratio") {
+          return ReadNumber(value, path, "(0, 1)", errors,
+                            &config->target_rejection_ratio);
+        } else if (name == "window") {
+          return ReadDuration(value, path, errors, &config->window);
+        } else if (name == "increase_n") {
+          return ReadInteger(value, path, errors, &config->increase_n);
+        } else if (name == "decrease_factor") {
+          return ReadNumber(value, path, "(0, 1)", errors,
+                            &config->decrease_factor);
+        } else if (name == "min_outcomes") {
+          return ReadInteger(value, path, errors, &config->min_outcomes);
+        }
+        return errors.At(
+            key, path,
+            absl::StrCat("unknown key (known: ", kAdaptiveKeys, ")"));
+      });
+}
+
 // The settings of one throttle (the mapping under its name).
 absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
                            const Errors& errors, ThrottleConfig* config) {
-  absl::flat_hash_map<std::string, YAML::Node> nodes;
+  GivenValues nodes;
   absl::Status status = ForEachKey(
       settings, field, errors,
       [&](const YAML::Node& key, const YAML::Node& value,
@@ -114,12 +187,32 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
                                                   "warm_up_from",
                                                   "starvation_bound",
                                                   "degradation",
-                                                  "local_share_for"};
+                                                  "local_share_for",
+                                                  "adaptive"};
         bool known = false;
         for (absl::string_view k : kKeys) known = known || k == name;
         if (!known) {
+          // The --throttle spec's flat spellings have one form in the
+          // file: the nested mapping (docs/DECISIONS.md).
           return errors.At(
-              key, path, absl::StrCat("unknown key (known: ", kKnownKeys, ")"));
+              key, path,
+              absl::StrCat("unknown key (known: ", kKnownKeys, ")",
+                           absl::StartsWith(name, "adaptive_")
+                               ? "; the adaptive_* settings of --throttle "
+                                 "go in the mapping adaptive: {...}"
+                               : ""));
+        }
+        if (name == "adaptive") {
+          if (!value.IsMap()) {
+            return errors.At(
+                key, path,
+                absl::StrCat("must be a mapping of adaptive settings (",
+                             kAdaptiveKeys, "; {} for every default), got ",
+                             TypeName(value)));
+          }
+          nodes[name] = key;
+          return ParseAdaptive(value, path, errors, &config->adaptive.emplace(),
+                               &nodes);
         }
         if (!value.IsScalar()) {
           return errors.At(
@@ -128,18 +221,15 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
         }
         nodes[name] = value;
         const std::string& text = value.Scalar();
-        const auto bad = [&](absl::string_view what) {
-          return errors.At(
-              value, path,
-              absl::StrCat("must be ", what, ", got ", Quote(text)));
-        };
         if (name == "max_n") {
-          if (!absl::SimpleAtoi(text, &config->max_n)) return bad("an integer");
+          return ReadInteger(value, path, errors, &config->max_n);
         } else if (name == "burst") {
-          if (!absl::SimpleAtoi(text, &config->burst)) return bad("an integer");
+          return ReadInteger(value, path, errors, &config->burst);
         } else if (name == "manual_emit") {
           if (!absl::SimpleAtob(text, &config->manual_emit)) {
-            return bad("true or false");
+            return errors.At(
+                value, path,
+                absl::StrCat("must be true or false, got ", Quote(text)));
           }
         } else if (name == "mode") {
           absl::StatusOr<Mode> mode = ParseMode(text);
@@ -153,21 +243,17 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
           }
           config->degradation = *degradation;
         } else if (name == "warm_up_from") {
-          if (!absl::SimpleAtod(text, &config->warm_up_from)) {
-            return bad("a number in (0, 1]");
-          }
+          return ReadNumber(value, path, "(0, 1]", errors,
+                            &config->warm_up_from);
         } else {  // per, catch_up, warm_up, starvation_bound,
                   // local_share_for
-          absl::StatusOr<absl::Duration> duration = ParseDuration(text);
-          if (!duration.ok()) {
-            return errors.At(value, path, duration.status().message());
-          }
-          (name == "per"                ? config->per
-           : name == "warm_up"          ? config->warm_up
-           : name == "starvation_bound" ? config->starvation_bound
-           : name == "local_share_for"  ? config->local_share_for
-                                        : config->catch_up.emplace()) =
-              *duration;
+          return ReadDuration(
+              value, path, errors,
+              &(name == "per"                ? config->per
+                : name == "warm_up"          ? config->warm_up
+                : name == "starvation_bound" ? config->starvation_bound
+                : name == "local_share_for"  ? config->local_share_for
+                                             : config->catch_up.emplace()));
         }
         return absl::OkStatus();
       });
@@ -179,9 +265,10 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
   }
   status = ValidateConfig(*config);
   if (status.ok()) return status;
-  // ValidateConfig names the proto's fields ("config.burst", or
-  // "config.per_seconds" for per): point at the line of the first one
-  // named that the file gives.
+  // ValidateConfig names the proto's fields ("config.burst",
+  // "config.adaptive.floor_n", or "config.per_seconds" for per): point at
+  // the line of the first one named that the file gives, or of the
+  // mapping it is in ("adaptive" for a default out of range there).
   std::string message(status.message());
   absl::StrReplaceAll({{"config.per_seconds", "per"}, {"config.", ""}},
                       &message);
@@ -191,11 +278,16 @@ absl::Status ParseSettings(const YAML::Node& settings, const std::string& field,
   if (at != absl::string_view::npos) {
     absl::string_view rest = original.substr(at + 7);
     key = std::string(
-        rest.substr(0, rest.find_first_not_of("abcdefghijklmnopqrstuvwxyz_")));
+        rest.substr(0, rest.find_first_not_of("abcdefghijklmnopqrstuvwxyz_.")));
     if (key == "per_seconds") key = "per";
   }
-  if (auto it = nodes.find(key); it != nodes.end()) {
-    return errors.At(it->second, absl::StrCat(field, ".", key), message);
+  // The field, else the mapping it is in.
+  while (!key.empty()) {
+    if (auto it = nodes.find(key); it != nodes.end()) {
+      return errors.At(it->second, absl::StrCat(field, ".", key), message);
+    }
+    const size_t dot = key.rfind('.');
+    key.resize(dot == std::string::npos ? 0 : dot);
   }
   return errors.At(settings, field, message);
 }

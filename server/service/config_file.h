@@ -7,10 +7,20 @@
 //       per: 1s              # a duration: 250ms, 1.5s, 2m, or seconds
 //     api: {max_n: 100, per: 1s, mode: bucket, burst: 20}
 //
+//     pool:
+//       max_n: 100
+//       per: 1s
+//       adaptive: {floor_n: 10, window: 2s}   # {} for every default
+//
 // Keys of a throttle: max_n and per (required), mode, burst, manual_emit,
-// catch_up, as in the --throttle spec (convert.h). Every error names the
-// file, the line and the field ("throttles.api.burst"); an unknown key, a
-// key given twice and a throttle declared twice are errors.
+// catch_up, warm_up, warm_up_from, starvation_bound, degradation,
+// local_share_for, as in the --throttle spec (convert.h), and adaptive: a
+// mapping of the proto's AdaptiveConfig fields (floor_n,
+// target_rejection_ratio, window, increase_n, decrease_factor,
+// min_outcomes; the spec's flat adaptive_* keys are not read here). Every
+// error names the file, the line and the field ("throttles.api.burst",
+// "throttles.pool.adaptive.floor_n"); an unknown key, a key given twice
+// and a throttle declared twice are errors.
 //
 // The old format (one "NAME key=value ..." spec per line, '#' comments) is
 // still read, flagged as such so the caller can log that it is

@@ -7,7 +7,8 @@
 //   (Persist);
 // - when the throttle's reserved grants run low (ReservationLow, from the
 //   table): the new reservation holds only once it is durable;
-// - at least every `stats_interval` while its emissions change;
+// - at least every `stats_interval` while its emissions change, and at
+//   the next such write after an adaptive step moved its rate;
 // - once more at Stop, with nothing reserved (no grant follows it).
 // See docs/DECISIONS.md, "Durable state".
 #ifndef THROTTLE_SERVER_SERVICE_PERSISTER_H_

@@ -87,6 +87,7 @@ absl::Status ThrottleTable::Restore(const StoredThrottle& stored) {
   entry.starts = stored.starts;
   entry.stops = stored.stops;
   entry.stored_emissions = stored.state.monitor.total;
+  entry.stored_rate_max_n = entry.scheduler.rate_max_n();
   Log(LogLevel::kInfo, "throttle_restored",
       {{"throttle", stored.name},
        {"config", ToProto(stored.config).ShortDebugString()},
@@ -137,6 +138,7 @@ ThrottleTable::StoreBatch ThrottleTable::CollectForStore(
     batch.limits.emplace_back(uid, limit);
     batch.renewed.push_back(uid);
     entry->stored_emissions = scheduler.total_emissions();
+    entry->stored_rate_max_n = scheduler.rate_max_n();
     ++entry->storing;
   }
   auto add = [&](Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -144,6 +146,7 @@ ThrottleTable::StoreBatch ThrottleTable::CollectForStore(
     batch.throttles.push_back(
         StoredLocked(entry, entry.scheduler.grant_limit()));
     entry.stored_emissions = entry.scheduler.total_emissions();
+    entry.stored_rate_max_n = entry.scheduler.rate_max_n();
     ++entry.storing;
   };
   for (const std::string& name : names) {
@@ -157,7 +160,8 @@ ThrottleTable::StoreBatch ThrottleTable::CollectForStore(
   if (scope != StoreScope::kNamed) {
     for (auto& [name, entry] : throttles_) {
       if (scope == StoreScope::kAll ||
-          entry->stored_emissions != entry->scheduler.total_emissions()) {
+          entry->stored_emissions != entry->scheduler.total_emissions() ||
+          entry->stored_rate_max_n != entry->scheduler.rate_max_n()) {
         add(*entry);
       }
     }

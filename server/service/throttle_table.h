@@ -161,9 +161,11 @@ class ThrottleTable final : public ThrottleStatsSource {
     int64_t starts = 0;
     int64_t stops = 0;
     // Durable state: a reservation was asked for and not yet confirmed;
-    // the total emissions last stored.
+    // the total emissions and the rate in effect (which an adaptive step
+    // moves without any emission) last stored.
     bool reservation_asked = false;
     int64_t stored_emissions = -1;
+    int64_t stored_rate_max_n = -1;
     int storing = 0;  // writes of it collected and not yet done
   };
 
@@ -289,7 +291,7 @@ class ThrottleTable final : public ThrottleStatsSource {
   // Which throttles a store covers besides those named and renewed.
   enum class StoreScope {
     kNamed,    // no others
-    kChanged,  // those whose emissions changed since they were last stored
+    kChanged,  // those whose emissions or rate changed since last stored
     kAll,      // every throttle
     kRelease,  // every throttle, with nothing reserved: no grant follows
   };

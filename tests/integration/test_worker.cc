@@ -8,6 +8,11 @@
 // "fuel" per grant and then "stopped" or "error <status>".
 //
 // --priority=P gives the worker (either way) priority class P.
+// With --report=success or --report=rejection (the client library's loop
+// only) it stands for a worker whose downstream accepts or rejects all of
+// its work: after each grant it reports that one outcome to the
+// throttle's adaptive ceiling (Tank::Report); a failed report is
+// "error <status>", exit 1.
 // With --grant_times=PATH it also appends the time of each grant to PATH,
 // one line of CLOCK_MONOTONIC nanoseconds (std::chrono::steady_clock, the
 // clock of every process on the host), for bench/degrade.sh.
@@ -42,6 +47,9 @@ ABSL_FLAG(std::string, tls_server_name, "",
 ABSL_FLAG(int64_t, priority, 0, "priority class (TankOptions::priority)");
 ABSL_FLAG(std::string, grant_times, "",
           "if set: append each grant's CLOCK_MONOTONIC ns to this file");
+ABSL_FLAG(std::string, report, "",
+          "success or rejection: after each grant, report the work it "
+          "stood for as that outcome (Tank::Report); empty: no reports");
 ABSL_FLAG(int64_t, await_fuel, 0,
           "if > 0: one raw AwaitFuel call for this many grants instead of "
           "the client library's loop");
@@ -99,6 +107,12 @@ int main(int argc, char** argv) {
   if (const int64_t count = absl::GetFlag(FLAGS_await_fuel); count > 0) {
     return RunAwaitFuel(*channel, count);
   }
+  const std::string report = absl::GetFlag(FLAGS_report);
+  if (report != "" && report != "success" && report != "rejection") {
+    std::printf("error --report must be success or rejection, got \"%s\"\n",
+                report.c_str());
+    return 1;
+  }
   throttle::Tank tank(*channel, absl::GetFlag(FLAGS_throttle), options);
   std::FILE* times = nullptr;
   if (const std::string path = absl::GetFlag(FLAGS_grant_times);
@@ -129,6 +143,15 @@ int main(int argc, char** argv) {
       }
       std::printf("fuel\n");
       std::fflush(stdout);
+      if (!report.empty()) {
+        const bool accepted = report == "success";
+        const absl::StatusOr<int64_t> rate =
+            tank.Report(accepted ? 1 : 0, accepted ? 0 : 1);
+        if (!rate.ok() && !tank.killed()) {
+          std::printf("error %s\n", rate.status().ToString().c_str());
+          return 1;
+        }
+      }
     }
   }
   std::printf("stopped\n");

@@ -134,6 +134,163 @@ TEST(ConfigFile, BadWarmUpNamesLineFieldAndValue) {
                 "got \"half\"");
 }
 
+TEST(ConfigFile, AdaptiveMappingWithItsDefaultsFilledIn) {
+  absl::StatusOr<ConfigFile> file = ParseConfigFile(
+      "throttles:\n"
+      "  pool:\n"
+      "    max_n: 100\n"
+      "    per: 1s\n"
+      "    adaptive:\n"
+      "      floor_n: 10\n"
+      "      target_rejection_ratio: 0.2\n"
+      "      window: 1500ms\n"
+      "      increase_n: 5\n"
+      "      decrease_factor: 0.75\n"
+      "      min_outcomes: 3\n"
+      "  api: {max_n: 4, per: 1, adaptive: {window: 2}}\n"
+      "  plain: {max_n: 4, per: 1}\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_EQ(file->throttles.size(), 3u);
+  ASSERT_TRUE(file->throttles[0].config.adaptive.has_value());
+  const AdaptiveConfig& pool = *file->throttles[0].config.adaptive;
+  EXPECT_EQ(pool.floor_n, 10);
+  EXPECT_DOUBLE_EQ(pool.target_rejection_ratio, 0.2);
+  EXPECT_EQ(pool.window, absl::Milliseconds(1500));
+  EXPECT_EQ(pool.increase_n, 5);
+  EXPECT_DOUBLE_EQ(pool.decrease_factor, 0.75);
+  EXPECT_EQ(pool.min_outcomes, 3);
+  // What the mapping omits keeps the defaults, as an RPC's AdaptiveConfig.
+  ASSERT_TRUE(file->throttles[1].config.adaptive.has_value());
+  const AdaptiveConfig& api = *file->throttles[1].config.adaptive;
+  const AdaptiveConfig defaults;
+  EXPECT_EQ(api.window, absl::Seconds(2));
+  EXPECT_EQ(api.floor_n, defaults.floor_n);
+  EXPECT_DOUBLE_EQ(api.target_rejection_ratio, defaults.target_rejection_ratio);
+  EXPECT_EQ(api.increase_n, defaults.increase_n);
+  EXPECT_DOUBLE_EQ(api.decrease_factor, defaults.decrease_factor);
+  EXPECT_EQ(api.min_outcomes, defaults.min_outcomes);
+  EXPECT_FALSE(file->throttles[2].config.adaptive.has_value());
+  // An empty mapping: adaptive, every default.
+  file = ParseConfigFile(
+      "throttles:\n"
+      "  pool: {max_n: 4, per: 1s, adaptive: {}}\n",
+      kPath);
+  ASSERT_TRUE(file.ok()) << file.status();
+  ASSERT_TRUE(file->throttles[0].config.adaptive.has_value());
+  EXPECT_EQ(file->throttles[0].config.adaptive->window, defaults.window);
+}
+
+// A throttle "pool" (max_n 10) with `adaptive` on line 3 and the given
+// setting alone under it on line 4.
+std::string AdaptiveWith(const std::string& setting) {
+  return "throttles:\n"
+         "  pool:\n"
+         "    adaptive:\n"
+         "      " +
+         setting +
+         "\n"
+         "    max_n: 10\n"
+         "    per: 1s\n";
+}
+
+TEST(ConfigFile, BadAdaptiveValueNamesLineFieldAndValue) {
+  const std::string at = std::string(kPath) + ":4: throttles.pool.adaptive.";
+  // Not a value of the kind.
+  EXPECT_EQ(ErrorOf(AdaptiveWith("floor_n: ten")),
+            at + "floor_n: must be an integer, got \"ten\"");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("target_rejection_ratio: low")),
+            at + "target_rejection_ratio: must be a number in (0, 1), got "
+                 "\"low\"");
+  EXPECT_EQ(
+      ErrorOf(AdaptiveWith("window: 1 sec")),
+      at + "window: " + std::string(ParseDuration("1 sec").status().message()));
+  EXPECT_EQ(ErrorOf(AdaptiveWith("increase_n: 1.5")),
+            at + "increase_n: must be an integer, got \"1.5\"");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("decrease_factor: half")),
+            at + "decrease_factor: must be a number in (0, 1), got \"half\"");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("min_outcomes: [3]")),
+            at + "min_outcomes: must be a value, got a list");
+  // Out of range: the check of the RPC path (ValidateAdaptiveConfig), at
+  // the line of the field.
+  EXPECT_EQ(ErrorOf(AdaptiveWith("floor_n: 11")),
+            at + "floor_n: adaptive.floor_n must be in [1, max_n = 10], got "
+                 "11");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("target_rejection_ratio: 1")),
+            at + "target_rejection_ratio: adaptive.target_rejection_ratio "
+                 "must be in (0, 1), got 1");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("window: 2h")),
+            at + "window: adaptive.window must be in (0, 1h], got 2h");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("increase_n: 0")),
+            at + "increase_n: adaptive.increase_n must be in [1, max_n = 10], "
+                 "got 0");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("decrease_factor: 0")),
+            at + "decrease_factor: adaptive.decrease_factor must be in (0, 1), "
+                 "got 0");
+  EXPECT_EQ(ErrorOf(AdaptiveWith("min_outcomes: 1000001")),
+            at + "min_outcomes: adaptive.min_outcomes must be in [1, "
+                 "1000000], got 1000001");
+}
+
+TEST(ConfigFile, AdaptiveUnknownRepeatedOrMisshapenKeysAreErrors) {
+  EXPECT_EQ(ErrorOf(AdaptiveWith("flor_n: 2")),
+            std::string(kPath) +
+                ":4: throttles.pool.adaptive.flor_n: unknown key (known: "
+                "floor_n, target_rejection_ratio, window, increase_n, "
+                "decrease_factor, min_outcomes)");
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  pool:\n"
+                    "    max_n: 10\n"
+                    "    per: 1s\n"
+                    "    adaptive:\n"
+                    "      floor_n: 2\n"
+                    "      floor_n: 3\n"),
+            std::string(kPath) +
+                ":7: throttles.pool.adaptive.floor_n: given twice (first at "
+                "line 6)");
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  pool:\n"
+                    "    adaptive: {}\n"
+                    "    max_n: 10\n"
+                    "    per: 1s\n"
+                    "    adaptive: {floor_n: 2}\n"),
+            std::string(kPath) +
+                ":6: throttles.pool.adaptive: given twice (first at line 3)");
+  // Not a mapping: `adaptive:` alone does not turn it on.
+  for (const char* value : {"", " true", " [1]"}) {
+    EXPECT_THAT(ErrorOf(std::string("throttles:\n"
+                                    "  pool:\n"
+                                    "    max_n: 10\n"
+                                    "    per: 1s\n"
+                                    "    adaptive:") +
+                        value + "\n"),
+                HasSubstr(":5: throttles.pool.adaptive: must be a mapping of "
+                          "adaptive settings (floor_n, "))
+        << value;
+  }
+  // A rule on the whole mapping points at it.
+  EXPECT_THAT(
+      ErrorOf("throttles:\n"
+              "  pool:\n"
+              "    max_n: 10\n"
+              "    per: 1s\n"
+              "    mode: monitor_only\n"
+              "    adaptive: {}\n"),
+      HasSubstr(":6: throttles.pool.adaptive: adaptive applies to limited "
+                "modes"));
+}
+
+TEST(ConfigFile, FlatAdaptiveSpellingsOfTheSpecAreNotRead) {
+  EXPECT_EQ(ErrorOf("throttles:\n"
+                    "  pool: {max_n: 10, per: 1s, adaptive_floor_n: 2}\n"),
+            std::string(kPath) +
+                ":2: throttles.pool.adaptive_floor_n: unknown key (known: "
+                "max_n, per, mode, burst, manual_emit, catch_up, warm_up, "
+                "warm_up_from, starvation_bound, degradation, "
+                "local_share_for, adaptive); the adaptive_* settings of "
+                "--throttle go in the mapping adaptive: {...}");
+}
+
 TEST(ConfigFile, EmptyFileOrNoThrottlesDeclaresNone) {
   for (const char* text : {"", "# nothing yet\n", "throttles:\n"}) {
     absl::StatusOr<ConfigFile> file = ParseConfigFile(text, kPath);
@@ -212,7 +369,7 @@ TEST(ConfigFile, UnknownKeyIsAnErrorListingTheKnownOnes) {
             std::string(kPath) +
                 ":5: throttles.crawl.brust: unknown key (known: max_n, per, "
                 "mode, burst, manual_emit, catch_up, warm_up, warm_up_from, "
-                "starvation_bound, degradation, local_share_for)");
+                "starvation_bound, degradation, local_share_for, adaptive)");
   EXPECT_EQ(
       ErrorOf("throtles:\n"
               "  crawl: {max_n: 4, per: 1s}\n"),
