@@ -62,6 +62,11 @@ class RecoveryServiceTest : public testing::StateDirServerTest {
     EXPECT_EQ(response.degradation(), v1::DEGRADATION_LOCAL_SHARE);
     return response.share_per_second();
   }
+  void AwaitWaiting(const std::string& name, int64_t waiting) {
+    ASSERT_TRUE(server_->AwaitThrottle(
+        name, [&](int64_t w, int64_t) { return w == waiting; },
+        absl::Seconds(30)));
+  }
   static void End(Call& call) {
     call.context->TryCancel();
     AcquireResponse response;
@@ -122,12 +127,16 @@ TEST_F(RecoveryServiceTest, ARestartedServerSharesTheFleetsRateUntilItIsBack) {
   End(a);
   End(b);
   StartServer();
-  clock_.Advance(absl::Seconds(1));
-  // The first back gets its part, a quarter; not the whole rate.
+  // The first back gets its part, a quarter; not the whole rate. (The
+  // next grant is due a spacing after the restart: the clock moves once
+  // the stream waits.)
   Call again = Open("t", 1);
+  AwaitWaiting("t", 1);
+  clock_.Advance(absl::Seconds(1));
   EXPECT_DOUBLE_EQ(FirstShare(again), 25);
   // The rest back: the recovery is over, each is told its share as before.
   Call rest = Open("t", 3);
+  AwaitWaiting("t", 1);
   clock_.Advance(absl::Seconds(1));
   EXPECT_DOUBLE_EQ(FirstShare(rest), 75);
   End(again);
