@@ -1,6 +1,7 @@
 #include "server/core/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,7 @@ const char* StateName(State state) {
 Scheduler::Scheduler(const ThrottleConfig& config)
     : config_(config),
       rate_max_n_(config.max_n),
+      limiter_max_n_(config.max_n),
       limiter_(MakeLimiter(config, absl::InfinitePast())),
       epoch_(config.manual_emit ? 1 : 0) {}
 
@@ -241,6 +243,11 @@ SchedulerState Scheduler::Save() const {
   state.ramp_start = ramp_start_;
   state.stopped_at = stopped_at_;
   if (adaptive_ != nullptr) state.adaptive = adaptive_->Save();
+  // A recovery in progress keeps its weight (the workers not back yet may
+  // still grant locally if this state is restored again), and so does a
+  // server going away (EndAll with kClosed).
+  state.open_weight =
+      std::max({open_weight_, recovery_weight_, closed_weight_});
   return state;
 }
 
@@ -252,6 +259,27 @@ void Scheduler::Restore(const SchedulerState& state, int64_t unreported,
   run_started_ = state.run_started;
   ramp_start_ = state.ramp_start;
   stopped_at_ = state.stopped_at;
+  // A throttle started before: its rate as saved, or from the ceiling if
+  // the state has none (saved before the throttle was adaptive).
+  if (config_.adaptive.has_value() && state_ != State::kCreated) {
+    adaptive_ = std::make_unique<AdaptiveController>(*config_.adaptive,
+                                                     config_.max_n, now);
+    if (state.adaptive.has_value()) adaptive_->Restore(*state.adaptive, now);
+    rate_max_n_ = adaptive_->rate_n();
+  }
+  if (state_ == State::kRunning && limited() &&
+      config_.degradation == Degradation::kLocalShare &&
+      state.open_weight > 0) {
+    recovery_weight_ = state.open_weight;
+    recovery_until_ = now + config_.local_share_for;
+  }
+  // The saved limiter goes into one made for the rate in effect, so that
+  // what it recorded (and the unreported grants) spaces the next grants
+  // at that rate.
+  limiter_max_n_ = EffectiveMaxN();
+  ThrottleConfig rated = config_;
+  rated.max_n = limiter_max_n_;
+  limiter_ = MakeLimiter(rated, absl::InfinitePast());
   // A ramp in progress goes on where the saved state left it.
   limiter_->ContinueWarmUp(ramp());
   limiter_->Load(state.limiter);
@@ -262,14 +290,57 @@ void Scheduler::Restore(const SchedulerState& state, int64_t unreported,
     limiter_->Record(at, unreported, absl::ZeroDuration());
     last_grant_ = at;
   }
-  // A throttle started before: its rate as saved, or from the ceiling if
-  // the state has none (saved before the throttle was adaptive).
-  if (config_.adaptive.has_value() && state_ != State::kCreated) {
-    adaptive_ = std::make_unique<AdaptiveController>(*config_.adaptive,
-                                                     config_.max_n, now);
-    if (state.adaptive.has_value()) adaptive_->Restore(*state.adaptive, now);
-    FollowAdaptive(now);
+}
+
+int64_t Scheduler::EffectiveMaxN() const {
+  if (!recovering()) return rate_max_n_;
+  // In double: the product may pass int64. Never 0 grants: one per `per`
+  // while no stream is back.
+  const double scaled = std::floor(static_cast<double>(rate_max_n_) *
+                                   static_cast<double>(open_weight_) /
+                                   static_cast<double>(recovery_weight_));
+  return std::clamp<int64_t>(
+      static_cast<int64_t>(std::min(scaled, static_cast<double>(rate_max_n_))),
+      1, rate_max_n_);
+}
+
+void Scheduler::FollowRecovery(absl::Time now) {
+  if (!recovering()) return;
+  const bool timed_out = now >= recovery_until_;
+  if (timed_out || open_weight_ >= recovery_weight_) {
+    recovery_weight_ = 0;  // for good: a later drop in weight is no outage
   }
+  const int64_t before = limiter_max_n_;
+  // The fleet granted at the whole rate up to now (the absent workers
+  // locally): a bucket rebuilt now starts empty now, not refilled since
+  // the server's last grant.
+  ApplyRate(now, timed_out ? last_grant_ : std::max(last_grant_, now));
+  // A window limiter may hand out the whole rise at once, while the
+  // streams just back granted their share (the rise) locally over the
+  // last `per`, evenly: the window holds those as if granted, in
+  // kLocalRuns runs each at the end of its slice of `per` (no earlier
+  // than they were), so the rise comes free as they leave the window.
+  // Not at the recovery's end by time: the absent workers stopped long
+  // before.
+  if (config_.mode == Mode::kWindow && !timed_out && limiter_max_n_ > before) {
+    constexpr int64_t kLocalRuns = 16;
+    const int64_t rise = limiter_max_n_ - before;
+    for (int64_t j = 1; j <= kLocalRuns; ++j) {
+      const int64_t n = rise * j / kLocalRuns - rise * (j - 1) / kLocalRuns;
+      if (n > 0) {
+        limiter_->Record(now - config_.per + config_.per * j / kLocalRuns, n,
+                         absl::ZeroDuration());
+      }
+    }
+  }
+}
+
+double Scheduler::SharePerSecond(int64_t weight, int64_t total_weight,
+                                 absl::Time now) const {
+  if (!limited() || weight <= 0 || total_weight <= 0) return 0;
+  return static_cast<double>(limiter_max_n_) * RateFraction(now) /
+         absl::ToDoubleSeconds(config_.per) * static_cast<double>(weight) /
+         static_cast<double>(total_weight);
 }
 
 void Scheduler::MarkDelivered(StreamId id, absl::Time now) {
@@ -570,6 +641,7 @@ void Scheduler::ExpireWaitLimits(absl::Time now,
 
 void Scheduler::Advance(absl::Time now, std::vector<StreamEvent>* events) {
   if (adaptive_ != nullptr && adaptive_->Evaluate(now)) FollowAdaptive(now);
+  FollowRecovery(now);
   if (state_ == State::kRunning) {
     if (config_.mode == Mode::kMonitorOnly) {
       ServeUnlimited(now, events);
@@ -591,6 +663,10 @@ absl::Time Scheduler::NextWakeup() const {
   }
   if (adaptive_ != nullptr && adaptive_->has_outcomes()) {
     next = std::min(next, adaptive_->NextEvaluation());
+  }
+  // The full rate comes back at the recovery's end.
+  if (recovering() && state_ == State::kRunning && in_rings_ > 0) {
+    next = std::min(next, recovery_until_);
   }
   return next;
 }
@@ -637,6 +713,11 @@ absl::StatusOr<RunStats> Scheduler::Stop(absl::Time now,
 }
 
 void Scheduler::EndAll(EndReason reason, std::vector<StreamEvent>* events) {
+  // Streams closed as the server goes away lose it: their workers may
+  // grant locally, so a Save after it still counts them.
+  if (reason == EndReason::kClosed) {
+    closed_weight_ = std::max(closed_weight_, open_weight_);
+  }
   std::vector<StreamId> ids;
   ids.reserve(streams_.size());
   for (const auto& [id, it] : streams_) ids.push_back(id);
@@ -676,8 +757,9 @@ void Scheduler::Configure(const ThrottleConfig& config, absl::Time now) {
                                                      config.max_n, now);
   }
   rate_max_n_ = adaptive_ != nullptr ? adaptive_->rate_n() : config.max_n;
+  limiter_max_n_ = EffectiveMaxN();
   ThrottleConfig rated = config;
-  rated.max_n = rate_max_n_;
+  rated.max_n = limiter_max_n_;
   // Fuel granted before comes back to the monitor (if it counted it), not
   // to the new limiter.
   epoch_ = (epoch_ | 1) + 1 + (config.manual_emit ? 1 : 0);
@@ -718,8 +800,14 @@ absl::StatusOr<int64_t> Scheduler::Report(int64_t successes, int64_t rejections,
 }
 
 void Scheduler::SetRate(int64_t max_n, absl::Time now) {
-  if (max_n == rate_max_n_) return;
   rate_max_n_ = max_n;
+  ApplyRate(now, last_grant_);
+}
+
+void Scheduler::ApplyRate(absl::Time now, absl::Time last_grant) {
+  const int64_t max_n = EffectiveMaxN();
+  if (max_n == limiter_max_n_) return;
+  limiter_max_n_ = max_n;
   if (!limited()) return;
   ThrottleConfig rated = config_;
   rated.max_n = max_n;
@@ -727,7 +815,7 @@ void Scheduler::SetRate(int64_t max_n, absl::Time now) {
   // As in Configure: grants made before are not given back to the new
   // limiter, nor dated before the change.
   epoch_ = (epoch_ | 1) + 1 + (config_.manual_emit ? 1 : 0);
-  limiter_ = MakeLimiter(rated, last_grant_, ramp());
+  limiter_ = MakeLimiter(rated, last_grant, ramp());
   // The window log is the bound itself; a GCRA limiter made from the last
   // grant already spaces the next one at the new rate.
   if (config_.mode == Mode::kWindow) limiter_->Load(kept);
@@ -736,6 +824,7 @@ void Scheduler::SetRate(int64_t max_n, absl::Time now) {
 }
 
 HasFuelResult Scheduler::HasFuel(absl::Time now) {
+  FollowRecovery(now);
   if (state_ == State::kStopped) return {false, true, std::nullopt};
   if (state_ != State::kRunning || !BeforeGrantDeadline(now)) {
     return {false, false, std::nullopt};

@@ -156,6 +156,10 @@ struct SchedulerState {
   absl::Time stopped_at = absl::InfinitePast();
   // The adaptive ceiling's rate and window, once it has begun.
   std::optional<AdaptiveState> adaptive;
+  // The summed weight of the open streams (a recovery's stored weight while
+  // one is in progress): how much of the rate workers that lose the server
+  // may go on granting locally (Restore, recovery).
+  int64_t open_weight = 0;
 };
 
 class Scheduler {
@@ -175,8 +179,16 @@ class Scheduler {
   int64_t total_emissions() const { return monitor_.total(); }
   // The summed weight of all open streams (waiting, held or idle), kept as
   // a running sum: what a stream's share of the rate is divided by
-  // (ThrottleConfig::SharePerSecond, graceful degradation).
+  // (SharePerSecond, graceful degradation).
   int64_t open_weight() const { return open_weight_; }
+
+  // Graceful degradation: the rate a stream of `weight` is told while
+  // streams of `total_weight` in all share the throttle -- the rate in
+  // effect at `now` (max_n_in_effect(), times a warm-up ramp's fraction)
+  // x weight / total_weight, in grants per second. 0 in monitor-only mode
+  // (no limit to share) or without weight. O(1).
+  double SharePerSecond(int64_t weight, int64_t total_weight,
+                        absl::Time now) const;
 
   // Opens a stream at `now`. If the throttle is stopped, or the wait limit
   // is zero and no fuel is free, the stream ends at once: its event is
@@ -243,7 +255,8 @@ class Scheduler {
                                 std::vector<StreamEvent>* events);
 
   // Ends every open stream with `reason` (the throttle is deleted or the
-  // server shuts down).
+  // server shuts down). With kClosed, Save's open_weight still counts the
+  // streams it closed (their workers may grant locally: Restore).
   void EndAll(EndReason reason, std::vector<StreamEvent>* events);
 
   // Replaces the configuration (which must be valid); open streams stay and
@@ -267,6 +280,11 @@ class Scheduler {
   void SetRate(int64_t max_n, absl::Time now);
   // The max_n in effect: config().max_n unless SetRate changed it.
   int64_t rate_max_n() const { return rate_max_n_; }
+  // The max_n the limiter grants at: rate_max_n(), scaled down during a
+  // recovery (Restore).
+  int64_t max_n_in_effect() const { return limiter_max_n_; }
+  // Whether a recovery (Restore) is in progress.
+  bool recovering() const { return recovery_weight_ > 0; }
 
   // Takes one grant if one is free at `now` and no stream is waiting;
   // otherwise says when one is expected (retry_after: ExpectedWait of the
@@ -312,6 +330,17 @@ class Scheduler {
   // its reservation, and all before `now` -- are assumed made at `now`,
   // the latest they can have been: later grants only constrain the next
   // ones more, so the mode's bound holds across the two servers.
+  //
+  // Recovery (docs/DECISIONS.md, "Graceful degradation"): a running,
+  // limited throttle with degradation kLocalShare whose state has an open
+  // weight W > 0 had workers that may now grant locally at their shares
+  // until they are back. Until now + local_share_for (by then every
+  // outage that began before `now` has ended local granting) or until the
+  // open weight reaches W, whichever is first, the limiter grants at
+  // max(1, rate_max_n() x open_weight() / W) per `per` -- the share of the
+  // streams back, each told rate x weight / W -- re-evaluated at each
+  // Advance and HasFuel (streams opened or closed since) through SetRate's
+  // mechanism (no burst). A Save during it stores W.
   void Restore(const SchedulerState& state, int64_t unreported, absl::Time now);
 
   // Grants the limiter recorded (gives back do not lower it).
@@ -433,6 +462,16 @@ class Scheduler {
   absl::Time CatchUpFloor(absl::Time now) const;
   // Applies the adaptive controller's rate, if it has one.
   void FollowAdaptive(absl::Time now);
+  // The max_n the limiter should grant at: rate_max_n_, scaled during a
+  // recovery.
+  int64_t EffectiveMaxN() const;
+  // Makes the limiter grant at EffectiveMaxN() from `now` (SetRate's
+  // mechanism), the next grant spaced from `last_grant`; nothing if it
+  // does already.
+  void ApplyRate(absl::Time now, absl::Time last_grant);
+  // Ends a recovery whose time is up or whose weight is back, and applies
+  // the rate for the streams open now.
+  void FollowRecovery(absl::Time now);
   // Records `n` grants in the limiter and against the grant limit.
   void RecordGrants(absl::Time at, int64_t n, absl::Duration spacing);
   // Grants still reserved (limited modes).
@@ -441,7 +480,15 @@ class Scheduler {
   bool BeforeGrantDeadline(absl::Time now);
 
   ThrottleConfig config_;
-  int64_t rate_max_n_;  // SetRate; config_.max_n by default
+  int64_t rate_max_n_;     // SetRate; config_.max_n by default
+  int64_t limiter_max_n_;  // what limiter_ was made with: EffectiveMaxN()
+  // Recovery (Restore): the stored open weight (0: no recovery) and the
+  // recovery's end.
+  int64_t recovery_weight_ = 0;
+  absl::Time recovery_until_ = absl::InfinitePast();
+  // The weight of the streams EndAll(kClosed) closed (a server going
+  // away): Save still counts them.
+  int64_t closed_weight_ = 0;
   // With config_.adaptive, from the first Start (or a Configure or Restore
   // after it) on.
   std::unique_ptr<AdaptiveController> adaptive_;

@@ -94,16 +94,6 @@ struct ThrottleConfig {
   bool WarmUpApplies() const {
     return warm_up > absl::ZeroDuration() && mode != Mode::kMonitorOnly;
   }
-  // The rate a stream of `weight` gets while streams of `total_weight` in
-  // all share the throttle: rate x weight / total_weight, in grants per
-  // second. 0 in monitor-only mode (no limit to share) or without weight.
-  double SharePerSecond(int64_t weight, int64_t total_weight) const {
-    if (mode == Mode::kMonitorOnly || weight <= 0 || total_weight <= 0) {
-      return 0;
-    }
-    return static_cast<double>(max_n) / absl::ToDoubleSeconds(per) *
-           static_cast<double>(weight) / static_cast<double>(total_weight);
-  }
   // Whether the catch-up bound applies: not in unbounded mode (which
   // catches up by design) nor monitor-only (no schedule).
   bool CatchUpApplies() const {

@@ -103,6 +103,7 @@ ThrottleRecord ToRecord(const StoredThrottle& stored, const Clock& clock,
     ap->set_successes(a.successes);
     ap->set_rejections(a.rejections);
   }
+  r.set_open_weight(stored.state.open_weight);
   r.set_written_unix_ns(Ns(WallNow()));
   r.set_writer(writer);
   return r;
@@ -163,6 +164,8 @@ absl::StatusOr<StoredThrottle> FromRecord(const ThrottleRecord& r,
         AdaptiveState{ap.rate_n(), Local(ap.window_start_unix_ns()),
                       ap.successes(), ap.rejections()};
   }
+  if (r.open_weight() < 0) return bad("a negative open weight");
+  s.state.open_weight = r.open_weight();
   s.reserved = r.reserved();
   s.starts = r.starts();
   s.stops = r.stops();

@@ -509,13 +509,14 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     sink->Ref();
     // O(1): the scheduler keeps the summed weight of its open streams; a
     // stream that ended with this event has left it already.
+    // The share follows the rate in effect (adaptive, warm-up, recovery).
     const ThrottleConfig& config = entry.scheduler.config();
     const int64_t sharing = entry.scheduler.open_weight() +
                             (event.end != EndReason::kNone ? batch.weight : 0);
     out->push_back({sink, worker_grants, entry.uid, event.stream, batch,
                     event.end, changes.closed_status, event.expected_wait,
                     !entry.scheduler.limited(),
-                    config.SharePerSecond(batch.weight, sharing),
+                    entry.scheduler.SharePerSecond(batch.weight, sharing, now),
                     config.degradation, config.local_share_for});
   }
 }
