@@ -1,6 +1,7 @@
 """The adaptive ceiling through the Python client against the real server:
 create() with an Adaptive (defaults filled in when listed), report() of
-outcomes moving the rate (ThrottleInfo.current_max_n), update() of
+outcomes moving the rate (ThrottleInfo.current_max_n, and latest()'s
+with include_workers), update() of
 adaptive alone, and the errors: FAILED_PRECONDITION on a throttle that is
 not adaptive, INVALID_ARGUMENT naming the count, TypeError for an adaptive
 that is neither an Adaptive nor a dict. Waits are on conditions with
@@ -36,6 +37,18 @@ class AdaptiveCeiling(ServerTestCase):
         # The window of 100 ms ends: the server halves the rate.
         self.assertTrue(wait_for(lambda: t.info().current_max_n == 50))
         self.assertEqual(t.info().max_n, 100)  # the ceiling stays
+
+    def test_latest_with_workers_gives_the_rate_in_effect(self):
+        t = self.throttle("adaptive-latest")
+        t.create(100, 1, adaptive={"floor_n": 10, "window": 0.1,
+                                   "decrease_factor": 0.5,
+                                   "min_outcomes": 1})
+        t.start()
+        self.assertEqual(t.latest(include_workers=True).current_max_n, 100)
+        t.report(rejections=10)
+        self.assertTrue(wait_for(
+            lambda: t.latest(include_workers=True).current_max_n == 50))
+        self.assertEqual(len(t.latest()), 2)  # the seed's tuple stays
 
     def test_update_of_adaptive_alone(self):
         t = self.throttle("adaptive-update")

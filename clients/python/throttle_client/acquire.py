@@ -44,7 +44,10 @@ during the backoff the reader thread hands the waiters local grants at the
 stream's last share (at most share x elapsed + 1 from the outage's start)
 until local_share_for has passed, then as fail fast. While degraded, calls
 go without wait_for_ready, so an attempt to a server that is down ends at
-once; the first message of a call that got through ends the outage.
+once; the first message of a call that got through ends the outage. The
+stream's LocalShare is the Throttle's one record and pacer: its AwaitFuel
+calls (client.py) read and update it too (call_answered, call_lost,
+take_local), so an outage either side sees is the other's.
 
 Threads: each caller waits on a lock of its own; one reader thread per
 AcquireStream opens the call, reads it and reconnects (a daemon thread, so
@@ -287,6 +290,60 @@ class AcquireStream:
             requests.put(None)
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+
+    # --- the same policy for AwaitFuel calls (client.py) ---------------------
+    # One record of the policy, the share and the outage, and one pacer,
+    # per Throttle and process: the stream's (docs/clients.md, "AwaitFuel
+    # calls follow the same policy from the same state").
+
+    def call_wait_for_ready(self):
+        """Whether an AwaitFuel call goes with wait_for_ready: only while
+        the policy is to wait. Under fail fast or local share a call to a
+        server that is down must end UNAVAILABLE at once, or a poll (whose
+        deadline is short) would time out in gRPC and never start the
+        outage."""
+        with self._lock:
+            return self._local.degradation == pb.DEGRADATION_WAIT
+
+    def call_answered(self, response=None):
+        """An AwaitFuel call got an answer from the server (`response`, a
+        message, or None for an error status the server sent): its policy
+        and share are taken, and an outage ends."""
+        with self._lock:
+            if response is not None:
+                self._local.update(response)
+            self._local.server_back()
+
+    def call_lost(self, now):
+        """An AwaitFuel call ended UNAVAILABLE (or CANCELLED by a server
+        going away) at `now` (monotonic seconds): the outage starts, if it
+        had not. Returns the action now (WAIT, LOCAL or FAIL_FAST)."""
+        with self._lock:
+            self._local.server_lost(now)
+            if self._phase is _BACKOFF:
+                self._wake.notify()  # the reader: act on the outage now
+            return self._local.action(now)
+
+    def take_local(self, n, now):
+        """During an outage under local share: takes up to n local grants
+        due at `now` (monotonic seconds) from the shared pacer. Returns
+        (grants, action, next_grant, next_change): the action at `now`,
+        when the next local grant is due and when the next grant or the
+        end of local granting is, in monotonic seconds (math.inf: never)."""
+        with self._lock:
+            if self._closed:
+                raise closed_error()
+            local = self._local
+            got = 0
+            while got < n and local.take(n - got, now):
+                got += 1
+            return (got, local.action(now), local.next_grant(now),
+                    local.next_change(now))
+
+    def unreachable(self):
+        """The UNAVAILABLE error of a wait that fails fast."""
+        with self._lock:
+            return self._unreachable()
 
     # --- the reader thread -------------------------------------------------
 

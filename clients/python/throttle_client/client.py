@@ -31,6 +31,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from ._proto import pb, pb_grpc
 from .acquire import DEFAULT_ASK_AHEAD, FALLBACK, MAX_DEMAND, AcquireStream
 from .backoff import Backoff
+from .degrade import SLEEP, TIMED_OUT, TOO_LATE, UNREACHABLE, call_step
 from .errors import ThrottleError
 from .errors import closed_error as _closed_error
 from .outcome import FuelCheck, FuelOutcome, FuelResult
@@ -52,6 +53,14 @@ _MODE_NAMES = {
     pb.MODE_UNBOUNDED: "unbounded",
     pb.MODE_MONITOR_ONLY: "monitor-only",
 }
+_DEGRADATIONS = {
+    "wait": pb.DEGRADATION_WAIT,
+    "fail_fast": pb.DEGRADATION_FAIL_FAST,
+    "local_share": pb.DEGRADATION_LOCAL_SHARE,
+}
+_DEGRADATION_NAMES = {value: name for name, value in _DEGRADATIONS.items()}
+# Listed unspecified when it is wait (ThrottleConfig.degradation).
+_DEGRADATION_NAMES[pb.DEGRADATION_UNSPECIFIED] = "wait"
 _STATE_NAMES = {
     pb.STATE_CREATED: "created",
     pb.STATE_RUNNING: "running",
@@ -86,9 +95,12 @@ WorkerStats = collections.namedtuple(
     ["worker_id", "grants", "emissions", "grants_per_second", "others"])
 # throttle.latest(window, include_workers=True): the window's statistics
 # and `workers`, a list of WorkerStats (most grants first).
+# current_max_n is the max_n in effect (the adaptive ceiling's rate;
+# max_n otherwise), as ThrottleInfo.current_max_n.
 LatestWorkers = collections.namedtuple(
     "LatestWorkers",
-    ["seconds_between", "per_second", "emissions", "window", "workers"])
+    ["seconds_between", "per_second", "emissions", "window", "workers",
+     "current_max_n"], defaults=(0,))
 # throttle.mean(include_workers=True): the statistics since the first
 # start, Jain's fairness index of the grants per worker, and `workers`.
 MeanWorkers = collections.namedtuple("MeanWorkers", [
@@ -111,11 +123,15 @@ def _workers(messages):
 # (0: none; priorities). adaptive is the throttle's
 # Adaptive settings (defaults filled in) or None, and current_max_n the
 # max_n in effect (the adaptive ceiling's rate; max_n otherwise).
+# degradation is what workers do while the server cannot be reached
+# ("wait", "fail_fast" or "local_share") and local_share_for how long a
+# local share lasts, in seconds (0 without).
 ThrottleInfo = collections.namedtuple("ThrottleInfo", [
     "name", "max_n", "per", "mode", "burst", "manual_emit", "state",
     "waiting_streams", "total_emissions", "catch_up", "warm_up",
-    "warm_up_from", "starvation_bound", "adaptive", "current_max_n"
-], defaults=(0.0, 0.0, 0.0, None, 0))
+    "warm_up_from", "starvation_bound", "adaptive", "current_max_n",
+    "degradation", "local_share_for"
+], defaults=(0.0, 0.0, 0.0, None, 0, "wait", 0.0))
 
 # The adaptive ceiling of a throttle (AdaptiveConfig in the proto): the
 # rate moves between floor_n and max_n by the outcomes workers report
@@ -171,7 +187,10 @@ def _info(message):
                         catch_up, c.warm_up.ToNanoseconds() / 1e9,
                         c.warm_up_from,
                         c.starvation_bound.ToNanoseconds() / 1e9,
-                        _adaptive(c), message.current_max_n)
+                        _adaptive(c), message.current_max_n,
+                        _DEGRADATION_NAMES.get(c.degradation,
+                                               str(c.degradation)),
+                        c.local_share_for.ToNanoseconds() / 1e9)
 
 
 def _snapshot(message):
@@ -189,10 +208,11 @@ def _snapshot(message):
 
 
 def _config(max_n, per, mode, burst, manual_emit, catch_up, warm_up=None,
-            warm_up_from=None, starvation_bound=None, adaptive=None):
+            warm_up_from=None, starvation_bound=None, adaptive=None,
+            degradation=None, local_share_for=None):
     """A ThrottleConfig; catch_up None leaves it unset (the default), as
-    warm_up None (no warm-up), warm_up_from None (1/3) and starvation_bound
-    None (none)."""
+    warm_up None (no warm-up), warm_up_from None (1/3), starvation_bound
+    None (none), degradation None (wait) and local_share_for None."""
     config = pb.ThrottleConfig(max_n=max_n, per_seconds=per,
                                mode=_mode(mode), burst=burst,
                                manual_emit=manual_emit)
@@ -207,6 +227,11 @@ def _config(max_n, per, mode, burst, manual_emit, catch_up, warm_up=None,
             _signed_duration(starvation_bound, "starvation_bound"))
     if adaptive is not None:
         config.adaptive.CopyFrom(_adaptive_proto(adaptive))
+    if degradation is not None:
+        config.degradation = _degradation(degradation)
+    if local_share_for is not None:
+        config.local_share_for.CopyFrom(
+            _signed_duration(local_share_for, "local_share_for"))
     return config
 
 
@@ -224,7 +249,8 @@ _UNSET = object()
 
 def _partial_config(max_n, per, mode, burst, manual_emit, catch_up,
                     warm_up=_UNSET, warm_up_from=_UNSET,
-                    starvation_bound=_UNSET, adaptive=_UNSET):
+                    starvation_bound=_UNSET, adaptive=_UNSET,
+                    degradation=_UNSET, local_share_for=_UNSET):
     """(ThrottleConfig, FieldMask) of the settings given (not _UNSET), for
     a partial ConfigureThrottle. TypeError if none is given."""
     config = pb.ThrottleConfig()
@@ -265,10 +291,20 @@ def _partial_config(max_n, per, mode, burst, manual_emit, catch_up,
         if adaptive is not None:
             config.adaptive.CopyFrom(_adaptive_proto(adaptive))
         paths.append("adaptive")
+    if degradation is not _UNSET:
+        if degradation is not None:
+            config.degradation = _degradation(degradation)
+        paths.append("degradation")
+    if local_share_for is not _UNSET:
+        if local_share_for is not None:
+            config.local_share_for.CopyFrom(
+                _signed_duration(local_share_for, "local_share_for"))
+        paths.append("local_share_for")
     if not paths:
         raise TypeError("update() needs at least one of max_n, per, mode, "
                         "burst, manual_emit, catch_up, warm_up, "
-                        "warm_up_from, starvation_bound, adaptive")
+                        "warm_up_from, starvation_bound, adaptive, "
+                        "degradation, local_share_for")
     return config, field_mask_pb2.FieldMask(paths=paths)
 
 
@@ -281,6 +317,22 @@ def _mode(mode):
         raise ValueError(f"unknown mode {mode!r}; one of "
                          f"{', '.join(sorted(set(_MODES) - {'monitor_only'}))}"
                          ) from None
+
+
+def _degradation(degradation):
+    """A Degradation value: one of _DEGRADATIONS' names or the proto's
+    enum value (as mode). ValueError for an unknown name, TypeError for
+    another type."""
+    if isinstance(degradation, int) and not isinstance(degradation, bool):
+        return degradation  # the server checks the range
+    if not isinstance(degradation, str):
+        raise TypeError("degradation: a name or a pb.Degradation value, not "
+                        f"{type(degradation).__name__}")
+    try:
+        return _DEGRADATIONS[degradation]
+    except KeyError:
+        raise ValueError(f"degradation: unknown {degradation!r}; one of "
+                         f"{', '.join(_DEGRADATIONS)}") from None
 
 
 def _duration(seconds):
@@ -602,7 +654,10 @@ class Throttle:
         answered at once. The stream waits for a server that is not up yet
         (wait_for_ready); when the server ends it with UNAVAILABLE or
         cancels it (restart, shutdown, failover) a new one is opened after a
-        backoff delay, and the call keeps waiting until `timeout`. Raises
+        backoff delay, and the call keeps waiting until `timeout` -- or, by
+        the throttle's degradation policy, fails fast with UNAVAILABLE or
+        takes local grants at the last share (docs/clients.md, "When the
+        server is gone"; the same for the AwaitFuel calls). Raises
         ThrottleError for anything else (NOT_FOUND: no such throttle or it
         was deleted, INVALID_ARGUMENT, PERMISSION_DENIED, CANCELLED once the
         Throttle is closed, also when close() is called while this waits).
@@ -675,8 +730,19 @@ class Throttle:
         AwaitFuel calls (count = what is still missing), spare grants first
         (if `spare`); expected_wait (seconds) only with TOO_LATE. While the
         server answers UNAVAILABLE or cancels a call it calls again after a
-        backoff delay, until the monotonic `deadline`."""
-        got = state.fuel.take_spare(n) if spare else 0
+        backoff delay, until the monotonic `deadline`. Such an end starts
+        the handle's outage, shared with its Acquire stream (acquire.py),
+        and the throttle's degradation decides meanwhile: wait as before;
+        fail fast raises UNAVAILABLE at once; local share takes local
+        grants from the handle's one pacer as they fall due (TOO_LATE at
+        once with fail_if_late when the next is due after the deadline),
+        until local_share_for has passed, then as fail fast. Any answer of
+        the server ends the outage."""
+        fuel = state.fuel
+        # A poll's deadline is now: fail_if_late applies to a timeout > 0.
+        admission = (fail_if_late and deadline is not None
+                     and deadline > time.monotonic())
+        got = fuel.take_spare(n) if spare else 0
         backoff = Backoff(self.backoff_initial, self.backoff_max)
         while got < n:
             grants, end, error, expected_wait = self._call_await_fuel(
@@ -712,19 +778,35 @@ class Throttle:
                 raise _closed_error()
             if code not in (grpc.StatusCode.UNAVAILABLE,
                             grpc.StatusCode.CANCELLED):
+                fuel.call_answered()  # the server said so: it is there
                 raise ThrottleError.from_rpc_error(error)
             # Restarting or shutting down (CANCELLED: a shutdown past its
-            # grace period cancelled the call): call again later.
-            delay = backoff.next_delay()
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            # grace period cancelled the call): the outage starts, and the
+            # handle's policy decides until the next call, after a backoff
+            # delay.
+            now = time.monotonic()
+            fuel.call_lost(now)
+            retry_at = now + backoff.next_delay()
+            while True:
+                now = time.monotonic()
+                local, action, next_grant, next_change = fuel.take_local(
+                    n - got, now)
+                got += local
+                step, value = call_step(action, n - got, next_grant,
+                                        next_change, deadline, admission,
+                                        retry_at, now)
+                if step == UNREACHABLE:
+                    raise fuel.unreachable()
+                if step == TOO_LATE:
+                    return FuelOutcome.TOO_LATE, got, value
+                if step == TIMED_OUT:
                     return FuelOutcome.TIMED_OUT, got, None
-                delay = min(delay, remaining)
-            if state.closed.wait(delay):  # a monotonic wait
-                raise _closed_error()
+                if step != SLEEP:  # GRANTED, or RETRY: call again
+                    break
+                if state.closed.wait(max(value - now, 0.0)):  # monotonic
+                    raise _closed_error()
         if got > n:
-            state.fuel.add_spare(got - n)
+            fuel.add_spare(got - n)
         return FuelOutcome.FUEL, n, None
 
     def _call_await_fuel(self, state, count, deadline, fail_if_late=False):
@@ -742,14 +824,16 @@ class Throttle:
             request.wait_limit.CopyFrom(_duration(remaining))
             timeout = remaining + self.deadline_slack
         grants, end, expected_wait = 0, pb.END_REASON_UNSPECIFIED, None
+        wait_for_ready = state.fuel.call_wait_for_ready()
         with state.lock:
             if state.closed.is_set():
                 raise _closed_error()
             call = state.stub.AwaitFuel(request, timeout=timeout,
-                                        wait_for_ready=True)
+                                        wait_for_ready=wait_for_ready)
             state.active.add(call)
         try:
             for response in call:
+                state.fuel.call_answered(response)
                 grants += max(response.grants, 0)
                 if response.end != pb.END_REASON_UNSPECIFIED:
                     end = response.end
@@ -823,7 +907,8 @@ class Throttle:
 
     def create(self, max_n, per, mode="smooth", burst=0, manual_emit=False,
                replace=False, catch_up=None, warm_up=None,
-               warm_up_from=None, starvation_bound=None, adaptive=None):
+               warm_up_from=None, starvation_bound=None, adaptive=None,
+               degradation=None, local_share_for=None):
         """Creates the throttle: max_n grants per `per` seconds (the seed's
         Throttle(max_n, per)). mode: smooth (default), window, bucket,
         unbounded or monitor-only. catch_up: how far the grant schedule may
@@ -841,7 +926,13 @@ class Throttle:
         None or 0: none (see ThrottleConfig.starvation_bound). adaptive:
         an Adaptive (or a dict of its fields; Adaptive() for every
         default) makes the rate move between its floor_n and max_n by what
-        workers report(); None: not adaptive.
+        workers report(); None: not adaptive. degradation: what workers do
+        while the server cannot be reached: "wait" (None: the default),
+        "fail_fast" (their waits raise UNAVAILABLE) or "local_share"
+        (they grant locally at their last share for local_share_for, in
+        seconds or a datetime.timedelta, in (0, 1 hour], required there
+        and only there); a pb.Degradation value is taken too. ValueError
+        for an unknown degradation name.
         ALREADY_EXISTS if the name is taken, unless replace=True (then the
         old one is deleted first). INVALID_ARGUMENT for a bad value (the
         message names it); ValueError/TypeError for a catch_up that is not
@@ -850,7 +941,7 @@ class Throttle:
             name=self.name,
             config=_config(max_n, per, mode, burst, manual_emit, catch_up,
                            warm_up, warm_up_from, starvation_bound,
-                           adaptive))
+                           adaptive, degradation, local_share_for))
         try:
             return _info(self._unary("CreateThrottle", request).throttle)
         except ThrottleError as error:
@@ -861,7 +952,8 @@ class Throttle:
 
     def configure(self, max_n, per, mode="smooth", burst=0,
                   manual_emit=False, catch_up=None, warm_up=None,
-                  warm_up_from=None, starvation_bound=None, adaptive=None):
+                  warm_up_from=None, starvation_bound=None, adaptive=None,
+                  degradation=None, local_share_for=None):
         """Replaces the throttle's configuration whole (catch_up None: back
         to the default; as in create()): a setting not given is its default
         again (mode smooth, burst 0). To change some settings only, use
@@ -871,13 +963,13 @@ class Throttle:
             name=self.name,
             config=_config(max_n, per, mode, burst, manual_emit, catch_up,
                            warm_up, warm_up_from, starvation_bound,
-                           adaptive))
+                           adaptive, degradation, local_share_for))
         return _info(self._unary("ConfigureThrottle", request).throttle)
 
     def update(self, *, max_n=_UNSET, per=_UNSET, mode=_UNSET, burst=_UNSET,
                manual_emit=_UNSET, catch_up=_UNSET, warm_up=_UNSET,
                warm_up_from=_UNSET, starvation_bound=_UNSET,
-               adaptive=_UNSET):
+               adaptive=_UNSET, degradation=_UNSET, local_share_for=_UNSET):
         """Changes only the settings given, as keywords with the meaning
         they have in create() (catch_up=None: back to the server's
         default); the others keep their values, and open await_fuel calls
@@ -885,10 +977,13 @@ class Throttle:
         burst. A mode other than bucket resets burst to 0 unless burst is
         given too. The merged config is checked by the server as a whole
         (INVALID_ARGUMENT naming the field). TypeError if no setting is
-        given; ValueError for an unknown mode. Returns a ThrottleInfo."""
+        given; ValueError for an unknown mode or degradation.
+        degradation=None is "wait" (local_share_for must then go too:
+        local_share_for=None). Returns a ThrottleInfo."""
         config, mask = _partial_config(max_n, per, mode, burst, manual_emit,
                                        catch_up, warm_up, warm_up_from,
-                                       starvation_bound, adaptive)
+                                       starvation_bound, adaptive,
+                                       degradation, local_share_for)
         request = pb.ConfigureThrottleRequest(name=self.name, config=config,
                                               update_mask=mask)
         return _info(self._unary("ConfigureThrottle", request).throttle)
@@ -933,7 +1028,9 @@ class Throttle:
         `window` seconds (0 < window <= 60), as the seed's latest(). With
         include_workers: a LatestWorkers tuple, which adds the window's
         emissions, its length and what each worker_id got in it (at 100 ms
-        resolution)."""
+        resolution) and current_max_n, the max_n in effect (the adaptive
+        ceiling's rate; also info().current_max_n). The plain tuple stays
+        the seed's two values."""
         r = self._unary(
             "Latest",
             pb.LatestRequest(throttle=self.name,
@@ -944,7 +1041,8 @@ class Throttle:
                                r.emissions_per_second)
         return LatestWorkers(r.seconds_between_emissions,
                              r.emissions_per_second, r.emissions,
-                             r.window_seconds, _workers(r.workers))
+                             r.window_seconds, _workers(r.workers),
+                             r.current_max_n)
 
     def mean(self, include_workers=False):
         """(mean seconds between emissions, mean per second) since the first

@@ -5,7 +5,8 @@ degradation"). The same rules as the C++ client's LocalShare
 (client-lib/src/local_share.h).
 
 Pure logic on times the caller passes (monotonic seconds): no gRPC, no
-threads, not thread-safe (the AcquireStream calls it under its lock).
+threads, not thread-safe (the AcquireStream calls it under its lock; its
+one LocalShare serves its AwaitFuel calls too, by call_step()).
 """
 import math
 
@@ -79,6 +80,16 @@ class LocalShare:
         self._next_local = now + 1.0 / self.share_per_second
         return 1
 
+    def next_grant(self, now):
+        """When the next local grant is due (now at the earliest); math.inf
+        outside LOCAL or when local granting ends first."""
+        if self.action(now) != LOCAL:
+            return math.inf
+        due = max(self._next_local, now)
+        if due >= self._lost_at + self.local_share_for:
+            return math.inf
+        return due
+
     def next_change(self, now):
         """When the next local grant, or the end of local granting, is due;
         math.inf outside LOCAL."""
@@ -86,3 +97,39 @@ class LocalShare:
             return math.inf
         return min(max(self._next_local, now),
                    self._lost_at + self.local_share_for)
+
+
+# What an AwaitFuel wait does next during an outage (call_step()).
+GRANTED = "granted"  # it has all it asked for
+UNREACHABLE = "unreachable"  # raise UNAVAILABLE
+TOO_LATE = "too_late"  # a fail-if-late wait: the next local grant is late
+TIMED_OUT = "timed_out"  # its deadline passed
+RETRY = "retry"  # call the server again
+SLEEP = "sleep"  # until the time returned, then decide again
+
+
+def call_step(action, missing, next_grant, next_change, deadline,
+              fail_if_late, retry_at, now):
+    """The next step of an AwaitFuel wait whose last call found the server
+    gone (docs/clients.md, "AwaitFuel calls follow the same policy"), after
+    it took the local grants due: `action` and `next_grant`, `next_change`
+    as LocalShare gives them, `missing` what it still waits for, `deadline`
+    its monotonic deadline (None: none), `fail_if_late` whether it is a
+    fail-if-late wait (one with a timeout above zero), `retry_at` when its
+    backoff lets it call the server again. Returns (step, value): value is
+    the expected wait in seconds (or None) for TOO_LATE, the monotonic time
+    to wake at for SLEEP, else None."""
+    if missing <= 0:
+        return GRANTED, None
+    if action == FAIL_FAST:
+        return UNREACHABLE, None
+    if (action == LOCAL and fail_if_late and deadline is not None
+            and next_grant > deadline):
+        return TOO_LATE, (next_grant -
+                          now if math.isfinite(next_grant) else None)
+    if deadline is not None and now >= deadline:
+        return TIMED_OUT, None
+    if now >= retry_at:
+        return RETRY, None
+    return SLEEP, min(retry_at, next_change,
+                      math.inf if deadline is None else deadline)
