@@ -36,7 +36,8 @@ constexpr CommandSpec kCommands[] = {
     {"configure", Command::kConfigure,
      "Change only the given settings of a throttle (at least one); the "
      "others keep their values. A --mode other than bucket resets the burst "
-     "unless --burst is given too."},
+     "unless --burst is given too; a --degradation other than local_share "
+     "clears local_share_for unless --local_share_for is given too."},
     {"delete", Command::kDelete, "Delete a throttle."},
     {"get", Command::kGet, "Print one throttle's configuration and state."},
     {"list", Command::kList, "List all throttles."},
@@ -69,7 +70,7 @@ struct RawFlags {
   std::string tls_ca, tls_cert, tls_key, token, token_file, tls_server_name;
   std::string name;
   std::string max_n, per, mode, burst, manual_emit, catch_up, warm_up,
-      warm_up_from, starvation_bound;
+      warm_up_from, starvation_bound, degradation, local_share_for;
   std::string adaptive_floor_n, adaptive_target, adaptive_window,
       adaptive_increase_n, adaptive_decrease, adaptive_min_outcomes;
   std::string window, interval, workers, version;
@@ -131,6 +132,16 @@ void AddConfigFlags(CLI::App* command, RawFlags* raw, bool create) {
   AddOption(command, "starvation_bound", &raw->starvation_bound,
             "Priorities: a lower class waiting that got no grant for this "
             "long gets the next one. 0 (default): none.")
+      ->type_name("DURATION");
+  AddOption(command, "degradation", &raw->degradation,
+            "What workers do while the server cannot be reached: wait "
+            "(default: wait on while reconnecting), fail_fast (waits end at "
+            "once with UNAVAILABLE) or local_share (grant locally at the "
+            "worker's last share for --local_share_for, then fail fast).")
+      ->type_name("POLICY");
+  AddOption(command, "local_share_for", &raw->local_share_for,
+            "With --degradation=local_share: how long workers grant locally "
+            "after losing the server, in (0, 1h].")
       ->type_name("DURATION");
   // The adaptive ceiling: any of these sets ThrottleConfig.adaptive whole
   // (the settings not given take the server's defaults).
@@ -324,6 +335,8 @@ constexpr ConfigFlag kConfigFlags[] = {
     {"warm_up", "warm_up"},
     {"warm_up_from", "warm_up_from"},
     {"starvation_bound", "starvation_bound"},
+    {"degradation", "degradation"},
+    {"local_share_for", "local_share_for"},
     // Any --adaptive_* flag sets the whole `adaptive` message.
     {"adaptive_floor_n", "adaptive"},
     {"adaptive_target", "adaptive"},
@@ -403,7 +416,8 @@ absl::Status ParseConfig(const CLI::App& command, const RawFlags& raw,
       return UsageError(
           "'configure' needs at least one of --max_n, --per, --mode, "
           "--burst, --manual_emit, --catch_up, --warm_up, --warm_up_from, "
-          "--starvation_bound, --adaptive_*");
+          "--starvation_bound, --degradation, --local_share_for, "
+          "--adaptive_*");
     }
   }
   if (given("max_n")) {
@@ -455,6 +469,28 @@ absl::Status ParseConfig(const CLI::App& command, const RawFlags& raw,
         ParseDurationFlag("starvation_bound", raw.starvation_bound);
     if (!bound.ok()) return bound.status();
     SetDuration(*bound, config.mutable_starvation_bound());
+  }
+  if (given("degradation")) {
+    absl::StatusOr<v1::Degradation> degradation =
+        DegradationFromName(raw.degradation);
+    if (!degradation.ok()) {
+      return UsageError(absl::StrCat("--", degradation.status().message()));
+    }
+    config.set_degradation(*degradation);
+    // A local_share_for kept from local_share would make the new policy
+    // invalid (it must be unset otherwise), and the server does not drop
+    // it: a switch away clears it unless --local_share_for is given too.
+    if (invocation->command == Command::kConfigure &&
+        *degradation != v1::DEGRADATION_LOCAL_SHARE &&
+        !given("local_share_for")) {
+      invocation->update_mask.add_paths("local_share_for");
+    }
+  }
+  if (given("local_share_for")) {
+    absl::StatusOr<absl::Duration> share_for =
+        ParseDurationFlag("local_share_for", raw.local_share_for);
+    if (!share_for.ok()) return share_for.status();
+    SetDuration(*share_for, config.mutable_local_share_for());
   }
   return ParseAdaptive(command, raw, &config);
 }
@@ -576,6 +612,25 @@ std::string WarmUpText(const v1::ThrottleConfig& config) {
       config.warm_up_from() == 0 ? 1.0 / 3 : config.warm_up_from();
   return absl::StrCat(DurationText(true, warm_up), " s from ",
                       FormatDouble(from));
+}
+
+// The degradation policy of `config` as get and list show it (unset means
+// wait, the proto's default).
+std::string DegradationText(const v1::ThrottleConfig& config) {
+  return config.degradation() == v1::DEGRADATION_UNSPECIFIED
+             ? DegradationName(v1::DEGRADATION_WAIT)
+             : DegradationName(config.degradation());
+}
+
+// get's Degradation line, and with local_share its Local share for line.
+std::string DegradationLines(const v1::ThrottleConfig& config) {
+  std::string lines = Line("Degradation", DegradationText(config));
+  if (config.degradation() == v1::DEGRADATION_LOCAL_SHARE) {
+    absl::StrAppend(&lines, Line("Local share for",
+                                 DurationText(config.has_local_share_for(),
+                                              config.local_share_for())));
+  }
+  return lines;
 }
 
 // A table of what each worker got; empty when there are none.
@@ -769,15 +824,19 @@ Commands (COMMAND --help prints one command's flags):
   create NAME --max_n=N --per=DURATION [--mode=MODE] [--burst=N]
               [--manual_emit] [--catch_up=DURATION] [--warm_up=DURATION]
               [--warm_up_from=FRACTION] [--starvation_bound=DURATION]
+              [--degradation=POLICY] [--local_share_for=DURATION]
                         Create a throttle (state created) allowing N grants
                         per DURATION.
   configure NAME [--max_n=N] [--per=DURATION] [--mode=MODE] [--burst=N]
               [--manual_emit[=false]] [--catch_up=DURATION]
               [--warm_up=DURATION] [--warm_up_from=FRACTION]
-              [--starvation_bound=DURATION]
+              [--starvation_bound=DURATION] [--degradation=POLICY]
+              [--local_share_for=DURATION]
                         Change only the given settings of a throttle (at
                         least one); the others keep their values. A --mode
                         other than bucket resets the burst unless --burst is
+                        given too; a --degradation other than local_share
+                        clears local_share_for unless --local_share_for is
                         given too.
   delete NAME           Delete a throttle.
   get NAME              Print one throttle's configuration and state.
@@ -819,6 +878,14 @@ Flags:
   --starvation_bound=DURATION
                         Priorities: a lower class waiting that got no grant
                         for this long gets the next one. 0 (default): none.
+  --degradation=POLICY  What workers do while the server cannot be reached:
+                        wait (the default: wait on while reconnecting),
+                        fail_fast (waits end at once with UNAVAILABLE) or
+                        local_share (grant locally at the worker's last
+                        share for --local_share_for, then fail fast).
+  --local_share_for=DURATION
+                        With --degradation=local_share: how long workers
+                        grant locally after losing the server, in (0, 1h].
   DURATION              250ms, 1.5s, 2m, 1h30m, or plain seconds (0.25).
   --help, -h            Print this help.
   --version             Print throttlectl's version.
@@ -958,6 +1025,7 @@ std::string ToText(const v1::ThrottleInfo& info) {
       Line("Warm up", WarmUpText(config)),
       Line("Starvation bound", DurationText(config.has_starvation_bound(),
                                             config.starvation_bound())),
+      DegradationLines(config),
       Line("Waiting streams", absl::StrCat(info.waiting_streams())),
       Line("Total", absl::StrCat(info.total_emissions())));
 }
@@ -965,7 +1033,8 @@ std::string ToText(const v1::ThrottleInfo& info) {
 std::string ToText(const v1::ListThrottlesResponse& response) {
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "STATE", "MODE", "MAX_N", "CURRENT", "PER_SECONDS", "BURST",
-       "CATCH_UP", "MANUAL_EMIT", "WAITING", "TOTAL", "WARM_UP"}};
+       "CATCH_UP", "MANUAL_EMIT", "WAITING", "TOTAL", "WARM_UP",
+       "DEGRADATION"}};
   for (const v1::ThrottleInfo& info : response.throttles()) {
     const v1::ThrottleConfig& config = info.config();
     rows.push_back(
@@ -975,7 +1044,8 @@ std::string ToText(const v1::ListThrottlesResponse& response) {
          DurationText(config.has_catch_up(), config.catch_up()),
          config.manual_emit() ? "true" : "false",
          absl::StrCat(info.waiting_streams()),
-         absl::StrCat(info.total_emissions()), WarmUpText(config)});
+         absl::StrCat(info.total_emissions()), WarmUpText(config),
+         DegradationText(config)});
   }
   return Table(rows);
 }

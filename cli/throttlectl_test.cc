@@ -4,11 +4,13 @@
 
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -357,9 +359,10 @@ TEST(ToTextTest, ListAlignsColumns) {
   info->mutable_config()->mutable_catch_up()->set_nanos(250000000);
   EXPECT_EQ(ToText(response),
             "NAME         STATE    MODE          MAX_N  CURRENT  PER_SECONDS  "
-            "BURST  CATCH_UP  MANUAL_EMIT  WAITING  TOTAL  WARM_UP\n"
+            "BURST  CATCH_UP  MANUAL_EMIT  WAITING  TOTAL  WARM_UP  "
+            "DEGRADATION\n"
             "a-long-name  running  monitor-only  4      4        1.0          "
-            "4      0.25      false        0        12     none\n");
+            "4      0.25      false        0        12     none     wait\n");
 }
 
 TEST(ToTextTest, CurrentIsTheAdaptiveRateOrMaxN) {
@@ -588,7 +591,8 @@ TEST(ParseArgsTest, HelpOfOneCommand) {
   const std::string create = Usage("create");
   for (const char* flag :
        {"--max_n", "--per", "--mode", "--burst", "--manual_emit", "--catch_up",
-        "--warm_up", "--warm_up_from", "NAME"}) {
+        "--warm_up", "--warm_up_from", "--degradation", "--local_share_for",
+        "NAME"}) {
     EXPECT_NE(create.find(flag), std::string::npos) << flag << "\n" << create;
   }
   const std::string stop = Usage("stop");
@@ -656,7 +660,111 @@ TEST(ToTextTest, ThrottleShowsWarmUp) {
       << ToText(info);
   v1::ListThrottlesResponse list;
   *list.add_throttles() = info;
-  EXPECT_NE(ToText(list).find("  30.0 s from 0.5\n"), std::string::npos)
+  EXPECT_NE(ToText(list).find("  30.0 s from 0.5  wait\n"), std::string::npos)
+      << ToText(list);
+}
+
+TEST(ParseArgsTest, DegradationFlagsSetTheConfigAndTheMask) {
+  absl::StatusOr<Invocation> invocation =
+      Parse({"create", "crawl", "--max_n=4", "--per=1",
+             "--degradation=local_share", "--local_share_for=1m30s"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.degradation(), v1::DEGRADATION_LOCAL_SHARE);
+  EXPECT_EQ(invocation->config.local_share_for().seconds(), 90);
+  EXPECT_TRUE(Paths(*invocation).empty());
+  invocation = Parse({"create", "crawl", "--max_n=4", "--per=1"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->config.degradation(), v1::DEGRADATION_UNSPECIFIED);
+  EXPECT_FALSE(invocation->config.has_local_share_for());
+
+  // configure: only the flags given.
+  invocation = Parse({"configure", "crawl", "--local_share_for=250ms"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation), std::vector<std::string>{"local_share_for"});
+  EXPECT_EQ(invocation->config.local_share_for().nanos(), 250000000);
+  EXPECT_EQ(invocation->config.degradation(), v1::DEGRADATION_UNSPECIFIED);
+  invocation = Parse({"configure", "crawl", "--degradation=local_share",
+                      "--local_share_for=10s", "--max_n=2"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(
+      Paths(*invocation),
+      (std::vector<std::string>{"max_n", "degradation", "local_share_for"}));
+  // local_share alone keeps the stored local_share_for.
+  invocation = Parse({"configure", "crawl", "--degradation=local_share"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(Paths(*invocation), std::vector<std::string>{"degradation"});
+  // Away from local_share the stored local_share_for is cleared (the
+  // server requires it unset then), as a mode switch drops the burst.
+  for (const auto& [name, value] : {std::pair<const char*, v1::Degradation>{
+                                        "fail_fast", v1::DEGRADATION_FAIL_FAST},
+                                    {"wait", v1::DEGRADATION_WAIT}}) {
+    invocation =
+        Parse({"configure", "crawl", absl::StrCat("--degradation=", name)});
+    ASSERT_TRUE(invocation.ok()) << invocation.status();
+    EXPECT_EQ(invocation->config.degradation(), value) << name;
+    EXPECT_EQ(Paths(*invocation),
+              (std::vector<std::string>{"degradation", "local_share_for"}))
+        << name;
+    EXPECT_FALSE(invocation->config.has_local_share_for()) << name;
+  }
+
+  // Bad values name the flag and the value (and the choices).
+  invocation = Parse({"configure", "crawl", "--degradation=retry"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_EQ(invocation.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(invocation.status().message(),
+            "--degradation \"retry\" is not one of wait, fail_fast, "
+            "local_share");
+  invocation = Parse({"create", "crawl", "--max_n=1", "--per=1",
+                      "--degradation=local_share", "--local_share_for=soon"});
+  ASSERT_FALSE(invocation.ok());
+  EXPECT_NE(invocation.status().message().find("--local_share_for: \"soon\""),
+            std::string::npos)
+      << invocation.status();
+  EXPECT_FALSE(Parse({"start", "crawl", "--degradation=wait"}).ok());
+}
+
+TEST(ParseArgsTest, DegradationNamesFollowTheProto) {
+  // Every Degradation but UNSPECIFIED has a name that parses back, and
+  // each name is the enum's suffix in lower case.
+  const google::protobuf::EnumDescriptor* degradations =
+      v1::Degradation_descriptor();
+  for (int i = 0; i < degradations->value_count(); ++i) {
+    const auto value =
+        static_cast<v1::Degradation>(degradations->value(i)->number());
+    if (value == v1::DEGRADATION_UNSPECIFIED) continue;
+    const std::string name = DegradationName(value);
+    EXPECT_EQ(name, absl::AsciiStrToLower(absl::StripPrefix(
+                        degradations->value(i)->name(), "DEGRADATION_")));
+    const absl::StatusOr<Invocation> invocation =
+        Parse({"configure", "crawl", "--degradation=" + name});
+    ASSERT_TRUE(invocation.ok()) << name << ": " << invocation.status();
+    EXPECT_EQ(invocation->config.degradation(), value);
+  }
+}
+
+TEST(ToTextTest, ThrottleShowsDegradation) {
+  v1::ThrottleInfo info;
+  info.set_name("crawl");
+  // Unset is wait (the proto's default); no local share line then.
+  EXPECT_NE(ToText(info).find("\nDegradation: wait\n"), std::string::npos)
+      << ToText(info);
+  EXPECT_EQ(ToText(info).find("Local share for"), std::string::npos)
+      << ToText(info);
+  info.mutable_config()->set_degradation(v1::DEGRADATION_FAIL_FAST);
+  EXPECT_NE(ToText(info).find("\nDegradation: fail_fast\n"), std::string::npos)
+      << ToText(info);
+  EXPECT_EQ(ToText(info).find("Local share for"), std::string::npos)
+      << ToText(info);
+  info.mutable_config()->set_degradation(v1::DEGRADATION_LOCAL_SHARE);
+  info.mutable_config()->mutable_local_share_for()->set_seconds(90);
+  EXPECT_NE(ToText(info).find("\nDegradation: local_share\n"
+                              "Local share for: 90.0\n"),
+            std::string::npos)
+      << ToText(info);
+  v1::ListThrottlesResponse list;
+  *list.add_throttles() = info;
+  EXPECT_NE(ToText(list).find("  local_share\n"), std::string::npos)
       << ToText(list);
 }
 

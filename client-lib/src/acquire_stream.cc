@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client-lib/src/proto_time.h"
 #include "client-lib/src/real_time.h"
 #include "grpcpp/completion_queue.h"
 #include "throttle/status.h"
@@ -350,19 +351,21 @@ void AcquireStream::Degrade(absl::Time now) {
     case LocalShare::Action::kFailFast:
       // An attempt under way, or one due now, decides first.
       if (call_ == nullptr && now < reopen_at_) {
-        CompleteAll(FuelOutcome::kError,
-                    absl::UnavailableError(absl::StrCat(
-                        "throttle ", options_.throttle,
-                        ": the server cannot be reached (degradation: ",
-                        local_.degradation() == v1::DEGRADATION_FAIL_FAST
-                            ? "fail fast"
-                            : "no local share left",
-                        ")")));
+        CompleteAll(FuelOutcome::kError, LostError());
       }
       return;
     case LocalShare::Action::kWait:
       return;
   }
+}
+
+absl::Status AcquireStream::LostError() const {
+  return absl::UnavailableError(absl::StrCat(
+      "throttle ", options_.throttle,
+      ": the server cannot be reached (degradation: ",
+      local_.degradation() == v1::DEGRADATION_FAIL_FAST ? "fail fast"
+                                                        : "no local share left",
+      ")"));
 }
 
 void AcquireStream::MaybeFinish() {
@@ -472,6 +475,48 @@ void AcquireStream::RetryAcquire() {
 void AcquireStream::WakeAll() {
   SteadyMutexLock lock(&mu_);
   for (Waiter* waiter : waiters_) waiter->wake.Signal();
+}
+
+AcquireStream::CallStep AcquireStream::DegradeCall(int64_t missing,
+                                                   absl::Time now,
+                                                   bool may_call) {
+  SteadyMutexLock lock(&mu_);
+  CallStep step;
+  step.action = local_.ActionAt(now);
+  // As the stream's waiters: between reconnect attempts only; an attempt
+  // decides first (and the server's answer takes over).
+  step.call = step.action == LocalShare::Action::kWait ||
+              (may_call && now >= reopen_at_);
+  step.wait_for_ready = local_.degradation() == v1::DEGRADATION_WAIT;
+  if (step.call) return step;
+  if (step.action == LocalShare::Action::kFailFast) {
+    step.error = LostError();
+    return step;
+  }
+  step.grants = local_.Take(missing, now);
+  step.next_grant = local_.NextGrant(now);
+  step.wake = std::min(local_.NextChange(now), reopen_at_);
+  return step;
+}
+
+void AcquireStream::CallAnswered(const v1::AwaitFuelResponse* response) {
+  SteadyMutexLock lock(&mu_);
+  if (response != nullptr) {
+    local_.Update(response->degradation(),
+                  FromProtoDuration(response->local_share_for()),
+                  response->share_per_second());
+  }
+  local_.ServerBack();
+  backoff_.Reset();
+  // The server is back: a stream between attempts may open at once.
+  reopen_at_ = absl::InfinitePast();
+}
+
+LocalShare::Action AcquireStream::CallLost(absl::Time now) {
+  SteadyMutexLock lock(&mu_);
+  local_.ServerLost(now);
+  if (now >= reopen_at_) reopen_at_ = now + backoff_.NextDelay(gen_);
+  return local_.ActionAt(now);
 }
 
 }  // namespace throttle

@@ -110,6 +110,44 @@ class AcquireStream {
   // Wakes every waiter to see that `calls` was closed (Tank::Close()).
   void WakeAll() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Graceful degradation of the Tank's AwaitFuel calls (Tank::AwaitWithCalls;
+  // docs/clients.md, "AwaitFuel calls follow the same policy from the same
+  // state"): the stream's one policy, share, outage and local pacer, and
+  // its reconnect backoff, so that the stream and the calls agree.
+  //
+  // What an AwaitFuel call does next, at `now`, for the `missing` grants.
+  struct CallStep {
+    LocalShare::Action action = LocalShare::Action::kWait;
+    // Call the server now: always under kWait, else once the reconnect
+    // backoff has passed (and `may_call`).
+    bool call = true;
+    // The call waits for a server that is (re)starting only under the
+    // wait policy (as before); otherwise a call to a server that is down
+    // ends at once, UNAVAILABLE, and the outage starts -- also for the
+    // first call after the server went, which no call in flight saw go.
+    bool wait_for_ready = true;
+    // Not calling, kLocal: the local grants taken now (at most one); when
+    // the next is due (InfiniteFuture: none before local granting ends);
+    // when to look again (that grant, the end of local granting or the
+    // next call to the server, whichever is first).
+    int64_t grants = 0;
+    absl::Time next_grant = absl::InfiniteFuture();
+    absl::Time wake = absl::InfiniteFuture();
+    // Not calling, kFailFast: the UNAVAILABLE error to end with.
+    absl::Status error;
+  };
+  CallStep DegradeCall(int64_t missing, absl::Time now, bool may_call)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // An AwaitFuel call heard from the server: a message (`response`, whose
+  // policy and share are taken if it carries them) or a status from the
+  // server (nullptr). The outage ends and the backoff starts again.
+  void CallAnswered(const v1::AwaitFuelResponse* response)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // An AwaitFuel call ended UNAVAILABLE (or CANCELLED by the server) at
+  // `now`: the outage starts (if it has not), and so does a reconnect
+  // backoff (unless one is under way). Returns the action at `now`.
+  LocalShare::Action CallLost(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct Waiter;
   struct Call;
@@ -136,6 +174,9 @@ class AcquireStream {
   // Graceful degradation at `now`: hands local grants to the waiters, or
   // fails them with UNAVAILABLE while no reconnect attempt is under way.
   void Degrade(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The UNAVAILABLE error of a wait that fails fast (the policy, or no
+  // local share left).
+  absl::Status LostError() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `grants` to the waiters in order; what is left over is kept.
   void HandOut(int64_t grants) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Counts `n` grants taken by an Await now, for AskAhead.
@@ -168,7 +209,8 @@ class AcquireStream {
   bool polling_ ABSL_GUARDED_BY(mu_) = false;
   // The open call, if any.
   std::unique_ptr<Call> call_ ABSL_GUARDED_BY(mu_);
-  // No call is opened before this point on the options' clock (backoff).
+  // No call is opened before this point on the options' clock (backoff);
+  // while degraded, no AwaitFuel call of the Tank either.
   absl::Time reopen_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   Backoff backoff_ ABSL_GUARDED_BY(mu_);
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);

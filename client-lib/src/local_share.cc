@@ -61,4 +61,10 @@ absl::Time LocalShare::NextChange(absl::Time now) const {
   return std::min(std::max(next_local_, now), lost_at_ + local_share_for_);
 }
 
+absl::Time LocalShare::NextGrant(absl::Time now) const {
+  if (ActionAt(now) != Action::kLocal) return absl::InfiniteFuture();
+  const absl::Time next = std::max(next_local_, now);
+  return next - lost_at_ < local_share_for_ ? next : absl::InfiniteFuture();
+}
+
 }  // namespace throttle

@@ -3,8 +3,9 @@
 // as the server last told it (proto: ThrottleConfig.degradation).
 //
 // Pure logic on a clock the caller reads: no gRPC, no threads. The Acquire
-// stream (acquire_stream.h) tells it the policy and share of each grant
-// message, that the server was lost or is back, and asks it what to do.
+// stream (acquire_stream.h) and the Tank's AwaitFuel calls (tank.cc, through
+// the stream's one instance) tell it the policy and share of each grant
+// message, that the server was lost or is back, and ask it what to do.
 // Private to the library; not installed.
 #ifndef THROTTLE_CLIENT_LIB_SRC_LOCAL_SHARE_H_
 #define THROTTLE_CLIENT_LIB_SRC_LOCAL_SHARE_H_
@@ -54,6 +55,9 @@ class LocalShare {
   // When the next local grant, or the end of local granting, is due (for
   // how long a waiter may sleep); InfiniteFuture outside kLocal.
   absl::Time NextChange(absl::Time now) const;
+  // When Take will next hand out a grant (now if one is due):
+  // InfiniteFuture outside kLocal or when local granting ends first.
+  absl::Time NextGrant(absl::Time now) const;
 
   double share_per_second() const { return share_per_second_; }
   v1::Degradation degradation() const { return degradation_; }

@@ -21,6 +21,17 @@ constexpr NamedMode kModes[] = {
     {v1::MODE_MONITOR_ONLY, "monitor-only"},
 };
 
+struct NamedDegradation {
+  v1::Degradation degradation;
+  absl::string_view name;
+};
+
+constexpr NamedDegradation kDegradations[] = {
+    {v1::DEGRADATION_WAIT, "wait"},
+    {v1::DEGRADATION_FAIL_FAST, "fail_fast"},
+    {v1::DEGRADATION_LOCAL_SHARE, "local_share"},
+};
+
 }  // namespace
 
 absl::StatusOr<v1::Mode> ModeFromName(absl::string_view name) {
@@ -38,6 +49,22 @@ absl::StatusOr<v1::Mode> ModeFromName(absl::string_view name) {
 std::string ModeName(v1::Mode mode) {
   for (const NamedMode& m : kModes) {
     if (m.mode == mode) return std::string(m.name);
+  }
+  return "unspecified";
+}
+
+absl::StatusOr<v1::Degradation> DegradationFromName(absl::string_view name) {
+  for (const NamedDegradation& d : kDegradations) {
+    if (d.name == name) return d.degradation;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("degradation \"", absl::CHexEscape(name),
+                   "\" is not one of wait, fail_fast, local_share"));
+}
+
+std::string DegradationName(v1::Degradation degradation) {
+  for (const NamedDegradation& d : kDegradations) {
+    if (d.degradation == degradation) return std::string(d.name);
   }
   return "unspecified";
 }

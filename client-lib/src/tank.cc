@@ -106,9 +106,38 @@ FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
                                 bool finite, bool fail_if_late) {
   const Clock& clock = *options_.clock;
   Backoff backoff(options_.backoff_initial, options_.backoff_max);
+  // False right after this wait's call found the server gone: not again
+  // before a sleep, however short the backoff (fail fast does not retry).
+  bool may_call = true;
   for (;;) {
-    const Attempt attempt =
-        CallAwaitFuel(n - got, deadline, finite, fail_if_late);
+    // Graceful degradation, from the state the Tank's Acquire stream
+    // shares: while the server is lost, fail at once or take local grants
+    // between calls to the server.
+    const absl::Time now = clock.Now();
+    const AcquireStream::CallStep step =
+        acquire_->DegradeCall(n - got, now, may_call);
+    if (!step.call) {
+      if (step.action == LocalShare::Action::kFailFast) {
+        return Result(FuelOutcome::kError, got, step.error);
+      }
+      got += step.grants;
+      if (got == n) return Result(FuelOutcome::kFuel, n);
+      if (fail_if_late && step.next_grant > deadline) {
+        // As the server would say: the next grant is not due in time.
+        FuelResult result = Result(FuelOutcome::kTooLate, got);
+        result.expected_wait = step.next_grant - now;
+        return result;
+      }
+      // A zero-timeout poll ends here: no local grant was due.
+      if (deadline <= now) return Result(FuelOutcome::kTimedOut, got);
+      if (!calls_->SleepUnlessClosed(std::min(step.wake, deadline) - now)) {
+        return Result(FuelOutcome::kError, got, TankClosedError());
+      }
+      may_call = true;
+      continue;
+    }
+    const Attempt attempt = CallAwaitFuel(n - got, deadline, finite,
+                                          fail_if_late, step.wait_for_ready);
     if (attempt.grants > 0) {
       const int64_t take = std::min(attempt.grants, n - got);
       got += take;
@@ -154,6 +183,11 @@ FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
         // The server is restarting or shutting down: call again later. It
         // may come back with Acquire.
         acquire_->RetryAcquire();
+        // Degraded: the next turn fails or grants locally.
+        if (acquire_->CallLost(clock.Now()) != LocalShare::Action::kWait) {
+          may_call = false;
+          continue;
+        }
         absl::Duration delay;
         {
           absl::MutexLock lock(&mu_);
@@ -179,7 +213,8 @@ FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
 }
 
 Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
-                                  bool finite, bool fail_if_late) {
+                                  bool finite, bool fail_if_late,
+                                  bool wait_for_ready) {
   Attempt attempt;
   CallRegistry::Call call(calls_.get());
   if (!call.registered()) {
@@ -187,8 +222,9 @@ Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
     return attempt;
   }
   grpc::ClientContext* context = call.context();
-  // Wait for a server that is (re)starting instead of failing at once.
-  context->set_wait_for_ready(true);
+  // Wait for a server that is (re)starting instead of failing at once --
+  // unless the throttle degrades otherwise, when the call must end soon.
+  context->set_wait_for_ready(wait_for_ready);
 
   v1::AwaitFuelRequest request;
   request.set_throttle(throttle_);
@@ -211,6 +247,7 @@ Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
       stub_->AwaitFuel(context, request);
   v1::AwaitFuelResponse response;
   while (reader->Read(&response)) {
+    acquire_->CallAnswered(&response);
     attempt.grants += std::max<int64_t>(response.grants(), 0);
     if (response.end() != v1::END_REASON_UNSPECIFIED) {
       attempt.end = response.end();
@@ -218,6 +255,15 @@ Tank::Attempt Tank::CallAwaitFuel(int64_t count, absl::Time deadline,
     }
   }
   attempt.status = reader->Finish();
+  switch (attempt.status.error_code()) {
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::CANCELLED:
+      break;  // not (known to be) from the server
+    default:
+      // NOT_FOUND, INVALID_ARGUMENT, UNIMPLEMENTED ...: the server is there.
+      acquire_->CallAnswered(nullptr);
+  }
   return attempt;
 }
 

@@ -640,6 +640,192 @@ TEST_F(TankTest, EmitSendsCount) {
   EXPECT_EQ(server_.service().emitted(), 6);
 }
 
+// Graceful degradation on AwaitFuel calls (docs/clients.md, "AwaitFuel
+// calls follow the same policy from the same state"), on a clock that moves
+// only when the test says: a fail-if-late wait, a zero-timeout poll and the
+// fallback wait on a server without Acquire (this fake has none).
+class TankDegradationTest : public TankTest {
+ protected:
+  // A Tank on `clock_` whose reconnect backoff is 10 s (+-20%): no call to
+  // the server is due again until the test moves the clock that far.
+  TankOptions DegradeOptions() {
+    TankOptions options = Options();
+    options.clock = &clock_;
+    options.backoff_initial = absl::Seconds(10);
+    options.backoff_max = absl::Seconds(10);
+    return options;
+  }
+  // A grant carrying the throttle's policy and the stream's share, as the
+  // server sends on a stream's first grant.
+  static v1::AwaitFuelResponse PolicyGrant(
+      v1::Degradation degradation, double share,
+      absl::Duration local_share_for = absl::ZeroDuration()) {
+    v1::AwaitFuelResponse response = Grants(1);
+    response.set_degradation(degradation);
+    response.set_share_per_second(share);
+    if (local_share_for > absl::ZeroDuration()) {
+      response.mutable_local_share_for()->set_seconds(
+          absl::ToInt64Seconds(local_share_for));
+    }
+    return response;
+  }
+  size_t calls() { return server_.service().requests().size(); }
+
+  ManualClock clock_;
+  const grpc::Status unavailable_{grpc::StatusCode::UNAVAILABLE, "gone"};
+};
+
+TEST_F(TankDegradationTest, LocalShareGrantsPollsAndLateWaitsAtTheShare) {
+  server_.service().AddAnswer(
+      {{PolicyGrant(v1::DEGRADATION_LOCAL_SHARE, 2, absl::Seconds(60))},
+       grpc::Status::OK});
+  server_.service().RepeatAnswer({{}, unavailable_});
+  Tank tank(server_.address(), "crawl", DegradeOptions());
+  ASSERT_TRUE(tank.AwaitFuelUnlessLate(1, absl::Seconds(5)).ok());
+  // The poll finds the server gone: the outage starts, and with it the
+  // local grant due at its start.
+  FuelResult result = tank.AwaitFuel(1, absl::ZeroDuration());
+  EXPECT_EQ(result.outcome, FuelOutcome::kFuel) << result.status;
+  EXPECT_EQ(calls(), 2u);
+  // The next is due 1/share = 0.5 s later: a poll now is not granted, a
+  // fail-if-late wait shorter than that is too late at once, saying when.
+  result = tank.AwaitFuel(1, absl::ZeroDuration());
+  EXPECT_EQ(result.outcome, FuelOutcome::kTimedOut) << result.status;
+  EXPECT_EQ(result.grants, 0);
+  result = tank.AwaitFuelUnlessLate(1, absl::Milliseconds(400));
+  EXPECT_EQ(result.outcome, FuelOutcome::kTooLate) << result.status;
+  EXPECT_EQ(result.expected_wait, absl::Milliseconds(500));
+  clock_.Advance(absl::Milliseconds(200));
+  result = tank.AwaitFuelUnlessLate(1, absl::Milliseconds(200));
+  EXPECT_EQ(result.outcome, FuelOutcome::kTooLate) << result.status;
+  EXPECT_EQ(result.expected_wait, absl::Milliseconds(300));
+  clock_.Advance(absl::Milliseconds(300));
+  EXPECT_TRUE(tank.AwaitFuelUnlessLate(1, absl::Milliseconds(200)).ok());
+  clock_.Advance(absl::Milliseconds(500));
+  EXPECT_TRUE(tank.AwaitFuel(1, absl::ZeroDuration()).ok());
+  // A counted poll takes what is due now: one grant.
+  clock_.Advance(absl::Milliseconds(500));
+  result = tank.AwaitFuel(3, absl::ZeroDuration());
+  EXPECT_EQ(result.outcome, FuelOutcome::kTimedOut);
+  EXPECT_EQ(result.grants, 1);
+  // Between reconnect attempts (the backoff): no call to the server.
+  EXPECT_EQ(calls(), 2u);
+}
+
+TEST_F(TankDegradationTest, TheFallbackWaitWithoutAcquireGrantsLocally) {
+  server_.service().AddAnswer(
+      {{PolicyGrant(v1::DEGRADATION_LOCAL_SHARE, 4, absl::Seconds(60))},
+       grpc::Status::OK});
+  server_.service().RepeatAnswer({{}, unavailable_});
+  Tank tank(server_.address(), "crawl", DegradeOptions());
+  // Acquire is UNIMPLEMENTED: the wait falls back to an AwaitFuel call,
+  // which tells the policy.
+  ASSERT_TRUE(tank.AwaitFuel(absl::Seconds(5)).ok());
+  ASSERT_EQ(calls(), 1u);
+  // The next fallback call finds the server gone and grants locally.
+  const FuelResult result = tank.AwaitFuel(absl::Seconds(5));
+  EXPECT_EQ(result.outcome, FuelOutcome::kFuel) << result.status;
+  EXPECT_EQ(calls(), 2u);
+}
+
+TEST_F(TankDegradationTest, FailFastEndsCallsAtOnceUntilTheServerAnswers) {
+  server_.service().AddAnswer(
+      {{PolicyGrant(v1::DEGRADATION_FAIL_FAST, 5)}, grpc::Status::OK});
+  server_.service().AddAnswer({{}, unavailable_});
+  Tank tank(server_.address(), "crawl", DegradeOptions());
+  ASSERT_TRUE(tank.AwaitFuelUnlessLate(1, absl::Seconds(5)).ok());
+  // One call finds the server gone; it is not retried.
+  FuelResult result = tank.AwaitFuelUnlessLate(1, absl::Seconds(5));
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  EXPECT_NE(result.status.message().find("fail fast"), std::string::npos)
+      << result.status;
+  EXPECT_EQ(calls(), 2u);
+  // During the reconnect backoff every wait and poll ends so without a
+  // call.
+  result = tank.AwaitFuel(1, absl::ZeroDuration());
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  result = tank.AwaitFuelUnlessLate(1, absl::Seconds(5));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  EXPECT_EQ(calls(), 2u);
+  // After it, one call; the server answers and the outage is over.
+  clock_.Advance(absl::Seconds(13));
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  server_.service().AddAnswer({{Grants(1)}, grpc::Status::OK});
+  EXPECT_TRUE(tank.AwaitFuelUnlessLate(1, absl::Seconds(5)).ok());
+  EXPECT_TRUE(tank.AwaitFuel(1, absl::ZeroDuration()).ok());
+  EXPECT_EQ(calls(), 4u);
+}
+
+TEST_F(TankDegradationTest, AfterLocalShareForCallsFailFast) {
+  server_.service().AddAnswer(
+      {{PolicyGrant(v1::DEGRADATION_LOCAL_SHARE, 1, absl::Seconds(3))},
+       grpc::Status::OK});
+  server_.service().RepeatAnswer({{}, unavailable_});
+  Tank tank(server_.address(), "crawl", DegradeOptions());
+  ASSERT_TRUE(tank.AwaitFuelUnlessLate(1, absl::Seconds(5)).ok());
+  EXPECT_TRUE(tank.AwaitFuel(1, absl::ZeroDuration()).ok());  // local
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_TRUE(tank.AwaitFuel(1, absl::ZeroDuration()).ok());  // local
+  // The next local grant (at 3 s) would come as local granting ends: a
+  // late wait is too late, with no grant to expect.
+  FuelResult result = tank.AwaitFuelUnlessLate(1, absl::Seconds(5));
+  EXPECT_EQ(result.outcome, FuelOutcome::kTooLate) << result.status;
+  EXPECT_EQ(result.expected_wait, absl::InfiniteDuration());
+  clock_.Advance(absl::Seconds(1));
+  result = tank.AwaitFuel(1, absl::ZeroDuration());
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable)
+      << result.status;
+  EXPECT_NE(result.status.message().find("no local share left"),
+            std::string::npos)
+      << result.status;
+  EXPECT_EQ(calls(), 2u);
+}
+
+TEST_F(TankDegradationTest, AServerAnswerTakesOverFromLocalGrants) {
+  server_.service().AddAnswer(
+      {{PolicyGrant(v1::DEGRADATION_LOCAL_SHARE, 1, absl::Seconds(60))},
+       grpc::Status::OK});
+  server_.service().AddAnswer({{}, unavailable_});
+  Tank tank(server_.address(), "crawl", DegradeOptions());
+  ASSERT_TRUE(tank.AwaitFuelUnlessLate(1, absl::Seconds(5)).ok());
+  EXPECT_TRUE(tank.AwaitFuel(1, absl::ZeroDuration()).ok());  // local
+  EXPECT_EQ(calls(), 2u);
+  // Past the backoff a call is due before the local grant due too; the
+  // server is back and answers.
+  clock_.Advance(absl::Seconds(13));
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_WAIT_LIMIT_PASSED)}, grpc::Status::OK});
+  EXPECT_EQ(tank.AwaitFuel(1, absl::ZeroDuration()).outcome,
+            FuelOutcome::kTimedOut);
+  EXPECT_EQ(calls(), 3u);
+  // The outage is over: polls ask the server, not the local pacer.
+  server_.service().AddAnswer(
+      {{Grants(0, v1::END_REASON_WAIT_LIMIT_PASSED)}, grpc::Status::OK});
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(tank.AwaitFuel(1, absl::ZeroDuration()).outcome,
+            FuelOutcome::kTimedOut);
+  EXPECT_EQ(calls(), 4u);
+}
+
+TEST_F(TankDegradationTest, WaitPolicyCallsAsBefore) {
+  server_.service().AddAnswer(
+      {{PolicyGrant(v1::DEGRADATION_WAIT, 1)}, grpc::Status::OK});
+  server_.service().RepeatAnswer({{}, unavailable_});
+  Tank tank(server_.address(), "crawl", DegradeOptions());
+  ASSERT_TRUE(tank.AwaitFuelUnlessLate(1, absl::Seconds(5)).ok());
+  // Each poll calls the server, which is gone: not granted.
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(tank.AwaitFuel(1, absl::ZeroDuration()).outcome,
+              FuelOutcome::kTimedOut);
+  }
+  EXPECT_EQ(calls(), 3u);
+}
+
 TEST(TankUnreachableTest, TimesOutWithinTimeout) {
   Tank tank(kUnreachable, "crawl");
   const absl::Time start = absl::Now();

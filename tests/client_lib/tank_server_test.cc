@@ -574,5 +574,104 @@ TEST_F(DegradationTest, AfterLocalShareForWaitsFailWithUnavailable) {
   EXPECT_GE(lasted, 1.0);
 }
 
+// The AwaitFuel calls follow the policy too (docs/clients.md): a
+// fail-if-late wait and a zero-timeout poll through a server kill get local
+// grants at no more than the share, and server grants once it is back.
+TEST_F(DegradationTest, LocalShareCarriesAwaitFuelCallsThroughAServerKill) {
+  constexpr double kRate = 20;  // per second: the most this Tank's share is
+  const std::string spec =
+      "calls max_n=20 per=1 degradation=local_share local_share_for=60s";
+  absl::StatusOr<ServerProcess> first = Serve(spec, 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = first->port;
+  {
+    Controller controller(first->address());
+    ASSERT_TRUE(controller.Start("calls").ok());
+  }
+  Tank tank(first->address(), "calls", Options());
+  // Told the policy and a share by the server on an AwaitFuel call.
+  ASSERT_TRUE(tank.AwaitFuelUnlessLate(1, kGenerous).ok());
+  Kill(*first);
+  const absl::Time killed = absl::Now();
+  // Alternately a poll and a fail-if-late wait of 1 s (longer than the
+  // spacing, so never too late) until they got 20 local grants.
+  int64_t polled = 0, waited = 0, not_granted = 0;
+  bool failed = false;
+  for (int i = 0; polled + waited < 20 && absl::Now() - killed < kGenerous;
+       ++i) {
+    const FuelResult result =
+        i % 2 == 0 ? tank.AwaitFuel(1, absl::ZeroDuration())
+                   : tank.AwaitFuelUnlessLate(1, absl::Seconds(1));
+    if (result.ok()) {
+      ++(i % 2 == 0 ? polled : waited);
+    } else if (result.outcome == FuelOutcome::kTimedOut ||
+               result.outcome == FuelOutcome::kTooLate) {
+      ++not_granted;
+    } else {
+      failed = true;
+      ADD_FAILURE() << result.status;
+      break;
+    }
+  }
+  const double outage = absl::ToDoubleSeconds(absl::Now() - killed);
+  ASSERT_FALSE(failed);
+  EXPECT_GT(polled, 0);
+  EXPECT_GT(waited, 0);
+  // Polls come faster than the share: most find no grant due.
+  EXPECT_GT(not_granted, 0);
+  // Within the share from the kill on, plus the one at the start.
+  EXPECT_LE(polled + waited, kRate * outage + 1) << "in " << outage << " s";
+
+  // Back (running, from its state): the server's grants take over.
+  absl::StatusOr<ServerProcess> restarted = Serve(spec, port);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  Controller controller(restarted->address());
+  const int64_t stored = TotalEmissions(controller, "calls");
+  ASSERT_GE(stored, 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        tank.AwaitFuelUnlessLate(1, absl::Seconds(1)).status.IgnoreError();
+        return TotalEmissions(controller, "calls") >= stored + 3;
+      },
+      kGenerous));
+  restarted->process.Signal(SIGTERM);
+  EXPECT_EQ(restarted->process.Wait(kGenerous).value_or(-1), 0);
+}
+
+TEST_F(DegradationTest, FailFastEndsAwaitFuelCallsAtOnce) {
+  const std::string spec = "ffcalls max_n=100 per=1 degradation=fail_fast";
+  absl::StatusOr<ServerProcess> first = Serve(spec, 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = first->port;
+  {
+    Controller controller(first->address());
+    ASSERT_TRUE(controller.Start("ffcalls").ok());
+  }
+  Tank tank(first->address(), "ffcalls", Options());
+  // Told the policy on the Acquire stream: the calls share it.
+  ASSERT_TRUE(tank.AwaitFuel(kGenerous).ok());
+  Kill(*first);
+  const absl::Time asked = absl::Now();
+  // Far sooner than the wait's own limit.
+  FuelResult result = tank.AwaitFuelUnlessLate(1, kGenerous);
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  EXPECT_TRUE(absl::IsUnavailable(result.status)) << result.status;
+  EXPECT_LT(absl::Now() - asked, kGenerous / 2);
+  result = tank.AwaitFuel(1, absl::ZeroDuration());
+  EXPECT_EQ(result.outcome, FuelOutcome::kError);
+  EXPECT_TRUE(absl::IsUnavailable(result.status)) << result.status;
+
+  absl::StatusOr<ServerProcess> restarted = Serve(spec, port);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_TRUE(WaitFor(
+      [&] { return tank.AwaitFuelUnlessLate(1, absl::Seconds(5)).ok(); },
+      kGenerous));
+  // A poll is answered by the server again (granted once fuel is free).
+  EXPECT_TRUE(WaitFor(
+      [&] { return tank.AwaitFuel(1, absl::ZeroDuration()).ok(); }, kGenerous));
+  restarted->process.Signal(SIGTERM);
+  EXPECT_EQ(restarted->process.Wait(kGenerous).value_or(-1), 0);
+}
+
 }  // namespace
 }  // namespace throttle::testing

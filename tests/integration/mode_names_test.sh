@@ -23,4 +23,15 @@ for enum in $enums; do
   grep -qE "^ *('$name'|$name): '$enum'," "$node" || fail "$node: no $name -> $enum"
   grep -qE "^\| \`$name\`( \(default\))? \|" "$src/README.md" || fail "README's mode table lacks $name"
 done
-echo "mode_names_test: OK ($(echo $enums | wc -w) modes)"
+# The degradation names likewise (DEGRADATION_FAIL_FAST -> fail_fast,
+# underscores kept, as the server's --throttle spec takes them): in
+# throttlectl's help and the README's "When the server is gone".
+degradations=$(sed -n '/^enum Degradation {/,/^}/p' "$src/proto/throttle/v1/throttle.proto" |
+  grep -oE '^ *DEGRADATION_[A-Z_]+' | tr -d ' ' | grep -v '^DEGRADATION_UNSPECIFIED$')
+[[ -n $degradations ]] || fail "no degradations found in the proto"
+for enum in $degradations; do
+  name=$(tr 'A-Z' 'a-z' <<<"${enum#DEGRADATION_}")
+  grep -qw -- "$name" <<<"$help" || fail "throttlectl create --help lacks degradation $name"
+  grep -qE "^- \`$name\`" "$src/README.md" || fail "README's degradation list lacks $name"
+done
+echo "mode_names_test: OK ($(echo $enums | wc -w) modes, $(echo $degradations | wc -w) degradations)"

@@ -50,6 +50,45 @@ grep -q '^Name: api$' <<<"$got" || fail "get: $got"
 "$ctl" --json get api | grep -q '"burst":"20"' || fail "json get: $("$ctl" --json get api)"
 # Switching away from bucket drops the burst (smooth requires 0).
 "$ctl" configure api --mode=smooth | grep -q '^Burst: 0$' || fail "mode switch kept the burst"
+# Degradation (issue 14): create with local_share, get shows it, a
+# configure of --degradation alone changes only that (and drops the
+# local_share_for the server requires unset outside local_share).
+"$ctl" create degr --max_n=5 --per=2 --mode=window --degradation=local_share \
+  --local_share_for=1m30s >/dev/null
+got=$("$ctl" get degr)
+grep -q '^Degradation: local_share$' <<<"$got" && grep -q '^Local share for: 90.0$' <<<"$got" \
+  || fail "get after create --degradation=local_share: $got"
+# The DEGRADATION column of list, found by its header.
+col=$("$ctl" list | awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "DEGRADATION") c = i }
+  c && $1 == "degr" { print $c }')
+[[ $col == local_share ]] || fail "list DEGRADATION: '$col': $("$ctl" list)"
+"$ctl" --json get degr | grep -q '"degradation":"DEGRADATION_LOCAL_SHARE"' \
+  || fail "json get degr: $("$ctl" --json get degr)"
+"$ctl" configure degr --degradation=fail_fast >/dev/null
+got=$("$ctl" get degr)
+grep -q '^Degradation: fail_fast$' <<<"$got" || fail "configure --degradation=fail_fast: $got"
+! grep -q '^Local share for' <<<"$got" || fail "local_share_for kept: $got"
+grep -q '^Mode: window$' <<<"$got" && grep -q '^Max n: 5$' <<<"$got" &&
+  grep -q '^Per seconds: 2.0$' <<<"$got" || fail "configure --degradation changed others: $got"
+"$ctl" configure degr --degradation=local_share --local_share_for=250ms >/dev/null
+grep -q '^Local share for: 0.25$' <<<"$("$ctl" get degr)" || fail "back to local_share: $("$ctl" get degr)"
+set +e
+"$ctl" configure degr --degradation=retry 2>"$dir/err"; code=$?
+set -e
+[[ $code == 2 ]] && grep -q -- '--degradation "retry" is not one of wait, fail_fast, local_share' "$dir/err" \
+  || fail "bad --degradation: $code $(cat "$dir/err")"
+set +e
+"$ctl" configure degr --local_share_for=soon 2>"$dir/err"; code=$?
+set -e
+[[ $code == 2 ]] && grep -q -- '--local_share_for: "soon"' "$dir/err" \
+  || fail "bad --local_share_for: $code $(cat "$dir/err")"
+# The server's limit (at most 1 h), named by the server.
+set +e
+"$ctl" configure degr --local_share_for=2h 2>"$dir/err"; code=$?
+set -e
+[[ $code == 1 ]] && grep -q "INVALID_ARGUMENT.*local_share_for" "$dir/err" \
+  || fail "local_share_for 2h: $code $(cat "$dir/err")"
+"$ctl" delete degr >/dev/null
 set +e
 "$ctl" get nosuch 2>"$dir/err"; code=$?
 set -e

@@ -203,6 +203,14 @@ class Tank {
   // available now") makes one AwaitFuel call with wait limit zero instead,
   // as does every wait on a server without Acquire (UNIMPLEMENTED).
   //
+  // While the server cannot be reached, waits follow the throttle's
+  // degradation policy as the server last told this Tank, on its stream or
+  // in an AwaitFuel answer (docs/clients.md, "When the server is gone"):
+  // wait on (the default), end at once with kError UNAVAILABLE (fail fast),
+  // or take local grants at the last share for at most local_share_for
+  // (local share: a zero-timeout poll takes one only if it is due now). The
+  // AwaitFuel calls share the stream's record of the policy and the outage.
+  //
   // On kFuel killed() becomes false (the throttle runs, perhaps restarted);
   // on kStopped it becomes true and grants kept for later are dropped. A
   // final message carrying grants and "stopped" together gives those grants
@@ -228,7 +236,9 @@ class Tank {
   // AwaitFuel calls, not on the Tank's shared Acquire stream (which has no
   // such check); grants kept from earlier are handed out first. A timeout
   // that is infinite, or zero or less, behaves as in AwaitFuel (nothing
-  // can be late).
+  // can be late). Degradation applies as in AwaitFuel; under local share a
+  // wait whose next local grant is due after the timeout is kTooLate at
+  // once, its expected_wait the time until that grant.
   FuelResult AwaitFuelUnlessLate(int64_t n, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -297,9 +307,10 @@ class Tank {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Makes one AwaitFuel call for `count` grants that ends at `deadline` (on
-  // options_.clock) at the latest.
+  // options_.clock) at the latest, telling the Tank's degradation state
+  // what it heard.
   Attempt CallAwaitFuel(int64_t count, absl::Time deadline, bool finite,
-                        bool fail_if_late);
+                        bool fail_if_late, bool wait_for_ready);
 
   // `status` of a call, or the "closed" error if it was cancelled by
   // Close().
