@@ -122,6 +122,7 @@ class LocalShare {
   //   'timed_out'  a poll with no local grant due now: not granted
   //   'too_late'   fail-if-late, and the next local grant is due after the
   //                deadline: ends at once, expectedWaitMs until that grant
+  //                (Infinity when local granting ends before it)
   //   'sleep'      wait until wakeAt (the next local grant, or the end of
   //                local sharing) and ask again -- meanwhile retrying the
   //                server on its backoff, and ending at the deadline
@@ -134,7 +135,10 @@ class LocalShare {
     if (deadline <= now) return { grants, next: 'timed_out' };
     const due = Math.max(this.nextLocal, now);
     if (failIfLate && due > deadline) {
-      return { grants, next: 'too_late', expectedWaitMs: due - now };
+      // No grant is expected when local granting ends first (as C++ and
+      // Python: infinite / None).
+      const end = this.lostAt + this.localShareForMs;
+      return { grants, next: 'too_late', expectedWaitMs: due >= end ? Infinity : due - now };
     }
     return { grants, next: 'sleep', wakeAt: this.nextChange(now) };
   }

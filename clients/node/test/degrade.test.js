@@ -183,6 +183,18 @@ describe('AwaitFuel waits on a fake clock', () => {
     });
   });
 
+  test('fail-if-late expects no grant when local granting ends before the next one', () => {
+    const local = outage('DEGRADATION_LOCAL_SHARE', 1, 2); // one per 500 ms for 1 s
+    assert.deepEqual(local.awaitStep(1, 0, 0), { grants: 1, next: 'fuel' });
+    assert.deepEqual(local.awaitStep(1, 600, 600), { grants: 1, next: 'fuel' });
+    // The next would be at 1100 ms, after local granting ends at 1000 ms.
+    assert.deepEqual(local.awaitStep(1, 700, 800, true), {
+      grants: 0,
+      next: 'too_late',
+      expectedWaitMs: Infinity,
+    });
+  });
+
   test('after local_share_for: as fail fast; the server back: as wait', () => {
     const local = outage('DEGRADATION_LOCAL_SHARE', 1, 100);
     assert.equal(local.awaitStep(1, 0, 0).next, 'fuel');
