@@ -95,11 +95,6 @@ std::vector<Subprocess> StartReporters(const TempDir& dir,
   return workers;
 }
 
-void StopServer(ServerProcess& server) {
-  server.process.Signal(SIGTERM);
-  EXPECT_EQ(server.process.Wait(kGenerous).value_or(-1), 0);
-}
-
 TEST(AdaptiveIntegration, RejectionsBringTheRateToTheFloorSuccessesBackUp) {
   TempDir dir;
   const std::string config = dir.File("throttles.yaml");
@@ -148,7 +143,7 @@ TEST(AdaptiveIntegration, RejectionsBringTheRateToTheFloorSuccessesBackUp) {
   EXPECT_TRUE(
       WaitFor([&] { return LastSecond(controller) > 2 * 6; }, kGenerous))
       << LastSecond(controller) << " grants in the last second";
-  StopServer(*server);
+  EXPECT_EQ(StopServer(*server, kGenerous), 0);
 }
 
 TEST(AdaptiveIntegration, CheckConfigTakesTheAdaptiveMapping) {
@@ -193,7 +188,7 @@ TEST(AdaptiveIntegration, AChangeOfTheAdaptiveMappingIsReloaded) {
             "throttles:\n"
             "  pool: {max_n: 60, per: 1s}\n");
   EXPECT_TRUE(WaitFor([&] { return floor_n() == -1; }, kGenerous)) << floor_n();
-  StopServer(*server);
+  EXPECT_EQ(StopServer(*server, kGenerous), 0);
 }
 
 }  // namespace

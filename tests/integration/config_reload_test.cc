@@ -78,11 +78,6 @@ bool Running(ServerProcess& server) {
   return !server.process.Wait(absl::ZeroDuration()).ok();
 }
 
-void StopServer(ServerProcess& server) {
-  server.process.Signal(SIGTERM);
-  EXPECT_EQ(server.process.Wait(kGenerous).value_or(-1), 0);
-}
-
 TEST(ConfigReload, SighupChangesTheRateOfAnOpenStreamWithoutEndingIt) {
   TempDir dir;
   const std::string config = dir.File("throttles.yaml");
@@ -139,7 +134,7 @@ TEST(ConfigReload, SighupChangesTheRateOfAnOpenStreamWithoutEndingIt) {
 
   context.TryCancel();
   reader->Finish().IgnoreError();
-  StopServer(*server);
+  EXPECT_EQ(StopServer(*server, kGenerous), 0);
 }
 
 TEST(ConfigReload, ChangedFileIsAppliedWithoutASignal) {
@@ -173,7 +168,7 @@ TEST(ConfigReload, ChangedFileIsAppliedWithoutASignal) {
   EXPECT_EQ(MaxN(controller, "old"), 1);
   EXPECT_TRUE(
       absl::StrContains(Events(log, "config_throttles_undeclared")[0], "old"));
-  StopServer(*server);
+  EXPECT_EQ(StopServer(*server, kGenerous), 0);
 }
 
 TEST(ConfigReload, BadNewFileIsRejectedWithOneLogLineAndTheOldConfigStays) {
@@ -216,7 +211,7 @@ TEST(ConfigReload, BadNewFileIsRejectedWithOneLogLineAndTheOldConfigStays) {
   ASSERT_TRUE(AwaitEvents(log, "config_reloaded", 1));
   EXPECT_EQ(MaxN(controller, "crawl"), 40);
   EXPECT_EQ(Events(log, "config_rejected").size(), 1u);
-  StopServer(*server);
+  EXPECT_EQ(StopServer(*server, kGenerous), 0);
 }
 
 TEST(ConfigReload, SighupWithoutConfigFileDoesNotStopTheServer) {
@@ -229,7 +224,7 @@ TEST(ConfigReload, SighupWithoutConfigFileDoesNotStopTheServer) {
   EXPECT_TRUE(Running(*server));
   Controller controller(server->address());
   EXPECT_EQ(MaxN(controller, "crawl"), 4);
-  StopServer(*server);
+  EXPECT_EQ(StopServer(*server, kGenerous), 0);
 }
 
 // The README's server command with the shipped config file: it used to
@@ -243,7 +238,7 @@ TEST(ConfigFile, ShippedDeployConfigServesItsThrottles) {
   EXPECT_EQ(MaxN(controller, "crawl"), 4);
   EXPECT_EQ(MaxN(controller, "api"), 100);
   EXPECT_EQ(MaxN(controller, "batch"), 600);
-  StopServer(*server);
+  EXPECT_EQ(StopServer(*server, kGenerous), 0);
 }
 
 TEST(ConfigFile, BadLineAtStartUpIsOneLineNamingFileLineAndField) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -60,6 +61,11 @@ absl::StatusOr<ServerProcess> StartServer(
     return absl::DeadlineExceededError("throttle_server did not report a port");
   }
   return ServerProcess{*std::move(process), bound};
+}
+
+int StopServer(ServerProcess& server, absl::Duration timeout) {
+  server.process.Signal(SIGTERM);
+  return server.process.Wait(timeout).value_or(-1);
 }
 
 absl::StatusOr<Subprocess> StartWorker(const std::string& address,

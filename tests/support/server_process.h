@@ -42,6 +42,10 @@ absl::StatusOr<ServerProcess> StartServer(
     const TempDir& dir, int port, const std::vector<std::string>& extra_flags,
     const std::string& log_path = "");
 
+// Stops a server the way an operator does (SIGTERM) and waits up to
+// `timeout` for it: its exit code, or -1 if it did not exit in time.
+int StopServer(ServerProcess& server, absl::Duration timeout);
+
 // Starts a test_worker writing to `output_path`, with `flags` added (e.g.
 // "--priority=3").
 absl::StatusOr<Subprocess> StartWorker(
