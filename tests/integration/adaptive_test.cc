@@ -41,17 +41,6 @@ constexpr char kConfig[] =
     "      decrease_factor: 0.5\n"
     "      min_outcomes: 3\n";
 
-// Replaces `path` with `text` in one rename, so a reload never reads half
-// a file.
-void WriteFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* out = std::fopen(tmp.c_str(), "w");
-  ASSERT_NE(out, nullptr) << tmp;
-  std::fputs(text.c_str(), out);
-  std::fclose(out);
-  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
-}
-
 // The throttle "pool" as ListThrottles shows it (false if it cannot).
 bool ListedPool(const Controller& controller, v1::ThrottleInfo* info) {
   auto list = controller.ListThrottles();

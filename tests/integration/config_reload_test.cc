@@ -26,17 +26,6 @@ namespace {
 
 constexpr absl::Duration kGenerous = absl::Seconds(60);
 
-// Replaces `path` with `text` in one rename, as editors and kubelet do:
-// the server never reads half a file.
-void WriteFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* out = std::fopen(tmp.c_str(), "w");
-  ASSERT_NE(out, nullptr) << tmp;
-  std::fputs(text.c_str(), out);
-  std::fclose(out);
-  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
-}
-
 // The log lines of `path` that contain `event=EVENT`.
 std::vector<std::string> Events(const std::string& path,
                                 const std::string& event) {

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +79,15 @@ absl::StatusOr<Subprocess> StartWorker(const std::string& address,
       "--throttle=" + throttle, "--worker_id=" + worker_id};
   argv.insert(argv.end(), flags.begin(), flags.end());
   return Subprocess::Spawn(argv, output_path);
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* out = std::fopen(tmp.c_str(), "w");
+  ASSERT_NE(out, nullptr) << tmp;
+  std::fputs(text.c_str(), out);
+  std::fclose(out);
+  ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0) << path;
 }
 
 std::vector<std::string> ReadLines(const std::string& path) {

@@ -53,6 +53,11 @@ absl::StatusOr<Subprocess> StartWorker(
     const std::string& worker_id, const std::string& output_path,
     const std::vector<std::string>& flags = {});
 
+// Replaces `path` with `text` in one rename, as editors and kubelet do:
+// a server reading it never sees half a file. Fails the current test if it
+// cannot.
+void WriteFile(const std::string& path, const std::string& text);
+
 // Lines of a file; empty if it does not exist.
 std::vector<std::string> ReadLines(const std::string& path);
 // How many lines equal `line`.
