@@ -384,11 +384,11 @@ void ThrottleServer::Shutdown(absl::Duration deadline) {
     health->Shutdown();
   }
   impl_->service->BeginShutdown();
-  // Every stream's UNAVAILABLE is written before gRPC's shutdown starts:
-  // a Finish still on its way when the GOAWAY goes out races it, and the
-  // client may see its connection end (CANCELLED) instead. A stream
-  // counts until its reactor is deleted, after OnDone, when its status
-  // has been sent.
+  // Every stream's UNAVAILABLE is sent before gRPC's shutdown starts, so
+  // that it cannot race the GOAWAY and the connection's close (a CANCELLED
+  // watch was seen at shutdown; docs/DECISIONS.md, "Shutdown drains calls,
+  // not connections"). A stream counts until its reactor is deleted, after
+  // OnDone, when its status has been sent.
   impl_->service->stream_limits().AwaitOpen(0, drain_end - absl::Now());
   DrainAndShutdown(impl_->server.get(), impl_->calls, drain_end);
   impl_->service->StopRefillLoop();

@@ -177,11 +177,13 @@ class ThrottleServer {
   // (so whoever takes over loses no capacity). Shutdown must follow.
   absl::Status Handover();
 
-  // Shuts down in order: new calls are refused, every open AwaitFuel stream
-  // ends with UNAVAILABLE ("server shutting down"), calls still running
-  // after `deadline` are cancelled, then the refill loop is joined and,
-  // with a store, every throttle is stored with nothing reserved. Blocks
-  // until done. Idempotent.
+  // Shuts down in order: every open AwaitFuel, Acquire and WatchThrottle
+  // stream ends with UNAVAILABLE ("server shutting down") and is done, new
+  // calls are refused (DrainAndShutdown), calls still running after
+  // `deadline` are cancelled and every connection is closed (idle ones do
+  // not hold it), then the refill loop is joined and, with a store, every
+  // throttle is stored with nothing reserved. Blocks until done.
+  // Idempotent.
   void Shutdown(absl::Duration deadline);
 
   // Blocks until Shutdown has completed (from another thread).

@@ -1,7 +1,7 @@
 // SIGTERM of the real throttle_server binary on 127.0.0.1: how it ends what
 // is open. A server with no call in flight exits promptly whatever
 // connections its clients keep open (not after --shutdown_grace); open
-// WatchThrottle and AwaitFuel streams all end with the documented
+// WatchThrottle, AwaitFuel and Acquire streams all end with the documented
 // UNAVAILABLE. The grace is 30 s and "promptly" is under 15 s: the failure
 // these catch is "waits the whole grace" (or gRPC's 20 s limit of a
 // graceful GOAWAY), so the bound has a huge margin and no exact timing is
@@ -147,8 +147,8 @@ struct StreamEnd {
   grpc::Status status ABSL_GUARDED_BY(mu);
 };
 
-template <typename Response>
-void ReadToEnd(grpc::ClientReader<Response>* reader, StreamEnd* end) {
+template <typename Response, typename Reader>
+void ReadToEnd(Reader* reader, StreamEnd* end) {
   Response response;
   while (reader->Read(&response)) {
     absl::MutexLock lock(&end->mu);
@@ -163,6 +163,7 @@ void ReadToEnd(grpc::ClientReader<Response>* reader, StreamEnd* end) {
 TEST(Shutdown, EveryOpenWatchAndFuelStreamEndsUnavailable) {
   constexpr int kWatches = 8;
   constexpr int kFuelStreams = 4;
+  constexpr int kAcquireStreams = 2;
   TempDir dir;
   // "idle" is never started: its AwaitFuel streams wait.
   auto server = StartServer(
@@ -182,7 +183,10 @@ TEST(Shutdown, EveryOpenWatchAndFuelStreamEndsUnavailable) {
   std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchThrottleResponse>>>
       watches;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::AwaitFuelResponse>>> fuel;
-  for (int i = 0; i < kWatches + kFuelStreams; ++i) {
+  std::vector<std::unique_ptr<
+      grpc::ClientReaderWriter<v1::AcquireRequest, v1::AcquireResponse>>>
+      acquires;
+  for (int i = 0; i < kWatches + kFuelStreams + kAcquireStreams; ++i) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     ends.push_back(std::make_unique<StreamEnd>());
   }
@@ -193,8 +197,10 @@ TEST(Shutdown, EveryOpenWatchAndFuelStreamEndsUnavailable) {
     request.set_throttle(i % 2 == 0 ? "busy" : "idle");
     request.mutable_interval()->set_nanos(100'000'000);
     watches.push_back(stub->WatchThrottle(contexts[i].get(), request));
-    readers.emplace_back(ReadToEnd<v1::WatchThrottleResponse>,
-                         watches.back().get(), ends[i].get());
+    readers.emplace_back(
+        ReadToEnd<v1::WatchThrottleResponse,
+                  grpc::ClientReader<v1::WatchThrottleResponse>>,
+        watches.back().get(), ends[i].get());
   }
   for (int i = 0; i < kFuelStreams; ++i) {
     v1::AwaitFuelRequest request;
@@ -203,15 +209,32 @@ TEST(Shutdown, EveryOpenWatchAndFuelStreamEndsUnavailable) {
     request.set_worker_id(absl::StrCat("w", i));
     const size_t at = static_cast<size_t>(kWatches + i);
     fuel.push_back(stub->AwaitFuel(contexts[at].get(), request));
-    readers.emplace_back(ReadToEnd<v1::AwaitFuelResponse>, fuel.back().get(),
-                         ends[at].get());
+    readers.emplace_back(ReadToEnd<v1::AwaitFuelResponse,
+                                   grpc::ClientReader<v1::AwaitFuelResponse>>,
+                         fuel.back().get(), ends[at].get());
   }
-  // Every watch has had its first snapshot, every "busy" stream a grant,
+  for (int i = 0; i < kAcquireStreams; ++i) {
+    const size_t at = static_cast<size_t>(kWatches + kFuelStreams + i);
+    acquires.push_back(stub->Acquire(contexts[at].get()));
+    v1::AcquireRequest request;
+    request.set_throttle("busy");
+    request.set_worker_id(absl::StrCat("a", i));
+    request.set_demand(1'000'000);
+    ASSERT_TRUE(acquires.back()->Write(request));
+    readers.emplace_back(
+        ReadToEnd<
+            v1::AcquireResponse,
+            grpc::ClientReaderWriter<v1::AcquireRequest, v1::AcquireResponse>>,
+        acquires.back().get(), ends[at].get());
+  }
+  // Every watch has had its first snapshot, every "busy" stream grants,
   // and the "idle" streams wait on the server.
   ASSERT_TRUE(WaitFor(
       [&] {
-        for (int i = 0; i < kWatches + kFuelStreams; ++i) {
-          const bool waits_idle = i >= kWatches && (i - kWatches) % 2 == 1;
+        for (int i = 0; i < kWatches + kFuelStreams + kAcquireStreams; ++i) {
+          const bool waits_idle = i >= kWatches &&
+                                  i < kWatches + kFuelStreams &&
+                                  (i - kWatches) % 2 == 1;
           absl::MutexLock lock(&ends[i]->mu);
           if (ends[i]->done) return true;  // checked below
           if (!waits_idle && ends[i]->messages == 0) return false;
@@ -223,11 +246,13 @@ TEST(Shutdown, EveryOpenWatchAndFuelStreamEndsUnavailable) {
       WaitFor([&] { return WaitingStreams(*stub, "idle") >= 2; }, kGenerous));
   EXPECT_LT(TerminateAndTime(*server), kPrompt);
   for (std::thread& reader : readers) reader.join();
-  for (int i = 0; i < kWatches + kFuelStreams; ++i) {
+  for (int i = 0; i < kWatches + kFuelStreams + kAcquireStreams; ++i) {
     absl::MutexLock lock(&ends[i]->mu);
     EXPECT_EQ(ends[i]->status.error_code(), grpc::StatusCode::UNAVAILABLE)
-        << (i < kWatches ? "watch " : "AwaitFuel stream ") << i << " ended "
-        << ends[i]->status.error_code() << " "
+        << (i < kWatches                  ? "watch "
+            : i < kWatches + kFuelStreams ? "AwaitFuel stream "
+                                          : "Acquire stream ")
+        << i << " ended " << ends[i]->status.error_code() << " "
         << ends[i]->status.error_message();
   }
 }
