@@ -30,6 +30,7 @@
 #include "server/service/convert.h"
 #include "server/service/http_pages.h"
 #include "server/service/log.h"
+#include "server/service/process_metrics.h"
 #include "server/service/record.h"
 #include "server/service/status_page.h"
 #include "server/service/throttle_server.h"
@@ -198,14 +199,32 @@ std::unique_ptr<throttle::server::ConfigReloader> StartReloader(
 
 // The always-on health endpoint of --health_listen (SERVING while the
 // process runs); null when the flag is empty. Fails if it cannot listen.
-bool StartHealth(std::unique_ptr<grpc::Server>* health) {
+// Its calls count in `calls`, for StopHealth.
+bool StartHealth(throttle::server::CallsInFlight* calls,
+                 std::unique_ptr<grpc::Server>* health) {
   const std::string listen = absl::GetFlag(FLAGS_health_listen);
   if (listen.empty()) return true;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(calls->NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   *health = builder.BuildAndStart();
   return *health != nullptr;
+}
+
+// Last at exit: the health endpoint says NOT_SERVING and shuts down, its
+// calls drained for at most --shutdown_grace (an idle probe connection
+// does not hold it).
+void StopHealth(grpc::Server* health,
+                const throttle::server::CallsInFlight& calls) {
+  if (health == nullptr) return;
+  if (auto* service = health->GetHealthCheckService()) service->Shutdown();
+  throttle::server::DrainAndShutdown(
+      health, calls, absl::Now() + absl::GetFlag(FLAGS_shutdown_grace).value);
 }
 
 // A high-available node: an always-on metrics port and the node that
@@ -285,8 +304,12 @@ int RunHighAvailable(
   // The status page while this node is a standby; the leader's server
   // puts its own above it while it leads.
   std::unique_ptr<throttle::server::PageRegistration> standby_page;
+  // The process's own metrics, on the always-on port: a standby's too.
+  const std::shared_ptr<prometheus::Collectable> process_metrics =
+      throttle::server::NewProcessCollector(options.version);
   if (exposer != nullptr) {
     exposer->RegisterCollectable((*node)->registry());
+    exposer->RegisterCollectable(process_metrics);
     standby_page = throttle::server::ServePages(
         exposer->GetListeningPorts().front(),
         [](absl::string_view path, throttle::server::HttpReply* reply) {
@@ -309,7 +332,10 @@ int RunHighAvailable(
   reloader.reset();
   (*node)->Shutdown();
   standby_page.reset();
-  if (exposer != nullptr) exposer->RemoveCollectable((*node)->registry());
+  if (exposer != nullptr) {
+    exposer->RemoveCollectable((*node)->registry());
+    exposer->RemoveCollectable(process_metrics);
+  }
   return 0;
 }
 
@@ -465,8 +491,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  throttle::server::CallsInFlight health_calls;  // outlives health
   std::unique_ptr<grpc::Server> health;
-  if (!StartHealth(&health)) {
+  if (!StartHealth(&health_calls, &health)) {
     return Fail("cannot listen on --health_listen " +
                 absl::GetFlag(FLAGS_health_listen));
   }
@@ -477,7 +504,7 @@ int main(int argc, char** argv) {
           "the state is kept in etcd");
     }
     const int rc = RunHighAvailable(options, signals, config);
-    if (health != nullptr) health->Shutdown();
+    StopHealth(health.get(), health_calls);
     return rc;
   }
 
@@ -509,6 +536,6 @@ int main(int argc, char** argv) {
   AwaitSignal(signals, reloader.get());
   reloader.reset();  // no reload past this point
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace).value);
-  if (health != nullptr) health->Shutdown();
+  StopHealth(health.get(), health_calls);
   return 0;
 }

@@ -116,12 +116,6 @@ Metrics::Metrics(const MetricsOptions& options)
     : options_(options),
       registry_(std::make_shared<prometheus::Registry>()),
       throttles_(std::make_shared<ThrottleCollector>()) {
-  prometheus::BuildGauge()
-      .Name("throttle_build_info")
-      .Help("The server's version (value always 1).")
-      .Register(*registry_)
-      .Add({{"version", options_.version}})
-      .Set(1);
   lateness_ = &prometheus::BuildHistogram()
                    .Name("throttle_grant_lateness_seconds")
                    .Help(

@@ -66,8 +66,6 @@ class ThrottleStatsSource {
 };
 
 struct MetricsOptions {
-  // The project's version, the `version` label of throttle_build_info.
-  std::string version;
   // throttle_worker_grants_total has a series of its own for at most this
   // many worker ids per throttle (the first seen); the others count under
   // worker="other". 0: every worker counts under "other".

@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -74,6 +75,9 @@ std::optional<double> MaxFds() {
 
 class ProcessCollector final : public prometheus::Collectable {
  public:
+  explicit ProcessCollector(std::string version)
+      : version_(std::move(version)) {}
+
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> families;
     const auto add = [&](const char* name, const char* help,
@@ -128,14 +132,21 @@ class ProcessCollector final : public prometheus::Collectable {
         MetricType::Gauge, OpenFds());
     add("process_max_fds", "Maximum number of open file descriptors.",
         MetricType::Gauge, MaxFds());
+    add("throttle_build_info", "The server's version (value always 1).",
+        MetricType::Gauge, 1);
+    families.back().metric.back().label = {{"version", version_}};
     return families;
   }
+
+ private:
+  const std::string version_;
 };
 
 }  // namespace
 
-std::shared_ptr<prometheus::Collectable> NewProcessCollector() {
-  return std::make_shared<ProcessCollector>();
+std::shared_ptr<prometheus::Collectable> NewProcessCollector(
+    const std::string& version) {
+  return std::make_shared<ProcessCollector>(version);
 }
 
 }  // namespace throttle::server

@@ -20,6 +20,83 @@
 #include "server/service/unparsable_request.h"
 
 namespace throttle::server {
+// Held by each call from its start until it is done (gRPC deletes a call's
+// interceptors with the call).
+class CallsInFlight::Counted final : public grpc::experimental::Interceptor {
+ public:
+  explicit Counted(CallsInFlight* calls) : calls_(calls) { calls_->Add(1); }
+  ~Counted() override { calls_->Add(-1); }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
+    batch->Proceed();
+  }
+
+ private:
+  CallsInFlight* const calls_;
+};
+
+namespace {
+
+class CountingFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CountingFactory(
+      std::function<grpc::experimental::Interceptor*()> make)
+      : make_(std::move(make)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo*) override {
+    return make_();
+  }
+
+ private:
+  const std::function<grpc::experimental::Interceptor*()> make_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+CallsInFlight::NewInterceptorFactory() {
+  return std::make_unique<CountingFactory>(
+      [this] { return new Counted(this); });
+}
+
+void CallsInFlight::Add(int64_t delta) {
+  absl::MutexLock lock(&mu_);
+  n_ += delta;
+}
+
+bool CallsInFlight::AwaitNone(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  const auto none = [this]()
+                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return n_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&none), deadline);
+}
+
+void DrainAndShutdown(grpc::Server* server, const CallsInFlight& calls,
+                      absl::Time deadline) {
+  // Server::Shutdown(deadline) alone waits, past the last call, for every
+  // connection to close: gRPC 1.51's graceful GOAWAY closes an idle one
+  // only when its client answers the GOAWAY's ping, and a client with no
+  // call does not read its socket until its backup poller runs (every
+  // 5 s), or never (a stopped process: then 20 s). So the shutdown starts
+  // here (GOAWAY sent, no new call, not listening), the calls in flight
+  // drain, and once none is left (or the deadline passed) the rest is
+  // cancelled and every connection closed at once.
+  // A core queue: the C++ one takes only its own kind of tag.
+  grpc_completion_queue* shut_down =
+      grpc_completion_queue_create_for_pluck(nullptr);
+  int tag = 0;
+  grpc_server_shutdown_and_notify(server->c_server(), shut_down, &tag);
+  calls.AwaitNone(deadline);
+  grpc_server_cancel_all_calls(server->c_server());
+  server->Shutdown(std::chrono::system_clock::now());
+  server->Wait();
+  // Done by now: Server::Shutdown returns once the core's shutdown has
+  // notified every tag.
+  grpc_completion_queue_pluck(shut_down, &tag,
+                              gpr_inf_future(GPR_CLOCK_REALTIME), nullptr);
+  grpc_completion_queue_shutdown(shut_down);
+  grpc_completion_queue_destroy(shut_down);
+}
 
 struct ThrottleServer::Impl {
   ~Impl() {
@@ -29,11 +106,11 @@ struct ThrottleServer::Impl {
     if (shared_exposer != nullptr) {
       shared_exposer->RemoveCollectable(metrics->registry());
       shared_exposer->RemoveCollectable(metrics->throttles());
-      shared_exposer->RemoveCollectable(process_metrics);
     }
     if (metrics != nullptr) metrics->SetSource(nullptr);
   }
   std::unique_ptr<Metrics> metrics;
+  // On exposer only (the exposer holds it weakly).
   std::shared_ptr<prometheus::Collectable> process_metrics;
   std::unique_ptr<Authorizer> authorizer;  // before service: it uses it
   std::unique_ptr<Service> service;
@@ -42,6 +119,7 @@ struct ThrottleServer::Impl {
   std::unique_ptr<PageRegistration> page;   // serves status_page
   std::unique_ptr<prometheus::Exposer> exposer;
   prometheus::Exposer* shared_exposer = nullptr;  // not owned
+  CallsInFlight calls;  // before server: its calls count here
   std::unique_ptr<grpc::Server> server;
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -51,11 +129,9 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     const ServerOptions& options) {
   auto impl = std::make_unique<Impl>();
   MetricsOptions metrics_options;
-  metrics_options.version = options.version;
   metrics_options.max_workers_per_throttle =
       options.metrics_max_workers_per_throttle;
   impl->metrics = std::make_unique<Metrics>(metrics_options);
-  impl->process_metrics = NewProcessCollector();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeServerCredentials(options.security);
   if (!credentials.ok()) return credentials.status();
@@ -129,13 +205,15 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
     }
     impl->exposer->RegisterCollectable(impl->metrics->registry());
     impl->exposer->RegisterCollectable(impl->metrics->throttles());
+    // Only on a port of its own: a shared port's owner exposes the
+    // process once, whether this server runs or not.
+    impl->process_metrics = NewProcessCollector(options.version);
     impl->exposer->RegisterCollectable(impl->process_metrics);
   }
   if (options.metrics_exposer != nullptr) {
     impl->shared_exposer = options.metrics_exposer;
     impl->shared_exposer->RegisterCollectable(impl->metrics->registry());
     impl->shared_exposer->RegisterCollectable(impl->metrics->throttles());
-    impl->shared_exposer->RegisterCollectable(impl->process_metrics);
   }
   if (prometheus::Exposer* http =
           impl->exposer != nullptr ? impl->exposer.get() : impl->shared_exposer;
@@ -165,6 +243,7 @@ absl::StatusOr<std::unique_ptr<ThrottleServer>> ThrottleServer::Start(
                                         const grpc::Status& status) {
           CountCallError(metrics, method, status);
         }));
+    interceptors.push_back(impl->calls.NewInterceptorFactory());
     // Last: it counts the status the others leave.
     interceptors.push_back(NewGrpcMetricsInterceptorFactory(
         impl->metrics->registry(), options.clock));
@@ -296,16 +375,22 @@ void ThrottleServer::Shutdown(absl::Duration deadline) {
     if (impl_->shut_down) return;
     impl_->shut_down = true;
   }
-  // 1. Health says NOT_SERVING; 2. open streams are told (UNAVAILABLE);
-  // 3. the transport drains until the deadline, then cancels what is left;
-  // 4. the refill loop stops.
+  // 1. Health says NOT_SERVING; 2. open streams are told (UNAVAILABLE)
+  // and done; 3. gRPC's shutdown starts, the calls left drain until the
+  // deadline and what is still running then is cancelled; 4. the refill
+  // loop stops.
+  const absl::Time drain_end = absl::Now() + deadline;
   if (auto* health = impl_->server->GetHealthCheckService()) {
     health->Shutdown();
   }
   impl_->service->BeginShutdown();
-  impl_->server->Shutdown(std::chrono::system_clock::now() +
-                          absl::ToChronoNanoseconds(deadline));
-  impl_->server->Wait();
+  // Every stream's UNAVAILABLE is sent before gRPC's shutdown starts, so
+  // that it cannot race the GOAWAY and the connection's close (a CANCELLED
+  // watch was seen at shutdown; docs/DECISIONS.md, "Shutdown drains calls,
+  // not connections"). A stream counts until its reactor is deleted, after
+  // OnDone, when its status has been sent.
+  impl_->service->stream_limits().AwaitOpen(0, drain_end - absl::Now());
+  DrainAndShutdown(impl_->server.get(), impl_->calls, drain_end);
   impl_->service->StopRefillLoop();
   if (impl_->persister != nullptr) {
     if (absl::Status s = impl_->persister->Stop(); !s.ok()) {

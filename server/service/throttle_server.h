@@ -12,9 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/support/server_interceptor.h"
 #include "server/core/throttle_config.h"
 #include "server/security/security.h"
 #include "server/service/clock.h"
@@ -28,6 +32,32 @@ class Exposer;
 namespace throttle::server {
 
 class Service;
+
+// The calls a gRPC server has in flight, counted by an interceptor each
+// call holds from its start until it is done. Thread-safe; must outlive
+// the server.
+class CallsInFlight {
+ public:
+  // The interceptor factory to add to the server's builder.
+  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+  NewInterceptorFactory();
+  // Blocks until no call is in flight or `deadline` passes; returns
+  // whether none is.
+  bool AwaitNone(absl::Time deadline) const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  class Counted;  // the interceptor (throttle_server.cc)
+  void Add(int64_t delta) ABSL_LOCKS_EXCLUDED(mu_);
+  mutable absl::Mutex mu_;
+  int64_t n_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Shuts `server` down: new calls and connections are refused at once, the
+// calls in flight (as `calls` counts them) may finish until `deadline`,
+// then what is left is cancelled and every connection closed, idle ones
+// included. Blocks until done (Server::Wait has returned).
+void DrainAndShutdown(grpc::Server* server, const CallsInFlight& calls,
+                      absl::Time deadline);
 
 struct ServerOptions {
   // host:port to listen on; port 0 picks a free port (see port()).
@@ -80,7 +110,8 @@ struct ServerOptions {
   bool reflection = true;
   // An exposer that outlives the server (the always-on metrics port of a
   // high-available node), instead of metrics_listen: the server's metrics
-  // are exposed there while it runs. Not owned.
+  // are exposed there while it runs; the process and build metrics
+  // (process_metrics.h) are its owner's to expose. Not owned.
   prometheus::Exposer* metrics_exposer = nullptr;
   // What the status page on the HTTP port says this server is ("" for a
   // single server; "leader" under HA). See status_page.h.
@@ -146,11 +177,13 @@ class ThrottleServer {
   // (so whoever takes over loses no capacity). Shutdown must follow.
   absl::Status Handover();
 
-  // Shuts down in order: new calls are refused, every open AwaitFuel stream
-  // ends with UNAVAILABLE ("server shutting down"), calls still running
-  // after `deadline` are cancelled, then the refill loop is joined and,
-  // with a store, every throttle is stored with nothing reserved. Blocks
-  // until done. Idempotent.
+  // Shuts down in order: every open AwaitFuel, Acquire and WatchThrottle
+  // stream ends with UNAVAILABLE ("server shutting down") and is done, new
+  // calls are refused (DrainAndShutdown), calls still running after
+  // `deadline` are cancelled and every connection is closed (idle ones do
+  // not hold it), then the refill loop is joined and, with a store, every
+  // throttle is stored with nothing reserved. Blocks until done.
+  // Idempotent.
   void Shutdown(absl::Duration deadline);
 
   // Blocks until Shutdown has completed (from another thread).
