@@ -49,7 +49,9 @@ class StreamLimits {
 
   int64_t open() const ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until exactly `n` streams hold a slot or `timeout` passes (real
-  // time; for tests); returns whether they do.
+  // time); returns whether they do. ThrottleServer::Shutdown waits with it
+  // for every stream to be done before gRPC's shutdown starts; tests wait
+  // with it for streams to open.
   bool AwaitOpen(int64_t n, absl::Duration timeout) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
