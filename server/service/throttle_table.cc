@@ -170,7 +170,6 @@ ThrottleTable::StoreBatch ThrottleTable::CollectForStore(
 }
 
 void ThrottleTable::StoreDone(const StoreBatch& batch, bool durable) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     for (uint64_t uid : batch.renewed) {
@@ -190,24 +189,23 @@ void ThrottleTable::StoreDone(const StoreBatch& batch, bool durable) {
       if (entry == nullptr) continue;
       entry->scheduler.SetGrantLimit(
           std::max(limit, entry->scheduler.grant_limit()));
-      SettleLocked(*entry, &out);
+      SettleLocked(*entry);
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 void ThrottleTable::SetGrantDeadline(absl::Time deadline) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     const bool later = deadline > grant_deadline_;
     grant_deadline_ = deadline;
     for (auto& [name, entry] : throttles_) {
       entry->scheduler.SetGrantDeadline(deadline);
-      if (later) SettleLocked(*entry, &out);
+      if (later) SettleLocked(*entry);
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 void ThrottleTable::CheckReservationLocked(Entry& entry) {
@@ -226,7 +224,6 @@ void ThrottleTable::CheckReservationLocked(Entry& entry) {
 
 absl::Status ThrottleTable::Delete(absl::string_view field,
                                    const std::string& name) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Entry*> found = LookupLocked(field, name);
@@ -237,7 +234,7 @@ absl::Status ThrottleTable::Delete(absl::string_view field,
         grpc::Status(grpc::StatusCode::NOT_FOUND,
                      absl::StrCat("throttle \"", name, "\" was deleted"));
     entry->scheduler.EndAll(EndReason::kClosed, &changes.events);
-    CollectLocked(*entry, changes, &out);
+    CollectLocked(*entry, changes);
     Log(LogLevel::kInfo, "throttle_deleted",
         {{"throttle", name},
          {"streams_ended", absl::StrCat(changes.events.size())}});
@@ -247,14 +244,13 @@ absl::Status ThrottleTable::Delete(absl::string_view field,
     by_uid_.erase(entry->uid);
     throttles_.erase(name);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   return absl::OkStatus();
 }
 
 absl::Status ThrottleTable::Transact(
     absl::string_view field, const std::string& name,
     absl::FunctionRef<absl::Status(Entry&, absl::Time, Changes*)> change) {
-  std::vector<Delivery> out;
   absl::Status status;
   {
     absl::MutexLock lock(&mu_);
@@ -263,10 +259,10 @@ absl::Status ThrottleTable::Transact(
     Entry* entry = *found;
     Changes changes;
     status = change(*entry, clock_->Now(), &changes);
-    CollectLocked(*entry, changes, &out);
-    SettleLocked(*entry, &out);
+    CollectLocked(*entry, changes);
+    SettleLocked(*entry);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   return status;
 }
 
@@ -294,7 +290,6 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
   // per stream, never per grant.
   prometheus::Counter* worker_grants =
       metrics_ == nullptr ? nullptr : metrics_->WorkerGrants(name, worker_id);
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) {
@@ -313,10 +308,10 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
         Entry::OpenSink{sink, worker_grants,
                         entry->workers.Track(worker_id, /*asks_fuel=*/true),
                         request.weight});
-    CollectLocked(*entry, changes, &out);
-    SettleLocked(*entry, &out);
+    CollectLocked(*entry, changes);
+    SettleLocked(*entry);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   return grpc::Status::OK;
 }
 
@@ -357,19 +352,17 @@ void ThrottleTable::StreamResumed(uint64_t uid, StreamId id) {
 
 void ThrottleTable::TransactStream(
     uint64_t uid, absl::FunctionRef<void(Entry&, absl::Time now)> change) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     Entry* entry = FindByUidLocked(uid);
     if (entry == nullptr) return;  // the throttle was deleted
     change(*entry, clock_->Now());
-    SettleLocked(*entry, &out);
+    SettleLocked(*entry);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 absl::Time ThrottleTable::AdvanceDue() {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     // Only the throttles that are due: the others cost nothing.
@@ -383,7 +376,7 @@ absl::Time ThrottleTable::AdvanceDue() {
     for (Entry* entry : due) {
       Changes changes;
       entry->scheduler.Advance(now, &changes.events);
-      CollectLocked(*entry, changes, &out);
+      CollectLocked(*entry, changes);
       FileWakeupLocked(*entry, /*kick=*/false);
       CheckReservationLocked(*entry);
     }
@@ -391,13 +384,12 @@ absl::Time ThrottleTable::AdvanceDue() {
       metrics_->CountRefillWakeup(static_cast<int64_t>(due.size()));
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   absl::MutexLock lock(&mu_);
   return wakeups_.empty() ? absl::InfiniteFuture() : wakeups_.begin()->first;
 }
 
 void ThrottleTable::CloseAllStreams(const grpc::Status& status) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
@@ -408,10 +400,10 @@ void ThrottleTable::CloseAllStreams(const grpc::Status& status) {
       Changes changes;
       changes.closed_status = status;
       entry->scheduler.EndAll(EndReason::kClosed, &changes.events);
-      CollectLocked(*entry, changes, &out);
+      CollectLocked(*entry, changes);
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 bool ThrottleTable::Await(const std::string& name,
@@ -477,8 +469,7 @@ ThrottleTable::Entry* ThrottleTable::FindByUidLocked(uint64_t uid) const {
   return it == by_uid_.end() ? nullptr : it->second;
 }
 
-void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
-                                  std::vector<Delivery>* out) {
+void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes) {
   const absl::Time now = clock_->Now();
   for (const StreamEvent& event : changes.events) {
     auto it = entry.sinks.find(event.stream);
@@ -513,18 +504,18 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     const ThrottleConfig& config = entry.scheduler.config();
     const int64_t sharing = entry.scheduler.open_weight() +
                             (event.end != EndReason::kNone ? batch.weight : 0);
-    out->push_back({sink, worker_grants, entry.uid, event.stream, batch,
-                    event.end, changes.closed_status, event.expected_wait,
-                    !entry.scheduler.limited(),
-                    entry.scheduler.SharePerSecond(batch.weight, sharing, now),
-                    config.degradation, config.local_share_for});
+    outbox_.push_back(
+        {sink, worker_grants, entry.uid, event.stream, batch, event.end,
+         changes.closed_status, event.expected_wait, !entry.scheduler.limited(),
+         entry.scheduler.SharePerSecond(batch.weight, sharing, now),
+         config.degradation, config.local_share_for});
   }
 }
 
-void ThrottleTable::SettleLocked(Entry& entry, std::vector<Delivery>* out) {
+void ThrottleTable::SettleLocked(Entry& entry) {
   Changes changes;
   entry.scheduler.Advance(clock_->Now(), &changes.events);
-  CollectLocked(entry, changes, out);
+  CollectLocked(entry, changes);
   FileWakeupLocked(entry, /*kick=*/true);
   CheckReservationLocked(entry);
 }
@@ -570,9 +561,17 @@ void ThrottleTable::LogGrants(const Delivery& delivery) {
                              delivery.batch.grants, delivery.batch.spacing);
 }
 
-void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
-  while (!deliveries.empty()) {
-    std::vector<Delivery> more;
+void ThrottleTable::DeliverQueued() {
+  std::vector<Delivery> deliveries;
+  {
+    absl::MutexLock lock(&mu_);
+    // The thread handing deliveries over now hands these over too, after
+    // those collected before them.
+    if (delivering_ || outbox_.empty()) return;
+    delivering_ = true;
+    deliveries.swap(outbox_);
+  }
+  while (true) {
     const absl::Time now = clock_->Now();
     for (const Delivery& delivery : deliveries) {
       StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
@@ -611,9 +610,15 @@ void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
              {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
       }
       for (const GrantBatch& u : rejected.grants) GiveBackLocked(*entry, u);
-      SettleLocked(*entry, &more);
+      SettleLocked(*entry);  // queues what the fuel given back grants
     }
-    deliveries = std::move(more);
+    deliveries.clear();
+    absl::MutexLock lock(&mu_);
+    if (outbox_.empty()) {
+      delivering_ = false;
+      return;
+    }
+    deliveries.swap(outbox_);
   }
 }
 
