@@ -562,64 +562,77 @@ void ThrottleTable::LogGrants(const Delivery& delivery) {
 }
 
 void ThrottleTable::DeliverQueued() {
-  std::vector<Delivery> deliveries;
-  {
-    absl::MutexLock lock(&mu_);
-    // The thread handing deliveries over now hands these over too, after
-    // those collected before them.
-    if (delivering_ || outbox_.empty()) return;
-    delivering_ = true;
-    deliveries.swap(outbox_);
-  }
   while (true) {
-    const absl::Time now = clock_->Now();
-    for (const Delivery& delivery : deliveries) {
-      StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
-      delivery.sink->Unref();
-      if (delivery.worker_grants != nullptr && delivery.batch.grants > 0) {
-        int64_t delivered = delivery.batch.grants;
-        for (const GrantBatch& u : rejected.grants) delivered -= u.grants;
-        if (delivered > 0) {
-          delivery.worker_grants->Increment(static_cast<double>(delivered));
-        }
-      }
-      if (options_.grant_log != nullptr && delivery.batch.grants > 0 &&
-          rejected.grants.empty()) {
-        LogGrants(delivery);
-      }
-      if (rejected.grants.empty() && !rejected.gone && !rejected.stalled) {
-        continue;
-      }
+    // Moves what was collected to its sink's queue, and claims the sinks
+    // no other thread is handing over to: their queues are this thread's.
+    std::vector<StreamSink*> mine;
+    {
       absl::MutexLock lock(&mu_);
-      Entry* entry = FindByUidLocked(delivery.uid);
-      if (entry == nullptr) continue;
-      if (rejected.gone) DropStreamLocked(*entry, delivery.stream);
-      if (rejected.stalled &&
-          entry->drained_early.erase(delivery.stream) == 0 &&
-          entry->sinks.contains(delivery.stream)) {
-        entry->scheduler.Hold(delivery.stream);
-        // An on-demand stream is owed what goes back: its demand stands.
-        int64_t owed = 0;
-        for (const GrantBatch& u : rejected.grants) owed += u.grants;
-        entry->scheduler.AddDemand(delivery.stream, 0, owed, now).IgnoreError();
-        entry->stalled.insert(delivery.stream);
-        ++entry->stalls;
-        Log(LogLevel::kWarning, "stream_stalled",
-            {{"throttle", entry->name},
-             {"stream", absl::StrCat(delivery.stream)},
-             {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
+      if (outbox_.empty()) return;
+      for (Delivery& delivery : outbox_) {
+        auto [it, unclaimed] = handing_over_.try_emplace(delivery.sink);
+        if (unclaimed) mine.push_back(delivery.sink);
+        it->second.push_back(std::move(delivery));
       }
-      for (const GrantBatch& u : rejected.grants) GiveBackLocked(*entry, u);
-      SettleLocked(*entry);  // queues what the fuel given back grants
+      outbox_.clear();
     }
-    deliveries.clear();
-    absl::MutexLock lock(&mu_);
-    if (outbox_.empty()) {
-      delivering_ = false;
-      return;
+    for (StreamSink* sink : mine) {
+      while (true) {
+        std::vector<Delivery> queued;
+        {
+          absl::MutexLock lock(&mu_);
+          auto it = handing_over_.find(sink);
+          if (it->second.empty()) {
+            handing_over_.erase(it);
+            break;
+          }
+          queued.swap(it->second);
+        }
+        const absl::Time now = clock_->Now();
+        for (const Delivery& delivery : queued) HandOver(delivery, now);
+      }
     }
-    deliveries.swap(outbox_);
+    // Fuel given back may have collected more.
   }
+}
+
+void ThrottleTable::HandOver(const Delivery& delivery, absl::Time now) {
+  StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
+  delivery.sink->Unref();
+  if (delivery.worker_grants != nullptr && delivery.batch.grants > 0) {
+    int64_t delivered = delivery.batch.grants;
+    for (const GrantBatch& u : rejected.grants) delivered -= u.grants;
+    if (delivered > 0) {
+      delivery.worker_grants->Increment(static_cast<double>(delivered));
+    }
+  }
+  if (options_.grant_log != nullptr && delivery.batch.grants > 0 &&
+      rejected.grants.empty()) {
+    LogGrants(delivery);
+  }
+  if (rejected.grants.empty() && !rejected.gone && !rejected.stalled) {
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  Entry* entry = FindByUidLocked(delivery.uid);
+  if (entry == nullptr) return;
+  if (rejected.gone) DropStreamLocked(*entry, delivery.stream);
+  if (rejected.stalled && entry->drained_early.erase(delivery.stream) == 0 &&
+      entry->sinks.contains(delivery.stream)) {
+    entry->scheduler.Hold(delivery.stream);
+    // An on-demand stream is owed what goes back: its demand stands.
+    int64_t owed = 0;
+    for (const GrantBatch& u : rejected.grants) owed += u.grants;
+    entry->scheduler.AddDemand(delivery.stream, 0, owed, now).IgnoreError();
+    entry->stalled.insert(delivery.stream);
+    ++entry->stalls;
+    Log(LogLevel::kWarning, "stream_stalled",
+        {{"throttle", entry->name},
+         {"stream", absl::StrCat(delivery.stream)},
+         {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
+  }
+  for (const GrantBatch& u : rejected.grants) GiveBackLocked(*entry, u);
+  SettleLocked(*entry);  // queues what the fuel given back grants
 }
 
 }  // namespace throttle::server

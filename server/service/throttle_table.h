@@ -345,12 +345,16 @@ class ThrottleTable final : public ThrottleStatsSource {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends a delivered batch to options_.grant_log.
   void LogGrants(const Delivery& delivery) ABSL_LOCKS_EXCLUDED(mu_);
-  // Hands the queued deliveries to their sinks, in the order they were
-  // collected; what a sink rejects is given back (which may queue more).
-  // Called after every transaction that may have queued some. One thread
-  // at a time hands over: a call while another thread does returns at
-  // once, and that thread hands these over too.
+  // Hands the queued deliveries to their sinks, each sink's in the order
+  // they were collected; what a sink rejects is given back (which may
+  // queue more). Called after every transaction that may have queued
+  // some. One thread at a time hands over to a sink: a delivery for a sink
+  // another thread is handing over to joins that sink's queue, which that
+  // thread hands over too.
   void DeliverQueued() ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands one delivery to its sink and gives back what it rejects.
+  void HandOver(const Delivery& delivery, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const Clock* const clock_;
   Metrics* const metrics_;
@@ -370,13 +374,15 @@ class ThrottleTable final : public ThrottleStatsSource {
   absl::Duration reservation_ahead_ ABSL_GUARDED_BY(mu_);
   absl::Time grant_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   // Deliveries collected and not yet handed over, in the order they were
-  // collected. Handed over outside mu_, by one thread at a time
-  // (delivering_): two threads handing over their own deliveries could
-  // reorder a stream's, and a stream that sees its end before grants
-  // collected earlier refuses them -- an AwaitFuel call would end OK with
-  // fewer grants than its count.
+  // collected; then the queues of the sinks being handed over to (a sink
+  // is there while a thread hands over to it). Handed over outside mu_:
+  // two threads handing over their own deliveries could reorder a
+  // stream's, and a stream that sees its end before grants collected
+  // earlier refuses them -- an AwaitFuel call would end OK with fewer
+  // grants than its count.
   std::vector<Delivery> outbox_ ABSL_GUARDED_BY(mu_);
-  bool delivering_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_map<StreamSink*, std::vector<Delivery>> handing_over_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace throttle::server
