@@ -176,10 +176,12 @@ TEST_F(ReconnectTest, AStreamReconnectsAtOnceWhenItsChannelConnects) {
   options.backoff_initial = absl::Seconds(30);
   options.backoff_max = absl::Seconds(30);
   // The channel itself retries often.
-  Tank tank(CreateInsecureChannel(first->address(), absl::Milliseconds(20),
-                                  absl::Milliseconds(100)),
-            "back", options);
-  std::optional<Loop> loop(std::in_place, &tank);
+  std::optional<Tank> tank(
+      std::in_place,
+      CreateInsecureChannel(first->address(), absl::Milliseconds(20),
+                            absl::Milliseconds(100)),
+      "back", options);
+  std::optional<Loop> loop(std::in_place, &*tank);
   ASSERT_TRUE(WaitFor([&] { return loop->grants() >= 3; }, kGenerous));
   Kill(*first);
   const int64_t at_kill = loop->grants();
@@ -202,9 +204,10 @@ TEST_F(ReconnectTest, AStreamReconnectsAtOnceWhenItsChannelConnects) {
         << " in " << absl::Now() - restart;
     EXPECT_FALSE(loop->failed());
   }
-  // The Tank's stream closed too, before the server stops.
+  // The Tank gone too (its channel with it): the server need not wait
+  // out its shutdown grace.
   loop.reset();
-  tank.Close();
+  tank.reset();
   Stop(*restarted);
 }
 
