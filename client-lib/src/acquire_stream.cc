@@ -159,16 +159,17 @@ void AcquireStream::Poll(Waiter* self, absl::Duration timeout) {
       // channel is polled (channel_watch.h). What would signal self->wake
       // (its grants handed over, Close) is seen within kChannelWatchStep.
       mu_.Unlock();
-      WaitWatchingChannel(
-          channel_, std::min(backoff, timeout),
-          [this, self](grpc_connectivity_state state) {
-            SteadyMutexLock lock(&mu_);
-            if (reopen_when_connected_ && state == GRPC_CHANNEL_READY) {
-              reopen_at_ = absl::InfinitePast();
-            }
-            return self->done || calls_->closed() ||
-                   reopen_at_ == absl::InfinitePast();
-          });
+      WaitWatchingChannel(channel_, std::min(backoff, timeout),
+                          [this, self](grpc_connectivity_state state) {
+                            SteadyMutexLock lock(&mu_);
+                            if (state != GRPC_CHANNEL_READY) {
+                              reopen_when_connected_ = true;
+                            } else if (reopen_when_connected_) {
+                              reopen_at_ = absl::InfinitePast();
+                            }
+                            return self->done || calls_->closed() ||
+                                   reopen_at_ == absl::InfinitePast();
+                          });
       mu_.Lock();
       return;
     }

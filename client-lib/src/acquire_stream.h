@@ -215,10 +215,11 @@ class AcquireStream {
   // No call is opened before this point on the options' clock (backoff);
   // while degraded, no AwaitFuel call of the Tank either.
   absl::Time reopen_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  // The last call ended on a channel that was not connected: it never
-  // reached a server, so the channel's connecting again is news, and the
-  // next call goes at once instead of at reopen_at_. (A call that a
-  // connected server refused waits out its backoff.)
+  // The channel was not connected at some point since the last call
+  // ended (that call never reached a server, or the connection it had
+  // dropped: a server killed): the channel's connecting again is news, so
+  // the next call goes at once instead of at reopen_at_. (A call that a
+  // server refused over a connection that stays up waits out its backoff.)
   bool reopen_when_connected_ ABSL_GUARDED_BY(mu_) = false;
   Backoff backoff_ ABSL_GUARDED_BY(mu_);
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);

@@ -431,14 +431,15 @@ class AcquireStream:
             self._wake.notify()
 
     def _connected_again(self):
-        """Whether the backoff ends early: the call ended on a channel that
-        was not connected, so it never reached a server, and the channel
-        connected since -- a server refusing calls on a connected channel
-        is still backed off from. With _lock."""
+        """Whether the backoff ends early: the channel was not connected at
+        some point since the call ended (the call never reached a server,
+        or its connection dropped: a server killed) and it is connected
+        now -- a server refusing calls over a connection that stays up is
+        still backed off from. With _lock."""
         states = self._channel_states
         ready = grpc.ChannelConnectivity.READY
-        return (len(states) > 1 and states[0] is not ready
-                and states[-1] is ready)
+        return (bool(states) and states[-1] is ready
+                and any(state is not ready for state in states))
 
     def _open(self):
         """Opens a call asking for what the waiters miss (and what is asked
