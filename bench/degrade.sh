@@ -4,8 +4,9 @@
 # degradation=local_share for 20 s, 4 real worker processes
 # (tests/test_worker, the C++ client library's loop) recording each
 # grant's time. The server is killed (SIGKILL) at t=5 s and restarted on
-# the same port at t=12 s; the run ends at t=22 s (the workers' reconnect
-# takes seconds: gRPC's channel backoff). Prints the summed rate
+# the same port at t=12 s; the run ends at t=22 s (the workers are back
+# on the server within about a second: docs/DECISIONS.md, "Reconnecting
+# after an outage"). Prints the summed rate
 # before, during and after the outage and writes the plot
 # bench/results/degrade.svg (bench/degrade_report.py, standard library
 # only) and bench/results/degrade.md.

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client-lib/src/channel_watch.h"
 #include "client-lib/src/proto_time.h"
 #include "client-lib/src/real_time.h"
 #include "grpcpp/completion_queue.h"
@@ -70,9 +71,11 @@ struct AcquireStream::Call {
   bool accepts_demand() const { return !read_ended && !stopped; }
 };
 
-AcquireStream::AcquireStream(v1::Throttle::Stub* stub, CallRegistry* calls,
+AcquireStream::AcquireStream(grpc::ChannelInterface* channel,
+                             v1::Throttle::Stub* stub, CallRegistry* calls,
                              AcquireStreamOptions options)
-    : stub_(stub),
+    : channel_(channel),
+      stub_(stub),
       calls_(calls),
       options_(std::move(options)),
       backoff_(options_.backoff_initial, options_.backoff_max) {}
@@ -152,7 +155,22 @@ void AcquireStream::Poll(Waiter* self, absl::Duration timeout) {
     }
     const absl::Duration backoff = reopen_at_ - options_.clock->Now();
     if (backoff > absl::ZeroDuration()) {
-      self->wake.WaitFor(&mu_, std::min(backoff, timeout));
+      // Not on self->wake: gRPC's connection attempts go on only while the
+      // channel is polled (channel_watch.h). What would signal self->wake
+      // (its grants handed over, Close) is seen within kChannelWatchStep.
+      mu_.Unlock();
+      WaitWatchingChannel(channel_, std::min(backoff, timeout),
+                          [this, self](grpc_connectivity_state state) {
+                            SteadyMutexLock lock(&mu_);
+                            if (state != GRPC_CHANNEL_READY) {
+                              reopen_when_connected_ = true;
+                            } else if (reopen_when_connected_) {
+                              reopen_at_ = absl::InfinitePast();
+                            }
+                            return self->done || calls_->closed() ||
+                                   reopen_at_ == absl::InfinitePast();
+                          });
+      mu_.Lock();
       return;
     }
     Open();
@@ -409,6 +427,8 @@ void AcquireStream::Ended() {
       // still miss.
       local_.ServerLost(options_.clock->Now());
       reopen_at_ = options_.clock->Now() + backoff_.NextDelay(gen_);
+      reopen_when_connected_ =
+          channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY;
       return;
     case grpc::StatusCode::UNIMPLEMENTED:
       // An older server: the waiters make AwaitFuel calls instead.

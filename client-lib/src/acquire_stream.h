@@ -63,12 +63,13 @@ struct AcquireStreamOptions {
   int64_t ask_ahead = 0;
 };
 
-// Thread-safe. `stub` and `calls` are not owned and outlive it. Destroy it
+// Thread-safe. `channel` (the stub's), `stub` and `calls` are not owned and
+// outlive it. Destroy it
 // only when no thread is in it, after `calls` was closed.
 class AcquireStream {
  public:
-  AcquireStream(v1::Throttle::Stub* stub, CallRegistry* calls,
-                AcquireStreamOptions options);
+  AcquireStream(grpc::ChannelInterface* channel, v1::Throttle::Stub* stub,
+                CallRegistry* calls, AcquireStreamOptions options);
   AcquireStream(const AcquireStream&) = delete;
   AcquireStream& operator=(const AcquireStream&) = delete;
   // Ends the call (cancelled through `calls`) and waits for gRPC to release
@@ -153,7 +154,8 @@ class AcquireStream {
   struct Call;
 
   // One step of the poller `self`: opens the call, or sleeps out the
-  // backoff, or handles one event of the call, waiting at most `timeout`.
+  // backoff (watching the channel: channel_watch.h), or handles one event
+  // of the call, waiting at most `timeout`.
   void Poll(Waiter* self, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Polls, with no waiter left, until the demand written equals the
@@ -197,6 +199,7 @@ class AcquireStream {
   void CompleteAll(FuelOutcome outcome, const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  grpc::ChannelInterface* const channel_;
   v1::Throttle::Stub* const stub_;
   CallRegistry* const calls_;
   const AcquireStreamOptions options_;
@@ -212,6 +215,12 @@ class AcquireStream {
   // No call is opened before this point on the options' clock (backoff);
   // while degraded, no AwaitFuel call of the Tank either.
   absl::Time reopen_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // The channel was not connected at some point since the last call
+  // ended (that call never reached a server, or the connection it had
+  // dropped: a server killed): the channel's connecting again is news, so
+  // the next call goes at once instead of at reopen_at_. (A call that a
+  // server refused over a connection that stays up waits out its backoff.)
+  bool reopen_when_connected_ ABSL_GUARDED_BY(mu_) = false;
   Backoff backoff_ ABSL_GUARDED_BY(mu_);
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
   bool unimplemented_ ABSL_GUARDED_BY(mu_) = false;

@@ -7,6 +7,7 @@
 #include "client-lib/src/acquire_stream.h"
 #include "client-lib/src/backoff.h"
 #include "client-lib/src/call_registry.h"
+#include "client-lib/src/channel_watch.h"
 #include "client-lib/src/proto_time.h"
 #include "client-lib/src/real_time.h"
 #include "throttle/channel.h"
@@ -57,10 +58,12 @@ Tank::Tank(std::shared_ptr<grpc::ChannelInterface> channel,
            std::string throttle, TankOptions options)
     : throttle_(std::move(throttle)),
       options_(std::move(options)),
-      stub_(v1::Throttle::NewStub(std::move(channel))),
+      channel_(std::move(channel)),
+      stub_(v1::Throttle::NewStub(channel_)),
       calls_(std::make_unique<CallRegistry>()),
       acquire_(std::make_unique<AcquireStream>(
-          stub_.get(), calls_.get(), StreamOptions(throttle_, options_))) {}
+          channel_.get(), stub_.get(), calls_.get(),
+          StreamOptions(throttle_, options_))) {}
 
 Tank::~Tank() { Close(); }
 
@@ -130,7 +133,12 @@ FuelResult Tank::AwaitWithCalls(int64_t n, int64_t got, absl::Time deadline,
       }
       // A zero-timeout poll ends here: no local grant was due.
       if (deadline <= now) return Result(FuelOutcome::kTimedOut, got);
-      if (!calls_->SleepUnlessClosed(std::min(step.wake, deadline) - now)) {
+      // Watching the channel, as the stream's waiters do between attempts
+      // (channel_watch.h): else its reconnection stalls.
+      WaitWatchingChannel(
+          channel_.get(), std::min(step.wake, deadline) - now,
+          [this](grpc_connectivity_state) { return calls_->closed(); });
+      if (calls_->closed()) {
         return Result(FuelOutcome::kError, got, TankClosedError());
       }
       may_call = true;

@@ -295,6 +295,8 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
   v1::ThrottleConfig merged = StoredToProto(current);
   bool has_burst = false;
   bool has_mode = false;
+  bool has_degradation = false;
+  bool has_local_share_for = false;
   for (const std::string& path : mask.paths()) {
     // A named field unset in `update` takes its default, as in a whole
     // config.
@@ -326,8 +328,10 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
       merged.clear_adaptive();
     } else if (path == "degradation") {
       merged.set_degradation(update.degradation());
+      has_degradation = true;
     } else if (path == "local_share_for") {
       *merged.mutable_local_share_for() = update.local_share_for();
+      has_local_share_for = true;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask has an unknown path ", Quote(path),
@@ -339,6 +343,11 @@ absl::StatusOr<ThrottleConfig> ApplyConfigUpdate(
   // caller named burst too.
   if (has_mode && !has_burst && merged.mode() != v1::MODE_BUCKET) {
     merged.set_burst(0);
+  }
+  // Likewise local_share_for, which must be unset outside local share.
+  if (has_degradation && !has_local_share_for &&
+      merged.degradation() != v1::DEGRADATION_LOCAL_SHARE) {
+    merged.clear_local_share_for();
   }
   return FromProto(merged);
 }

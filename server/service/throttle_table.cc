@@ -170,7 +170,6 @@ ThrottleTable::StoreBatch ThrottleTable::CollectForStore(
 }
 
 void ThrottleTable::StoreDone(const StoreBatch& batch, bool durable) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     for (uint64_t uid : batch.renewed) {
@@ -190,24 +189,23 @@ void ThrottleTable::StoreDone(const StoreBatch& batch, bool durable) {
       if (entry == nullptr) continue;
       entry->scheduler.SetGrantLimit(
           std::max(limit, entry->scheduler.grant_limit()));
-      SettleLocked(*entry, &out);
+      SettleLocked(*entry);
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 void ThrottleTable::SetGrantDeadline(absl::Time deadline) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     const bool later = deadline > grant_deadline_;
     grant_deadline_ = deadline;
     for (auto& [name, entry] : throttles_) {
       entry->scheduler.SetGrantDeadline(deadline);
-      if (later) SettleLocked(*entry, &out);
+      if (later) SettleLocked(*entry);
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 void ThrottleTable::CheckReservationLocked(Entry& entry) {
@@ -226,7 +224,6 @@ void ThrottleTable::CheckReservationLocked(Entry& entry) {
 
 absl::Status ThrottleTable::Delete(absl::string_view field,
                                    const std::string& name) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Entry*> found = LookupLocked(field, name);
@@ -237,7 +234,7 @@ absl::Status ThrottleTable::Delete(absl::string_view field,
         grpc::Status(grpc::StatusCode::NOT_FOUND,
                      absl::StrCat("throttle \"", name, "\" was deleted"));
     entry->scheduler.EndAll(EndReason::kClosed, &changes.events);
-    CollectLocked(*entry, changes, &out);
+    CollectLocked(*entry, changes);
     Log(LogLevel::kInfo, "throttle_deleted",
         {{"throttle", name},
          {"streams_ended", absl::StrCat(changes.events.size())}});
@@ -247,14 +244,13 @@ absl::Status ThrottleTable::Delete(absl::string_view field,
     by_uid_.erase(entry->uid);
     throttles_.erase(name);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   return absl::OkStatus();
 }
 
 absl::Status ThrottleTable::Transact(
     absl::string_view field, const std::string& name,
     absl::FunctionRef<absl::Status(Entry&, absl::Time, Changes*)> change) {
-  std::vector<Delivery> out;
   absl::Status status;
   {
     absl::MutexLock lock(&mu_);
@@ -263,10 +259,10 @@ absl::Status ThrottleTable::Transact(
     Entry* entry = *found;
     Changes changes;
     status = change(*entry, clock_->Now(), &changes);
-    CollectLocked(*entry, changes, &out);
-    SettleLocked(*entry, &out);
+    CollectLocked(*entry, changes);
+    SettleLocked(*entry);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   return status;
 }
 
@@ -294,7 +290,6 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
   // per stream, never per grant.
   prometheus::Counter* worker_grants =
       metrics_ == nullptr ? nullptr : metrics_->WorkerGrants(name, worker_id);
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) {
@@ -313,10 +308,10 @@ grpc::Status ThrottleTable::OpenStream(StreamSink* sink,
         Entry::OpenSink{sink, worker_grants,
                         entry->workers.Track(worker_id, /*asks_fuel=*/true),
                         request.weight});
-    CollectLocked(*entry, changes, &out);
-    SettleLocked(*entry, &out);
+    CollectLocked(*entry, changes);
+    SettleLocked(*entry);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   return grpc::Status::OK;
 }
 
@@ -357,19 +352,17 @@ void ThrottleTable::StreamResumed(uint64_t uid, StreamId id) {
 
 void ThrottleTable::TransactStream(
     uint64_t uid, absl::FunctionRef<void(Entry&, absl::Time now)> change) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     Entry* entry = FindByUidLocked(uid);
     if (entry == nullptr) return;  // the throttle was deleted
     change(*entry, clock_->Now());
-    SettleLocked(*entry, &out);
+    SettleLocked(*entry);
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 absl::Time ThrottleTable::AdvanceDue() {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     // Only the throttles that are due: the others cost nothing.
@@ -383,7 +376,7 @@ absl::Time ThrottleTable::AdvanceDue() {
     for (Entry* entry : due) {
       Changes changes;
       entry->scheduler.Advance(now, &changes.events);
-      CollectLocked(*entry, changes, &out);
+      CollectLocked(*entry, changes);
       FileWakeupLocked(*entry, /*kick=*/false);
       CheckReservationLocked(*entry);
     }
@@ -391,13 +384,12 @@ absl::Time ThrottleTable::AdvanceDue() {
       metrics_->CountRefillWakeup(static_cast<int64_t>(due.size()));
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
   absl::MutexLock lock(&mu_);
   return wakeups_.empty() ? absl::InfiniteFuture() : wakeups_.begin()->first;
 }
 
 void ThrottleTable::CloseAllStreams(const grpc::Status& status) {
-  std::vector<Delivery> out;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
@@ -408,10 +400,10 @@ void ThrottleTable::CloseAllStreams(const grpc::Status& status) {
       Changes changes;
       changes.closed_status = status;
       entry->scheduler.EndAll(EndReason::kClosed, &changes.events);
-      CollectLocked(*entry, changes, &out);
+      CollectLocked(*entry, changes);
     }
   }
-  Deliver(std::move(out));
+  DeliverQueued();
 }
 
 bool ThrottleTable::Await(const std::string& name,
@@ -477,8 +469,7 @@ ThrottleTable::Entry* ThrottleTable::FindByUidLocked(uint64_t uid) const {
   return it == by_uid_.end() ? nullptr : it->second;
 }
 
-void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
-                                  std::vector<Delivery>* out) {
+void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes) {
   const absl::Time now = clock_->Now();
   for (const StreamEvent& event : changes.events) {
     auto it = entry.sinks.find(event.stream);
@@ -513,18 +504,18 @@ void ThrottleTable::CollectLocked(Entry& entry, const Changes& changes,
     const ThrottleConfig& config = entry.scheduler.config();
     const int64_t sharing = entry.scheduler.open_weight() +
                             (event.end != EndReason::kNone ? batch.weight : 0);
-    out->push_back({sink, worker_grants, entry.uid, event.stream, batch,
-                    event.end, changes.closed_status, event.expected_wait,
-                    !entry.scheduler.limited(),
-                    entry.scheduler.SharePerSecond(batch.weight, sharing, now),
-                    config.degradation, config.local_share_for});
+    outbox_.push_back(
+        {sink, worker_grants, entry.uid, event.stream, batch, event.end,
+         changes.closed_status, event.expected_wait, !entry.scheduler.limited(),
+         entry.scheduler.SharePerSecond(batch.weight, sharing, now),
+         config.degradation, config.local_share_for});
   }
 }
 
-void ThrottleTable::SettleLocked(Entry& entry, std::vector<Delivery>* out) {
+void ThrottleTable::SettleLocked(Entry& entry) {
   Changes changes;
   entry.scheduler.Advance(clock_->Now(), &changes.events);
-  CollectLocked(entry, changes, out);
+  CollectLocked(entry, changes);
   FileWakeupLocked(entry, /*kick=*/true);
   CheckReservationLocked(entry);
 }
@@ -570,51 +561,78 @@ void ThrottleTable::LogGrants(const Delivery& delivery) {
                              delivery.batch.grants, delivery.batch.spacing);
 }
 
-void ThrottleTable::Deliver(std::vector<Delivery> deliveries) {
-  while (!deliveries.empty()) {
-    std::vector<Delivery> more;
-    const absl::Time now = clock_->Now();
-    for (const Delivery& delivery : deliveries) {
-      StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
-      delivery.sink->Unref();
-      if (delivery.worker_grants != nullptr && delivery.batch.grants > 0) {
-        int64_t delivered = delivery.batch.grants;
-        for (const GrantBatch& u : rejected.grants) delivered -= u.grants;
-        if (delivered > 0) {
-          delivery.worker_grants->Increment(static_cast<double>(delivered));
-        }
-      }
-      if (options_.grant_log != nullptr && delivery.batch.grants > 0 &&
-          rejected.grants.empty()) {
-        LogGrants(delivery);
-      }
-      if (rejected.grants.empty() && !rejected.gone && !rejected.stalled) {
-        continue;
-      }
+void ThrottleTable::DeliverQueued() {
+  while (true) {
+    // Moves what was collected to its sink's queue, and claims the sinks
+    // no other thread is handing over to: their queues are this thread's.
+    std::vector<StreamSink*> mine;
+    {
       absl::MutexLock lock(&mu_);
-      Entry* entry = FindByUidLocked(delivery.uid);
-      if (entry == nullptr) continue;
-      if (rejected.gone) DropStreamLocked(*entry, delivery.stream);
-      if (rejected.stalled &&
-          entry->drained_early.erase(delivery.stream) == 0 &&
-          entry->sinks.contains(delivery.stream)) {
-        entry->scheduler.Hold(delivery.stream);
-        // An on-demand stream is owed what goes back: its demand stands.
-        int64_t owed = 0;
-        for (const GrantBatch& u : rejected.grants) owed += u.grants;
-        entry->scheduler.AddDemand(delivery.stream, 0, owed, now).IgnoreError();
-        entry->stalled.insert(delivery.stream);
-        ++entry->stalls;
-        Log(LogLevel::kWarning, "stream_stalled",
-            {{"throttle", entry->name},
-             {"stream", absl::StrCat(delivery.stream)},
-             {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
+      if (outbox_.empty()) return;
+      for (Delivery& delivery : outbox_) {
+        auto [it, unclaimed] = handing_over_.try_emplace(delivery.sink);
+        if (unclaimed) mine.push_back(delivery.sink);
+        it->second.push_back(std::move(delivery));
       }
-      for (const GrantBatch& u : rejected.grants) GiveBackLocked(*entry, u);
-      SettleLocked(*entry, &more);
+      outbox_.clear();
     }
-    deliveries = std::move(more);
+    for (StreamSink* sink : mine) {
+      while (true) {
+        std::vector<Delivery> queued;
+        {
+          absl::MutexLock lock(&mu_);
+          auto it = handing_over_.find(sink);
+          if (it->second.empty()) {
+            handing_over_.erase(it);
+            break;
+          }
+          queued.swap(it->second);
+        }
+        const absl::Time now = clock_->Now();
+        for (const Delivery& delivery : queued) HandOver(delivery, now);
+      }
+    }
+    // Fuel given back may have collected more.
   }
+}
+
+void ThrottleTable::HandOver(const Delivery& delivery, absl::Time now) {
+  StreamSink::Rejected rejected = delivery.sink->Deliver(delivery, now);
+  delivery.sink->Unref();
+  if (delivery.worker_grants != nullptr && delivery.batch.grants > 0) {
+    int64_t delivered = delivery.batch.grants;
+    for (const GrantBatch& u : rejected.grants) delivered -= u.grants;
+    if (delivered > 0) {
+      delivery.worker_grants->Increment(static_cast<double>(delivered));
+    }
+  }
+  if (options_.grant_log != nullptr && delivery.batch.grants > 0 &&
+      rejected.grants.empty()) {
+    LogGrants(delivery);
+  }
+  if (rejected.grants.empty() && !rejected.gone && !rejected.stalled) {
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  Entry* entry = FindByUidLocked(delivery.uid);
+  if (entry == nullptr) return;
+  if (rejected.gone) DropStreamLocked(*entry, delivery.stream);
+  if (rejected.stalled && entry->drained_early.erase(delivery.stream) == 0 &&
+      entry->sinks.contains(delivery.stream)) {
+    entry->scheduler.Hold(delivery.stream);
+    // An on-demand stream is owed what goes back: its demand stands.
+    int64_t owed = 0;
+    for (const GrantBatch& u : rejected.grants) owed += u.grants;
+    entry->scheduler.AddDemand(delivery.stream, 0, owed, now).IgnoreError();
+    entry->stalled.insert(delivery.stream);
+    ++entry->stalls;
+    Log(LogLevel::kWarning, "stream_stalled",
+        {{"throttle", entry->name},
+         {"stream", absl::StrCat(delivery.stream)},
+         {"timeout", absl::FormatDuration(options_.stream_stall_timeout)}});
+  }
+  for (const GrantBatch& u : rejected.grants) GiveBackLocked(*entry, u);
+  SettleLocked(*entry);  // queues what the fuel given back grants
 }
 
 }  // namespace throttle::server

@@ -322,14 +322,12 @@ class ThrottleTable final : public ThrottleStatsSource {
   void TransactStream(uint64_t uid,
                       absl::FunctionRef<void(Entry&, absl::Time now)> change)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Turns events into deliveries (taking sink references); grants of
-  // streams that already left go back at once.
-  void CollectLocked(Entry& entry, const Changes& changes,
-                     std::vector<Delivery>* out)
+  // Turns events into deliveries queued in outbox_ (taking sink
+  // references); grants of streams that already left go back at once.
+  void CollectLocked(Entry& entry, const Changes& changes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The end of every transaction: advance to now, collect, refile.
-  void SettleLocked(Entry& entry, std::vector<Delivery>* out)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SettleLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files `entry` in wakeups_ at its next wake-up; `kick` also tells the
   // refill loop (not needed from inside the loop's own pass).
   void FileWakeupLocked(Entry& entry, bool kick)
@@ -347,9 +345,16 @@ class ThrottleTable final : public ThrottleStatsSource {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends a delivered batch to options_.grant_log.
   void LogGrants(const Delivery& delivery) ABSL_LOCKS_EXCLUDED(mu_);
-  // Hands deliveries to their sinks; what a sink rejects is given back
-  // (which may deliver more). Must not hold mu_.
-  void Deliver(std::vector<Delivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands the queued deliveries to their sinks, each sink's in the order
+  // they were collected; what a sink rejects is given back (which may
+  // queue more). Called after every transaction that may have queued
+  // some. One thread at a time hands over to a sink: a delivery for a sink
+  // another thread is handing over to joins that sink's queue, which that
+  // thread hands over too.
+  void DeliverQueued() ABSL_LOCKS_EXCLUDED(mu_);
+  // Hands one delivery to its sink and gives back what it rejects.
+  void HandOver(const Delivery& delivery, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const Clock* const clock_;
   Metrics* const metrics_;
@@ -368,6 +373,16 @@ class ThrottleTable final : public ThrottleStatsSource {
   ReservationListener* reservations_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Duration reservation_ahead_ ABSL_GUARDED_BY(mu_);
   absl::Time grant_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  // Deliveries collected and not yet handed over, in the order they were
+  // collected; then the queues of the sinks being handed over to (a sink
+  // is there while a thread hands over to it). Handed over outside mu_:
+  // two threads handing over their own deliveries could reorder a
+  // stream's, and a stream that sees its end before grants collected
+  // earlier refuses them -- an AwaitFuel call would end OK with fewer
+  // grants than its count.
+  std::vector<Delivery> outbox_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<StreamSink*, std::vector<Delivery>> handing_over_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace throttle::server

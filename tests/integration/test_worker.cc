@@ -17,6 +17,10 @@
 // one line of CLOCK_MONOTONIC nanoseconds (std::chrono::steady_clock, the
 // clock of every process on the host), for bench/degrade.sh.
 //
+// With --unless_late_ms=T each wait of the loop is
+// Tank::AwaitFuelUnlessLate(1, T ms) (the Tank's AwaitFuel calls, not its
+// stream); a wait that times out or would be late is simply made again.
+//
 // With --tls_ca, --tls_cert, --tls_key, --token, --token_file,
 // --tls_server_name (or their THROTTLE_* environment variables) it connects
 // over TLS, mTLS or with a token (throttle/channel.h); a bad security
@@ -29,6 +33,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "throttle/channel.h"
@@ -50,6 +55,8 @@ ABSL_FLAG(std::string, grant_times, "",
 ABSL_FLAG(std::string, report, "",
           "success or rejection: after each grant, report the work it "
           "stood for as that outcome (Tank::Report); empty: no reports");
+ABSL_FLAG(int64_t, unless_late_ms, 0,
+          "if > 0: each wait is AwaitFuelUnlessLate(1, this many ms)");
 ABSL_FLAG(int64_t, await_fuel, 0,
           "if > 0: one raw AwaitFuel call for this many grants instead of "
           "the client library's loop");
@@ -114,6 +121,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   throttle::Tank tank(*channel, absl::GetFlag(FLAGS_throttle), options);
+  const int64_t unless_late_ms = absl::GetFlag(FLAGS_unless_late_ms);
   std::FILE* times = nullptr;
   if (const std::string path = absl::GetFlag(FLAGS_grant_times);
       !path.empty()) {
@@ -126,7 +134,10 @@ int main(int argc, char** argv) {
   std::printf("ready\n");
   std::fflush(stdout);
   while (!tank.killed()) {
-    const throttle::FuelResult fuel = tank.AwaitFuel();
+    const throttle::FuelResult fuel =
+        unless_late_ms > 0
+            ? tank.AwaitFuelUnlessLate(1, absl::Milliseconds(unless_late_ms))
+            : tank.AwaitFuel();
     if (fuel.outcome == throttle::FuelOutcome::kError) {
       std::printf("error %s\n", fuel.status.ToString().c_str());
       return 1;

@@ -324,6 +324,26 @@ TEST(ApplyConfigUpdate, DegradationPathsChangeOnlyThePolicy) {
   EXPECT_EQ(merged->mode, Mode::kBucket);
 }
 
+TEST(ApplyConfigUpdate,
+     SwitchingAwayFromLocalShareDropsLocalShareForUnlessNamed) {
+  ThrottleConfig current = Bucket20();
+  current.degradation = Degradation::kLocalShare;
+  current.local_share_for = absl::Seconds(10);
+  v1::ThrottleConfig update;
+  update.set_degradation(v1::DEGRADATION_FAIL_FAST);
+  auto merged = ApplyConfigUpdate(current, update, Mask({"degradation"}));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->degradation, Degradation::kFailFast);
+  EXPECT_EQ(merged->local_share_for, absl::ZeroDuration());
+  // Named too, it is what was sent, and validated as a whole.
+  update.mutable_local_share_for()->set_seconds(10);
+  merged = ApplyConfigUpdate(current, update,
+                             Mask({"degradation", "local_share_for"}));
+  ASSERT_FALSE(merged.ok());
+  EXPECT_EQ(merged.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(merged.status().message(), HasSubstr("local_share_for"));
+}
+
 TEST(ParseThrottleSpec, DegradationKeys) {
   auto spec = ParseThrottleSpec(
       "t max_n=5 per=1 degradation=local_share local_share_for=10s");

@@ -439,7 +439,9 @@ TEST_F(ServiceTest, ConfigureKeepsOpenStreams) {
       stub_->ConfigureThrottle(Context().get(), configure, &configured).ok());
   waiter.join();
   EXPECT_TRUE(result.status.ok());
-  EXPECT_EQ(result.grants(), 3);
+  std::string messages;  // what the stream got, if it was not all
+  for (const auto& m : result.messages) messages += m.ShortDebugString() + "; ";
+  EXPECT_EQ(result.grants(), 3) << messages;
 }
 
 // issue 13: a mask of max_n keeps a bucket's mode and burst; a bad path

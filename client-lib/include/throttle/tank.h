@@ -318,6 +318,7 @@ class Tank {
 
   const std::string throttle_;
   const TankOptions options_;
+  const std::shared_ptr<grpc::ChannelInterface> channel_;
   const std::unique_ptr<v1::Throttle::Stub> stub_;
   // The calls in flight, for Close().
   const std::unique_ptr<CallRegistry> calls_;

@@ -11,6 +11,8 @@ import datetime
 import math
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -404,6 +406,61 @@ class DegradationServerTest(_ServerPerTest):
             lambda: control.mean_details().total_emissions >= stored + 10 and all(
                 w.grants > b for w, b in zip(workers, back))))
         self.assertEqual([w.errors for w in workers], [[], []])
+
+    def test_a_worker_process_is_back_soon_with_the_backup_poller_off(self):
+        # gRPC's C-core sees a connection attempt succeed only while a
+        # thread polls the channel, else at its backup poller's tick (every
+        # 5 s): a worker that slept out its backoffs came back 0 to 10 s
+        # after the server. With the poller off (0) it never came back: the
+        # stream must watch its channel while it backs off. A process of
+        # its own: any gRPC polling in this process (the control calls)
+        # would drive its channel too.
+        spec = ("back max_n=20 per=1 degradation=local_share "
+                "local_share_for=60s")
+        first = self.serve(spec)
+        control = Throttle(first.address, "back")
+        control.start()
+        control.close()
+        out = os.path.join(os.path.dirname(self.state), "worker.out")
+        code = ("import sys\n"
+                "from throttle_client import Throttle\n"
+                "t = Throttle(sys.argv[1], 'back', backoff_initial=0.02,\n"
+                "             backoff_max=0.5)\n"
+                "while True:\n"
+                "    if t.await_fuel(60):\n"
+                "        print('fuel', flush=True)\n")
+        env = dict(os.environ, GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS="0")
+        with open(out, "w") as output:
+            worker = subprocess.Popen(
+                [sys.executable, "-c", code, first.address], stdout=output,
+                stderr=subprocess.STDOUT, env=env)
+        self.addCleanup(worker.wait)
+        self.addCleanup(worker.kill)
+
+        def grants():
+            with open(out) as f:
+                return sum(1 for line in f if line.strip() == "fuel")
+
+        self.assertTrue(wait_for(lambda: grants() >= 3))
+        self.kill(first)
+        # A second of local grants (the whole 20/s): the channel's own
+        # reconnect backoff reached its cap.
+        at_kill = grants()
+        self.assertTrue(wait_for(lambda: grants() >= at_kill + 20))
+
+        restarted = self.serve(spec, port=first.port)
+        restart = time.monotonic()
+        control = Throttle(restarted.address, "back")
+        self.addCleanup(control.close)
+        stored = control.mean_details().total_emissions
+        # Back on the server within many times its backoff cap (0.5 s).
+        back = wait_for(
+            lambda: control.mean_details().total_emissions >= stored + 5,
+            timeout=15)
+        self.assertTrue(back, f"the server granted "
+                        f"{control.mean_details().total_emissions - stored} "
+                        f"in {time.monotonic() - restart:.1f} s")
+        self.assertIsNone(worker.poll())  # still running: no wait failed
 
     def test_fail_fast_raises_unavailable_until_the_server_is_back(self):
         spec = "ff max_n=100 per=1 degradation=fail_fast"

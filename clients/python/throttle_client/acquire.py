@@ -159,8 +159,10 @@ class AcquireStream:
     """
 
     def __init__(self, stub, first_request, kill_flag, backoff,
-                 ask_ahead=DEFAULT_ASK_AHEAD, clock=time.monotonic):
+                 ask_ahead=DEFAULT_ASK_AHEAD, clock=time.monotonic,
+                 channel=None):
         self._stub = stub
+        self._channel = channel  # the stub's, watched during a backoff
         self._first_request = first_request
         self._kill_flag = kill_flag
         self._backoff = backoff
@@ -192,6 +194,9 @@ class AcquireStream:
         self._thread = None
         # The throttle's degradation policy and the outage, if any.
         self._local = LocalShare()
+        # The channel's states seen during the current backoff (the first
+        # is the state as the call ended), from _watch_channel.
+        self._channel_states = []
         with _live_lock:
             _live.add(self)
 
@@ -394,15 +399,47 @@ class AcquireStream:
                 # Back off, then open again for the waiters left (if any).
                 self._phase = _BACKOFF
                 until = time.monotonic() + delay
-                while not self._closed:
-                    now = time.monotonic()
-                    left = until - now
-                    if left <= 0:
-                        break
-                    self._degrade(now)
-                    self._wake.wait(
-                        min(left, max(self._local.next_change(now) - now, 0)))
+                # Watched meanwhile: gRPC's C-core sees a connection
+                # attempt succeed (or be refused) only while some thread
+                # polls the channel -- a call, or a subscription's polling
+                # thread -- else at its backup poller's tick, every 5 s; a
+                # worker slept through its channel's attempts and came back
+                # up to 10 s after the server (docs/DECISIONS.md,
+                # "Reconnecting after an outage").
+                self._channel_states = []
+                if self._channel is not None:
+                    self._channel.subscribe(self._watch_channel,
+                                            try_to_connect=True)
+                try:
+                    while not self._closed and not self._connected_again():
+                        now = time.monotonic()
+                        left = until - now
+                        if left <= 0:
+                            break
+                        self._degrade(now)
+                        self._wake.wait(min(
+                            left, max(self._local.next_change(now) - now, 0)))
+                finally:
+                    if self._channel is not None:
+                        self._channel.unsubscribe(self._watch_channel)
                 self._phase = _IDLE
+
+    def _watch_channel(self, state):
+        """A state of the channel during a backoff (gRPC's thread)."""
+        with self._lock:
+            self._channel_states.append(state)
+            self._wake.notify()
+
+    def _connected_again(self):
+        """Whether the backoff ends early: the channel was not connected at
+        some point since the call ended (the call never reached a server,
+        or its connection dropped: a server killed) and it is connected
+        now -- a server refusing calls over a connection that stays up is
+        still backed off from. With _lock."""
+        states = self._channel_states
+        ready = grpc.ChannelConnectivity.READY
+        return (bool(states) and states[-1] is ready
+                and any(state is not ready for state in states))
 
     def _open(self):
         """Opens a call asking for what the waiters miss (and what is asked

@@ -574,7 +574,8 @@ class Throttle:
                         self.kill_flag,
                         Backoff(self.backoff_initial, self.backoff_max),
                         ask_ahead=self.ask_ahead,
-                        clock=self.clock or time.monotonic)
+                        clock=self.clock or time.monotonic,
+                        channel=state.channel)
                     self._state = state
         return state
 
