@@ -133,8 +133,12 @@ TEST(StatusPage, ShowsAndKeepsTheFirstThrottlesOnlyAndSaysHowManyThereAre) {
 TEST(StatusPage, NamesAreEscapedInTheJsonAndThePage) {
   testing::FakeClock clock;
   FakeSource source;
-  source.Set({Throttle("a<b>&\"c\\</script>", 1)});
+  const std::string name = "a<b>&\"c\\</script>";
+  source.Set({Throttle(name, 1)});
   StatusPage page(&clock, &source, "");
+  // After the first sample (taken at once; the fake clock takes no more),
+  // so that the page below shows the same JSON.
+  ASSERT_TRUE(page.AwaitSamples(name, 1, kWait));
   const std::string json = page.Json();
   EXPECT_THAT(json,
               HasSubstr(R"("a\u003cb\u003e\u0026\"c\\\u003c/script\u003e")"));
