@@ -14,7 +14,7 @@ const path = require('node:path');
 const { describe, test } = require('node:test');
 const { FuelOutcome, Throttle, ThrottleError } = require('..');
 const { LocalShare, WAIT, LOCAL, FAIL_FAST } = require('../degrade');
-const { GENEROUS, Server, waitFor } = require('./support');
+const { GENEROUS, Server, sleep, waitFor } = require('./support');
 
 const UNAVAILABLE = 14;
 
@@ -448,9 +448,17 @@ describe('degradation against a real server', () => {
       assert.equal(await tank.awaitFuel(GENEROUS), FuelOutcome.FUEL); // the stream
       const killed = performance.now();
       await kill(first);
+      // The stream's worker works 150 ms on each grant, so that some of the
+      // grants (one each 100 ms) fall due while nobody waits and the polls
+      // get them: a worker always waiting took every grant as it fell due,
+      // and under load the polls got 1 of 300 in 30 s.
       const streaming = (async () => {
         try {
-          while (!done) if ((await tank.awaitFuel(1)) === FuelOutcome.FUEL) counts.stream += 1;
+          while (!done) {
+            if ((await tank.awaitFuel(1)) !== FuelOutcome.FUEL) continue;
+            counts.stream += 1;
+            await sleep(0.15);
+          }
         } catch (error) {
           if (!done) counts.errors.push(error);
         }
