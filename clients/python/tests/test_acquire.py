@@ -241,6 +241,47 @@ class AskAhead(ServerTestCase):
                 Throttle("127.0.0.1:1", "x", ask_ahead=bad)
 
 
+class DemandWhileUnlimited(unittest.TestCase):
+    """The demand a stream sends as its pace falls (no server: the
+    stream's own arithmetic, on its clock)."""
+
+    def test_a_falling_pace_withdraws_nothing_while_unlimited(self):
+        from throttle_client._proto import pb
+        from throttle_client.acquire import AcquireStream
+        from throttle_client.backoff import Backoff
+        from throttle_client.client import KillFlag
+
+        clock = ManualClock()
+        stream = AcquireStream(None, pb.AcquireRequest(throttle="t"),
+                               KillFlag(), Backoff(), ask_ahead=16,
+                               clock=clock)
+        try:
+            with stream._lock:
+                # What a fast loop leaves: a pace of 16 in this 1 ms window,
+                # 9 grants asked ahead that the server has not sent yet.
+                stream._unlimited = True
+                stream._outstanding = 9
+                stream._note_taken(16)
+                self.assertEqual(stream._demand_change(), 0)  # 9 >= 16 / 2
+                # The worker paused: its pace is 1, nothing is asked ahead
+                # any more, but the 9 stay asked for. A withdrawal would race
+                # the grants already on their way (more than ask_ahead
+                # counted and unused, seen as 2020 of 2000 + 16).
+                clock.advance(0.010)
+                stream._note_taken(1)
+                self.assertEqual(stream._ask_ahead_now(), 0)
+                self.assertEqual(stream._demand_change(), 0)
+                stream._wanted = 10  # a waiter missing 10: one more
+                self.assertEqual(stream._demand_change(), 1)
+                # Limited: exactly what the waiters miss, withdrawing the
+                # rest.
+                stream._wanted = 2
+                stream._unlimited = False
+                self.assertEqual(stream._demand_change(), -7)
+        finally:
+            stream.close()
+
+
 class Withdraw(ServerTestCase):
 
     def test_a_timed_out_waiter_withdraws_its_demand(self):

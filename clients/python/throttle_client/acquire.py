@@ -483,13 +483,17 @@ class AcquireStream:
     def _demand_change(self):
         """How much demand to add (> 0) or withdraw (< 0) now. With _lock."""
         exact = self._wanted - self._outstanding
-        ask_ahead = self._ask_ahead_now() if self._unlimited else 0
-        if ask_ahead <= 0:
+        if not self._unlimited:
             return exact
+        # While unlimited nothing is withdrawn, even when the pace falls: a
+        # withdrawal would race the grants already sent, which would then
+        # come on top of the next top-up (more than ask_ahead counted and
+        # unused).
+        ask_ahead = self._ask_ahead_now()
         # Grants kept or coming beyond what the waiters miss.
         ahead = self._spare + self._outstanding - self._wanted
-        if ahead >= (ask_ahead + 1) // 2:
-            return max(exact, 0)  # enough: never withdraw while unlimited
+        if ask_ahead <= 0 or ahead >= (ask_ahead + 1) // 2:
+            return max(exact, 0)
         return ask_ahead - ahead
 
     def _note_taken(self, n):
