@@ -101,6 +101,21 @@ class ReconnectTest : public ::testing::Test {
     server.process.Wait(kGenerous).IgnoreError();
   }
   void WorkerIsBackSoonAfterARestart(const std::vector<std::string>& flags);
+  // The server restarted at `restart` counts 5 more grants of "back" than
+  // it had stored within kBack of it: the worker is back.
+  static void ExpectGrantsSoon(const ServerProcess& server,
+                               absl::Time restart) {
+    // Closed on return, before the server stops, which then need not wait
+    // out its shutdown grace.
+    Controller controller(server.address());
+    const int64_t stored = TotalEmissions(controller, "back");
+    ASSERT_GE(stored, 0);
+    EXPECT_TRUE(WaitFor(
+        [&] { return TotalEmissions(controller, "back") >= stored + 5; },
+        kBack))
+        << "the server granted " << TotalEmissions(controller, "back") - stored
+        << " in " << absl::Now() - restart;
+  }
   static void Stop(ServerProcess& server) {
     server.process.Signal(SIGTERM);
     EXPECT_EQ(server.process.Wait(kGenerous).value_or(-1), 0);
@@ -134,18 +149,7 @@ void ReconnectTest::WorkerIsBackSoonAfterARestart(
   absl::StatusOr<ServerProcess> restarted = Serve(port);
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   const absl::Time restart = absl::Now();
-  {
-    // Closed before the server stops, which then need not wait out its
-    // shutdown grace.
-    Controller controller(restarted->address());
-    const int64_t stored = TotalEmissions(controller, "back");
-    ASSERT_GE(stored, 0);
-    EXPECT_TRUE(WaitFor(
-        [&] { return TotalEmissions(controller, "back") >= stored + 5; },
-        kBack))
-        << "the server granted " << TotalEmissions(controller, "back") - stored
-        << " in " << absl::Now() - restart;
-  }
+  ExpectGrantsSoon(*restarted, restart);
   // Still running: no wait failed.
   EXPECT_FALSE(worker->Wait(absl::ZeroDuration()).ok());
   worker->Signal(SIGKILL);
@@ -191,19 +195,8 @@ TEST_F(ReconnectTest, AStreamReconnectsAtOnceWhenItsChannelConnects) {
   absl::StatusOr<ServerProcess> restarted = Serve(port);
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   const absl::Time restart = absl::Now();
-  {
-    // Closed before the server stops, which then need not wait out its
-    // shutdown grace.
-    Controller controller(restarted->address());
-    const int64_t stored = TotalEmissions(controller, "back");
-    ASSERT_GE(stored, 0);
-    EXPECT_TRUE(WaitFor(
-        [&] { return TotalEmissions(controller, "back") >= stored + 5; },
-        kBack))
-        << "the server granted " << TotalEmissions(controller, "back") - stored
-        << " in " << absl::Now() - restart;
-    EXPECT_FALSE(loop->failed());
-  }
+  ExpectGrantsSoon(*restarted, restart);
+  EXPECT_FALSE(loop->failed());
   // The Tank gone too (its channel with it): the server need not wait
   // out its shutdown grace.
   loop.reset();
