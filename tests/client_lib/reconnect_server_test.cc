@@ -16,17 +16,16 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/tank_loop.h"
 #include "throttle/channel.h"
 #include "throttle/controller.h"
 #include "throttle/tank.h"
@@ -51,39 +50,6 @@ TankOptions Options() {
   options.backoff_max = absl::Milliseconds(500);
   return options;
 }
-
-// A thread awaiting fuel on `tank` in a loop, counting its grants, until
-// destroyed (which closes the Tank).
-class Loop {
- public:
-  explicit Loop(Tank* tank) : tank_(tank), thread_([this] { Run(); }) {}
-  ~Loop() {
-    done_ = true;
-    tank_->Close();
-    thread_.join();
-  }
-  int64_t grants() const { return grants_; }
-  // The last wait ended otherwise than with fuel or a timeout.
-  bool failed() const { return failed_; }
-
- private:
-  void Run() {
-    while (!done_) {
-      const FuelResult result = tank_->AwaitFuel(kGenerous);
-      if (result.ok()) {
-        ++grants_;
-      } else if (result.outcome != FuelOutcome::kTimedOut) {
-        failed_ = !done_;
-        return;
-      }
-    }
-  }
-  Tank* const tank_;
-  std::atomic<bool> done_{false};
-  std::atomic<int64_t> grants_{0};
-  std::atomic<bool> failed_{false};
-  std::thread thread_;
-};
 
 class ReconnectTest : public ::testing::Test {
  protected:
@@ -185,7 +151,7 @@ TEST_F(ReconnectTest, AStreamReconnectsAtOnceWhenItsChannelConnects) {
       CreateInsecureChannel(first->address(), absl::Milliseconds(20),
                             absl::Milliseconds(100)),
       "back", options);
-  std::optional<Loop> loop(std::in_place, &*tank);
+  std::optional<TankLoop> loop(std::in_place, &*tank, kGenerous);
   ASSERT_TRUE(WaitFor([&] { return loop->grants() >= 3; }, kGenerous));
   Kill(*first);
   const int64_t at_kill = loop->grants();

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/server_process.h"
+#include "tests/support/tank_loop.h"
 #include "throttle/controller.h"
 #include "throttle/tank.h"
 
@@ -433,37 +434,18 @@ class DegradationTest : public TankServerTest {
   }
 };
 
-// A worker thread: awaits fuel on a Tank of its own until told to stop or
-// a wait fails, and counts its grants.
+// A worker thread: awaits fuel on a Tank of its own until destroyed or a
+// wait fails, and counts its grants.
 class Worker {
  public:
   Worker(const std::string& address, const std::string& throttle)
-      : tank_(address, throttle, Options()), thread_([this] { Run(); }) {}
-  ~Worker() {
-    done_ = true;
-    tank_.Close();
-    thread_.join();
-  }
-  int64_t grants() const { return grants_; }
-  bool failed() const { return failed_; }
+      : tank_(address, throttle, Options()), loop_(&tank_, kGenerous) {}
+  int64_t grants() const { return loop_.grants(); }
+  bool failed() const { return loop_.failed(); }
 
  private:
-  void Run() {
-    while (!done_) {
-      const FuelResult result = tank_.AwaitFuel(kGenerous);
-      if (result.ok()) {
-        ++grants_;
-      } else if (result.outcome != FuelOutcome::kTimedOut) {
-        failed_ = !done_;
-        return;
-      }
-    }
-  }
   Tank tank_;
-  std::atomic<bool> done_{false};
-  std::atomic<int64_t> grants_{0};
-  std::atomic<bool> failed_{false};
-  std::thread thread_;
+  TankLoop loop_;  // after tank_: stopped first
 };
 
 TEST_F(DegradationTest, LocalShareCarriesWorkersThroughAServerKill) {
