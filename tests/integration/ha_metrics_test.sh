@@ -14,35 +14,8 @@ for tool in etcd curl; do
 done
 source "$here/lib.sh"
 
-etcd_port=$(free_port) peer_port=$(free_port)
-etcd --data-dir="$dir/etcd" --listen-client-urls="http://127.0.0.1:$etcd_port" \
-  --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls="http://127.0.0.1:$peer_port" \
-  --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
-  --initial-cluster="default=http://127.0.0.1:$peer_port" >"$dir/etcd.log" 2>&1 &
-pids+=($!)
-wait_for 60 curl -sf "http://127.0.0.1:$etcd_port/health" \
-  || fail "etcd did not start: $(tail -20 "$dir/etcd.log")"
-
-http_ports=()
-for i in 0 1; do
-  http_ports+=("$(free_port)")
-  "$server_bin" --listen="127.0.0.1:$(free_port)" --metrics_listen="127.0.0.1:${http_ports[i]}" \
-    --etcd_endpoints="127.0.0.1:$etcd_port" --cluster=ha_metrics --lease_ttl=2s \
-    --throttle="work max_n=5 per=1" 2>"$dir/node$i.log" &
-  pids+=($!)
-done
-# leading I: the throttle_leader value node I's /metrics shows.
-leading() {
-  curl -sf "http://127.0.0.1:${http_ports[$1]}/metrics" | awk '$1 ~ /^throttle_leader[{]/ { print $2 }'
-}
-one_leads() {
-  local roles="$(leading 0) $(leading 1)"
-  [[ "$roles" == "1 0" || "$roles" == "0 1" ]]
-}
-wait_for 120 one_leads || fail "no leader and standby: $(leading 0 || true) $(leading 1 || true)
-$(tail -5 "$dir"/node*.log)"
-if [[ "$(leading 0)" == 1 ]]; then leader=0 standby=1; else leader=1 standby=0; fi
+start_etcd
+start_ha_pair "$server_bin" ha_metrics
 
 for role in standby leader; do
   curl -sf "http://127.0.0.1:${http_ports[${!role}]}/metrics" >"$dir/$role.txt" \

@@ -4,7 +4,8 @@
 # It makes a fresh temporary directory $dir and an empty list $pids of the
 # processes the test starts (append each with `pids+=($!)`); on exit, every
 # one of them is ended and waited for and $dir is removed. It also defines
-# fail, wait_for and free_port below.
+# fail, wait_for and free_port below, and start_etcd and start_ha_pair for
+# the tests of a high-available pair.
 
 dir=$(mktemp -d)
 pids=()
@@ -34,4 +35,50 @@ wait_for() {
 # binding).
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_etcd: a real single-member etcd on free 127.0.0.1 ports, data in
+# $dir/etcd, log in $dir/etcd.log; sets etcd_port once it is healthy (fails
+# the test if it does not become so within 60 s). Needs etcd and curl.
+start_etcd() {
+  local peer_port
+  etcd_port=$(free_port) peer_port=$(free_port)
+  etcd --data-dir="$dir/etcd" --listen-client-urls="http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-cluster="default=http://127.0.0.1:$peer_port" >"$dir/etcd.log" 2>&1 &
+  pids+=($!)
+  wait_for 60 curl -sf "http://127.0.0.1:$etcd_port/health" \
+    || fail "etcd did not start: $(tail -20 "$dir/etcd.log")"
+}
+
+# start_ha_pair SERVER CLUSTER: two SERVER nodes of cluster CLUSTER on
+# start_etcd's etcd (lease 2 s), each with throttle "work" (5/s) and its
+# metrics port in http_ports[0] and [1], logs in $dir/node0.log and
+# node1.log; once exactly one of them leads (by throttle_leader on their
+# /metrics, within 120 s, or the test fails), sets leader and standby to
+# their indexes.
+start_ha_pair() {
+  local server_bin=$1 cluster=$2 i roles
+  http_ports=()
+  for i in 0 1; do
+    http_ports+=("$(free_port)")
+    "$server_bin" --listen="127.0.0.1:$(free_port)" --metrics_listen="127.0.0.1:${http_ports[i]}" \
+      --etcd_endpoints="127.0.0.1:$etcd_port" --cluster="$cluster" --lease_ttl=2s \
+      --throttle="work max_n=5 per=1" 2>"$dir/node$i.log" &
+    pids+=($!)
+  done
+  wait_for 120 _one_leads || fail "no leader and standby: $(_leading 0 || true) $(_leading 1 || true)
+$(tail -5 "$dir"/node*.log)"
+  if [[ "$(_leading 0)" == 1 ]]; then leader=0 standby=1; else leader=1 standby=0; fi
+}
+# _leading I: the throttle_leader value node I's /metrics shows.
+_leading() {
+  curl -sf "http://127.0.0.1:${http_ports[$1]}/metrics" | awk '$1 ~ /^throttle_leader[{]/ { print $2 }'
+}
+_one_leads() {
+  local roles
+  roles="$(_leading 0) $(_leading 1)"
+  [[ "$roles" == "1 0" || "$roles" == "0 1" ]]
 }

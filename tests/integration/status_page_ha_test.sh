@@ -14,35 +14,8 @@ for tool in etcd chromium curl; do
 done
 source "$here/lib.sh"
 
-etcd_port=$(free_port) peer_port=$(free_port)
-etcd --data-dir="$dir/etcd" --listen-client-urls="http://127.0.0.1:$etcd_port" \
-  --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls="http://127.0.0.1:$peer_port" \
-  --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
-  --initial-cluster="default=http://127.0.0.1:$peer_port" >"$dir/etcd.log" 2>&1 &
-pids+=($!)
-wait_for 60 curl -sf "http://127.0.0.1:$etcd_port/health" \
-  || { echo "etcd did not start" >&2; tail -20 "$dir/etcd.log" >&2; exit 1; }
-
-http_ports=()
-for i in 0 1; do
-  http_ports+=("$(free_port)")
-  "$server_bin" --listen="127.0.0.1:$(free_port)" --metrics_listen="127.0.0.1:${http_ports[i]}" \
-    --etcd_endpoints="127.0.0.1:$etcd_port" --cluster=status_page_ha --lease_ttl=2s \
-    --throttle="work max_n=5 per=1" 2>"$dir/node$i.log" &
-  pids+=($!)
-done
-role_of() {  # role_of I: the role node I's status.json names
-  curl -sf "http://127.0.0.1:${http_ports[$1]}/status.json" |
-    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["role"])'
-}
-one_leads() {
-  local roles="$(role_of 0) $(role_of 1)"
-  [[ "$roles" == "leader standby" || "$roles" == "standby leader" ]]
-}
-wait_for 120 one_leads || { echo "no leader and standby: $(role_of 0 || true) $(role_of 1 || true)" >&2
-  tail -5 "$dir"/node*.log >&2; exit 1; }
-if [[ "$(role_of 0)" == leader ]]; then leader=0 standby=1; else leader=1 standby=0; fi
+start_etcd
+start_ha_pair "$server_bin" status_page_ha
 
 # What a person sees on each page, after its script ran.
 dump() {
