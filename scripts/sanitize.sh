@@ -25,7 +25,8 @@ usage() {
 [[ $# -ge 1 ]] || usage
 mode=$1
 
-# Configures and builds BUILD_DIR with clang and the given CMake arguments.
+# Configures and builds BUILD_DIR with clang and the given CMake arguments
+# (the targets in THROTTLE_BUILD_TARGETS, default all).
 build() {
   local dir=$1
   shift
@@ -144,7 +145,10 @@ case "${mode}" in
       ctest -j2 -LE polyglot --output-on-failure --timeout 600
     ;;
   fuzz)
-    build build-fuzz -DTHROTTLE_FUZZ=ON -DTHROTTLE_BUILD_TESTS=OFF
+    # Only the fuzz targets and what they link (not the server, etcd's
+    # client, throttlectl or the benchmarks).
+    THROTTLE_BUILD_TARGETS="request_fuzzer throttle_spec_fuzzer scheduler_fuzzer" \
+      build build-fuzz -DTHROTTLE_FUZZ=ON -DTHROTTLE_BUILD_TESTS=OFF
     tests/fuzz/run.sh build-fuzz "${2:-60}"
     ;;
   *)

@@ -6,6 +6,7 @@
 #   THROTTLE_EXTRA_PACKAGES  more Debian packages (scripts/sanitize.sh)
 #   THROTTLE_CMAKE_ARGS      more configure arguments, e.g.
 #                            -DTHROTTLE_SANITIZE=address,undefined
+#   THROTTLE_BUILD_TARGETS   the targets to build (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,4 +45,5 @@ build_dir="${BUILD_DIR:-build}"
 read -ra cmake_args <<<"${THROTTLE_CMAKE_ARGS:-}"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER="${CXX:-g++}" "${cmake_args[@]}" >/dev/null
-cmake --build "$build_dir" -j2
+read -ra targets <<<"${THROTTLE_BUILD_TARGETS:-}"
+cmake --build "$build_dir" -j2 ${targets[@]+--target "${targets[@]}"}
