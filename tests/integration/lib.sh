@@ -60,7 +60,7 @@ start_etcd() {
 # /metrics, within 120 s, or the test fails), sets leader and standby to
 # their indexes.
 start_ha_pair() {
-  local server_bin=$1 cluster=$2 i roles
+  local server_bin=$1 cluster=$2 i
   http_ports=()
   for i in 0 1; do
     http_ports+=("$(free_port)")
