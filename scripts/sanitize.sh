@@ -147,7 +147,8 @@ case "${mode}" in
   fuzz)
     # Only the fuzz targets and what they link (not the server, etcd's
     # client, throttlectl or the benchmarks).
-    THROTTLE_BUILD_TARGETS="request_fuzzer throttle_spec_fuzzer scheduler_fuzzer" \
+    source tests/fuzz/targets.sh
+    THROTTLE_BUILD_TARGETS="${fuzz_targets[*]}" \
       build build-fuzz -DTHROTTLE_FUZZ=ON -DTHROTTLE_BUILD_TESTS=OFF
     tests/fuzz/run.sh build-fuzz "${2:-60}"
     ;;

@@ -17,7 +17,8 @@ fi
 build_dir=$(cd "$1" && pwd)
 seconds=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
-targets=(request_fuzzer throttle_spec_fuzzer scheduler_fuzzer)
+source "${here}/targets.sh"
+targets=("${fuzz_targets[@]}")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/throttle-fuzz.XXXXXX")
 trap 'rm -rf "${tmp}"' EXIT
